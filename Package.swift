@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "StreamEngine",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "stream-engine", targets: ["Runner"]),
+        .library(name: "StreamEngine", targets: ["StreamEngine"]),
+        .library(name: "Topologies", targets: ["Topologies"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages, found through pkg-config.
+        .systemLibrary(
+            name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
+        .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
+
+        // Thin Swift layers over the C libraries.
+        .target(
+            name: "KafkaClient",
+            dependencies: [
+                "CRdKafka", "CKafkaMockLimits",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "RedisClient",
+            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Zstd", dependencies: ["CZstd"]),
+
+        // The generic engine.
+        .target(
+            name: "StreamEngine",
+            dependencies: [
+                "KafkaClient", "RedisClient", "Zstd",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // E-commerce processors, registered by name for topologies.yaml.
+        .target(name: "Topologies", dependencies: ["StreamEngine"]),
+        .executableTarget(
+            name: "Runner",
+            dependencies: [
+                "StreamEngine", "Topologies",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,105 @@
+#include "kafka_mock_limits.h"
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+
+/* Mirrors of librdkafka 2.0.2's private structures (rdkafka_mock_int.h,
+ * rdlist.h, queue.h). Only the prefixes that are read are declared, except for
+ * the partition, whose full size is needed to step through the array. */
+
+#define LIMITS_DEFAULT_MAX_SIZE ((size_t)1024 * 1024 * 5)
+#define LIMITS_DEFAULT_MAX_CNT ((size_t)100000)
+
+struct tailq_entry { void *next; void **prev; };
+struct tailq_head { void *first; void **last; };
+
+struct mirror_list {
+        int rl_size;
+        int rl_cnt;
+        void **rl_elems;
+        void (*rl_free_cb)(void *);
+        int rl_flags;
+        int rl_elemsize;
+        void *rl_p;
+};
+
+struct mirror_topic;
+
+struct mirror_partition {
+        struct tailq_entry leader_link;
+        int32_t id;
+        int64_t start_offset;
+        int64_t end_offset;
+        int64_t follower_start_offset;
+        int64_t follower_end_offset;
+        int update_follower_start_offset;
+        int update_follower_end_offset;
+        struct tailq_head msgsets;
+        size_t size;
+        size_t cnt;
+        size_t max_size;
+        size_t max_cnt;
+        struct tailq_head committed_offsets;
+        void *leader;
+        void **replicas;
+        int replica_cnt;
+        struct mirror_list pidstates;
+        int32_t follower_id;
+        struct mirror_topic *topic;
+};
+
+struct mirror_topic {
+        struct tailq_entry link;
+        char *name;
+        struct mirror_partition *partitions;
+        int partition_cnt;
+        int err;
+        void *cluster;
+};
+
+struct mirror_cluster {
+        char id[32];
+        void *rk;
+        int32_t controller_id;
+        struct tailq_head brokers;
+        int broker_cnt;
+        struct tailq_head topics;
+        int topic_cnt;
+};
+
+static int limit_ok(size_t value, size_t def, size_t lifted) {
+        return value == def || value == lifted;
+}
+
+int kafka_mock_lift_partition_limits(void *mcluster, const char *topic_name,
+                                     size_t max_bytes, size_t max_msgsets) {
+        if (rd_kafka_version() != 0x020002ff)
+                return -1;
+        struct mirror_cluster *cluster = (struct mirror_cluster *)mcluster;
+        if (cluster->topic_cnt < 0 || cluster->topic_cnt > 1000000)
+                return -3;
+        int seen = 0;
+        for (struct mirror_topic *t = (struct mirror_topic *)cluster->topics.first;
+             t != NULL && seen <= cluster->topic_cnt;
+             t = (struct mirror_topic *)t->link.next, seen++) {
+                if (t->cluster != mcluster)
+                        return -3;
+                if (t->name == NULL || strcmp(t->name, topic_name) != 0)
+                        continue;
+                if (t->partition_cnt <= 0 || t->partitions == NULL)
+                        return -3;
+                /* Check every partition before writing any. */
+                for (int i = 0; i < t->partition_cnt; i++) {
+                        struct mirror_partition *p = &t->partitions[i];
+                        if (p->id != i || p->topic != t ||
+                            !limit_ok(p->max_size, LIMITS_DEFAULT_MAX_SIZE, max_bytes) ||
+                            !limit_ok(p->max_cnt, LIMITS_DEFAULT_MAX_CNT, max_msgsets))
+                                return -3;
+                }
+                for (int i = 0; i < t->partition_cnt; i++) {
+                        t->partitions[i].max_size = max_bytes;
+                        t->partitions[i].max_cnt = max_msgsets;
+                }
+                return t->partition_cnt;
+        }
+        return -2;
+}
