@@ -1,0 +1,134 @@
+import CKafkaMockLimits
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka cluster inside this process: librdkafka's mock cluster
+/// (`rdkafka_mock.h`), N brokers listening on loopback and speaking the real
+/// Kafka protocol (consumer groups, idempotence, transactions). Any librdkafka
+/// client — in this process or another (kcat, another `stream-engine`) —
+/// connects through `bootstrapServers`.
+///
+/// Known limits of librdkafka 2.0.2's mock, and what this type does about them:
+/// - Each partition keeps only the last 5 MiB or 100,000 message sets and drops
+///   older ones silently. `createTopics` lifts both limits for the topics it
+///   creates (see `kafka_mock_lift_partition_limits`); topics auto-created by a
+///   Metadata request keep them, and `truncatedPartitions(topic:)` detects a
+///   partition that lost data (its low watermark moved above 0 — the mock
+///   deletes nothing otherwise).
+/// - Transactions are accepted (init, begin, commit, abort, fencing) but the
+///   mock neither filters aborted records for `read_committed` consumers (its
+///   Fetch answers carry no aborted-transaction list) nor stores the offsets of
+///   `sendOffsetsToTransaction` (TxnOffsetCommit is answered and dropped). See
+///   `supportsTransactionalIsolation`.
+/// - No controller and no CreateTopics/DescribeConfigs: topics are made with
+///   `rd_kafka_mock_topic_create`; configs such as `cleanup.policy` are
+///   accepted and ignored (the mock does not compact).
+public final class EmbeddedKafkaCluster: TopicAdministrator {
+    private let host: KafkaHandle
+    private let cluster: KafkaPointer
+    private let metadata: KafkaAdmin
+    private let logger: Logger
+    private let liftedTopics = Mutex<Set<String>>([])
+    /// `host:port,...` of the brokers.
+    public let bootstrapServers: String
+    /// Number of brokers.
+    public let brokerCount: Int
+
+    /// Starts `brokers` mock brokers on loopback.
+    public init(brokers: Int = 3, logger: Logger = Logger(label: "embedded-kafka")) throws(KafkaError) {
+        self.logger = logger
+        self.brokerCount = brokers
+        // The mock cluster is owned by an rd_kafka_t of its own that nothing else uses.
+        self.host = try KafkaHandle(kind: RD_KAFKA_PRODUCER, config: [:], logger: logger)
+        guard let mc = rd_kafka_mock_cluster_new(host.pointer, Int32(brokers)) else {
+            throw KafkaError.client("rd_kafka_mock_cluster_new failed")
+        }
+        self.cluster = KafkaPointer(pointer: mc)
+        self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(mc))
+        self.metadata = try KafkaAdmin(config: ["bootstrap.servers": bootstrapServers], logger: logger, timeout: .seconds(10))
+        logger.debug("embedded Kafka cluster (librdkafka \(librdkafkaVersion) mock) at \(bootstrapServers)")
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster.pointer)
+    }
+
+    /// Whether the brokers hide aborted transactions and store transactional
+    /// offsets. False for librdkafka 2.0.2's mock: an engine that needs
+    /// exactly-once results on it must not depend on either.
+    public static let supportsTransactionalIsolation = false
+
+    /// Client configuration pointing at this cluster.
+    public var clientConfig: [String: String] { ["bootstrap.servers": bootstrapServers] }
+
+    /// Creates a topic now (synchronously on the mock thread) and lifts the
+    /// mock's retention limits for it. An existing topic is left as it is.
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
+        let rf = Int32(min(max(replicationFactor, 1), brokerCount))
+        let err = rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), rf)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+            throw KafkaError(err, "create topic \(name) on the embedded cluster")
+        }
+        liftLimits(name)
+    }
+
+    private func liftLimits(_ topic: String) {
+        let alreadyDone = liftedTopics.withLock { !$0.insert(topic).inserted }
+        if alreadyDone { return }
+        let maxBytes = Int(1) << 46
+        let rc = kafka_mock_lift_partition_limits(UnsafeMutableRawPointer(cluster.pointer), topic, maxBytes, maxBytes)
+        if rc < 0 {
+            liftedTopics.withLock { _ = $0.remove(topic) }
+            logger.warning("""
+                could not lift the embedded cluster's 5 MiB/partition retention for \(topic) (code \(rc), \
+                librdkafka \(librdkafkaVersion)); data beyond it is dropped and detected as truncation
+                """)
+        }
+    }
+
+    /// Whether the retention limits of `topic` were lifted.
+    public func hasLiftedLimits(_ topic: String) -> Bool { liftedTopics.withLock { $0.contains(topic) } }
+
+    public func createTopics(_ topics: [NewTopic]) async throws {
+        for t in topics { try createTopic(t.name, partitions: t.partitions, replicationFactor: t.replicationFactor) }
+    }
+
+    public func partitionCount(topic: String) async throws -> Int? {
+        try await metadata.partitionCount(topic: topic)
+    }
+
+    public func watermarks(_ tp: TopicPartition) async throws -> Watermarks {
+        try await metadata.watermarks(tp)
+    }
+
+    /// Partitions of `topic` whose oldest records the mock dropped (low watermark > 0), with that low watermark.
+    public func truncatedPartitions(topic: String) async throws -> [TopicPartition: Int64] {
+        guard let n = try await partitionCount(topic: topic) else { return [:] }
+        var out: [TopicPartition: Int64] = [:]
+        for p in 0..<Int32(n) {
+            let tp = TopicPartition(topic, p)
+            let wm = try await watermarks(tp)
+            if wm.low > 0 { out[tp] = wm.low }
+        }
+        return out
+    }
+
+    // MARK: Fault injection
+
+    /// Takes a broker down (1-based id): connections to it fail until `setBrokerUp`.
+    public func setBrokerDown(_ id: Int32) throws(KafkaError) {
+        try KafkaError.check(rd_kafka_mock_broker_set_down(cluster.pointer, id), "broker \(id) down")
+    }
+
+    public func setBrokerUp(_ id: Int32) throws(KafkaError) {
+        try KafkaError.check(rd_kafka_mock_broker_set_up(cluster.pointer, id), "broker \(id) up")
+    }
+
+    /// Makes the next `count` requests of an API (e.g. 0 = Produce, 1 = Fetch) fail with `error`.
+    public func pushRequestErrors(apiKey: Int16, error: Int32, count: Int) {
+        let errs = [rd_kafka_resp_err_t](repeating: rd_kafka_resp_err_t(rawValue: error), count: count)
+        errs.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster.pointer, apiKey, count, $0.baseAddress) }
+    }
+}

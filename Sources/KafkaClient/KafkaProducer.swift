@@ -1,0 +1,253 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka producer over librdkafka.
+///
+/// Idempotent (`enable.idempotence=true`) unless configured otherwise. Delivery
+/// reports are served by a dedicated poll thread: `send(_:)` enqueues and counts
+/// the outcome (see `flush(timeout:)`), `sendAndWait(_:)` awaits its own report.
+/// With a `transactional.id` the transactional API is available.
+public final class KafkaProducer: Sendable {
+    let handle: KafkaHandle
+    private let running = RunFlag()
+    private let pollThreadDone = DispatchSemaphore(value: 0)
+    private let logger: Logger
+
+    /// Defaults applied under the caller's configuration.
+    public static let defaultConfig: [String: String] = [
+        "enable.idempotence": "true",
+        "compression.type": "zstd",
+        "linger.ms": "5",
+    ]
+
+    /// - Parameter config: librdkafka configuration, passed through unchanged
+    ///   (on top of `defaultConfig`).
+    public init(config: [String: String], logger: Logger) throws(KafkaError) {
+        self.logger = logger
+        let merged = Self.defaultConfig.merging(config) { _, new in new }
+        self.handle = try KafkaHandle(kind: RD_KAFKA_PRODUCER, config: merged, logger: logger) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf, kafkaDeliveryCallback)
+        }
+        let handle = self.handle
+        let running = self.running
+        let done = self.pollThreadDone
+        let thread = Thread {
+            // The one loop that serves this producer's main queue (delivery reports, logs, errors).
+            while running.isSet {
+                rd_kafka_poll(handle.pointer, 50)
+            }
+            done.signal()
+        }
+        thread.name = "kafka-producer-poll"
+        thread.start()
+    }
+
+    deinit {
+        stopPolling()
+    }
+
+    private func stopPolling() {
+        if running.clear() {
+            pollThreadDone.wait()
+        }
+    }
+
+    /// Enqueues a record. Blocks briefly (serving nothing, the poll thread does)
+    /// while librdkafka's queue is full. The outcome is counted; `flush` reports failures.
+    public func send(_ record: ProducerRecord) throws(KafkaError) {
+        try produce(record, opaque: nil)
+    }
+
+    /// Enqueues a record and waits for its delivery report.
+    public func sendAndWait(_ record: ProducerRecord) async throws -> DeliveryReport {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<DeliveryReport, any Error>) in
+            let waiter = Unmanaged.passRetained(DeliveryWaiter(cont))
+            do {
+                try produce(record, opaque: waiter.toOpaque())
+            } catch {
+                waiter.release()
+                cont.resume(throwing: error)
+            }
+        }
+    }
+
+    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer?) throws(KafkaError) {
+        var attempts = 0
+        while true {
+            let err = produceOnce(record, opaque: opaque)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL, attempts < 6000 {
+                attempts += 1
+                usleep(1000)
+                continue
+            }
+            throw KafkaError(err, "produce to \(record.topic): \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+
+    private func produceOnce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer?) -> rd_kafka_resp_err_t {
+        record.topic.withCString { topicPtr -> rd_kafka_resp_err_t in
+            var hdrs: OpaquePointer? = nil
+            if !record.headers.isEmpty {
+                hdrs = rd_kafka_headers_new(record.headers.count)
+                for h in record.headers {
+                    if let v = h.value {
+                        v.withUnsafeBytes { _ = rd_kafka_header_add(hdrs, h.name, -1, $0.baseAddress, $0.count) }
+                    } else {
+                        rd_kafka_header_add(hdrs, h.name, -1, nil, 0)
+                    }
+                }
+            }
+            let err = withOptionalBytes(record.key) { keyPtr, keyLen in
+                withOptionalBytes(record.value) { valPtr, valLen -> rd_kafka_resp_err_t in
+                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
+                    var n = 0
+                    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC; vus[n].u.cstr = topicPtr; n += 1
+                    vus[n].vtype = RD_KAFKA_VTYPE_PARTITION; vus[n].u.i32 = record.partition ?? -1; n += 1
+                    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[n].u.i = RD_KAFKA_MSG_F_COPY; n += 1
+                    if let valPtr {
+                        vus[n].vtype = RD_KAFKA_VTYPE_VALUE; vus[n].u.mem.ptr = UnsafeMutableRawPointer(mutating: valPtr); vus[n].u.mem.size = valLen; n += 1
+                    }
+                    if let keyPtr {
+                        vus[n].vtype = RD_KAFKA_VTYPE_KEY; vus[n].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPtr); vus[n].u.mem.size = keyLen; n += 1
+                    }
+                    if let opaque { vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[n].u.ptr = opaque; n += 1 }
+                    if let ts = record.timestamp { vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP; vus[n].u.i64 = ts; n += 1 }
+                    if let hdrs { vus[n].vtype = RD_KAFKA_VTYPE_HEADERS; vus[n].u.headers = hdrs; n += 1 }
+                    return vus.withUnsafeBufferPointer { buf -> rd_kafka_resp_err_t in
+                        guard let error = rd_kafka_produceva(handle.pointer, buf.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                        let code = rd_kafka_error_code(error)
+                        rd_kafka_error_destroy(error)
+                        return code
+                    }
+                }
+            }
+            // On success the headers belong to the message; on failure they are still ours.
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs { rd_kafka_headers_destroy(hdrs) }
+            return err
+        }
+    }
+
+    /// Waits (on a thread of its own) until every enqueued record has a
+    /// delivery report, at most `timeout`; throws on timeout or if any record
+    /// sent with `send(_:)` failed since the last flush.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let handle = self.handle
+        let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let err = try await runBlocking("kafka-flush") { rd_kafka_flush(handle.pointer, ms) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, "flush: \(rd_kafka_outq_len(handle.pointer)) records still undelivered after \(timeout)")
+        }
+        if let failure = takeDeliveryFailure() { throw failure }
+    }
+
+    /// The first delivery failure since the last call, if any; clears it.
+    public func takeDeliveryFailure() -> KafkaError? {
+        handle.context.deliveries.withLock { state in
+            defer { state.firstFailure = nil }
+            return state.firstFailure
+        }
+    }
+
+    /// Records delivered and failed since the producer was created.
+    public var deliveryCounts: (delivered: Int64, failed: Int64) {
+        handle.context.deliveries.withLock { ($0.delivered, $0.failed) }
+    }
+
+    /// A fatal error the client reported, after which it must be recreated.
+    public var fatalError: KafkaError? { handle.context.fatalError.withLock { $0 } }
+
+    // MARK: Transactions
+
+    /// `rd_kafka_init_transactions`: fences older producers with the same `transactional.id`.
+    public func initTransactions(timeout: Duration = .seconds(30)) async throws {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        try await runBlocking("kafka-txn-init") {
+            try KafkaError.check(rd_kafka_init_transactions(handle.pointer, ms))
+        }
+    }
+
+    /// Begins a transaction (local, non-blocking).
+    public func beginTransaction() throws(KafkaError) {
+        try KafkaError.check(rd_kafka_begin_transaction(handle.pointer))
+    }
+
+    /// Adds the consumer's offsets to the current transaction.
+    public func sendOffsetsToTransaction(_ offsets: [TopicPartitionOffset], consumer: KafkaConsumer, timeout: Duration = .seconds(30)) async throws {
+        guard !offsets.isEmpty else { return }
+        let handle = self.handle
+        let group = consumer.groupMetadata()
+        let ms = timeout.milliseconds
+        try await runBlocking("kafka-txn-offsets") {
+            let list = makePartitionList(offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_send_offsets_to_transaction(handle.pointer, list, group.pointer, ms))
+        }
+    }
+
+    /// Commits the current transaction (flushes first).
+    public func commitTransaction(timeout: Duration = .seconds(60)) async throws {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        try await runBlocking("kafka-txn-commit") {
+            try KafkaError.check(rd_kafka_commit_transaction(handle.pointer, ms))
+        }
+    }
+
+    /// Aborts the current transaction: its records are never visible to `read_committed` consumers.
+    public func abortTransaction(timeout: Duration = .seconds(60)) async throws {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        try await runBlocking("kafka-txn-abort") {
+            try KafkaError.check(rd_kafka_abort_transaction(handle.pointer, ms))
+        }
+    }
+
+    /// Flushes (bounded) and stops the poll thread. The handle is destroyed when the last reference goes.
+    public func close(timeout: Duration = .seconds(10)) async {
+        do { try await flush(timeout: timeout) } catch { logger.warning("producer close: \(error)") }
+        stopPolling()
+    }
+
+    /// Partition count of a topic (Metadata request), `nil` if it does not exist.
+    public func partitionCount(topic: String, timeout: Duration = .seconds(10)) async throws -> Int? {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        return try await runBlocking("kafka-metadata") { try handle.partitionCount(topic: topic, timeoutMs: ms) }
+    }
+}
+
+/// A consumer's group metadata for `sendOffsetsToTransaction`; owns the C object.
+final class ConsumerGroupMetadata: Sendable {
+    let handle: KafkaPointer
+    var pointer: OpaquePointer { handle.pointer }
+    init(_ pointer: OpaquePointer) { self.handle = KafkaPointer(pointer: pointer) }
+    deinit { rd_kafka_consumer_group_metadata_destroy(handle.pointer) }
+}
+
+extension Duration {
+    var milliseconds: Int32 {
+        let c = components
+        return Int32(clamping: c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+@inline(__always)
+func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+    guard let bytes else { return body(nil, 0) }
+    return bytes.withUnsafeBytes { buf in
+        // An empty array may have a nil base address; librdkafka wants a pointer for a zero-length value.
+        body(buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1), buf.count)
+    }
+}
+
+/// A flag shared with a loop thread: set while the loop should run.
+final class RunFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    /// Clears the flag; true if it was set.
+    func clear() -> Bool { value.exchange(false, ordering: .acquiringAndReleasing) }
+}
