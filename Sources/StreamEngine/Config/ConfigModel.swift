@@ -1,0 +1,654 @@
+import Foundation
+
+/// The names the loader accepts for `aggregator:` and `processor:`; the runtime's
+/// registry supplies them so that misspellings are caught when the file is loaded.
+public struct NameRegistry: Sendable, Hashable {
+    /// Registered aggregator names (used by `aggregate` and `window` steps).
+    public var aggregators: Set<String>
+    /// Registered custom processor names (used by `process` steps).
+    public var processors: Set<String>
+
+    /// Creates a registry from the names of the aggregators and processors.
+    public init(aggregators: Set<String> = [], processors: Set<String> = []) {
+        self.aggregators = aggregators
+        self.processors = processors
+    }
+}
+
+/// How records are committed.
+public enum ProcessingGuarantee: String, Sendable, Hashable, CaseIterable {
+    /// `at_least_once`: offsets are committed after processing; duplicates are possible on failure.
+    case atLeastOnce = "at_least_once"
+    /// `exactly_once`: transactional produce of outputs, changelogs and offsets.
+    case exactlyOnce = "exactly_once"
+}
+
+/// What happens to a record whose processing fails.
+public enum ErrorPolicy: String, Sendable, Hashable, CaseIterable {
+    /// `dlq`: the record is written to the dead-letter topic and processing goes on.
+    case deadLetter = "dlq"
+    /// `fail`: the pipeline stops with an error.
+    case fail = "fail"
+}
+
+/// How a source's timestamp field is encoded.
+public enum TimestampFormat: String, Sendable, Hashable, CaseIterable {
+    /// An ISO 8601 / RFC 3339 date-time string.
+    case iso8601 = "iso8601"
+    /// Milliseconds since the Unix epoch.
+    case epochMillis = "epoch_millis"
+    /// Seconds since the Unix epoch.
+    case epochSeconds = "epoch_seconds"
+}
+
+/// The type a source requires a field to have (`source.required`).
+public enum FieldType: String, Sendable, Hashable, CaseIterable {
+    /// A JSON string.
+    case string
+    /// Any JSON number.
+    case number
+    /// A JSON number with no fractional part.
+    case integer
+    /// `true` or `false`.
+    case boolean
+    /// A JSON object.
+    case object
+    /// A JSON array.
+    case array
+    /// Any value, as long as the field is present and not null.
+    case any
+}
+
+/// The whole, validated contents of `topologies.yaml`.
+public struct StreamConfig: Sendable {
+    /// `application.id`: prefix of every engine-owned topic and the consumer group id.
+    public var applicationId: String
+    /// The `kafka:` map, passed to librdkafka unchanged (values stringified).
+    public var kafka: [String: String]
+    /// `redis.url`, if a `redis:` section is present.
+    public var redisURL: String?
+    /// `defaults.processing.guarantee` (default at-least-once).
+    public var processingGuarantee: ProcessingGuarantee
+    /// `defaults.commit.interval.ms` (default 100).
+    public var commitIntervalMs: Int
+    /// `defaults.dlq.topic` (default `<application.id>-dlq`).
+    public var dlqTopic: String
+    /// `defaults.on_error` (default dead-letter).
+    public var onError: ErrorPolicy
+    /// `defaults.partitions`: partitions of input topics the embedded cluster creates (default 4).
+    public var defaultPartitions: Int
+    /// `global_tables`: compacted topics materialised fully on every instance.
+    public var globalTables: [GlobalTableSpec]
+    /// `topologies`: the pipelines, in file order.
+    public var pipelines: [PipelineSpec]
+    /// The file the configuration was loaded from.
+    public var sourceFile: String
+
+    /// Creates a configuration; ``ConfigLoader`` is the usual way to obtain one.
+    public init(
+        applicationId: String,
+        kafka: [String: String] = [:],
+        redisURL: String? = nil,
+        processingGuarantee: ProcessingGuarantee = .atLeastOnce,
+        commitIntervalMs: Int = 100,
+        dlqTopic: String? = nil,
+        onError: ErrorPolicy = .deadLetter,
+        defaultPartitions: Int = 4,
+        globalTables: [GlobalTableSpec] = [],
+        pipelines: [PipelineSpec] = [],
+        sourceFile: String = "topologies.yaml"
+    ) {
+        self.applicationId = applicationId
+        self.kafka = kafka
+        self.redisURL = redisURL
+        self.processingGuarantee = processingGuarantee
+        self.commitIntervalMs = commitIntervalMs
+        self.dlqTopic = dlqTopic ?? "\(applicationId)-dlq"
+        self.onError = onError
+        self.defaultPartitions = defaultPartitions
+        self.globalTables = globalTables
+        self.pipelines = pipelines
+        self.sourceFile = sourceFile
+    }
+
+    /// The changelog topic backing a state store: `<application.id>-<store>-changelog`.
+    public func changelogTopic(store: String) -> String {
+        "\(applicationId)-\(store)-changelog"
+    }
+
+    /// The engine-owned repartition topic of a pipeline with a `rekey` step:
+    /// `<application.id>-<pipeline>-repartition`.
+    public func repartitionTopic(pipeline: String) -> String {
+        "\(applicationId)-\(pipeline)-repartition"
+    }
+
+    /// True when `kafka` has no `bootstrap.servers`, i.e. the engine runs an embedded cluster.
+    public var usesEmbeddedCluster: Bool {
+        (kafka["bootstrap.servers"] ?? "").trimmingCharacters(in: .whitespaces).isEmpty
+    }
+
+    /// Every topic a pipeline reads from, deduplicated, in file order.
+    public var inputTopics: [String] {
+        var seen = Set<String>()
+        return pipelines.flatMap(\.source.topics).filter { seen.insert($0).inserted }
+    }
+
+    /// Every topic a `to` step writes to, deduplicated, in file order.
+    public var outputTopics: [String] {
+        var seen = Set<String>()
+        return pipelines.flatMap { $0.steps.compactMap(\.toSpec?.topic) }.filter { seen.insert($0).inserted }
+    }
+
+    /// Every state store owned by a pipeline step (global tables excluded), in file order.
+    public var storeNames: [String] {
+        pipelines.flatMap(\.storeNames)
+    }
+}
+
+/// A compacted topic materialised fully on every instance, looked up by processors by name.
+public struct GlobalTableSpec: Sendable, Hashable {
+    /// The store name processors use for lookups.
+    public var name: String
+    /// The compacted topic to materialise.
+    public var topic: String
+    /// Where the table is declared.
+    public var location: SourceLocation
+
+    /// Creates a global table spec.
+    public init(name: String, topic: String, location: SourceLocation) {
+        self.name = name
+        self.topic = topic
+        self.location = location
+    }
+}
+
+/// One pipeline (`topologies[i]`): a source and an ordered list of steps.
+public struct PipelineSpec: Sendable {
+    /// Unique pipeline name (`[a-z0-9-]+`).
+    public var name: String
+    /// Where records come from.
+    public var source: SourceSpec
+    /// The steps, in order. Sinks (`to`, `redis`) pass records on to the following steps.
+    public var steps: [StepSpec]
+    /// The effective error policy: the pipeline's `on_error`, else `defaults.on_error`.
+    public var onError: ErrorPolicy
+    /// Where the pipeline is declared (its first key).
+    public var location: SourceLocation
+
+    /// Creates a pipeline spec.
+    public init(name: String, source: SourceSpec, steps: [StepSpec], onError: ErrorPolicy, location: SourceLocation) {
+        self.name = name
+        self.source = source
+        self.steps = steps
+        self.onError = onError
+        self.location = location
+    }
+
+    /// The index of the `rekey` step, if any (there is at most one).
+    public var rekeyIndex: Int? {
+        steps.firstIndex { if case .rekey = $0 { return true } else { return false } }
+    }
+
+    /// The stores owned by this pipeline's steps, in step order.
+    public var storeNames: [String] {
+        steps.flatMap(\.storeNames)
+    }
+}
+
+/// Where a pipeline's records come from and how key and timestamp are taken.
+public struct SourceSpec: Sendable {
+    /// One or more input topics.
+    public var topics: [String]
+    /// The value field holding the key; nil means the Kafka record key.
+    public var keyField: String?
+    /// The value field holding the event time; nil means the Kafka record timestamp.
+    public var timestampField: String?
+    /// How `timestampField` is encoded (default ISO 8601).
+    public var timestampFormat: TimestampFormat
+    /// Fields every record must have, with their types, in file order.
+    /// Records that do not conform are treated as processing errors.
+    public var required: [(field: String, type: FieldType)]
+    /// Where the `source:` map is.
+    public var location: SourceLocation
+
+    /// Creates a source spec.
+    public init(
+        topics: [String],
+        keyField: String? = nil,
+        timestampField: String? = nil,
+        timestampFormat: TimestampFormat = .iso8601,
+        required: [(field: String, type: FieldType)] = [],
+        location: SourceLocation
+    ) {
+        self.topics = topics
+        self.keyField = keyField
+        self.timestampField = timestampField
+        self.timestampFormat = timestampFormat
+        self.required = required
+        self.location = location
+    }
+}
+
+/// One step of a pipeline. Every case carries the location of its step-kind key.
+public enum StepSpec: Sendable {
+    /// `filter`: keep a record only when every predicate holds.
+    case filter([FieldPredicate], location: SourceLocation)
+    /// `select`: replace the value with an object built from these fields, in order.
+    case select([SelectField], location: SourceLocation)
+    /// `rekey`: take the key from a field and repartition through the pipeline's repartition topic.
+    case rekey(field: String, location: SourceLocation)
+    /// `aggregate`: keyed aggregation into a state store.
+    case aggregate(AggregateSpec, location: SourceLocation)
+    /// `window`: windowed aggregation into a state store.
+    case window(WindowSpec, location: SourceLocation)
+    /// `process`: a registered custom processor.
+    case process(ProcessSpec, location: SourceLocation)
+    /// `to`: produce the record to a topic (records continue to the next step).
+    case to(ToSpec, location: SourceLocation)
+    /// `redis`: write the record to Redis (records continue to the next step).
+    case redis(RedisSinkSpec, location: SourceLocation)
+
+    /// All step kinds, as written in the file, in canonical order.
+    public static let kindNames = ["filter", "select", "rekey", "aggregate", "window", "process", "to", "redis"]
+
+    /// Where the step is declared.
+    public var location: SourceLocation {
+        switch self {
+        case .filter(_, let l), .select(_, let l), .rekey(_, let l), .aggregate(_, let l),
+             .window(_, let l), .process(_, let l), .to(_, let l), .redis(_, let l):
+            return l
+        }
+    }
+
+    /// The step kind as written in the file (`filter`, `select`, ...).
+    public var kindName: String {
+        switch self {
+        case .filter: return "filter"
+        case .select: return "select"
+        case .rekey: return "rekey"
+        case .aggregate: return "aggregate"
+        case .window: return "window"
+        case .process: return "process"
+        case .to: return "to"
+        case .redis: return "redis"
+        }
+    }
+
+    /// The state stores this step owns (empty for stateless steps).
+    public var storeNames: [String] {
+        switch self {
+        case .aggregate(let a, _): return [a.store]
+        case .window(let w, _): return [w.store]
+        case .process(let p, _): return p.stores
+        default: return []
+        }
+    }
+
+    /// Whether the step keeps state (owns at least one store).
+    public var isStateful: Bool { !storeNames.isEmpty }
+
+    /// Whether the step writes records out of the engine (`to` or `redis`).
+    public var isSink: Bool {
+        switch self {
+        case .to, .redis: return true
+        default: return false
+        }
+    }
+
+    /// The `to` spec, if this is a `to` step.
+    public var toSpec: ToSpec? {
+        if case .to(let t, _) = self { return t }
+        return nil
+    }
+}
+
+/// Comparison operators of `filter` conditions.
+public enum PredicateOp: String, Sendable, Hashable, CaseIterable {
+    /// Equal.
+    case eq
+    /// Not equal.
+    case ne
+    /// Greater than.
+    case gt
+    /// Greater than or equal.
+    case gte
+    /// Less than.
+    case lt
+    /// Less than or equal.
+    case lte
+    /// The field's value is one of a list.
+    case `in` = "in"
+    /// The field's value is none of a list.
+    case notIn = "not_in"
+    /// The field is present and not null (takes no value).
+    case exists
+    /// The field is absent or null (takes no value).
+    case missing
+
+    /// Whether the operator takes a `value`.
+    public var takesValue: Bool { self != .exists && self != .missing }
+}
+
+/// One `filter` condition: `{ field, op, value }`.
+public struct FieldPredicate: Sendable, Hashable {
+    /// The value field tested.
+    public var field: String
+    /// The comparison.
+    public var op: PredicateOp
+    /// The operand: nil for `exists`/`missing`, an `.array` for `in`/`not_in`, a scalar otherwise.
+    public var value: JSONValue?
+    /// Where the condition is.
+    public var location: SourceLocation
+
+    /// Creates a predicate.
+    public init(field: String, op: PredicateOp, value: JSONValue?, location: SourceLocation) {
+        self.field = field
+        self.op = op
+        self.value = value
+        self.location = location
+    }
+}
+
+/// An operand of a `select` expression (`mul`, `add`, `concat`, `coalesce`).
+///
+/// A string is a field name; a number is a numeric literal; `{ const: x }` is a literal of any scalar type
+/// (the way to put a literal string into `concat`).
+public enum SelectOperand: Sendable, Hashable {
+    /// The value of a field of the input record.
+    case field(String)
+    /// A literal value.
+    case literal(JSONValue)
+}
+
+/// The expression computing one output field of a `select` step.
+public enum SelectExpression: Sendable, Hashable {
+    /// Copy a field of the input record (`out: in`).
+    case field(String)
+    /// A literal (`{ const: x }`).
+    case const(JSONValue)
+    /// The product of the operands (numbers or numeric fields), at least two.
+    case mul([SelectOperand])
+    /// The sum of the operands (numbers or numeric fields), at least two.
+    case add([SelectOperand])
+    /// The operands stringified and joined, at least one.
+    case concat([SelectOperand])
+    /// The first operand that is present and not null, at least one.
+    case coalesce([SelectOperand])
+
+    /// The operator names accepted in a map expression.
+    public static let operatorNames = ["const", "mul", "add", "concat", "coalesce"]
+}
+
+/// One output field of a `select` step.
+public struct SelectField: Sendable, Hashable {
+    /// The output field name.
+    public var name: String
+    /// How it is computed.
+    public var expression: SelectExpression
+    /// Where it is declared.
+    public var location: SourceLocation
+
+    /// Creates a select field.
+    public init(name: String, expression: SelectExpression, location: SourceLocation) {
+        self.name = name
+        self.expression = expression
+        self.location = location
+    }
+}
+
+/// An `aggregate` step: a keyed aggregation into a state store.
+public struct AggregateSpec: Sendable, Hashable {
+    /// The state store (changelog `<application.id>-<store>-changelog`).
+    public var store: String
+    /// The registered aggregator name.
+    public var aggregator: String
+    /// Free-form parameters passed to the aggregator.
+    public var params: JSONObject
+    /// Key time-to-live in event time, in milliseconds, if set.
+    public var ttlMillis: Int?
+
+    /// Creates an aggregate spec.
+    public init(store: String, aggregator: String, params: JSONObject = [:], ttlMillis: Int? = nil) {
+        self.store = store
+        self.aggregator = aggregator
+        self.params = params
+        self.ttlMillis = ttlMillis
+    }
+}
+
+/// The kind of window and its sizes, in milliseconds.
+public enum WindowType: Sendable, Hashable {
+    /// Fixed, non-overlapping windows of `sizeMillis`.
+    case tumbling(sizeMillis: Int)
+    /// Windows of `sizeMillis` starting every `advanceMillis` (0 < advance <= size).
+    case hopping(sizeMillis: Int, advanceMillis: Int)
+    /// Per-key sessions closed after `gapMillis` of inactivity.
+    case session(gapMillis: Int)
+
+    /// The type as written in the file.
+    public var name: String {
+        switch self {
+        case .tumbling: return "tumbling"
+        case .hopping: return "hopping"
+        case .session: return "session"
+        }
+    }
+}
+
+/// A `window` step: a windowed aggregation into a state store.
+public struct WindowSpec: Sendable, Hashable {
+    /// Window kind and sizes.
+    public var type: WindowType
+    /// How long after a window's end late records are still accepted, in milliseconds (default 0).
+    public var graceMillis: Int
+    /// The state store (changelog `<application.id>-<store>-changelog`).
+    public var store: String
+    /// The registered aggregator name.
+    public var aggregator: String
+    /// Free-form parameters passed to the aggregator.
+    public var params: JSONObject
+
+    /// Creates a window spec.
+    public init(type: WindowType, graceMillis: Int = 0, store: String, aggregator: String, params: JSONObject = [:]) {
+        self.type = type
+        self.graceMillis = graceMillis
+        self.store = store
+        self.aggregator = aggregator
+        self.params = params
+    }
+}
+
+/// A `process` step: a registered custom processor.
+public struct ProcessSpec: Sendable, Hashable {
+    /// The registered processor name.
+    public var processor: String
+    /// The state stores it owns (each gets a changelog topic).
+    public var stores: [String]
+    /// Free-form parameters passed to the processor.
+    public var params: JSONObject
+
+    /// Creates a process spec.
+    public init(processor: String, stores: [String] = [], params: JSONObject = [:]) {
+        self.processor = processor
+        self.stores = stores
+        self.params = params
+    }
+}
+
+/// A `to` step: produce records to a topic.
+public struct ToSpec: Sendable, Hashable {
+    /// The output topic.
+    public var topic: String
+    /// The value field used as the output key; nil keeps the current record key.
+    public var keyField: String?
+
+    /// Creates a to spec.
+    public init(topic: String, keyField: String? = nil) {
+        self.topic = topic
+        self.keyField = keyField
+    }
+}
+
+/// A `redis` hash field mapping: `redisField: valueField`.
+public struct RedisFieldMapping: Sendable, Hashable {
+    /// The field name in the Redis hash.
+    public var redisField: String
+    /// The record value field written to it.
+    public var valueField: String
+
+    /// Creates a mapping.
+    public init(redisField: String, valueField: String) {
+        self.redisField = redisField
+        self.valueField = valueField
+    }
+}
+
+/// What a `redis` sink writes.
+public enum RedisMode: Sendable, Hashable {
+    /// `HSET key ...`: `fields` maps hash fields to value fields; nil means all top-level fields.
+    case hash(fields: [RedisFieldMapping]?)
+    /// `ZADD key score member`: one member from `memberField`, scored by `scoreField`.
+    case sortedSetMember(memberField: String, scoreField: String)
+    /// Replace the whole sorted set with the object (member -> score) held in `membersField`.
+    case sortedSetMembers(membersField: String)
+    /// `SET key value`: the given field, or the whole record as JSON when `field` is nil (`value: json`).
+    case value(field: String?)
+    /// `DEL key`.
+    case delete
+
+    /// The mode as written in the file.
+    public var name: String {
+        switch self {
+        case .hash: return "hash"
+        case .sortedSetMember, .sortedSetMembers: return "sorted_set"
+        case .value: return "value"
+        case .delete: return "delete"
+        }
+    }
+}
+
+/// A `redis` step: write each record to Redis.
+public struct RedisSinkSpec: Sendable, Hashable {
+    /// The Redis key, rendered per record.
+    public var key: KeyTemplate
+    /// What is written.
+    public var mode: RedisMode
+    /// Key expiry in milliseconds, if set.
+    public var ttlMillis: Int?
+
+    /// Creates a Redis sink spec.
+    public init(key: KeyTemplate, mode: RedisMode, ttlMillis: Int? = nil) {
+        self.key = key
+        self.mode = mode
+        self.ttlMillis = ttlMillis
+    }
+}
+
+/// A Redis key template such as `user:{userId}:stats`.
+///
+/// `{name}` is replaced by the field `name` of the record value, `{key}` by the record key;
+/// `{{` and `}}` stand for literal braces. Any other use of braces is an error.
+public struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
+    /// A piece of a template.
+    public enum Part: Sendable, Hashable {
+        /// Literal text.
+        case literal(String)
+        /// The value of a record field.
+        case field(String)
+        /// The record key.
+        case key
+    }
+
+    /// The pieces, in order.
+    public var parts: [Part]
+    /// The template as written.
+    public var source: String
+
+    /// Parses a template; throws a message describing the first problem.
+    public init(parsing template: String) throws(KeyTemplateError) {
+        var parts: [Part] = []
+        var literal = ""
+        var scalars = Array(template.unicodeScalars)[...]
+        var offset = 0
+        func flush() {
+            if !literal.isEmpty { parts.append(.literal(literal)); literal = "" }
+        }
+        while let c = scalars.first {
+            if c == "{" {
+                if scalars.dropFirst().first == "{" {
+                    literal += "{"; scalars = scalars.dropFirst(2); offset += 2; continue
+                }
+                guard let close = scalars.firstIndex(of: "}") else {
+                    throw KeyTemplateError(message: "unclosed '{' at offset \(offset) in key template '\(template)'; expected '{field}', '{key}' or '{{' for a literal brace", offset: offset)
+                }
+                let name = String(String.UnicodeScalarView(scalars[scalars.index(after: scalars.startIndex)..<close]))
+                guard !name.isEmpty, name.unicodeScalars.allSatisfy(KeyTemplate.isNameScalar) else {
+                    let shown = name.isEmpty ? "{}" : "{\(name)}"
+                    throw KeyTemplateError(message: "invalid placeholder '\(shown)' in key template '\(template)'; expected '{field}' with a field name of letters, digits, '_', '.' or '-', or '{key}' for the record key", offset: offset)
+                }
+                flush()
+                parts.append(name == "key" ? .key : .field(name))
+                offset += name.unicodeScalars.count + 2
+                scalars = scalars[scalars.index(after: close)...]
+            } else if c == "}" {
+                if scalars.dropFirst().first == "}" {
+                    literal += "}"; scalars = scalars.dropFirst(2); offset += 2; continue
+                }
+                throw KeyTemplateError(message: "unmatched '}' at offset \(offset) in key template '\(template)'; expected '}}' for a literal brace", offset: offset)
+            } else {
+                literal.unicodeScalars.append(c)
+                scalars = scalars.dropFirst(); offset += 1
+            }
+        }
+        flush()
+        self.parts = parts
+        self.source = template
+    }
+
+    private static func isNameScalar(_ s: Unicode.Scalar) -> Bool {
+        (s >= "a" && s <= "z") || (s >= "A" && s <= "Z") || (s >= "0" && s <= "9") || s == "_" || s == "." || s == "-"
+    }
+
+    /// The record fields the template refers to, in order of first use.
+    public var referencedFields: [String] {
+        var seen = Set<String>()
+        return parts.compactMap { if case .field(let f) = $0, seen.insert(f).inserted { return f } else { return nil } }
+    }
+
+    /// Whether the template refers to the record key.
+    public var usesRecordKey: Bool { parts.contains(.key) }
+
+    /// Renders the key for one record. Returns nil if a referenced field (or the key) is unavailable.
+    ///
+    /// - Parameters:
+    ///   - recordKey: the record key as a string (for `{key}`).
+    ///   - fieldLookup: the string form of a top-level field of the record value, or nil if absent.
+    public func render(recordKey: String?, fieldLookup: (String) throws -> String?) rethrows -> String? {
+        var out = ""
+        for part in parts {
+            switch part {
+            case .literal(let s): out += s
+            case .key:
+                guard let k = recordKey else { return nil }
+                out += k
+            case .field(let f):
+                guard let v = try fieldLookup(f) else { return nil }
+                out += v
+            }
+        }
+        return out
+    }
+
+    /// The template as written.
+    public var description: String { source }
+}
+
+/// Why a key template could not be parsed.
+public struct KeyTemplateError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong and what was expected.
+    public var message: String
+    /// The offset (in Unicode scalars) of the problem in the template.
+    public var offset: Int
+    /// The message.
+    public var description: String { message }
+}
