@@ -1,0 +1,74 @@
+/// A custom, possibly stateful, step registered by name (`process:` in YAML).
+///
+/// One instance per task, used only from that task's actor: it may keep
+/// caches, but durable state belongs in the stores it declares (they are
+/// changelogged and restored). It must be deterministic given its input and stores.
+public protocol Processor {
+    /// Handles one record: read and write stores, forward zero or more records
+    /// downstream, or throw a `RecordError` to dead-letter the record.
+    mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError)
+}
+
+/// Builds a processor for one task from its YAML `params`.
+public typealias ProcessorFactory = @Sendable (JSONObject) throws -> any Processor
+
+/// What a processor sees of its task.
+public final class ProcessorContext {
+    private let stores: [String: KeyValueStore]
+    private let globals: GlobalTables
+    /// Records forwarded by the current `process` call.
+    var forwarded: [StreamRecord] = []
+    /// The task's stream time (the largest event time seen), epoch ms.
+    public internal(set) var streamTime: Int64 = .min
+    /// The task's partition.
+    public let partition: Int32
+
+    init(stores: [String: KeyValueStore], globals: GlobalTables, partition: Int32) {
+        self.stores = stores
+        self.globals = globals
+        self.partition = partition
+    }
+
+    /// A store the step declared in `stores:`.
+    public func store(_ name: String) -> KeyValueStore {
+        guard let s = stores[name] else {
+            preconditionFailure("store '\(name)' is not declared by this process step (declared: \(stores.keys.sorted()))")
+        }
+        return s
+    }
+
+    /// Sends a record to the next step.
+    public func forward(_ record: StreamRecord) {
+        forwarded.append(record)
+    }
+
+    /// A value of a global table (a compacted topic materialised on every instance).
+    public func globalLookup(_ table: String, _ key: String) -> JSONValue? {
+        globals.lookup(table, key)
+    }
+}
+
+/// The aggregators and processors available to `topologies.yaml`, by name.
+public struct OperatorRegistry: Sendable {
+    public private(set) var aggregators: [String: AggregatorFactory]
+    public private(set) var processors: [String: ProcessorFactory]
+
+    /// The engine's built-in aggregators and no processors.
+    public init() {
+        aggregators = BuiltinAggregators.factories
+        processors = [:]
+    }
+
+    public mutating func register(aggregator name: String, _ factory: @escaping AggregatorFactory) {
+        aggregators[name] = factory
+    }
+
+    public mutating func register(processor name: String, _ factory: @escaping ProcessorFactory) {
+        processors[name] = factory
+    }
+
+    /// The names, for validating YAML.
+    public var names: NameRegistry {
+        NameRegistry(aggregators: Set(aggregators.keys), processors: Set(processors.keys))
+    }
+}

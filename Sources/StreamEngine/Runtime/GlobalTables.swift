@@ -1,0 +1,78 @@
+import Foundation
+import KafkaClient
+import Logging
+import Synchronization
+
+/// Global tables: compacted topics materialised fully on every instance
+/// (every partition), for lookups by processors. A dedicated thread keeps
+/// each one up to date; `bootstrap` blocks until each has caught up with the
+/// end offsets it had when the runtime started.
+public final class GlobalTables: Sendable {
+    private let tables = Mutex<[String: [String: JSONValue]]>([:])
+    private let running = Atomic<Bool>(true)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let threadCount = Mutex(0)
+
+    public init() {}
+
+    public func lookup(_ table: String, _ key: String) -> JSONValue? {
+        tables.withLock { $0[table]?[key] }
+    }
+
+    /// Number of keys of a table.
+    public func count(_ table: String) -> Int { tables.withLock { $0[table]?.count ?? 0 } }
+
+    func apply(_ table: String, key: String, value: JSONValue?) {
+        tables.withLock { $0[table, default: [:]][key] = value }
+    }
+
+    /// Reads `topic` from the beginning into `table` until its current end,
+    /// then keeps following it on a thread of its own until `stop()`.
+    func start(table: String, topic: String, kafkaConfig: [String: String], logger: Logger) async throws {
+        let consumer = try KafkaConsumer(config: kafkaConfig, logger: logger)
+        guard let n = try consumer.partitionCount(topic: topic) else {
+            throw KafkaError.client("global table \(table): topic \(topic) does not exist")
+        }
+        let partitions = (0..<Int32(n)).map { TopicPartition(topic, $0) }
+        var endOffsets: [TopicPartition: Int64] = [:]
+        for tp in partitions { endOffsets[tp] = try consumer.watermarks(tp).high }
+        let targets = endOffsets
+        try consumer.assign(partitions.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
+        threadCount.withLock { $0 += 1 }
+        let ready = AsyncStream<Void>.makeStream()
+        let thread = Thread { [self] in
+            var positions: [TopicPartition: Int64] = [:]
+            var signalled = false
+            while running.load(ordering: .acquiring) {
+                do {
+                    let batch = try consumer.pollBatch(maxMessages: 5000, timeoutMs: 100)
+                    for m in batch.messages {
+                        positions[m.topicPartition] = m.offset + 1
+                        let key = String(decoding: m.key ?? [], as: UTF8.self)
+                        let value = m.value.flatMap { try? JSONValue.parse($0) }
+                        apply(table, key: key, value: value)
+                    }
+                } catch {
+                    logger.warning("global table \(table): \(error)")
+                }
+                if !signalled, targets.allSatisfy({ positions[$0.key, default: 0] >= $0.value }) {
+                    signalled = true
+                    ready.continuation.yield()
+                    ready.continuation.finish()
+                }
+            }
+            consumer.close()
+            stopped.signal()
+        }
+        thread.name = "global-table-\(table)"
+        thread.start()
+        for await _ in ready.stream { break }
+        logger.info("global table \(table) ready: \(count(table)) keys from \(topic)")
+    }
+
+    /// Stops the follower threads.
+    func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        for _ in 0..<threadCount.withLock({ $0 }) { stopped.wait() }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// The Redis writes of one task for one commit: per Redis key the commands
+/// that materialise its latest value (a later full replacement drops earlier
+/// commands for the same key), so each changed key is written once per commit.
+struct RedisWriteBatch {
+    private(set) var order: [String] = []
+    private(set) var commands: [String: [[String]]] = [:]
+
+    var isEmpty: Bool { order.isEmpty }
+    var keyCount: Int { order.count }
+
+    mutating func add(key: String, _ cmds: [[String]], replaces: Bool) {
+        if commands[key] == nil {
+            order.append(key)
+            commands[key] = cmds
+        } else if replaces {
+            commands[key] = cmds
+        } else {
+            commands[key]! += cmds
+        }
+    }
+
+    var flattened: [[String]] { order.flatMap { commands[$0] ?? [] } }
+}
+
+/// Builds the Redis commands of a `redis:` step for one record.
+struct RedisSinkStep {
+    let spec: RedisSinkSpec
+
+    func write(_ record: StreamRecord, into batch: inout RedisWriteBatch) throws(RecordError) {
+        let keyText = spec.key.render(recordKey: record.key) { record.field($0)?.keyText }
+        guard let key = keyText else {
+            throw RecordError(.missingField, "redis key template '\(spec.key)' needs fields \(spec.key.referencedFields) that the record lacks")
+        }
+        var cmds: [[String]] = []
+        var replaces = true
+        switch spec.mode {
+        case .hash(let fields):
+            var args = ["HSET", key]
+            if let fields {
+                for f in fields {
+                    guard let v = record.field(f.valueField), !v.isNull else { continue }
+                    args += [f.redisField, v.keyText]
+                }
+            } else {
+                for (k, v) in record.value where !v.isNull { args += [k, v.keyText] }
+            }
+            guard args.count > 2 else { return }
+            cmds.append(args)
+        case .sortedSetMember(let memberField, let scoreField):
+            guard let member = record.field(memberField)?.keyText else { throw RecordError(.missingField, "field '\(memberField)' is missing") }
+            guard let score = record.field(scoreField)?.doubleValue else { throw RecordError(.missingField, "numeric field '\(scoreField)' is missing") }
+            cmds.append(["ZADD", key, Self.scoreText(score), member])
+            replaces = false
+        case .sortedSetMembers(let membersField):
+            guard let members = record.field(membersField)?.objectValue else {
+                throw RecordError(.missingField, "field '\(membersField)' (an object of member: score) is missing")
+            }
+            cmds.append(["DEL", key])
+            if !members.isEmpty {
+                var args = ["ZADD", key]
+                for (m, s) in members { args += [Self.scoreText(s.doubleValue ?? 0), m] }
+                cmds.append(args)
+            }
+        case .value(let field):
+            let v: String
+            if let field, field != "json" {
+                guard let x = record.field(field) else { throw RecordError(.missingField, "field '\(field)' is missing") }
+                v = x.keyText
+            } else {
+                v = JSONValue.object(record.value).serializedString()
+            }
+            cmds.append(["SET", key, v])
+        case .delete:
+            cmds.append(["DEL", key])
+        }
+        if let ttl = spec.ttlMillis, spec.mode != .delete {
+            cmds.append(["PEXPIRE", key, String(ttl)])
+        }
+        batch.add(key: key, cmds, replaces: replaces)
+    }
+
+    static func scoreText(_ d: Double) -> String {
+        if let i = Int64(exactly: d) { return String(i) }
+        return String(d)
+    }
+}
+
+/// Applies one task's commit to Redis atomically together with the task's
+/// fence, a hash `<fencePrefix><taskId>` holding per input topic the last input
+/// offset already applied. A replay after a crash whose writes Redis already
+/// holds is skipped as a whole (a Lua script: all or nothing, never twice).
+enum RedisFence {
+    static let script = """
+        local n = tonumber(ARGV[1])
+        local apply = false
+        for i = 0, n - 1 do
+          local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[2 + 2 * i]) or '-1')
+          if tonumber(ARGV[3 + 2 * i]) > cur then apply = true end
+        end
+        if not apply then return 0 end
+        local idx = 2 + 2 * n
+        while idx <= #ARGV do
+          local argc = tonumber(ARGV[idx])
+          redis.call(unpack(ARGV, idx + 1, idx + argc))
+          idx = idx + argc + 1
+        end
+        for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end
+        return 1
+        """
+
+    /// Arguments for `script`.
+    static func arguments(tag: CommitTag, commands: [[String]]) -> [String] {
+        var args = [String(tag.offsets.count)]
+        for (t, o) in tag.offsets.sorted(by: { $0.key < $1.key }) { args += [t, String(o)] }
+        for c in commands {
+            args.append(String(c.count))
+            args += c
+        }
+        return args
+    }
+}

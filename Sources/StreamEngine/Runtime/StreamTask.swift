@@ -1,0 +1,369 @@
+import Foundation
+import KafkaClient
+import Logging
+import Metrics
+
+/// What every task shares: configuration, the producer and lookups.
+struct TaskEnvironment: Sendable {
+    let config: StreamConfig
+    let registry: OperatorRegistry
+    let producer: KafkaProducer
+    let globals: GlobalTables
+    let logger: Logger
+    let stateDir: String
+}
+
+/// Identifies a task: a sub-topology and a partition.
+public struct TaskID: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public let subTopology: String
+    public let partition: Int32
+    public var description: String { "\(subTopology)-\(partition)" }
+    public static func < (a: TaskID, b: TaskID) -> Bool { (a.subTopology, a.partition) < (b.subTopology, b.partition) }
+}
+
+/// What a task hands over at a commit.
+struct TaskCommit: Sendable {
+    let task: TaskID
+    let tag: CommitTag
+    /// Next offsets to read per input partition.
+    let offsets: [TopicPartitionOffset]
+    let redisCommands: [[String]]
+}
+
+/// A record that failed with `on_error: fail`.
+public struct RecordFailure: Error, CustomStringConvertible, Sendable {
+    public let pipeline: String
+    public let origin: RecordOrigin?
+    public let error: RecordError
+    public var description: String {
+        let at = origin.map { " at \($0.topic)[\($0.partition)]@\($0.offset)" } ?? ""
+        return "pipeline \(pipeline): record\(at) failed: \(error)"
+    }
+}
+
+/// One task: a sub-topology on one partition. An actor that owns its state
+/// stores, processors and pending sink writes; the task manager feeds it
+/// batches and asks it to commit.
+actor StreamTask {
+    let id: TaskID
+    let sub: SubTopology
+    let partition: Int32
+    private let env: TaskEnvironment
+    let stores: [String: KeyValueStore]
+    private var steps: [CompiledStep] = []
+    private var streamTime: Int64 = .min
+    /// Last processed input offset per topic.
+    private var processed: [String: Int64] = [:]
+    private var lastCommittedTag: CommitTag?
+    private var redisBatch = RedisWriteBatch()
+    private var dedupe: [Int32: (offset: Int64, index: Int)] = [:]
+    private var emitIndex = 0
+    private var currentOrigin: RecordOrigin?
+    private var lastSnapshot = ContinuousClock.now
+    private let processedCounter: Counter
+    private let dlqCounter: Counter
+    private let lateCounter: Counter
+    private(set) var recordsProcessed = 0
+    private(set) var recordsDeadLettered = 0
+
+    enum CompiledStep {
+        case filter([FieldPredicate])
+        case select([SelectField])
+        case rekey(field: String, topic: String)
+        case aggregate(store: KeyValueStore, aggregator: any Aggregator, ttl: Int64?)
+        case window(WindowOperator)
+        case process(ProcessorBox, ProcessorContext)
+        case to(topic: String, keyField: String?)
+        case redis(RedisSinkStep)
+    }
+
+    final class ProcessorBox {
+        var processor: any Processor
+        init(_ p: any Processor) { processor = p }
+    }
+
+    init(sub: SubTopology, partition: Int32, env: TaskEnvironment) throws {
+        self.id = TaskID(subTopology: sub.id, partition: partition)
+        self.sub = sub
+        self.partition = partition
+        self.env = env
+        var stores: [String: KeyValueStore] = [:]
+        for name in sub.stores { stores[name] = KeyValueStore(name: name, partition: partition) }
+        self.stores = stores
+        let dims = [("pipeline", sub.pipeline.name)]
+        processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
+        dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
+        lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
+        steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
+    }
+
+    private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
+        try sub.steps.map { step -> CompiledStep in
+            switch step {
+            case .filter(let p, _): return .filter(p)
+            case .select(let f, _): return .select(f)
+            case .rekey(let field, _): return .rekey(field: field, topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
+            case .aggregate(let a, _):
+                guard let factory = env.registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
+                return .aggregate(store: stores[a.store]!, aggregator: try factory(a.params), ttl: a.ttlMillis.map(Int64.init))
+            case .window(let w, _):
+                guard let factory = env.registry.aggregators[w.aggregator] else { throw OperatorConfigError("unknown aggregator \(w.aggregator)") }
+                return .window(WindowOperator(spec: w, store: stores[w.store]!, aggregator: try factory(w.params)))
+            case .process(let p, _):
+                guard let factory = env.registry.processors[p.processor] else { throw OperatorConfigError("unknown processor \(p.processor)") }
+                var own: [String: KeyValueStore] = [:]
+                for s in p.stores { own[s] = stores[s] }
+                return .process(ProcessorBox(try factory(p.params)), ProcessorContext(stores: own, globals: env.globals, partition: partition))
+            case .to(let t, _): return .to(topic: t.topic, keyField: t.keyField)
+            case .redis(let r, _): return .redis(RedisSinkStep(spec: r))
+            }
+        }
+    }
+
+    // MARK: Restore
+
+    /// Restores every store (blocking Kafka reads run on a thread of their own).
+    func restore(committed: [String: Int64]) async throws -> [RestoreReport] {
+        var reports: [RestoreReport] = []
+        let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
+        for (name, store) in stores.sorted(by: { $0.key < $1.key }) {
+            let topic = env.config.changelogTopic(store: name)
+            let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)
+            let partition = self.partition
+            let (entries, report) = try await onDedicatedThread("restore-\(name)-\(partition)") {
+                try restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
+            }
+            store.replaceAll(entries)
+            reports.append(report)
+        }
+        for step in steps { if case .window(let w) = step { w.rebuildIndex() } }
+        if let d = sub.dedupeStore, let store = stores[d] {
+            for (k, e) in store.allEntries {
+                if let p = Int32(k), let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue { dedupe[p] = (o, Int(i)) }
+            }
+        }
+        lastCommittedTag = CommitTag(committed)
+        return reports
+    }
+
+    // MARK: Processing
+
+    /// Processes messages of this task's partition, in order.
+    func process(_ messages: [KafkaMessage]) throws {
+        for m in messages {
+            processed[m.topic] = m.offset
+            let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+            currentOrigin = origin
+            emitIndex = 0
+            recordsProcessed += 1
+            do throws(RecordError) {
+                guard let record = try decode(m, origin: origin) else { continue }
+                if record.timestamp > streamTime { streamTime = record.timestamp }
+                try run(record, from: 0)
+                try closeWindows()
+            } catch {
+                try deadLetter(m, error)
+            }
+        }
+        processedCounter.increment(by: Int64(messages.count))
+    }
+
+    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord? {
+        if sub.fromRepartition {
+            // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
+            if let up = m.header(Headers.upstreamPartition)?.stringValue.flatMap({ Int32($0) }),
+               let seq = m.header(Headers.upstreamSequence)?.stringValue {
+                let parts = seq.split(separator: ".")
+                if parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) {
+                    if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return nil }
+                    dedupe[up] = (o, i)
+                    stores[sub.dedupeStore!]?.put(String(up), .object(["o": .number(Double(o)), "i": .number(Double(i))]))
+                }
+            }
+            guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
+                throw RecordError(.parse, "repartition record is not a JSON object")
+            }
+            let ts = m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
+            return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
+        }
+        let source = sub.pipeline.source
+        guard let bytes = m.value else { throw RecordError(.parse, "record has no value") }
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(bytes) } catch { throw RecordError(.parse, "malformed JSON: \(error)") }
+        guard case .object(let value) = parsed else { throw RecordError(.parse, "value is not a JSON object") }
+        for (field, type) in source.required {
+            guard let v = value.lookup(field), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
+            if !Self.matches(v, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())") }
+        }
+        let key: String
+        if let kf = source.keyField {
+            guard let v = value.lookup(kf), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            key = v.keyText
+        } else {
+            key = String(decoding: m.key ?? [], as: UTF8.self)
+        }
+        let ts: Int64
+        if let tf = source.timestampField {
+            guard let v = value.lookup(tf), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            switch source.timestampFormat {
+            case .iso8601:
+                guard let s = v.stringValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(v.serializedString())") }
+                guard let t = EventTime.parseISO8601(s) else { throw RecordError(.wrongType, "timestamp field '\(tf)' is not ISO-8601: \(s)") }
+                ts = t
+            case .epochMillis, .epochSeconds:
+                guard let d = v.doubleValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be a number, got \(v.serializedString())") }
+                ts = source.timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
+            }
+        } else {
+            ts = m.timestamp ?? 0
+        }
+        return StreamRecord(key: key, value: value, timestamp: ts, origin: origin)
+    }
+
+    private static func matches(_ v: JSONValue, _ type: FieldType) -> Bool {
+        switch (type, v) {
+        case (.any, _): return true
+        case (.string, .string), (.number, .number), (.boolean, .bool), (.object, .object), (.array, .array): return true
+        case (.integer, .number(let d)): return d.rounded() == d
+        default: return false
+        }
+    }
+
+    private func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
+        var record = record
+        var i = start
+        while i < steps.count {
+            switch steps[i] {
+            case .filter(let p):
+                if !StepEvaluation.matches(p, record) { return }
+            case .select(let f):
+                record.value = try StepEvaluation.select(f, record)
+            case .rekey(let field, let topic):
+                guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
+                produceRepartition(record, key: v.keyText, topic: topic)
+                return
+            case .aggregate(let store, let aggregator, let ttl):
+                let state = try aggregator.add(store.get(record.key) ?? aggregator.initial(), record)
+                store.put(record.key, state, expiresAt: ttl.map { record.timestamp + $0 })
+                record.value = aggregator.result(state)
+            case .window(let w):
+                try w.add(record, streamTime: streamTime)
+                return  // results flow on when windows close
+            case .process(let box, let ctx):
+                ctx.streamTime = streamTime
+                ctx.forwarded.removeAll(keepingCapacity: true)
+                try box.processor.process(record, context: ctx)
+                let out = ctx.forwarded
+                for r in out { try run(r, from: i + 1) }
+                return
+            case .to(let topic, let keyField):
+                let key = keyField.flatMap { record.field($0)?.keyText } ?? record.key
+                send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
+            case .redis(let sink):
+                try sink.write(record, into: &redisBatch)
+            }
+            i += 1
+        }
+    }
+
+    private func closeWindows() throws(RecordError) {
+        for (i, step) in steps.enumerated() {
+            guard case .window(let w) = step else { continue }
+            for r in w.closeDue(streamTime: streamTime) { try run(r, from: i + 1) }
+        }
+    }
+
+    private func positionHeaders(_ record: StreamRecord) -> [KafkaHeader] {
+        defer { emitIndex += 1 }
+        return [
+            KafkaHeader(Headers.eventTime, String(record.timestamp)),
+            KafkaHeader(Headers.upstreamPartition, String(partition)),
+            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin?.offset ?? -1).\(emitIndex)"),
+        ]
+    }
+
+    private func produceRepartition(_ record: StreamRecord, key: String, topic: String) {
+        send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
+    }
+
+    private var sendError: KafkaError?
+
+    private func send(_ r: ProducerRecord) {
+        do { try env.producer.send(r) } catch { if sendError == nil { sendError = error } }
+    }
+
+    private func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
+        if sub.pipeline.onError == .fail {
+            throw RecordFailure(pipeline: sub.pipeline.name, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), error: error)
+        }
+        recordsDeadLettered += 1
+        dlqCounter.increment()
+        if error.kind == .late { lateCounter.increment() }
+        send(ProducerRecord(
+            topic: env.config.dlqTopic, key: m.key, value: m.value,
+            headers: [
+                KafkaHeader("error", error.message), KafkaHeader("error.kind", error.kind.rawValue),
+                KafkaHeader("pipeline", sub.pipeline.name), KafkaHeader("source.topic", m.topic),
+                KafkaHeader("source.partition", String(m.partition)), KafkaHeader("source.offset", String(m.offset)),
+            ]))
+    }
+
+    // MARK: Commit
+
+    /// Writes one changelog record per changed key and hands over offsets and
+    /// Redis writes; `nil` when nothing happened since the last commit.
+    func prepareCommit() throws -> TaskCommit? {
+        if let e = sendError { sendError = nil; throw e }
+        if streamTime != .min {
+            for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
+        }
+        let tag = CommitTag(processed)
+        let storesChanged = stores.values.contains { $0.hasChanges }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty else { return nil }
+        for (name, store) in stores {
+            let topic = env.config.changelogTopic(store: name)
+            for (key, entry) in store.takeChanges() {
+                try env.producer.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
+            }
+        }
+        let commands = redisBatch.flattened
+        redisBatch = RedisWriteBatch()
+        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands)
+    }
+
+    func markCommitted(_ tag: CommitTag) {
+        lastCommittedTag = tag
+    }
+
+    var snapshotDue: Bool { ContinuousClock.now - lastSnapshot >= .seconds(5) }
+
+    /// Writes a snapshot of every store; `changelogEnds` are the changelog end offsets now.
+    func writeSnapshots(changelogEnds: [String: Int64], committed: [String: Int64]) throws {
+        lastSnapshot = ContinuousClock.now
+        for (name, store) in stores {
+            guard let end = changelogEnds[name] else { continue }
+            let snap = StoreSnapshot(store: name, partition: partition, changelogOffset: end, inputOffsets: committed, entries: store.allEntries)
+            try snap.write(to: StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition))
+        }
+    }
+
+    /// Input offsets processed (next offset to read) per topic.
+    var nextOffsets: [String: Int64] { processed.mapValues { $0 + 1 } }
+}
+
+/// Headers the engine puts on the records it writes to repartition and output topics.
+enum Headers {
+    static let eventTime = "se-ts"
+    static let upstreamPartition = "se-up"
+    static let upstreamSequence = "se-seq"
+}
+
+/// Runs a blocking call on a thread of its own (never on the cooperative pool).
+func onDedicatedThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
+        let t = Thread { cont.resume(with: Result { try body() }) }
+        t.name = name
+        t.start()
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import KafkaClient
+import Logging
+import Metrics
+
+/// A changelog that no longer holds the offsets a restore needs.
+public struct ChangelogTruncatedError: Error, CustomStringConvertible, Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var needed: Int64
+    public var lowWatermark: Int64
+    public var description: String {
+        "changelog \(topic)[\(partition)] starts at offset \(lowWatermark) but the restore needs offset \(needed): its older records are gone, so the store cannot be rebuilt exactly (keep a snapshot, or raise the topic's retention)"
+    }
+}
+
+/// What a restore did.
+public struct RestoreReport: Sendable {
+    public var store: String
+    public var partition: Int32
+    public var fromSnapshot: Bool
+    public var snapshotProblem: String?
+    public var snapshotKeys: Int
+    public var changelogRecords: Int
+    public var skippedUncommitted: Int
+    public var keys: Int
+    public var seconds: Double
+}
+
+/// Rebuilds a store partition from its local snapshot plus the changelog tail,
+/// or from the whole changelog when the snapshot is missing or corrupt.
+/// Only changelog records whose commit completed are applied (`CommitTag`).
+public struct StoreRestorer: Sendable {
+    public var kafkaConfig: [String: String]
+    public var logger: Logger
+
+    public init(kafkaConfig: [String: String], logger: Logger) {
+        self.kafkaConfig = kafkaConfig
+        self.logger = logger
+    }
+
+    /// Restores `store`. Blocking (Kafka polls): call from a dedicated thread.
+    /// - Parameters:
+    ///   - committed: the task's committed input offsets (next offset to read) per topic;
+    ///     `nil` to apply every record (inspection tools reading a changelog).
+    public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) throws -> (entries: [String: StoreEntry], report: RestoreReport) {
+        let target = KeyValueStore(name: store, partition: partition)
+        let report = try restore(into: target, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed)
+        return (target.allEntries, report)
+    }
+
+    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) throws -> RestoreReport {
+        let started = ContinuousClock.now
+        var startOffset: Int64 = 0
+        var fromSnapshot = false
+        var problem: String?
+        var snapshotKeys = 0
+        if let snapshotPath {
+            do {
+                let snap = try StoreSnapshot.read(from: snapshotPath)
+                store.replaceAll(snap.entries)
+                startOffset = snap.changelogOffset
+                fromSnapshot = true
+                snapshotKeys = snap.entries.count
+            } catch let error as SnapshotError {
+                if !error.missing {
+                    problem = error.description
+                    logger.warning("\(error); restoring \(store.name)[\(store.partition)] from its changelog instead")
+                }
+                store.replaceAll([:])
+            }
+        }
+        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "false"]) { $1 }, logger: logger)
+        defer { consumer.close() }
+        let tp = TopicPartition(changelogTopic, store.partition)
+        let wm = try consumer.watermarks(tp)
+        if wm.low > startOffset, wm.high > startOffset {
+            throw ChangelogTruncatedError(topic: changelogTopic, partition: store.partition, needed: startOffset, lowWatermark: wm.low)
+        }
+        var applied = 0
+        var skipped = 0
+        let toRead = max(0, wm.high - startOffset)
+        let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
+        if toRead > 0 {
+            logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : "")")
+            try consumer.assign([TopicPartitionOffset(tp, startOffset)])
+            var position = startOffset
+            var lastLog = ContinuousClock.now
+            while position < wm.high {
+                let batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
+                for m in batch.messages {
+                    position = m.offset + 1
+                    let (key, entry, tag) = try ChangelogCodec.decode(m)
+                    if let committed, !(tag?.isCommitted(by: committed) ?? false) {
+                        skipped += 1
+                        continue
+                    }
+                    store.restore(key, entry)
+                    applied += 1
+                }
+                restored.increment(by: Int64(batch.messages.count))
+                if ContinuousClock.now - lastLog > .seconds(2) {
+                    lastLog = ContinuousClock.now
+                    logger.info("restoring \(store.name)[\(store.partition)]: \(position - startOffset) / \(toRead)")
+                }
+            }
+        }
+        let report = RestoreReport(
+            store: store.name, partition: store.partition, fromSnapshot: fromSnapshot, snapshotProblem: problem,
+            snapshotKeys: snapshotKeys, changelogRecords: applied, skippedUncommitted: skipped, keys: store.count,
+            seconds: (ContinuousClock.now - started).seconds)
+        if toRead > 0 || fromSnapshot {
+            logger.info("restored \(store.name)[\(store.partition)]: \(store.count) keys (snapshot \(snapshotKeys), changelog \(applied), skipped \(skipped) uncommitted) in \(String(format: "%.2f", report.seconds)) s")
+        }
+        return report
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    public var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}
