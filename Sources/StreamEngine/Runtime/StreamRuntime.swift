@@ -1,0 +1,309 @@
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import ServiceLifecycle
+import Synchronization
+
+/// How the engine reaches Kafka.
+public enum KafkaConnection: Sendable {
+    /// An embedded cluster in this process (librdkafka's mock cluster).
+    case embedded(EmbeddedKafkaCluster)
+    /// A real cluster: librdkafka configuration with `bootstrap.servers`.
+    case external([String: String])
+}
+
+/// Options of `stream-engine run`.
+public struct RuntimeOptions: Sendable {
+    /// Directory of local store snapshots.
+    public var stateDir: String
+    /// Exit once every input partition is consumed up to the end offset it had
+    /// at start, the repartition topics are drained and everything is committed.
+    public var stopAtEnd: Bool
+    /// Most records taken from the consumer per poll.
+    public var pollBatchSize: Int
+
+    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000) {
+        self.stateDir = stateDir
+        self.stopAtEnd = stopAtEnd
+        self.pollBatchSize = pollBatchSize
+    }
+}
+
+/// A problem that stops the engine, with a one-line reason.
+public struct StreamEngineError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Counts of a run.
+public struct RuntimeStats: Sendable {
+    public var processed: Int
+    public var deadLettered: Int
+    public var commits: Int
+}
+
+/// The engine: runs every pipeline of a `StreamConfig` as tasks over Kafka
+/// partitions until stopped (graceful shutdown, `stop()`) or, with
+/// `stopAtEnd`, until the input is consumed.
+///
+/// One thread owns the consumer and polls it; it hands each batch to the task
+/// manager and waits (back-pressure: nothing is buffered beyond one batch).
+/// Rebalance callbacks run on that thread, so revoked tasks are committed and
+/// closed before their partitions go.
+public final class StreamRuntime: Service {
+    public let config: StreamConfig
+    public let plan: TopologyPlan
+    private let registry: OperatorRegistry
+    private let connection: KafkaConnection
+    private let redisURL: RedisURL?
+    private let options: RuntimeOptions
+    private let logger: Logger
+    private let stopRequested = Atomic<Bool>(false)
+    private let statsBox = Mutex(RuntimeStats(processed: 0, deadLettered: 0, commits: 0))
+
+    public init(config: StreamConfig, registry: OperatorRegistry, kafka: KafkaConnection, redisURL: RedisURL?, options: RuntimeOptions, logger: Logger) {
+        var effective = config
+        if case .embedded(let cluster) = kafka { effective.kafka["bootstrap.servers"] = cluster.bootstrapServers }
+        self.config = effective
+        self.plan = TopologyPlan(config: effective)
+        self.registry = registry
+        self.connection = kafka
+        self.redisURL = redisURL
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Asks the engine to stop: it finishes the current batch, commits, writes snapshots and returns.
+    public func stop() { stopRequested.store(true, ordering: .releasing) }
+
+    /// Counts so far (final after `run` returned).
+    public var stats: RuntimeStats { statsBox.withLock { $0 } }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await runEngine()
+            } onCancel: {
+                self.stop()
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutdown requested: finishing in-flight records, committing, writing snapshots")
+            self.stop()
+        }
+    }
+
+    private var admin: any TopicAdministrator {
+        get throws {
+            switch connection {
+            case .embedded(let cluster): return cluster
+            case .external(let cfg): return try KafkaAdmin(config: cfg.merging(config.kafka) { $1 }, logger: logger)
+            }
+        }
+    }
+
+    private func runEngine() async throws {
+        let admin = try self.admin
+        let sourcePartitions = try await TopicSetup(config: config, plan: plan, admin: admin, embedded: isEmbedded, logger: logger).ensureTopics()
+        var endTargets: [TopicPartition: Int64] = [:]
+        if options.stopAtEnd {
+            for (topic, n) in sourcePartitions where config.inputTopics.contains(topic) {
+                for p in 0..<Int32(n) {
+                    endTargets[TopicPartition(topic, p)] = try await admin.watermarks(TopicPartition(topic, p)).high
+                }
+            }
+        }
+
+        var producerConfig = config.kafka
+        producerConfig["message.timeout.ms"] = producerConfig["message.timeout.ms"] ?? "0"  // never drop: an outage pauses progress
+        producerConfig["acks"] = "all"
+        let producer = try KafkaProducer(config: producerConfig, logger: logger)
+        let redis = try await connectRedis()
+        let globals = GlobalTables()
+        defer { globals.stop() }
+        for g in config.globalTables {
+            try await globals.start(table: g.name, topic: g.topic, kafkaConfig: config.kafka, logger: logger)
+        }
+
+        let env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        let rebalanceError = Mutex<(any Error)?>(nil)
+        let managerBox = Mutex<TaskManager?>(nil)
+        var consumerConfig = config.kafka
+        consumerConfig["group.id"] = config.applicationId
+        consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
+        consumerConfig["isolation.level"] = "read_committed"
+        let consumer = try KafkaConsumer(config: consumerConfig, logger: logger) { event in
+            guard let manager = managerBox.withLock({ $0 }) else { return }
+            do {
+                switch event {
+                case .assigned(let tps): try await manager.assigned(tps)
+                case .revoked(let tps): try await manager.revoked(tps)
+                }
+            } catch {
+                rebalanceError.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+        let manager = TaskManager(plan: plan, env: env, consumer: consumer, redis: redis, admin: admin)
+        managerBox.withLock { $0 = manager }
+        try consumer.subscribe(plan.subscribedTopics)
+        logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", "))")
+
+        let loop = PollLoop(
+            consumer: consumer, manager: manager, producer: producer, admin: admin, plan: plan,
+            commitInterval: .milliseconds(config.commitIntervalMs), batchSize: options.pollBatchSize,
+            endTargets: options.stopAtEnd ? endTargets : nil, stopRequested: { [self] in stopRequested.load(ordering: .acquiring) },
+            rebalanceError: { rebalanceError.withLock { $0 } }, logger: logger)
+        let outcome: Result<Void, any Error> = await withCheckedContinuation { cont in
+            let thread = Thread { cont.resume(returning: Result { try loop.run() }) }
+            thread.name = "stream-engine-poll"
+            thread.start()
+        }
+        let processed = await manager.processedTotal
+        let commits = await manager.commits
+        statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: 0, commits: commits) }
+        await producer.close()
+        await redis?.close()
+        try outcome.get()
+    }
+
+    private var isEmbedded: Bool { if case .embedded = connection { return true } else { return false } }
+
+    private func connectRedis() async throws -> RedisConnection? {
+        let needsRedis = config.pipelines.contains { $0.steps.contains { if case .redis = $0 { return true } else { return false } } }
+        guard needsRedis else { return nil }
+        guard let url = redisURL else { throw StreamEngineError("topologies.yaml has redis sinks but no Redis URL is configured (redis.url or --redis-url)") }
+        let redis = RedisConnection(url: url, logger: logger)
+        var lastError: (any Error)?
+        for _ in 0..<20 {
+            do {
+                _ = try await redis.command(["PING"])
+                return redis
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        throw StreamEngineError("cannot reach Redis: \(lastError.map { "\($0)" } ?? "unknown error")")
+    }
+}
+
+/// The thread that owns the consumer: poll, process, commit, and — with
+/// `--stop-at-end` — decide when the input is done.
+final class PollLoop: Sendable {
+    let consumer: KafkaConsumer
+    let manager: TaskManager
+    let producer: KafkaProducer
+    let admin: any TopicAdministrator
+    let plan: TopologyPlan
+    let commitInterval: Duration
+    let batchSize: Int
+    let endTargets: [TopicPartition: Int64]?
+    let stopRequested: @Sendable () -> Bool
+    let rebalanceError: @Sendable () -> (any Error)?
+    let logger: Logger
+
+    init(consumer: KafkaConsumer, manager: TaskManager, producer: KafkaProducer, admin: any TopicAdministrator, plan: TopologyPlan,
+         commitInterval: Duration, batchSize: Int, endTargets: [TopicPartition: Int64]?,
+         stopRequested: @escaping @Sendable () -> Bool, rebalanceError: @escaping @Sendable () -> (any Error)?, logger: Logger) {
+        self.consumer = consumer
+        self.manager = manager
+        self.producer = producer
+        self.admin = admin
+        self.plan = plan
+        self.commitInterval = commitInterval
+        self.batchSize = batchSize
+        self.endTargets = endTargets
+        self.stopRequested = stopRequested
+        self.rebalanceError = rebalanceError
+        self.logger = logger
+    }
+
+    func run() throws {
+        let manager = self.manager
+        var lastCommit = ContinuousClock.now
+        var lastEndCheck = ContinuousClock.now
+        var repartitionTargets: [TopicPartition: Int64]?
+        do {
+            while !stopRequested() {
+                let batch = try consumer.pollBatch(maxMessages: batchSize, timeoutMs: 100)
+                if let e = rebalanceError() { throw e }
+                if !batch.messages.isEmpty {
+                    let messages = batch.messages
+                    try bridge { try await manager.process(messages) }
+                }
+                let idle = batch.messages.isEmpty
+                if ContinuousClock.now - lastCommit >= commitInterval || (idle && bridge { await manager.hasUncommittedWork }) {
+                    try bridge { try await manager.commit() }
+                    lastCommit = ContinuousClock.now
+                }
+                if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
+                    lastEndCheck = ContinuousClock.now
+                    if try reachedEnd(endTargets, &repartitionTargets) {
+                        logger.info("--stop-at-end: every input partition consumed and committed")
+                        break
+                    }
+                }
+            }
+            try bridge {
+                await manager.setStopping()
+                try await manager.closeAll()
+            }
+        } catch {
+            consumer.close()
+            throw error
+        }
+        consumer.close()
+    }
+
+    /// Whether the group committed every input partition up to its start end
+    /// offset and then every repartition partition up to its end.
+    private func reachedEnd(_ inputs: [TopicPartition: Int64], _ repartition: inout [TopicPartition: Int64]?) throws -> Bool {
+        if repartition == nil {
+            guard try committedReach(inputs) else { return false }
+            // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
+            let producer = self.producer
+            try bridge { try await producer.flush() }
+            var targets: [TopicPartition: Int64] = [:]
+            for topic in plan.repartitionTopics {
+                guard let n = try consumer.partitionCount(topic: topic) else { continue }
+                for p in 0..<Int32(n) { targets[TopicPartition(topic, p)] = try consumer.watermarks(TopicPartition(topic, p)).high }
+            }
+            repartition = targets
+        }
+        return try committedReach(repartition ?? [:])
+    }
+
+    private func committedReach(_ targets: [TopicPartition: Int64]) throws -> Bool {
+        let pending = targets.filter { $0.value > 0 }
+        if pending.isEmpty { return true }
+        let committed = try consumer.committed(Array(pending.keys))
+        return pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
+    }
+}
+
+/// Runs async work from a dedicated (non-cooperative) thread and waits for it.
+func bridge<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<Result<T, any Error>?>(nil)
+    Task {
+        let r: Result<T, any Error>
+        do { r = .success(try await body()) } catch { r = .failure(error) }
+        result.withLock { $0 = r }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
+}
+
+func bridge<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<T?>(nil)
+    Task {
+        let r = await body()
+        result.withLock { $0 = r }
+        done.signal()
+    }
+    done.wait()
+    return result.withLock { $0! }
+}

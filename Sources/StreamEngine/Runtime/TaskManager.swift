@@ -1,0 +1,165 @@
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+
+/// Owns the tasks of one engine instance: creates and restores them on
+/// assignment, feeds them batches, commits (changelog and sinks first, input
+/// offsets last), snapshots, and closes them on revocation.
+actor TaskManager {
+    let plan: TopologyPlan
+    let env: TaskEnvironment
+    let consumer: KafkaConsumer
+    let redis: RedisConnection?
+    let admin: any TopicAdministrator
+    let logger: Logger
+    private var tasks: [TaskID: StreamTask] = [:]
+    private var tasksByPartition: [TopicPartition: [TaskID]] = [:]
+    private var uncommitted = false
+    private(set) var processedTotal = 0
+    private(set) var deadLetteredTotal = 0
+    private(set) var commits = 0
+    private var stopping = false
+
+    init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator) {
+        self.plan = plan
+        self.env = env
+        self.consumer = consumer
+        self.redis = redis
+        self.admin = admin
+        self.logger = env.logger
+    }
+
+    var hasUncommittedWork: Bool { uncommitted }
+    var taskIDs: [TaskID] { tasks.keys.sorted() }
+
+    func setStopping() { stopping = true }
+
+    // MARK: Rebalance
+
+    func assigned(_ partitions: [TopicPartition]) async throws {
+        var wanted: Set<TaskID> = []
+        var subsByID: [String: SubTopology] = [:]
+        for tp in partitions {
+            for sub in plan.subTopologies where sub.sourceTopics.contains(tp.topic) {
+                wanted.insert(TaskID(subTopology: sub.id, partition: tp.partition))
+                subsByID[sub.id] = sub
+                tasksByPartition[tp, default: []].append(TaskID(subTopology: sub.id, partition: tp.partition))
+            }
+        }
+        for tp in tasksByPartition.keys { tasksByPartition[tp] = Array(Set(tasksByPartition[tp]!)).sorted() }
+        for id in wanted.sorted() where tasks[id] == nil {
+            let sub = subsByID[id.subTopology]!
+            let task = try StreamTask(sub: sub, partition: id.partition, env: env)
+            let tps = sub.sourceTopics.map { TopicPartition($0, id.partition) }
+            let consumer = self.consumer
+            let committedOffsets = try await onDedicatedThread("committed-offsets") { try consumer.committed(tps) }
+            var committed: [String: Int64] = [:]
+            for (tp, o) in committedOffsets where o >= 0 { committed[tp.topic] = o }
+            _ = try await task.restore(committed: committed)
+            tasks[id] = task
+            logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
+        }
+    }
+
+    func revoked(_ partitions: [TopicPartition]) async throws {
+        guard !partitions.isEmpty else { return }
+        try await commit()
+        let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
+        for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
+        for id in gone.sorted() {
+            guard let task = tasks.removeValue(forKey: id) else { continue }
+            try await snapshot(task)
+            logger.info("task \(id) closed")
+        }
+    }
+
+    // MARK: Processing
+
+    func process(_ messages: [KafkaMessage]) async throws {
+        var perTask: [TaskID: [KafkaMessage]] = [:]
+        for m in messages {
+            for id in tasksByPartition[m.topicPartition] ?? [] { perTask[id, default: []].append(m) }
+        }
+        if perTask.isEmpty { return }
+        uncommitted = true
+        let work = perTask.compactMap { id, msgs in tasks[id].map { ($0, msgs) } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (task, msgs) in work {
+                group.addTask { try await task.process(msgs) }
+            }
+            try await group.waitForAll()
+        }
+        processedTotal += messages.count
+    }
+
+    // MARK: Commit
+
+    /// Commits every task: changelog and output records acknowledged, then
+    /// Redis writes applied (fenced), then input offsets committed.
+    func commit() async throws {
+        var commits: [TaskCommit] = []
+        for id in tasks.keys.sorted() {
+            if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
+        }
+        uncommitted = false
+        guard !commits.isEmpty else { return }
+        try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
+        if let redis {
+            for c in commits where !c.redisCommands.isEmpty {
+                let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
+                let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
+                _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
+            }
+        }
+        let offsets = commits.flatMap(\.offsets)
+        let consumer = self.consumer
+        try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+        for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
+        self.commits += 1
+        for c in commits {
+            if let task = tasks[c.task], await task.snapshotDue { try await snapshot(task) }
+        }
+    }
+
+    private func snapshot(_ task: StreamTask) async throws {
+        var ends: [String: Int64] = [:]
+        for name in task.sub.stores {
+            let wm = try await admin.watermarks(TopicPartition(env.config.changelogTopic(store: name), task.partition))
+            ends[name] = wm.high
+        }
+        let committed = await task.nextOffsets
+        try await task.writeSnapshots(changelogEnds: ends, committed: committed)
+    }
+
+    /// Final commit and snapshots of every task (graceful shutdown).
+    func closeAll() async throws {
+        try await commit()
+        for id in tasks.keys.sorted() {
+            if let task = tasks.removeValue(forKey: id) { try await snapshot(task) }
+        }
+        tasksByPartition.removeAll()
+    }
+
+    /// Retries an operation on Kafka or Redis errors with exponential backoff,
+    /// logging each failure: an outage pauses progress, nothing is skipped.
+    private func retrying<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(100)
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as KafkaError where !error.isFatal {
+                attempt += 1
+                if stopping && attempt > 5 { throw error }
+                logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
+            } catch let error as RedisError {
+                attempt += 1
+                if stopping && attempt > 5 { throw error }
+                logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
+            }
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+}
