@@ -958,9 +958,9 @@ final class ConfigValidator {
         return ToSpec(topic: topic, keyField: key)
     }
 
-    static let redisKeys = ["key", "mode", "fields", "member", "members", "score", "value", "ttl"]
+    static let redisKeys = ["key", "mode", "fields", "member", "members", "score", "value", "ttl", "field"]
     static let redisModeKeys: [String: [String]] = [
-        "hash": ["fields"], "sorted_set": ["member", "members", "score"], "value": ["value"], "delete": [],
+        "hash": ["fields"], "sorted_set": ["member", "members", "score"], "value": ["value"], "delete": [], "commands": ["field"],
     ]
 
     func redisStep(_ node: ConfigNode) -> RedisSinkSpec? {
@@ -976,7 +976,7 @@ final class ConfigValidator {
                 self.report(v.location, error.message)
             }
         }
-        let modes = ["hash", "sorted_set", "value", "delete"]
+        let modes = ["hash", "sorted_set", "value", "delete", "commands"]
         let modeName = require(m, "mode", in: "redis", expected: "one of \(ConfigSuggest.list(modes))")
             .flatMap { choice($0, "mode", modes.map { ($0, $0) }) }
         var ttl: Int?
@@ -1045,6 +1045,12 @@ final class ConfigValidator {
                 if let f = name(v, "value", .field) { mode = .value(field: f == "json" ? nil : f) } else { ok = false }
             } else {
                 mode = .value(field: nil)
+            }
+        case "commands":
+            if let v = require(m, "field", in: "redis mode 'commands'", expected: "the field holding a list of Redis commands") {
+                if let f = name(v, "field", .field) { mode = .commands(field: f) } else { ok = false }
+            } else {
+                ok = false
             }
         default:
             mode = .delete

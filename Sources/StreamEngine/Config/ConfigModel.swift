@@ -515,6 +515,11 @@ public enum RedisMode: Sendable, Hashable {
     case value(field: String?)
     /// `DEL key`.
     case delete
+    /// The commands listed in `field` (an array of arrays of strings), run as
+    /// they are in the task's atomic commit. Besides Redis commands the engine
+    /// provides `ZREMIFLE key score member` (remove the member only if its
+    /// score is at most `score`).
+    case commands(field: String)
 
     /// The mode as written in the file.
     public var name: String {
@@ -523,6 +528,7 @@ public enum RedisMode: Sendable, Hashable {
         case .sortedSetMember, .sortedSetMembers: return "sorted_set"
         case .value: return "value"
         case .delete: return "delete"
+        case .commands: return "commands"
         }
     }
 }

@@ -225,6 +225,8 @@ public enum TopologyDescriber {
             s = "value \(r.key.source) = \(field ?? "json")"
         case .delete:
             s = "delete \(r.key.source)"
+        case .commands(let field):
+            s = "commands from \(field) (\(r.key.source))"
         }
         if let ttl = r.ttlMillis { s += ", ttl \(formatDuration(ttl))" }
         return s

@@ -76,6 +76,17 @@ struct RedisSinkStep {
             cmds.append(["SET", key, v])
         case .delete:
             cmds.append(["DEL", key])
+        case .commands(let field):
+            guard let list = record.field(field)?.arrayValue else {
+                throw RecordError(.missingField, "field '\(field)' (a list of Redis commands) is missing")
+            }
+            for c in list {
+                guard let args = c.arrayValue?.map(\.keyText), !args.isEmpty else {
+                    throw RecordError(.wrongType, "field '\(field)' must hold lists of command arguments")
+                }
+                cmds.append(args)
+            }
+            replaces = false
         }
         if let ttl = spec.ttlMillis, spec.mode != .delete {
             cmds.append(["PEXPIRE", key, String(ttl)])
@@ -105,7 +116,12 @@ enum RedisFence {
         local idx = 2 + 2 * n
         while idx <= #ARGV do
           local argc = tonumber(ARGV[idx])
-          redis.call(unpack(ARGV, idx + 1, idx + argc))
+          if ARGV[idx + 1] == 'ZREMIFLE' then
+            local cur = redis.call('ZSCORE', ARGV[idx + 2], ARGV[idx + 4])
+            if cur and tonumber(cur) <= tonumber(ARGV[idx + 3]) then redis.call('ZREM', ARGV[idx + 2], ARGV[idx + 4]) end
+          else
+            redis.call(unpack(ARGV, idx + 1, idx + argc))
+          end
           idx = idx + argc + 1
         end
         for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end

@@ -161,7 +161,8 @@ public final class StreamRuntime: Service {
         }
         let processed = await manager.processedTotal
         let commits = await manager.commits
-        statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: 0, commits: commits) }
+        let deadLettered = await manager.deadLetteredTotal
+        statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: deadLettered, commits: commits) }
         await producer.close()
         await redis?.close()
         try outcome.get()

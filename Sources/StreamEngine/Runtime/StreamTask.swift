@@ -148,8 +148,10 @@ actor StreamTask {
 
     // MARK: Processing
 
-    /// Processes messages of this task's partition, in order.
-    func process(_ messages: [KafkaMessage]) throws {
+    /// Processes messages of this task's partition, in order; returns how many went to the dead-letter topic.
+    @discardableResult
+    func process(_ messages: [KafkaMessage]) throws -> Int {
+        let dlqBefore = recordsDeadLettered
         for m in messages {
             processed[m.topic] = m.offset
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
@@ -166,6 +168,7 @@ actor StreamTask {
             }
         }
         processedCounter.increment(by: Int64(messages.count))
+        return recordsDeadLettered - dlqBefore
     }
 
     private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord? {

@@ -84,12 +84,13 @@ actor TaskManager {
         if perTask.isEmpty { return }
         uncommitted = true
         let work = perTask.compactMap { id, msgs in tasks[id].map { ($0, msgs) } }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let dlq = try await withThrowingTaskGroup(of: Int.self) { group in
             for (task, msgs) in work {
                 group.addTask { try await task.process(msgs) }
             }
-            try await group.waitForAll()
+            return try await group.reduce(0, +)
         }
+        deadLetteredTotal += dlq
         processedTotal += messages.count
     }
 
