@@ -37,9 +37,12 @@ let package = Package(
                 "CRdKafka", "CKafkaMockLimits",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(name: "ThreadExecutors"),
         .target(
             name: "RedisClient",
-            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CHiredis", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
 
         // The generic engine.
@@ -64,6 +67,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
