@@ -1,0 +1,128 @@
+import StreamEngine
+
+/// `purchase_stats`: one user's purchase totals.
+///
+/// State (money in cents, so sums are exact):
+/// `{"orders": n, "items": n, "cents": n, "last": ms, "categories": {category: cents}}`.
+/// Result: `{"orders": n, "items": n, "spent": "123.40", "lastPurchaseAt": ISO-8601,
+/// "categories": {category: 123.4}}` — `orders` counts purchase events, `items`
+/// sums `quantity`, `spent` sums `price × quantity` (2 decimals), `lastPurchaseAt`
+/// is the latest event time, `categories` is the spend per category.
+///
+/// Params: `price`, `quantity`, `category` (field names; defaults as written).
+public struct PurchaseStatsAggregator: Aggregator {
+    public let priceField: String
+    public let quantityField: String
+    public let categoryField: String
+
+    public init(priceField: String = "price", quantityField: String = "quantity", categoryField: String = "category") {
+        self.priceField = priceField
+        self.quantityField = quantityField
+        self.categoryField = categoryField
+    }
+
+    static func make(_ p: JSONObject) throws -> any Aggregator {
+        PurchaseStatsAggregator(
+            priceField: p.string("price", default: "price"), quantityField: p.string("quantity", default: "quantity"),
+            categoryField: p.string("category", default: "category"))
+    }
+
+    public func initial() -> JSONValue { ["orders": 0, "items": 0, "cents": 0, "last": .null, "categories": .object([:])] }
+
+    public func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue {
+        let price = try record.nonNegativeNumber(priceField)
+        let quantity = try record.positiveInteger(quantityField)
+        let category = try record.requiredString(categoryField)
+        let cents = Cents.of(price: price, quantity: quantity)
+        var categories = state["categories"]?.objectValue ?? [:]
+        categories[category] = .number(Double((categories[category]?.intValue ?? 0) + cents))
+        let last = max(state["last"]?.intValue ?? record.timestamp, record.timestamp)
+        return [
+            "orders": .number(Double((state["orders"]?.intValue ?? 0) + 1)),
+            "items": .number(Double((state["items"]?.intValue ?? 0) + quantity)),
+            "cents": .number(Double((state["cents"]?.intValue ?? 0) + cents)),
+            "last": .millis(last),
+            "categories": .object(categories),
+        ]
+    }
+
+    public func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
+        func int(_ v: JSONValue, _ k: String) -> Int64 { v[k]?.intValue ?? 0 }
+        var categories = a["categories"]?.objectValue ?? [:]
+        for (c, v) in b["categories"]?.objectValue ?? [:] {
+            categories[c] = .number(Double((categories[c]?.intValue ?? 0) + (v.intValue ?? 0)))
+        }
+        let last = [a["last"]?.intValue, b["last"]?.intValue].compactMap { $0 }.max()
+        return [
+            "orders": .number(Double(int(a, "orders") + int(b, "orders"))),
+            "items": .number(Double(int(a, "items") + int(b, "items"))),
+            "cents": .number(Double(int(a, "cents") + int(b, "cents"))),
+            "last": last.map(JSONValue.millis) ?? .null,
+            "categories": .object(categories),
+        ]
+    }
+
+    public func result(_ state: JSONValue) -> JSONObject {
+        var categories = JSONObject()
+        for (c, v) in state["categories"]?.objectValue ?? [:] { categories[c] = .number(Cents.amount(v.intValue ?? 0)) }
+        return [
+            "orders": state["orders"] ?? 0,
+            "items": state["items"] ?? 0,
+            "spent": .string(Cents.decimalString(state["cents"]?.intValue ?? 0)),
+            "lastPurchaseAt": state["last"]?.intValue.map { .string(EventTime.formatISO8601($0)) } ?? .null,
+            "categories": .object(categories),
+        ]
+    }
+}
+
+/// `product_units`: units sold per product (of one category, when keyed by category).
+///
+/// State: `{productId: units}`. Result: `{"units": {productId: units}, "top":
+/// {productId: units}}` — `units` holds every product, `top` the `top` best
+/// sellers (most units first; ties by product id).
+///
+/// Params: `member` (default `productId`), `units` (default `quantity`), `top` (default 20).
+public struct ProductUnitsAggregator: Aggregator {
+    public let memberField: String
+    public let unitsField: String
+    public let top: Int
+
+    public init(memberField: String = "productId", unitsField: String = "quantity", top: Int = 20) {
+        self.memberField = memberField
+        self.unitsField = unitsField
+        self.top = top
+    }
+
+    static func make(_ p: JSONObject) throws -> any Aggregator {
+        ProductUnitsAggregator(
+            memberField: p.string("member", default: "productId"), unitsField: p.string("units", default: "quantity"),
+            top: try p.positiveInt("top", default: 20, for: "product_units"))
+    }
+
+    public func initial() -> JSONValue { .object([:]) }
+
+    public func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue {
+        let product = try record.requiredString(memberField)
+        let units = try record.positiveInteger(unitsField)
+        var o = state.objectValue ?? [:]
+        o[product] = .number(Double((o[product]?.intValue ?? 0) + units))
+        return .object(o)
+    }
+
+    public func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
+        var o = a.objectValue ?? [:]
+        for (k, v) in b.objectValue ?? [:] { o[k] = .number(Double((o[k]?.intValue ?? 0) + (v.intValue ?? 0))) }
+        return .object(o)
+    }
+
+    public func result(_ state: JSONValue) -> JSONObject {
+        let all = state.objectValue ?? [:]
+        return ["units": .object(all), "top": .object(Self.best(all, count: top))]
+    }
+
+    /// The `count` members with the highest numbers, highest first; ties by member name.
+    static func best(_ o: JSONObject, count: Int) -> JSONObject {
+        let ranked = o.map { ($0.key, $0.value.doubleValue ?? 0) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        return JSONObject(ranked.prefix(count).map { (key: $0.0, value: JSONValue.number($0.1)) })
+    }
+}

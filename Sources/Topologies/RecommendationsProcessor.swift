@@ -1,0 +1,129 @@
+import StreamEngine
+
+/// `recommendations`: per user (the record key), up to `max_items` products
+/// scored so that the score says why, recomputed on every purchase, view and
+/// add-to-cart of the user.
+///
+/// ```
+/// score = interest + popularity
+/// interest   = 10 if the user viewed the product within `recent_window` (default 7d)
+///            + 20 if the user added it to the cart within `recent_window`
+///              (both against the user's latest event)
+/// popularity = (spend in the product's category / spend in the user's top category)
+///            × (units of the product / units of the category's best seller)
+///              for the best sellers (from the global table `categories_table`,
+///              field `top`) of the user's `top_categories` (default 3)
+///              categories by spend; 0 otherwise
+/// ```
+///
+/// So 0 < score ≤ 1: popular in a category the user buys from; 10–11: viewed
+/// recently; 20–21: in the cart recently; 30–31: both. Products the user has
+/// bought are never recommended. Ties: the more recent interaction first, then
+/// the product id. Scores are rounded to 4 decimals.
+///
+/// Input: `{"type": "purchase" | "view" | "add_to_cart", "productId", "category",
+/// "price", "quantity"}` (purchases need `category`, `price` and `quantity`;
+/// other types are ignored). Output: `{"userId", "recs": {productId: score}}`.
+///
+/// Store: userId → `{"spend": {category: cents}, "bought": {productId: true},
+/// "seen": {productId: {"view": ms, "cart": ms}}, "last": ms}`; `seen` keeps at
+/// most `max_seen` (default 50) products of the recent window.
+public struct RecommendationsProcessor: Processor {
+    let store: String
+    let table: String
+    let tableField: String
+    let maxItems: Int
+    let topCategories: Int
+    let recentWindow: Int64
+    let maxSeen: Int
+
+    static func make(_ p: JSONObject) throws -> any Processor {
+        let op = "recommendations"
+        return RecommendationsProcessor(
+            store: p.string("store", default: "rec-profiles"),
+            table: try p.requiredString("categories_table", for: op),
+            tableField: p.string("categories_field", default: "top"),
+            maxItems: try p.positiveInt("max_items", default: 20, for: op),
+            topCategories: try p.positiveInt("top_categories", default: 3, for: op),
+            recentWindow: try p.duration("recent_window", default: "7d", for: op),
+            maxSeen: try p.positiveInt("max_seen", default: 50, for: op))
+    }
+
+    public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
+        let type = try record.requiredString("type")
+        guard type == "purchase" || type == "view" || type == "add_to_cart" else { return }
+        let product = try record.requiredString("productId")
+        let t = record.timestamp
+        let store = context.store(self.store)
+        var state = store.get(record.key)?.objectValue ?? [:]
+        var spend = state["spend"]?.objectValue ?? [:]
+        var bought = state["bought"]?.objectValue ?? [:]
+        var seen = state["seen"]?.objectValue ?? [:]
+        let last = max(state["last"]?.intValue ?? t, t)
+
+        if type == "purchase" {
+            let category = try record.requiredString("category")
+            let cents = Cents.of(price: try record.nonNegativeNumber("price"), quantity: try record.positiveInteger("quantity"))
+            spend[category] = .number(Double((spend[category]?.intValue ?? 0) + cents))
+            bought[product] = true
+            seen[product] = nil
+        } else if bought[product] == nil {
+            let slot = type == "view" ? "view" : "cart"
+            var entry = seen[product]?.objectValue ?? [:]
+            if (entry[slot]?.intValue ?? .min) < t { entry[slot] = .millis(t) }
+            seen[product] = .object(entry)
+        }
+        seen = trimmed(seen, last: last)
+        state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "last": .millis(last)]
+        store.put(record.key, .object(state))
+
+        let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
+        context.forward(StreamRecord(
+            key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
+    }
+
+    /// Latest interaction with a seen product.
+    private static func latest(_ entry: JSONValue) -> Int64 {
+        max(entry["view"]?.intValue ?? .min, entry["cart"]?.intValue ?? .min)
+    }
+
+    private func trimmed(_ seen: JSONObject, last: Int64) -> JSONObject {
+        let recent = seen.filter { last - Self.latest($0.value) <= recentWindow }
+        let ranked = recent.sorted { a, b in
+            let (x, y) = (Self.latest(a.value), Self.latest(b.value))
+            return x != y ? x > y : a.key < b.key
+        }
+        return JSONObject(ranked.prefix(maxSeen))
+    }
+
+    private func recommend(spend: JSONObject, bought: JSONObject, seen: JSONObject, last: Int64, context: ProcessorContext) -> JSONObject {
+        var score: [String: Double] = [:]
+        var recency: [String: Int64] = [:]
+        let categories = spend.map { ($0.key, $0.value.intValue ?? 0) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+            .prefix(topCategories)
+        if let topSpend = categories.first?.1, topSpend > 0 {
+            for (category, cents) in categories {
+                let best = context.globalLookup(table, category)?[tableField]?.objectValue ?? [:]
+                guard let maxUnits = best.compactMap({ $0.value.doubleValue }).max(), maxUnits > 0 else { continue }
+                let weight = Double(cents) / Double(topSpend)
+                for (p, units) in best where bought[p] == nil {
+                    score[p] = max(score[p] ?? 0, weight * (units.doubleValue ?? 0) / maxUnits)
+                }
+            }
+        }
+        for (p, entry) in seen where bought[p] == nil {
+            var interest = 0.0
+            if let v = entry["view"]?.intValue, last - v <= recentWindow { interest += 10 }
+            if let c = entry["cart"]?.intValue, last - c <= recentWindow { interest += 20 }
+            score[p, default: 0] += interest
+            recency[p] = Self.latest(entry)
+        }
+        let ranked = score.sorted { a, b in
+            if a.value != b.value { return a.value > b.value }
+            let (x, y) = (recency[a.key] ?? .min, recency[b.key] ?? .min)
+            return x != y ? x > y : a.key < b.key
+        }
+        return JSONObject(ranked.prefix(maxItems).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
+    }
+}
