@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+import ServiceLifecycle
+import StreamEngine
+
+/// `stream-engine dev-broker`: librdkafka's mock cluster as a standalone process.
+struct DevBrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev-broker",
+        abstract: "Run an embedded Kafka cluster (librdkafka's mock brokers on loopback) until SIGTERM or SIGINT.",
+        discussion: """
+            Prints the bootstrap list on stdout (and writes it to --bootstrap-file, once the topics exist), \
+            then serves until SIGTERM/SIGINT and exits 0. Other processes connect to it: kcat -b <bootstrap> -L, \
+            `stream-engine run --bootstrap-servers <bootstrap>`, `stream-engine state … --from-changelog --bootstrap-servers <bootstrap>`.
+
+            The mock cluster (librdkafka \(librdkafkaVersion)) implements no CreateTopics request: create every topic \
+            a job needs here with --topic (inputs, <application.id>-<store>-changelog, <application.id>-<pipeline>-repartition, \
+            <application.id>-dlq, output topics). Topics created here keep all their data; the mock does not compact.
+            """)
+
+    @Option(help: "Number of brokers.")
+    var brokers = 3
+
+    @Option(name: .customLong("topic"), help: ArgumentHelp("A topic to create (repeatable).", valueName: "NAME:PARTITIONS"))
+    var topics: [String] = []
+
+    @Option(help: "A file to write the bootstrap list to (replaced atomically, after the topics exist).")
+    var bootstrapFile: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard brokers >= 1 else { throw ValidationError("--brokers must be at least 1") }
+        _ = try parsedTopics()
+    }
+
+    /// `--topic` values as (name, partitions).
+    func parsedTopics() throws -> [(name: String, partitions: Int)] {
+        try topics.map { spec in
+            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex,
+                  let n = Int(spec[spec.index(after: colon)...]), n >= 1 else {
+                throw ValidationError("--topic \(spec): expected NAME:PARTITIONS with PARTITIONS ≥ 1, e.g. --topic orders:4")
+            }
+            return (String(spec[..<colon]), n)
+        }
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(defaultLevel: .info)
+        let cluster: EmbeddedKafkaCluster
+        do {
+            cluster = try EmbeddedKafkaCluster(brokers: brokers, logger: logger)
+            for t in try parsedTopics() {
+                try cluster.createTopic(t.name, partitions: t.partitions, replicationFactor: min(3, brokers))
+                logger.info("created topic \(t.name) with \(t.partitions) partitions")
+            }
+        } catch let error as KafkaError {
+            throw CLIFailure("dev-broker: \(error)")
+        }
+        printLine(cluster.bootstrapServers)
+        if let bootstrapFile {
+            let tmp = bootstrapFile + ".tmp-\(getpid())"
+            guard FileManager.default.createFile(atPath: tmp, contents: Data((cluster.bootstrapServers + "\n").utf8)),
+                  rename(tmp, bootstrapFile) == 0 else {
+                try? FileManager.default.removeItem(atPath: tmp)
+                throw CLIFailure("cannot write the bootstrap file \(bootstrapFile): \(String(cString: strerror(errno)))", exitCode: ExitStatus.usage)
+            }
+        }
+        logger.info("embedded Kafka cluster (\(brokers) brokers, librdkafka \(librdkafkaVersion)) at \(cluster.bootstrapServers); stop with SIGTERM or SIGINT")
+        let service = DevBrokerService(cluster: cluster, logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        logger.info("dev-broker stopped")
+    }
+}
+
+/// Keeps the embedded cluster serving until graceful shutdown.
+struct DevBrokerService: Service {
+    let cluster: EmbeddedKafkaCluster
+    let logger: Logger
+
+    func run() async throws {
+        try await gracefulShutdown()
+        logger.info("shutdown requested: stopping the brokers at \(cluster.bootstrapServers)")
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import ServiceLifecycle
+import StreamEngine
+
+/// `stream-engine run`: runs every pipeline of the configuration until
+/// SIGTERM/SIGINT, or with `--stop-at-end` until the input is consumed.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the pipelines of a topologies file.",
+        discussion: """
+            Kafka: --bootstrap-servers, else the file's kafka bootstrap.servers; with neither, an embedded \
+            3-broker cluster starts inside this process and its bootstrap list is printed (other processes such \
+            as kcat can connect to it while the job runs). Redis: --redis-url, else the file's redis url; with \
+            neither and redis sinks present, a local redis-server starts on a free port and its URL is printed.
+
+            SIGTERM or SIGINT stops the job gracefully: in-flight records are finished, sinks flushed, offsets \
+            committed and snapshots written. With --stop-at-end the job exits once every input partition is \
+            consumed up to the end offset it had at start and everything is committed. A summary line ends the run; \
+            on failure the reason is printed as `stream-engine: <reason>` and the exit code is 1.
+            """)
+
+    @Option(help: "The configuration file.")
+    var config = "topologies.yaml"
+
+    @Option(help: "Kafka bootstrap servers (overrides kafka bootstrap.servers of the file).")
+    var bootstrapServers: String?
+
+    @Option(help: "Redis URL redis://[user:password@]host:port/db (overrides redis url of the file).")
+    var redisUrl: String?
+
+    @Option(help: "Directory of the local state-store snapshots.")
+    var stateDir = "state"
+
+    @Flag(help: "Exit 0 once the input present at start is consumed and committed.")
+    var stopAtEnd = false
+
+    @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
+    var kafkaSettings: [String] = []
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap(defaultLevel: .info)
+        let registry = makeRegistry()
+        var config = try loadConfig(self.config, registry: registry)
+        config.kafka.merge(try parseKeyValues(kafkaSettings, option: "--kafka")) { $1 }
+        if let bootstrapServers { config.kafka["bootstrap.servers"] = bootstrapServers }
+
+        // Kafka: external, or embedded in this process for as long as the job runs.
+        var cluster: EmbeddedKafkaCluster?
+        let connection: KafkaConnection
+        if config.usesEmbeddedCluster {
+            do {
+                let embedded = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+                cluster = embedded
+                connection = .embedded(embedded)
+                printLine("embedded Kafka cluster (3 brokers): \(embedded.bootstrapServers)")
+            } catch {
+                throw CLIFailure("cannot start the embedded Kafka cluster: \(error)")
+            }
+        } else {
+            connection = .external(config.kafka)
+        }
+
+        // Redis: configured, or a local redis-server when sinks need one.
+        var localRedis: LocalRedisServer?
+        var redisURL: RedisURL?
+        if let text = redisUrl ?? config.redisURL {
+            do { redisURL = try RedisURL(text) } catch { throw CLIFailure("Redis URL \(text): \(error)") }
+        } else if Self.hasRedisSinks(config) {
+            do {
+                let server = try LocalRedisServer()
+                localRedis = server
+                redisURL = server.url
+                printLine("local redis-server: \(server.url)")
+            } catch {
+                throw CLIFailure("the pipelines write to Redis but no Redis URL is configured, and a local one could not start: \(error)")
+            }
+        }
+
+        let runtime = StreamRuntime(
+            config: config, registry: registry, kafka: connection, redisURL: redisURL,
+            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd), logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        let started = ContinuousClock.now
+        do {
+            try await group.run()
+        } catch {
+            throw CLIFailure(Self.oneLine(error))
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let s = runtime.stats
+        printLine("stream-engine: \(s.processed) records processed, \(s.deadLettered) dead-lettered, \(s.commits) commits in \(String(format: "%.1f", seconds)) s")
+        withExtendedLifetime((cluster, localRedis)) {}
+    }
+
+    static func hasRedisSinks(_ config: StreamConfig) -> Bool {
+        config.pipelines.contains { $0.steps.contains { if case .redis = $0 { return true } else { return false } } }
+    }
+
+    /// An error as one line.
+    static func oneLine(_ error: any Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).joined(separator: "; ")
+    }
+}
