@@ -72,6 +72,7 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),
     ],
     swiftLanguageModes: [.v6]
 )

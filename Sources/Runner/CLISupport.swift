@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import StreamEngine
+import Synchronization
 import Topologies
 
 /// A failure that ends a command with a one-line reason on stderr
@@ -68,8 +69,6 @@ enum LoggingBootstrap {
         }
     }
 }
-
-import Synchronization
 
 /// The operator registry of this build: the engine's generic aggregators and
 /// processors plus the e-commerce ones of the Topologies module.
