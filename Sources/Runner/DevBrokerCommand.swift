@@ -59,17 +59,14 @@ struct DevBrokerCommand: AsyncParsableCommand {
         } catch let error as KafkaError {
             throw CLIFailure("dev-broker: \(error)")
         }
-        printLine(cluster.bootstrapServers)
-        if let bootstrapFile {
-            let tmp = bootstrapFile + ".tmp-\(getpid())"
-            guard FileManager.default.createFile(atPath: tmp, contents: Data((cluster.bootstrapServers + "\n").utf8)),
-                  rename(tmp, bootstrapFile) == 0 else {
-                try? FileManager.default.removeItem(atPath: tmp)
-                throw CLIFailure("cannot write the bootstrap file \(bootstrapFile): \(String(cString: strerror(errno)))", exitCode: ExitStatus.usage)
-            }
+        let bootstrapFile = self.bootstrapFile
+        let service = DevBrokerService(cluster: cluster, logger: logger) {
+            // Announced from inside the service group, once SIGTERM/SIGINT are trapped: whoever
+            // reads the bootstrap list may signal this process right away.
+            printLine(cluster.bootstrapServers)
+            if let bootstrapFile { try Self.writeAtomically(cluster.bootstrapServers + "\n", to: bootstrapFile) }
+            logger.info("embedded Kafka cluster (\(cluster.brokerCount) brokers, librdkafka \(librdkafkaVersion)) at \(cluster.bootstrapServers); stop with SIGTERM or SIGINT")
         }
-        logger.info("embedded Kafka cluster (\(brokers) brokers, librdkafka \(librdkafkaVersion)) at \(cluster.bootstrapServers); stop with SIGTERM or SIGINT")
-        let service = DevBrokerService(cluster: cluster, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -77,14 +74,27 @@ struct DevBrokerCommand: AsyncParsableCommand {
         try await group.run()
         logger.info("dev-broker stopped")
     }
+
+    /// Writes a file through a temporary file and a rename, so a reader never sees it half-written.
+    static func writeAtomically(_ text: String, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8)), rename(tmp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw CLIFailure("cannot write the bootstrap file \(path): \(reason)", exitCode: ExitStatus.usage)
+        }
+    }
 }
 
 /// Keeps the embedded cluster serving until graceful shutdown.
 struct DevBrokerService: Service {
     let cluster: EmbeddedKafkaCluster
     let logger: Logger
+    /// Called once the service runs (signals are trapped by then).
+    let ready: @Sendable () throws -> Void
 
     func run() async throws {
+        try ready()
         try await gracefulShutdown()
         logger.info("shutdown requested: stopping the brokers at \(cluster.bootstrapServers)")
     }

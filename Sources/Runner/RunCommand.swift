@@ -5,6 +5,7 @@ import Logging
 import RedisClient
 import ServiceLifecycle
 import StreamEngine
+import Synchronization
 
 /// `stream-engine run`: runs every pipeline of the configuration until
 /// SIGTERM/SIGINT, or with `--stop-at-end` until the input is consumed.
@@ -19,7 +20,8 @@ struct RunCommand: AsyncParsableCommand {
             neither and redis sinks present, a local redis-server starts on a free port and its URL is printed.
 
             SIGTERM or SIGINT stops the job gracefully: in-flight records are finished, sinks flushed, offsets \
-            committed and snapshots written. With --stop-at-end the job exits once every input partition is \
+            committed and snapshots written. A second signal exits at once with code 130, like a crash: nothing more \
+            is committed, and the next run processes the uncommitted records again. With --stop-at-end the job exits once every input partition is \
             consumed up to the end offset it had at start and everything is committed. A summary line ends the run; \
             on failure the reason is printed as `stream-engine: <reason>` and the exit code is 1.
             """)
@@ -91,6 +93,8 @@ struct RunCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         let started = ContinuousClock.now
+        let forceExit = SecondSignalExit(signals: [SIGTERM, SIGINT])
+        defer { forceExit.cancel() }
         do {
             try await group.run()
         } catch {
@@ -110,4 +114,34 @@ struct RunCommand: AsyncParsableCommand {
     static func oneLine(_ error: any Error) -> String {
         "\(error)".split(whereSeparator: \.isNewline).joined(separator: "; ")
     }
+}
+
+/// Exits the process at once (code 130) when one of `signals` arrives a second
+/// time, for a graceful shutdown that does not finish (e.g. a sink retrying an
+/// error that never clears). The first signal is left to the ServiceGroup.
+final class SecondSignalExit {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32]) {
+        let count = Mutex(0)
+        sources = signals.map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                let n = count.withLock { n in
+                    n += 1
+                    return n
+                }
+                if n == 1 {
+                    printError("stream-engine: stopping gracefully (finishing in-flight records, committing, writing snapshots); signal again to exit at once")
+                } else {
+                    printError("stream-engine: second signal: exiting at once without committing (the next run processes the uncommitted records again)")
+                    exit(130)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { for s in sources { s.cancel() } }
 }

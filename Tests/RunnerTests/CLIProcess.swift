@@ -61,10 +61,14 @@ final class CLIProcess: Sendable {
         try process.run()
         for (pipe, isOut) in [(out, true), (err, false)] {
             let thread = Thread { [output] in
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                output.withLock {
-                    if isOut { $0.out = data } else { $0.err = data }
-                    $0.closed += 1
+                while true {
+                    let chunk = pipe.fileHandleForReading.availableData
+                    let done = chunk.isEmpty
+                    output.withLock {
+                        if isOut { $0.out.append(chunk) } else { $0.err.append(chunk) }
+                        if done { $0.closed += 1 }
+                    }
+                    if done { break }
                 }
             }
             thread.name = "cli-pipe-reader"
@@ -77,6 +81,23 @@ final class CLIProcess: Sendable {
 
     /// Sends a signal (SIGTERM, SIGINT, SIGKILL).
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// What the process wrote to stdout and stderr so far.
+    var outputSoFar: (stdout: String, stderr: String) {
+        output.withLock { (String(decoding: $0.out, as: UTF8.self), String(decoding: $0.err, as: UTF8.self)) }
+    }
+
+    /// Waits until `condition` holds for the output so far; false if the process ended or `timeout` passed first.
+    func waitForOutput(timeout: Duration = .seconds(60), _ condition: (_ stdout: String, _ stderr: String) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (out, err) = outputSoFar
+            if condition(out, err) { return true }
+            if !process.isRunning { return condition(outputSoFar.stdout, outputSoFar.stderr) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
 
     /// Waits for the process to exit and its output to be read; kills it after `timeout`.
     func wait(timeout: Duration = .seconds(60)) async throws -> CLIResult {

@@ -82,6 +82,24 @@ struct CommandTests {
         #expect(reason.first?.contains("Redis URL http://nowhere") == true, "\(r.stderr)")
     }
 
+    @Test("run with no Kafka configured starts an embedded cluster, prints its bootstrap list, and stops gracefully with exit 0 on SIGTERM")
+    func runEmbeddedStopsOnSigterm() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let yaml = Self.goodYAML.replacingOccurrences(of: #"      - redis: { key: "clicks:{key}", mode: hash, fields: { count: count } }"#, with: "")
+        let file = try dir.write("no-redis.yaml", yaml)
+        let run = try CLIProcess(["run", "--config", file, "--state-dir", dir.file("state")])
+        defer { if run.isRunning { run.signal(SIGKILL) } }
+        let started = try await run.waitForOutput { _, err in err.contains("running 1 pipelines") }
+        #expect(started, "\(run.outputSoFar)")
+        run.signal(SIGTERM)
+        let r = try await run.wait(timeout: .seconds(60))
+        #expect(r.status == 0, "\(r)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("embedded Kafka cluster (3 brokers): 127.0.0.1:") == true, "\(r.stdout)")
+        #expect(lines.last?.hasPrefix("stream-engine: 0 records processed, 0 dead-lettered") == true, "\(r.stdout)")
+    }
+
     @Test("usage errors exit 2 with the usage on stderr")
     func usageError() async throws {
         let r = try await cli(["state", "get", "only-a-store"])
