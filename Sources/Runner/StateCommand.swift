@@ -121,7 +121,7 @@ enum StateCLI {
         let withExpiry = items.contains { $0.expiresAt != nil }
         var columns = [TextTable.Column("KEY"), TextTable.Column("PARTITION", rightAligned: true)]
         if withExpiry { columns.append(TextTable.Column("EXPIRES AT")) }
-        columns.append(TextTable.Column("VALUE"))
+        columns.append(TextTable.Column("VALUE", shrinkable: true))
         var table = TextTable(columns)
         for item in items {
             var row = [item.key, String(item.partition)]
@@ -180,11 +180,15 @@ struct StateListCommand: AsyncParsableCommand {
         abstract: "Every store with its changelog topic and, per partition, the local snapshot's keys, raw and compressed bytes, ratio, the changelog offset it covers, the changelog's end offset and the lag.",
         discussion: "End offsets and lag are shown when Kafka is configured and answers, else `-`. Exit 2 when a snapshot file is unreadable (it is listed as CORRUPT with a warning).")
 
+    @Flag(help: "Also list the engine's internal stores (the de-duplication store of each repartitioned pipeline).")
+    var all = false
+
     @OptionGroup var options: StateOptions
 
     func run() async throws {
         let inspector = try options.makeInspector()
-        let listing = await inspector.list()
+        var listing = await inspector.list()
+        if !all { listing.stores.removeAll { $0.store.isInternal } }
         if options.format == .json {
             StateCLI.printJSON(listing.jsonValue)
             if listing.stores.contains(where: { $0.partitions.contains { $0.snapshotError != nil } }) {
@@ -199,7 +203,7 @@ struct StateListCommand: AsyncParsableCommand {
         }
         printLine("application \(listing.applicationId), state directory \(listing.stateDir)")
         for s in listing.stores {
-            var header = "\(s.store.name)\(s.store.isInternal ? " (internal)" : "") — pipeline \(s.store.subTopology), changelog \(s.store.changelogTopic)"
+            var header = "\(s.store.name)\(s.store.isInternal ? " (internal)" : "") — sub-topology \(s.store.subTopology), changelog \(s.store.changelogTopic)"
             if let n = s.changelogPartitions {
                 header += ", \(n) partition\(n == 1 ? "" : "s")"
             } else if s.changelogExists == false {
@@ -396,7 +400,7 @@ struct StateDiffCommand: AsyncParsableCommand {
             if !diff.differences.isEmpty {
                 var table = TextTable([
                     .init("KEY"), .init("PARTITION", rightAligned: true), .init("STATUS"), .init("AFTER SNAPSHOT"),
-                    .init("SNAPSHOT"), .init("CHANGELOG"),
+                    .init("SNAPSHOT", shrinkable: true), .init("CHANGELOG", shrinkable: true),
                 ])
                 for d in diff.differences {
                     table.add([d.key, String(d.partition), d.status.rawValue, d.afterSnapshot ? "yes" : "no",
@@ -404,7 +408,14 @@ struct StateDiffCommand: AsyncParsableCommand {
                 }
                 printLine(table.render(maxWidth: terminalWidth()))
             }
-            printLine("\(diff.store.name): \(diff.keysCompared) keys compared in \(StateCLI.partitionList(diff.partitions)); \(diff.differences.count) differ (\(diff.explainedByLag) written to the changelog after the snapshot)")
+            var summary = "\(diff.store.name): \(diff.keysCompared) keys compared in \(StateCLI.partitionList(diff.partitions)); \(diff.differences.count) differ"
+            if !diff.differences.isEmpty {
+                let lag = diff.explainedByLag
+                summary += lag == diff.differences.count
+                    ? ", all written to the changelog after the snapshot (the snapshot lags; a restore replays them)"
+                    : " (\(lag) written to the changelog after the snapshot; \(diff.differences.count - lag) NOT explained by lag: snapshot and changelog disagree)"
+            }
+            printLine(summary)
         }
         if !diff.differences.isEmpty {
             throw ExitCode(ExitStatus.failure)

@@ -55,7 +55,8 @@ public struct StateInspector: Sendable {
         let stores = self.stores
         if let s = stores.first(where: { $0.name == name }) { return s }
         let names = stores.map(\.name)
-        let known = names.isEmpty ? "\(config.sourceFile) declares no state stores" : "stores in \(config.sourceFile): \(ConfigSuggest.list(names))"
+        let declared = stores.filter { !$0.isInternal }.map(\.name)
+        let known = declared.isEmpty ? "\(config.sourceFile) declares no state stores" : "stores in \(config.sourceFile): \(ConfigSuggest.list(declared))"
         throw InspectionError(.usage, "unknown store '\(name)'\(ConfigSuggest.hint(for: name, in: names)); \(known)")
     }
 
