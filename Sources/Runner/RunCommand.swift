@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         let connection: KafkaConnection
         if config.usesEmbeddedCluster {
             do {
-                let embedded = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+                let embedded = try await runOnDedicatedThread("embedded-kafka") { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
                 cluster = embedded
                 connection = .embedded(embedded)
                 printLine("embedded Kafka cluster (3 brokers): \(embedded.bootstrapServers)")
@@ -76,7 +76,7 @@ struct RunCommand: AsyncParsableCommand {
             do { redisURL = try RedisURL(text) } catch { throw CLIFailure("Redis URL \(text): \(error)") }
         } else if Self.hasRedisSinks(config) {
             do {
-                let server = try LocalRedisServer()
+                let server = try await runOnDedicatedThread("local-redis") { try LocalRedisServer() }  // blocks until PING answers
                 localRedis = server
                 redisURL = server.url
                 printLine("local redis-server: \(server.url)")
@@ -103,7 +103,8 @@ struct RunCommand: AsyncParsableCommand {
         let seconds = (ContinuousClock.now - started).seconds
         let s = runtime.stats
         printLine("stream-engine: \(s.processed) records processed, \(s.deadLettered) dead-lettered, \(s.commits) commits in \(String(format: "%.1f", seconds)) s")
-        withExtendedLifetime((cluster, localRedis)) {}
+        if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
+        withExtendedLifetime(cluster) {}
     }
 
     static func hasRedisSinks(_ config: StreamConfig) -> Bool {
