@@ -136,7 +136,7 @@ public struct RecentGuestViewsProcessor: Processor {
         if changed { commands.append(["ZADD", .string(key), .string(String(t)), .string(product)]) }
         commands.append(["ZREMRANGEBYRANK", .string(key), "0", .string(String(-(params.maxItems + 1)))])
         if let newest = list.newest {
-            commands.append(["ZREMRANGEBYSCORE", .string(key), "-inf", .string("(\(newest - params.maxAge))")])
+            commands.append(["ZREMRANGEBYSCORE", .string(key), "-inf", .string("(" + String(newest - params.maxAge))])
         }
         commands.append(["PEXPIRE", .string(key), .string(String(params.maxAge))])
         context.forward(StreamRecord(
