@@ -108,6 +108,13 @@ public final class KafkaAdmin: TopicAdministrator {
         return try await runBlocking("kafka-metadata") { try handle.partitionCount(topic: topic, timeoutMs: ms) }
     }
 
+    /// Partition count of every topic of the cluster.
+    public func topicPartitionCounts() async throws -> [String: Int] {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        return try await runBlocking("kafka-metadata") { try handle.topicPartitionCounts(timeoutMs: ms) }
+    }
+
     public func watermarks(_ tp: TopicPartition) async throws -> Watermarks {
         let handle = self.handle
         let ms = timeout.milliseconds

@@ -227,6 +227,11 @@ public final class KafkaConsumer: Sendable {
         try handle.partitionCount(topic: topic, timeoutMs: timeoutMs)
     }
 
+    /// Partition count of every topic of the cluster. Blocking.
+    public func topicPartitionCounts(timeoutMs: Int32 = 10_000) throws(KafkaError) -> [String: Int] {
+        try handle.topicPartitionCounts(timeoutMs: timeoutMs)
+    }
+
     /// The group metadata for `KafkaProducer.sendOffsetsToTransaction`.
     func groupMetadata() -> ConsumerGroupMetadata {
         ConsumerGroupMetadata(rd_kafka_consumer_group_metadata(handle.pointer))

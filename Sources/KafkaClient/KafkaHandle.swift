@@ -89,27 +89,27 @@ final class KafkaHandle: Sendable {
     }
 
     /// Partition count of `topic`, or `nil` if the topic does not exist.
+    ///
+    /// Asks for the metadata of all topics: a request naming the topic would
+    /// make a broker with auto-creation (librdkafka's mock always) create it.
     func partitionCount(topic: String, timeoutMs: Int32) throws(KafkaError) -> Int? {
-        guard let rkt = rd_kafka_topic_new(rk.pointer, topic, nil) else {
-            throw KafkaError.client("rd_kafka_topic_new(\(topic)) failed")
-        }
-        defer { rd_kafka_topic_destroy(rkt) }
+        try topicPartitionCounts(timeoutMs: timeoutMs)[topic]
+    }
+
+    /// Partition count of every topic of the cluster (one Metadata request for all topics).
+    func topicPartitionCounts(timeoutMs: Int32) throws(KafkaError) -> [String: Int] {
         var md: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(rk.pointer, 0, rkt, &md, timeoutMs)
-        try KafkaError.check(err, "metadata of \(topic)")
-        guard let md else { return nil }
+        let err = rd_kafka_metadata(rk.pointer, 1, nil, &md, timeoutMs)
+        try KafkaError.check(err, "metadata")
+        guard let md else { return [:] }
         defer { rd_kafka_metadata_destroy(md) }
+        var out: [String: Int] = [:]
         for i in 0..<Int(md.pointee.topic_cnt) {
             let t = md.pointee.topics[i]
-            guard String(cString: t.topic) == topic else { continue }
-            if t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
-            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR, t.partition_cnt == 0 {
-                if t.err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE { return nil }
-                throw KafkaError(t.err, "metadata of \(topic)")
-            }
-            return Int(t.partition_cnt)
+            if t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { continue }
+            out[String(cString: t.topic)] = Int(t.partition_cnt)
         }
-        return nil
+        return out
     }
 }
 

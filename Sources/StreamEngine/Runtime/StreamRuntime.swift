@@ -22,12 +22,39 @@ public struct RuntimeOptions: Sendable {
     public var stopAtEnd: Bool
     /// Most records taken from the consumer per poll.
     public var pollBatchSize: Int
+    /// Crash simulation for recovery tests; `nil` in normal use.
+    public var faultInjection: FaultInjection?
 
-    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000) {
+    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000, faultInjection: FaultInjection? = nil) {
         self.stateDir = stateDir
         self.stopAtEnd = stopAtEnd
         self.pollBatchSize = pollBatchSize
+        self.faultInjection = faultInjection
     }
+}
+
+/// Makes the engine stop dead at a chosen point of a chosen commit, as a
+/// crash would: nothing after that point happens (no offset commit, no
+/// snapshot, no revoke work), so recovery can be tested deterministically.
+public struct FaultInjection: Sendable {
+    public enum Point: Sendable {
+        /// Changelog and output records acknowledged, Redis not yet written.
+        case afterKafkaFlush
+        /// Redis written, input offsets not yet committed.
+        case afterRedisWrite
+    }
+    /// The 1-based commit (counting commits that had work) at which to crash.
+    public var commit: Int
+    public var point: Point
+    public init(commit: Int, point: Point) {
+        self.commit = commit
+        self.point = point
+    }
+}
+
+/// The error a run ends with when `FaultInjection` fired.
+public struct SimulatedCrash: Error, CustomStringConvertible, Sendable {
+    public var description: String { "simulated crash" }
 }
 
 /// A problem that stops the engine, with a one-line reason.
@@ -133,18 +160,28 @@ public final class StreamRuntime: Service {
         consumerConfig["group.id"] = config.applicationId
         consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
         consumerConfig["isolation.level"] = "read_committed"
+        if isEmbedded {
+            // The mock coordinator waits a leaving member's whole session timeout before
+            // completing the next rebalance: keep it short so that restarts take seconds.
+            consumerConfig["session.timeout.ms"] = consumerConfig["session.timeout.ms"] ?? "6000"
+            consumerConfig["heartbeat.interval.ms"] = consumerConfig["heartbeat.interval.ms"] ?? "500"
+        }
         let consumer = try KafkaConsumer(config: consumerConfig, logger: logger) { event in
             guard let manager = managerBox.withLock({ $0 }) else { return }
             do {
                 switch event {
-                case .assigned(let tps): try await manager.assigned(tps)
+                case .assigned(let tps): await manager.assigned(tps)
                 case .revoked(let tps): try await manager.revoked(tps)
                 }
             } catch {
                 rebalanceError.withLock { if $0 == nil { $0 = error } }
             }
         }
-        let manager = TaskManager(plan: plan, env: env, consumer: consumer, redis: redis, admin: admin)
+        var readerConfig = consumerConfig
+        readerConfig["isolation.level"] = "read_uncommitted"
+        let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
+        let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) })
         managerBox.withLock { $0 = manager }
         try consumer.subscribe(plan.subscribedTopics)
         logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", "))")
@@ -153,7 +190,7 @@ public final class StreamRuntime: Service {
             consumer: consumer, manager: manager, producer: producer, admin: admin, plan: plan,
             commitInterval: .milliseconds(config.commitIntervalMs), batchSize: options.pollBatchSize,
             endTargets: options.stopAtEnd ? endTargets : nil, stopRequested: { [self] in stopRequested.load(ordering: .acquiring) },
-            rebalanceError: { rebalanceError.withLock { $0 } }, logger: logger)
+            rebalanceError: { rebalanceError.withLock { $0 } }, liveStats: { [self] s in statsBox.withLock { $0 = s } }, logger: logger)
         let outcome: Result<Void, any Error> = await withCheckedContinuation { cont in
             let thread = Thread { cont.resume(returning: Result { try loop.run() }) }
             thread.name = "stream-engine-poll"
@@ -202,11 +239,13 @@ final class PollLoop: Sendable {
     let endTargets: [TopicPartition: Int64]?
     let stopRequested: @Sendable () -> Bool
     let rebalanceError: @Sendable () -> (any Error)?
+    let liveStats: @Sendable (RuntimeStats) -> Void
     let logger: Logger
 
     init(consumer: KafkaConsumer, manager: TaskManager, producer: KafkaProducer, admin: any TopicAdministrator, plan: TopologyPlan,
          commitInterval: Duration, batchSize: Int, endTargets: [TopicPartition: Int64]?,
-         stopRequested: @escaping @Sendable () -> Bool, rebalanceError: @escaping @Sendable () -> (any Error)?, logger: Logger) {
+         stopRequested: @escaping @Sendable () -> Bool, rebalanceError: @escaping @Sendable () -> (any Error)?,
+         liveStats: @escaping @Sendable (RuntimeStats) -> Void, logger: Logger) {
         self.consumer = consumer
         self.manager = manager
         self.producer = producer
@@ -217,6 +256,7 @@ final class PollLoop: Sendable {
         self.endTargets = endTargets
         self.stopRequested = stopRequested
         self.rebalanceError = rebalanceError
+        self.liveStats = liveStats
         self.logger = logger
     }
 
@@ -229,9 +269,16 @@ final class PollLoop: Sendable {
             while !stopRequested() {
                 let batch = try consumer.pollBatch(maxMessages: batchSize, timeoutMs: 100)
                 if let e = rebalanceError() { throw e }
+                // Tasks of newly assigned partitions start here, outside the rebalance callback.
+                if bridge({ await manager.hasPendingAssignment }) {
+                    try bridge { try await manager.startPendingTasks() }
+                }
                 if !batch.messages.isEmpty {
                     let messages = batch.messages
-                    try bridge { try await manager.process(messages) }
+                    liveStats(try bridge {
+                        try await manager.process(messages)
+                        return await manager.stats
+                    })
                 }
                 let idle = batch.messages.isEmpty
                 if ContinuousClock.now - lastCommit >= commitInterval || (idle && bridge { await manager.hasUncommittedWork }) {
@@ -251,6 +298,7 @@ final class PollLoop: Sendable {
                 try await manager.closeAll()
             }
         } catch {
+            // After a (simulated) crash nothing more may happen: the manager ignores the revoke.
             consumer.close()
             throw error
         }
@@ -278,7 +326,8 @@ final class PollLoop: Sendable {
     private func committedReach(_ targets: [TopicPartition: Int64]) throws -> Bool {
         let pending = targets.filter { $0.value > 0 }
         if pending.isEmpty { return true }
-        let committed = try consumer.committed(Array(pending.keys))
+        let reader = bridge { [manager] in await manager.offsetReader }
+        let committed = try reader.committed(Array(pending.keys))
         return pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
     }
 }

@@ -10,6 +10,10 @@ actor TaskManager {
     let plan: TopologyPlan
     let env: TaskEnvironment
     let consumer: KafkaConsumer
+    /// Reads the group's committed offsets. A handle of its own that never
+    /// joins the group: asked through the group member itself, librdkafka
+    /// 2.0.2 times out while that member's assignment is being set up.
+    let offsetReader: KafkaConsumer
     let redis: RedisConnection?
     let admin: any TopicAdministrator
     let logger: Logger
@@ -20,24 +24,56 @@ actor TaskManager {
     private(set) var deadLetteredTotal = 0
     private(set) var commits = 0
     private var stopping = false
+    private let stopRequested: @Sendable () -> Bool
+    private let faultInjection: FaultInjection?
+    /// Set when a simulated crash fired: nothing is committed any more.
+    private var crashed = false
 
-    init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator) {
+    init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
+         stopRequested: @escaping @Sendable () -> Bool = { false }) {
+        self.faultInjection = faultInjection
+        self.stopRequested = stopRequested
         self.plan = plan
         self.env = env
         self.consumer = consumer
+        self.offsetReader = offsetReader
         self.redis = redis
         self.admin = admin
         self.logger = env.logger
     }
 
     var hasUncommittedWork: Bool { uncommitted }
+    var stats: RuntimeStats { RuntimeStats(processed: processedTotal, deadLettered: deadLetteredTotal, commits: commits) }
+
+    private func crashIfInjected(_ point: FaultInjection.Point) throws {
+        guard let f = faultInjection, f.point == point, f.commit == commits + 1 else { return }
+        crashed = true
+        logger.warning("fault injection: simulated crash at commit \(f.commit) (\(point))")
+        throw SimulatedCrash()
+    }
     var taskIDs: [TaskID] { tasks.keys.sorted() }
 
     func setStopping() { stopping = true }
 
     // MARK: Rebalance
 
-    func assigned(_ partitions: [TopicPartition]) async throws {
+    /// Partitions assigned but whose tasks are not started yet.
+    private var pendingAssignment: [TopicPartition] = []
+
+    /// Called inside the rebalance callback: only records the partitions.
+    /// The tasks start (and restore) in `startPendingTasks`, outside the
+    /// callback, where the group's committed offsets can be fetched.
+    func assigned(_ partitions: [TopicPartition]) {
+        pendingAssignment += partitions
+    }
+
+    var hasPendingAssignment: Bool { !pendingAssignment.isEmpty }
+
+    /// Creates and restores the tasks of newly assigned partitions.
+    func startPendingTasks() async throws {
+        guard !pendingAssignment.isEmpty else { return }
+        let partitions = pendingAssignment
+        pendingAssignment = []
         var wanted: Set<TaskID> = []
         var subsByID: [String: SubTopology] = [:]
         for tp in partitions {
@@ -52,8 +88,8 @@ actor TaskManager {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
             let tps = sub.sourceTopics.map { TopicPartition($0, id.partition) }
-            let consumer = self.consumer
-            let committedOffsets = try await onDedicatedThread("committed-offsets") { try consumer.committed(tps) }
+            let reader = self.offsetReader
+            let committedOffsets = try await onDedicatedThread("committed-offsets") { try reader.committed(tps) }
             var committed: [String: Int64] = [:]
             for (tp, o) in committedOffsets where o >= 0 { committed[tp.topic] = o }
             _ = try await task.restore(committed: committed)
@@ -63,7 +99,9 @@ actor TaskManager {
     }
 
     func revoked(_ partitions: [TopicPartition]) async throws {
-        guard !partitions.isEmpty else { return }
+        guard !partitions.isEmpty, !crashed else { return }
+        let revokedSet = Set(partitions)
+        pendingAssignment.removeAll { revokedSet.contains($0) }
         try await commit()
         let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
         for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
@@ -99,6 +137,7 @@ actor TaskManager {
     /// Commits every task: changelog and output records acknowledged, then
     /// Redis writes applied (fenced), then input offsets committed.
     func commit() async throws {
+        guard !crashed else { throw SimulatedCrash() }
         var commits: [TaskCommit] = []
         for id in tasks.keys.sorted() {
             if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
@@ -106,6 +145,7 @@ actor TaskManager {
         uncommitted = false
         guard !commits.isEmpty else { return }
         try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
+        try crashIfInjected(.afterKafkaFlush)
         if let redis {
             for c in commits where !c.redisCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
@@ -113,6 +153,7 @@ actor TaskManager {
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
             }
         }
+        try crashIfInjected(.afterRedisWrite)
         let offsets = commits.flatMap(\.offsets)
         let consumer = self.consumer
         try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
@@ -135,6 +176,7 @@ actor TaskManager {
 
     /// Final commit and snapshots of every task (graceful shutdown).
     func closeAll() async throws {
+        guard !crashed else { return }
         try await commit()
         for id in tasks.keys.sorted() {
             if let task = tasks.removeValue(forKey: id) { try await snapshot(task) }
@@ -144,6 +186,9 @@ actor TaskManager {
 
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
     /// logging each failure: an outage pauses progress, nothing is skipped.
+    /// Gives up (throws) on errors that do not heal — a fatal Kafka error, a
+    /// Redis error reply — and when a stop was requested and it keeps failing:
+    /// offsets are then left uncommitted and the next run replays.
     private func retrying<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws -> T {
         var delay = Duration.milliseconds(100)
         var attempt = 0
@@ -152,12 +197,14 @@ actor TaskManager {
                 return try await body()
             } catch let error as KafkaError where !error.isFatal {
                 attempt += 1
-                if stopping && attempt > 5 { throw error }
+                if (stopping || stopRequested()) && attempt > 3 { throw StreamEngineError("\(what) failed while stopping: \(error)") }
+                logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
+            } catch let error as RedisError where error.kind != .server && error.kind != .invalidArgument {
+                attempt += 1
+                if (stopping || stopRequested()) && attempt > 3 { throw StreamEngineError("\(what) failed while stopping: \(error)") }
                 logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
             } catch let error as RedisError {
-                attempt += 1
-                if stopping && attempt > 5 { throw error }
-                logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
+                throw StreamEngineError("\(what): Redis answered an error: \(error)")
             }
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))

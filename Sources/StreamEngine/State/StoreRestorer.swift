@@ -70,7 +70,7 @@ public struct StoreRestorer: Sendable {
                 store.replaceAll([:])
             }
         }
-        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "false"]) { $1 }, logger: logger)
+        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "true"]) { $1 }, logger: logger)
         defer { consumer.close() }
         let tp = TopicPartition(changelogTopic, store.partition)
         let wm = try consumer.watermarks(tp)
@@ -86,8 +86,11 @@ public struct StoreRestorer: Sendable {
             try consumer.assign([TopicPartitionOffset(tp, startOffset)])
             var position = startOffset
             var lastLog = ContinuousClock.now
-            while position < wm.high {
+            var atEnd = false
+            // Stop at the partition's end (EOF): a transaction marker at the end is never delivered.
+            while position < wm.high && !atEnd {
                 let batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
+                if batch.partitionEOFs.contains(where: { $0.offset >= wm.high }) { atEnd = true }
                 for m in batch.messages {
                     position = m.offset + 1
                     let (key, entry, tag) = try ChangelogCodec.decode(m)

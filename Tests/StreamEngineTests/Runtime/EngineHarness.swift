@@ -45,16 +45,19 @@ final class EngineHarness: Sendable {
         try await producer.flush()
     }
 
-    func runtime(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), stopAtEnd: Bool = true, stateDir: String? = nil) -> StreamRuntime {
+    func runtime(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), stopAtEnd: Bool = true, stateDir: String? = nil,
+                 batchSize: Int = 5000, fault: FaultInjection? = nil) -> StreamRuntime {
         StreamRuntime(
             config: config, registry: registry, kafka: .embedded(kafka), redisURL: redisServer.url,
-            options: RuntimeOptions(stateDir: stateDir ?? self.stateDir, stopAtEnd: stopAtEnd), logger: logger)
+            options: RuntimeOptions(stateDir: stateDir ?? self.stateDir, stopAtEnd: stopAtEnd, pollBatchSize: batchSize, faultInjection: fault),
+            logger: logger)
     }
 
     /// Runs to the end of the input (with a time limit).
     @discardableResult
-    func runToEnd(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), timeout: Duration = .seconds(90)) async throws -> StreamRuntime {
-        let rt = runtime(config, registry: registry)
+    func runToEnd(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), stateDir: String? = nil, batchSize: Int = 5000,
+                  fault: FaultInjection? = nil, timeout: Duration = .seconds(90)) async throws -> StreamRuntime {
+        let rt = runtime(config, registry: registry, stateDir: stateDir, batchSize: batchSize, fault: fault)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await rt.run() }
             group.addTask {
@@ -88,6 +91,13 @@ final class EngineHarness: Sendable {
             out += msgs
         }
         return out
+    }
+
+    /// Parses every record of a topic as a JSON object.
+    func readJSON(_ topic: String) async throws -> [(key: String, value: JSONObject, message: KafkaMessage)] {
+        try await readAll(topic).map { m in
+            (String(decoding: m.key ?? [], as: UTF8.self), try JSONValue.parse(m.value ?? []).objectValue ?? [:], m)
+        }
     }
 
     func hgetall(_ key: String) async throws -> [String: String] {

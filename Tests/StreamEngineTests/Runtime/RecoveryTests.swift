@@ -1,0 +1,167 @@
+import Foundation
+import KafkaClient
+import Testing
+@testable import StreamEngine
+
+@Suite("Engine: crash recovery, snapshots and rebalancing", .serialized)
+struct RecoveryTests {
+    static func yaml(_ guarantee: String) -> String {
+        """
+        application.id: crash-app
+        defaults:
+          processing.guarantee: \(guarantee)
+          commit.interval.ms: 10
+        topologies:
+          - name: totals
+            source:
+              topics: [orders]
+              key: user
+              timestamp: ts
+            steps:
+              - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
+              - redis: { key: "total:{key}", mode: hash }
+              - to: { topic: totals-out }
+        """
+    }
+
+    /// 4,000 orders of 40 users over 4 partitions, and the expected total per user.
+    static func orders() -> (records: [(key: String?, value: String)], totals: [String: Int]) {
+        var totals: [String: Int] = [:]
+        var records: [(key: String?, value: String)] = []
+        for i in 0..<4000 {
+            let user = "u\(i % 40)"
+            let amount = 1 + (i * 37) % 11
+            totals[user, default: 0] += amount
+            records.append((user, #"{"user":"\#(user)","amount":\#(amount),"ts":"2024-12-14T12:00:00Z"}"#))
+        }
+        return (records, totals)
+    }
+
+    func crashThenRecover(guarantee: String, point: FaultInjection.Point) async throws {
+        let h = try EngineHarness()
+        try h.createTopic("orders", partitions: 4)
+        let (records, totals) = Self.orders()
+        try await h.produce("orders", records)
+        let config = try h.config(Self.yaml(guarantee))
+
+        await #expect(throws: SimulatedCrash.self) {
+            try await h.runToEnd(config, batchSize: 50, fault: FaultInjection(commit: 2, point: point))
+        }
+        // The crash left partial results behind.
+        var partial = 0
+        for user in totals.keys { partial += try await h.hgetall("total:\(user)")["sum"].flatMap(Int.init) ?? 0 }
+        #expect(partial < totals.values.reduce(0, +))
+
+        let rt = try await h.runToEnd(config, batchSize: 150)
+        #expect(rt.stats.processed > 0)
+        for (user, total) in totals {
+            #expect(try await h.hgetall("total:\(user)")["sum"] == String(total), "user \(user)")
+        }
+        // Every input record produced one output record; replayed ones carry the same
+        // engine position headers, so de-duplicating on them gives each exactly once.
+        let out = try await h.readJSON("totals-out")
+        var seen: [String: (key: String, sum: Int)] = [:]
+        for o in out {
+            let pos = "\(o.message.header("se-up")?.stringValue ?? "")/\(o.message.header("se-seq")?.stringValue ?? "")"
+            seen[pos] = (o.key, o.value["sum"]?.intValue.map(Int.init) ?? -1)
+        }
+        #expect(seen.count == records.count)
+        var finalPerUser: [String: Int] = [:]
+        for (_, v) in seen { finalPerUser[v.key] = max(finalPerUser[v.key] ?? 0, v.sum) }
+        #expect(finalPerUser == totals)
+    }
+
+    @Test("exactly_once: crash after Redis was written but before offsets were committed; the rerun ends exact")
+    func exactlyOnceCrashAfterRedisWrite() async throws {
+        try await crashThenRecover(guarantee: "exactly_once", point: .afterRedisWrite)
+    }
+
+    @Test("exactly_once: crash after changelog and outputs were flushed, before Redis; the rerun ends exact")
+    func exactlyOnceCrashAfterFlush() async throws {
+        try await crashThenRecover(guarantee: "exactly_once", point: .afterKafkaFlush)
+    }
+
+    @Test("at_least_once: a crash loses nothing and, without a repartition step, Redis still ends exact")
+    func atLeastOnceCrash() async throws {
+        try await crashThenRecover(guarantee: "at_least_once", point: .afterRedisWrite)
+    }
+
+    @Test("Restore from snapshot + changelog tail equals a full changelog replay; a corrupt snapshot is detected and replaced by a replay")
+    func snapshotRestore() async throws {
+        let h = try EngineHarness()
+        try h.createTopic("orders", partitions: 4)
+        let (records, totals) = Self.orders()
+        try await h.produce("orders", Array(records[..<2000]))
+        let config = try h.config(Self.yaml("at_least_once"))
+        try await h.runToEnd(config)
+
+        // Keep the first run's snapshots aside, then process the rest (the changelog grows past them).
+        let old = FileManager.default.temporaryDirectory.appendingPathComponent("se-old-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: h.stateDir, toPath: old)
+        defer { try? FileManager.default.removeItem(atPath: old) }
+        try await h.produce("orders", Array(records[2000...]))
+        try await h.runToEnd(config)
+        for (user, total) in totals {
+            #expect(try await h.hgetall("total:\(user)")["sum"] == String(total))
+        }
+
+        let restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        let changelog = config.changelogTopic(store: "totals-by-user")
+        var restoredKeys = 0
+        for p in Int32(0)..<4 {
+            let path = StoreSnapshot.path(stateDir: old, applicationId: "crash-app", store: "totals-by-user", partition: p)
+            let fromSnapshot = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil) }
+            let fromChangelog = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: nil, committed: nil) }
+            #expect(fromSnapshot.report.fromSnapshot)
+            #expect(fromSnapshot.report.changelogRecords < fromChangelog.report.changelogRecords, "only the tail was replayed")
+            #expect(fromSnapshot.entries == fromChangelog.entries)
+            restoredKeys += fromChangelog.entries.count
+
+            // Corrupt the snapshot: detected, and the store comes from the changelog instead.
+            var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+            bytes[bytes.count / 2] ^= 0xFF
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            let afterCorruption = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil) }
+            #expect(!afterCorruption.report.fromSnapshot)
+            #expect(afterCorruption.report.snapshotProblem?.contains(path) == true)
+            #expect(afterCorruption.entries == fromChangelog.entries)
+        }
+        #expect(restoredKeys == totals.count)
+        let sums = try await h.readJSON("totals-out").count
+        #expect(sums == records.count)
+    }
+
+    @Test("Two instances split the partitions; one stops, the other restores its stores and the results are exact")
+    func twoInstances() async throws {
+        let h = try EngineHarness(brokers: 3)
+        try h.createTopic("orders", partitions: 4)
+        var (records, totals) = Self.orders()
+        // More input so that both instances are busy when one stops.
+        for i in 4000..<40000 {
+            let user = "u\(i % 40)"
+            totals[user, default: 0] += 2
+            records.append((user, #"{"user":"\#(user)","amount":2,"ts":"2024-12-14T12:00:00Z"}"#))
+        }
+        try await h.produce("orders", records)
+        let config = try h.config(Self.yaml("exactly_once"))
+        let dirA = h.stateDir + "/a", dirB = h.stateDir + "/b"
+        let a = h.runtime(config, stopAtEnd: true, stateDir: dirA, batchSize: 100)
+        let b = h.runtime(config, stopAtEnd: false, stateDir: dirB, batchSize: 100)
+        async let runA: Void = a.run()
+        async let runB: Void = b.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if b.stats.processed > 500, a.stats.processed > 500 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(b.stats.processed > 0 && a.stats.processed > 0, "both instances own partitions")
+        b.stop()
+        try await runB
+        let processedByB = b.stats.processed
+        try await runA
+        #expect(processedByB < records.count && a.stats.processed < records.count + processedByB)
+        for (user, total) in totals {
+            #expect(try await h.hgetall("total:\(user)")["sum"] == String(total), "user \(user)")
+        }
+    }
+}
