@@ -321,24 +321,28 @@ public struct EventGenerator: Sequence, IteratorProtocol {
 extension EventGenerator {
     /// Sends records through `producer` (in order), at most `rate` records per
     /// second when set (5× inside the spike), then flushes. `progress` is called
-    /// every 5,000 records with the number sent.
+    /// every 5,000 records with the number sent. Returns the number sent.
+    @discardableResult
     public static func produce(
-        _ records: [GeneratedRecord], with producer: KafkaProducer, rate: Double? = nil,
+        _ records: some Sequence<GeneratedRecord>, with producer: KafkaProducer, rate: Double? = nil,
         progress: (@Sendable (Int) -> Void)? = nil
-    ) async throws {
+    ) async throws -> Int {
         let started = ContinuousClock.now
-        var budget = 0.0  // seconds of sending the records so far should take at `rate`
-        for (i, r) in records.enumerated() {
+        var budget = 0.0  // seconds that sending the records so far should take at `rate`
+        var sent = 0
+        for r in records {
             try producer.send(r.producerRecord)
+            sent += 1
             if let rate, rate > 0 {
                 budget += 1 / (r.inSpike ? rate * 5 : rate)
                 let ahead = budget - (ContinuousClock.now - started).seconds
                 if ahead > 0.01 { try await Task.sleep(for: .seconds(ahead)) }
             }
-            if (i + 1) % 5000 == 0 { progress?(i + 1) }
+            if sent % 5000 == 0 { progress?(sent) }
         }
         try await producer.flush(timeout: .seconds(120))
-        progress?(records.count)
+        if sent % 5000 != 0 { progress?(sent) }
+        return sent
     }
 }
 

@@ -48,7 +48,8 @@ public enum ShopDemo {
             throw StreamEngineError("\(options.configPath) is not valid:\n\(error)")
         }
         progress("starting embedded Kafka (3 brokers)")
-        let kafka = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+        // Both block while they start: off the cooperative pool.
+        let kafka = try await blocking { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
         var localRedis: LocalRedisServer?
         let redisURL: RedisURL
         if let url = options.redisURL {
@@ -56,15 +57,15 @@ public enum ShopDemo {
             // A run of its own: fresh fence keys and topic names next to whatever that Redis holds.
             config.applicationId += "-demo-\(Int(Date().timeIntervalSince1970))"
         } else {
-            let server = try LocalRedisServer()
+            let server = try await blocking { try LocalRedisServer() }
             localRedis = server
             redisURL = server.url
         }
-        defer { localRedis?.stop() }
+        defer { localRedis?.stop() }  // SIGTERM and a short wait
         progress("redis at \(redisURL.address)")
         let stateDir = options.stateDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("shop-demo-\(UUID().uuidString)").path
         defer { if options.stateDir == nil { try? FileManager.default.removeItem(atPath: stateDir) } }
-        for topic in config.inputTopics { try kafka.createTopic(topic, partitions: config.defaultPartitions) }
+        for topic in config.inputTopics { try kafka.createTopic(topic, partitions: config.defaultPartitions, replicationFactor: 3) }
 
         let genStart = ContinuousClock.now
         let generated = EventGenerator.generate(GeneratorOptions(events: options.events, seed: options.seed, spike: options.spike))
@@ -88,7 +89,7 @@ public enum ShopDemo {
             processed += stats.processed
             deadLettered += stats.deadLettered
             if part == 1, let showcase {
-                before = (try await zrevrange(redis, "recent:guest:\(showcase.guestId)"), try await zrevrange(redis, "recent:member:\(showcase.memberId)"))
+                before = (try await recentList(redis, "recent:guest:\(showcase.guestId)"), try await recentList(redis, "recent:member:\(showcase.memberId)"))
             }
         }
         await producer.close()
@@ -167,9 +168,16 @@ public enum ShopDemo {
         return counts
     }
 
-    static func zrevrange(_ redis: RedisConnection, _ key: String, count: Int = -1) async throws -> [(String, Int64)] {
-        let items = try await redis.command(["ZREVRANGE", key, "0", String(count < 0 ? -1 : count - 1), "WITHSCORES"]).array ?? []
-        return stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", Int64(Double(items[$0 + 1].string ?? "") ?? 0)) }
+    /// The first `count` members (all when nil) with scores; highest first when `reverse`.
+    static func zrange(_ redis: RedisConnection, _ key: String, count: Int? = nil, reverse: Bool = false) async throws -> [(String, Double)] {
+        let stop = count.map { String($0 - 1) } ?? "-1"
+        let items = try await redis.command([reverse ? "ZREVRANGE" : "ZRANGE", key, "0", stop, "WITHSCORES"]).array ?? []
+        return stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", Double(items[$0 + 1].string ?? "") ?? 0) }
+    }
+
+    /// A recently-viewed list, newest first, with epoch-millisecond times.
+    static func recentList(_ redis: RedisConnection, _ key: String) async throws -> [(String, Int64)] {
+        try await zrange(redis, key, reverse: true).map { ($0.0, Int64($0.1)) }
     }
 
     static func format(_ d: Duration) -> String {
@@ -195,9 +203,8 @@ struct Summary {
 
     mutating func line(_ s: String = "") { text += s + "\n" }
 
-    private func zrevrangeScores(_ key: String, _ count: Int) async throws -> [(String, Double)] {
-        let items = try await redis.command(["ZREVRANGE", key, "0", String(count - 1), "WITHSCORES"]).array ?? []
-        return stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", Double(items[$0 + 1].string ?? "") ?? 0) }
+    private func zrevrangeScores(_ key: String, _ count: Int? = nil) async throws -> [(String, Double)] {
+        try await ShopDemo.zrange(redis, key, count: count, reverse: true)
     }
 
     private func money(_ d: Double) -> String { String(format: "%.2f", d) }
@@ -207,7 +214,7 @@ struct Summary {
     mutating func categories() async throws {
         let keys = (try await redis.command(["KEYS", "popular:*"]).array ?? []).compactMap(\.string)
         for key in keys {
-            let all = try await zrevrangeScores(key, 100_000)
+            let all = try await zrevrangeScores(key)
             ranked.append((String(key.dropFirst("popular:".count)), all.reduce(0) { $0 + $1.1 }, Array(all.prefix(3))))
         }
         ranked.sort { $0.units != $1.units ? $0.units > $1.units : $0.category < $1.category }
@@ -234,8 +241,7 @@ struct Summary {
     }
 
     private func zrangeScores(_ key: String, _ count: Int) async throws -> [(String, Double)] {
-        let items = try await redis.command(["ZRANGE", key, "0", String(count - 1), "WITHSCORES"]).array ?? []
-        return stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", Double(items[$0 + 1].string ?? "") ?? 0) }
+        try await ShopDemo.zrange(redis, key, count: count)
     }
 
     private func hash(_ key: String) async throws -> [String: String] {
@@ -271,8 +277,8 @@ struct Summary {
     }
 
     mutating func login(_ login: GeneratedLogin, before: (guest: [(String, Int64)], member: [(String, Int64)])) async throws {
-        let guestAfter = try await ShopDemo.zrevrange(redis, "recent:guest:\(login.guestId)")
-        let memberAfter = try await ShopDemo.zrevrange(redis, "recent:member:\(login.memberId)")
+        let guestAfter = try await ShopDemo.recentList(redis, "recent:guest:\(login.guestId)")
+        let memberAfter = try await ShopDemo.recentList(redis, "recent:member:\(login.memberId)")
         func list(_ items: [(String, Int64)]) -> String {
             if items.isEmpty { return "(no key)" }
             let shown = items.prefix(8).map(\.0).joined(separator: ", ")
