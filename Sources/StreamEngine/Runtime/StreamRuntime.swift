@@ -270,19 +270,26 @@ final class PollLoop: Sendable {
                 let batch = try consumer.pollBatch(maxMessages: batchSize, timeoutMs: 100)
                 if let e = rebalanceError() { throw e }
                 // Tasks of newly assigned partitions start here, outside the rebalance callback.
+                var messages = batch.messages
                 if bridge({ await manager.hasPendingAssignment }) {
-                    try bridge { try await manager.startPendingTasks() }
+                    let restarted = try bridge { try await manager.startPendingTasks() }
+                    // They were rewound to their committed offsets: what was polled before is read again.
+                    if !restarted.isEmpty { messages.removeAll { restarted.contains($0.topicPartition) } }
                 }
-                if !batch.messages.isEmpty {
-                    let messages = batch.messages
+                if !messages.isEmpty {
+                    let toProcess = messages
                     liveStats(try bridge {
-                        try await manager.process(messages)
+                        try await manager.process(toProcess)
                         return await manager.stats
                     })
                 }
                 let idle = batch.messages.isEmpty
                 if ContinuousClock.now - lastCommit >= commitInterval || (idle && bridge { await manager.hasUncommittedWork }) {
-                    try bridge { try await manager.commit() }
+                    do {
+                        try bridge { try await manager.commit() }
+                    } catch is TaskMigrated {
+                        // Rejoin: the next polls bring the new assignment.
+                    }
                     lastCommit = ContinuousClock.now
                 }
                 if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
@@ -293,9 +300,13 @@ final class PollLoop: Sendable {
                     }
                 }
             }
-            try bridge {
-                await manager.setStopping()
-                try await manager.closeAll()
+            do {
+                try bridge {
+                    await manager.setStopping()
+                    try await manager.closeAll()
+                }
+            } catch is TaskMigrated {
+                logger.warning("final commit lost to a rebalance: the next owner replays the uncommitted records")
             }
         } catch {
             // After a (simulated) crash nothing more may happen: the manager ignores the revoke.
@@ -328,7 +339,9 @@ final class PollLoop: Sendable {
         if pending.isEmpty { return true }
         let reader = bridge { [manager] in await manager.offsetReader }
         let committed = try reader.committed(Array(pending.keys))
-        return pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
+        let done = pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
+        if done { logger.debug("end reached: committed \(committed.sorted { $0.key.description < $1.key.description }) for targets \(pending.sorted { $0.key.description < $1.key.description })") }
+        return done
     }
 }
 

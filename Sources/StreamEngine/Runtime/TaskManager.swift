@@ -3,6 +3,11 @@ import KafkaClient
 import Logging
 import RedisClient
 
+/// A commit failed because the group rebalanced: the tasks were dropped.
+struct TaskMigrated: Error, CustomStringConvertible {
+    var description: String { "tasks migrated to another group member" }
+}
+
 /// Owns the tasks of one engine instance: creates and restores them on
 /// assignment, feeds them batches, commits (changelog and sinks first, input
 /// offsets last), snapshots, and closes them on revocation.
@@ -69,11 +74,15 @@ actor TaskManager {
 
     var hasPendingAssignment: Bool { !pendingAssignment.isEmpty }
 
-    /// Creates and restores the tasks of newly assigned partitions.
-    func startPendingTasks() async throws {
-        guard !pendingAssignment.isEmpty else { return }
+    /// Creates and restores the tasks of newly assigned partitions and moves
+    /// their fetch position to the committed offsets; returns those partitions
+    /// (records already polled for them are stale and must be dropped).
+    @discardableResult
+    func startPendingTasks() async throws -> Set<TopicPartition> {
+        guard !pendingAssignment.isEmpty else { return [] }
         let partitions = pendingAssignment
         pendingAssignment = []
+        var restarted: Set<TopicPartition> = []
         var wanted: Set<TaskID> = []
         var subsByID: [String: SubTopology] = [:]
         for tp in partitions {
@@ -93,16 +102,26 @@ actor TaskManager {
             var committed: [String: Int64] = [:]
             for (tp, o) in committedOffsets where o >= 0 { committed[tp.topic] = o }
             _ = try await task.restore(committed: committed)
+            // Read on from the committed offsets (this also rewinds partitions whose tasks were dropped dirty).
+            let seekTo = tps.map { TopicPartitionOffset($0, committed[$0.topic] ?? KafkaOffset.beginning) }
+            let consumer = self.consumer
+            try await onDedicatedThread("seek") { try consumer.seek(seekTo) }
             tasks[id] = task
+            restarted.formUnion(tps)
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
         }
+        return restarted
     }
 
     func revoked(_ partitions: [TopicPartition]) async throws {
         guard !partitions.isEmpty, !crashed else { return }
         let revokedSet = Set(partitions)
         pendingAssignment.removeAll { revokedSet.contains($0) }
-        try await commit()
+        do {
+            try await commit()
+        } catch is TaskMigrated {
+            return  // tasks already dropped; their work is replayed by the next owner
+        }
         let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
         for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
         for id in gone.sorted() {
@@ -156,7 +175,12 @@ actor TaskManager {
         try crashIfInjected(.afterRedisWrite)
         let offsets = commits.flatMap(\.offsets)
         let consumer = self.consumer
-        try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+        do {
+            try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+        } catch let error as KafkaError where Self.isGroupChange(error) {
+            try dropTasksDirty(because: error)
+            throw TaskMigrated()
+        }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
         for c in commits {
@@ -184,6 +208,25 @@ actor TaskManager {
         tasksByPartition.removeAll()
     }
 
+    /// The group moved on (rebalance, or this member was removed): offsets of
+    /// the old assignment can no longer be committed.
+    static func isGroupChange(_ e: KafkaError) -> Bool {
+        // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID
+        [22, 25, 27, 82].contains(e.code)
+    }
+
+    /// Drops every task without committing or snapshotting (as Kafka Streams
+    /// closes "dirty" tasks after a TaskMigratedException). What they processed
+    /// since the last commit is replayed by whoever owns the partitions next —
+    /// exactly, thanks to changelog tags and the Redis fence. The partitions
+    /// still assigned restart from their committed offsets.
+    private func dropTasksDirty(because error: KafkaError) throws {
+        logger.warning("the consumer group moved on (\(error.name)): dropping \(tasks.count) tasks uncommitted; they restart from the committed offsets")
+        tasks.removeAll()
+        tasksByPartition.removeAll()
+        pendingAssignment = (try? consumer.assignment()) ?? []
+    }
+
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
     /// logging each failure: an outage pauses progress, nothing is skipped.
     /// Gives up (throws) on errors that do not heal — a fatal Kafka error, a
@@ -195,7 +238,7 @@ actor TaskManager {
         while true {
             do {
                 return try await body()
-            } catch let error as KafkaError where !error.isFatal {
+            } catch let error as KafkaError where !error.isFatal && !Self.isGroupChange(error) {
                 attempt += 1
                 if (stopping || stopRequested()) && attempt > 3 { throw StreamEngineError("\(what) failed while stopping: \(error)") }
                 logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
