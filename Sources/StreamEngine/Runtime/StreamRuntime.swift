@@ -145,7 +145,21 @@ public final class StreamRuntime: Service {
         var producerConfig = config.kafka
         producerConfig["message.timeout.ms"] = producerConfig["message.timeout.ms"] ?? "0"  // never drop: an outage pauses progress
         producerConfig["acks"] = "all"
+        // exactly_once: on a real cluster one Kafka transaction per commit (EOS v2: one
+        // transactional producer per instance, fenced through the consumer group).
+        // librdkafka 2.0.2's mock neither hides aborted records nor stores transactional
+        // offsets, so on the embedded cluster the engine relies on its own mechanisms alone:
+        // changelog records tagged with their commit's input offsets, de-duplicated
+        // repartition records and the Redis fence (see README "Processing guarantees").
+        let transactional = config.processingGuarantee == .exactlyOnce && !isEmbedded
+        if transactional {
+            producerConfig["transactional.id"] = producerConfig["transactional.id"] ?? "\(config.applicationId)-\(UUID().uuidString)"
+        }
         let producer = try KafkaProducer(config: producerConfig, logger: logger)
+        if transactional {
+            try await producer.initTransactions()
+            try producer.beginTransaction()
+        }
         let redis = try await connectRedis()
         let globals = GlobalTables()
         defer { globals.stop() }
@@ -181,7 +195,7 @@ public final class StreamRuntime: Service {
         readerConfig["isolation.level"] = "read_uncommitted"
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) })
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional)
         managerBox.withLock { $0 = manager }
         try consumer.subscribe(plan.subscribedTopics)
         logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", "))")

@@ -31,11 +31,14 @@ actor TaskManager {
     private var stopping = false
     private let stopRequested: @Sendable () -> Bool
     private let faultInjection: FaultInjection?
+    /// Whether commits go through Kafka transactions (exactly_once on a real cluster).
+    let transactional: Bool
     /// Set when a simulated crash fired: nothing is committed any more.
     private var crashed = false
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
-         stopRequested: @escaping @Sendable () -> Bool = { false }) {
+         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false) {
+        self.transactional = transactional
         self.faultInjection = faultInjection
         self.stopRequested = stopRequested
         self.plan = plan
@@ -176,8 +179,13 @@ actor TaskManager {
         let offsets = commits.flatMap(\.offsets)
         let consumer = self.consumer
         do {
-            try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
-        } catch let error as KafkaError where Self.isGroupChange(error) {
+            if transactional {
+                try await commitTransaction(offsets)
+            } else {
+                try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+            }
+        } catch let error as KafkaError where Self.isGroupChange(error) || error.requiresAbort {
+            if transactional { try await abortTransaction() }
             try dropTasksDirty(because: error)
             throw TaskMigrated()
         }
@@ -206,6 +214,21 @@ actor TaskManager {
             if let task = tasks.removeValue(forKey: id) { try await snapshot(task) }
         }
         tasksByPartition.removeAll()
+    }
+
+    /// exactly_once on a real cluster: changelog, output and repartition
+    /// records and the input offsets commit in one Kafka transaction; the
+    /// next transaction begins at once.
+    private func commitTransaction(_ offsets: [TopicPartitionOffset]) async throws {
+        let producer = env.producer
+        try await producer.sendOffsetsToTransaction(offsets, consumer: consumer)
+        try await producer.commitTransaction()
+        try producer.beginTransaction()
+    }
+
+    private func abortTransaction() async throws {
+        try await env.producer.abortTransaction()
+        try env.producer.beginTransaction()
     }
 
     /// The group moved on (rebalance, or this member was removed): offsets of

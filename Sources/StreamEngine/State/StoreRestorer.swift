@@ -70,7 +70,7 @@ public struct StoreRestorer: Sendable {
                 store.replaceAll([:])
             }
         }
-        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "true"]) { $1 }, logger: logger)
+        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "true", "isolation.level": "read_committed"]) { $1 }, logger: logger)
         defer { consumer.close() }
         let tp = TopicPartition(changelogTopic, store.partition)
         let wm = try consumer.watermarks(tp)
