@@ -104,17 +104,25 @@ public final class KafkaConsumer: Sendable {
         var batch = Batch()
         batch.messages.reserveCapacity(n)
         var firstError: KafkaError?
+        // Topic names by topic handle: one String per topic and batch, not per message.
+        var names: [OpaquePointer: String] = [:]
         for i in 0..<n {
             guard let msg = ptrs[i] else { continue }
             defer { rd_kafka_message_destroy(msg) }
             let m = msg.pointee
+            var topic = ""
+            if let rkt = m.rkt {
+                if let known = names[rkt] { topic = known } else {
+                    topic = String(cString: rd_kafka_topic_name(rkt))
+                    names[rkt] = topic
+                }
+            }
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
                 batch.partitionEOFs.append(TopicPartitionOffset(topic, m.partition, m.offset))
                 continue
             }
             do throws(KafkaError) {
-                if let converted = try Self.convert(msg) { batch.messages.append(converted) }
+                if let converted = try Self.convert(msg, topic: topic) { batch.messages.append(converted) }
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -124,9 +132,9 @@ public final class KafkaConsumer: Sendable {
         return batch
     }
 
-    static func convert(_ msg: UnsafeMutablePointer<rd_kafka_message_t>) throws(KafkaError) -> KafkaMessage? {
+    static func convert(_ msg: UnsafeMutablePointer<rd_kafka_message_t>, topic knownTopic: String? = nil) throws(KafkaError) -> KafkaMessage? {
         let m = msg.pointee
-        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let topic = knownTopic ?? m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
             var text = String(cString: rd_kafka_err2str(m.err))

@@ -102,22 +102,26 @@ public final class KafkaProducer: Sendable {
             }
             let err = withOptionalBytes(record.key) { keyPtr, keyLen in
                 withOptionalBytes(record.value) { valPtr, valLen -> rd_kafka_resp_err_t in
-                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
-                    var n = 0
-                    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC; vus[n].u.cstr = topicPtr; n += 1
-                    vus[n].vtype = RD_KAFKA_VTYPE_PARTITION; vus[n].u.i32 = record.partition ?? -1; n += 1
-                    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[n].u.i = RD_KAFKA_MSG_F_COPY; n += 1
-                    if let valPtr {
-                        vus[n].vtype = RD_KAFKA_VTYPE_VALUE; vus[n].u.mem.ptr = UnsafeMutableRawPointer(mutating: valPtr); vus[n].u.mem.size = valLen; n += 1
-                    }
-                    if let keyPtr {
-                        vus[n].vtype = RD_KAFKA_VTYPE_KEY; vus[n].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPtr); vus[n].u.mem.size = keyLen; n += 1
-                    }
-                    if let opaque { vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[n].u.ptr = opaque; n += 1 }
-                    if let ts = record.timestamp { vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP; vus[n].u.i64 = ts; n += 1 }
-                    if let hdrs { vus[n].vtype = RD_KAFKA_VTYPE_HEADERS; vus[n].u.headers = hdrs; n += 1 }
-                    return vus.withUnsafeBufferPointer { buf -> rd_kafka_resp_err_t in
-                        guard let error = rd_kafka_produceva(handle.pointer, buf.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                    // On the stack: no allocation per record.
+                    return withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus -> rd_kafka_resp_err_t in
+                        var n = 0
+                        func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                            var vu = rd_kafka_vu_t()
+                            vu.vtype = type
+                            set(&vu)
+                            vus.initializeElement(at: n, to: vu)
+                            n += 1
+                        }
+                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topicPtr }
+                        add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = record.partition ?? -1 }
+                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                        if let valPtr { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: valPtr); $0.u.mem.size = valLen } }
+                        if let keyPtr { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPtr); $0.u.mem.size = keyLen } }
+                        if let opaque { add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque } }
+                        if let ts = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
+                        if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
+                        defer { _ = vus.prefix(n).deinitialize() }
+                        guard let error = rd_kafka_produceva(handle.pointer, vus.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                         let code = rd_kafka_error_code(error)
                         rd_kafka_error_destroy(error)
                         return code
