@@ -139,4 +139,46 @@ struct StepsTests {
             try await h2.runToEnd(try h2.config(yaml.replacingOccurrences(of: "  - name: prices\n", with: "  - name: prices\n    on_error: fail\n")))
         }
     }
+
+    @Test("An engine-owned topic with the wrong partition count is a clear error naming it and both counts")
+    func partitionMismatch() async throws {
+        let h = try EngineHarness()
+        try h.createTopic("clicks", partitions: 4)
+        try h.createTopic("mm-app-clicks-per-user-changelog", partitions: 2)
+        let config = try h.config("""
+            application.id: mm-app
+            topologies:
+              - name: clicks
+                source: { topics: [clicks], key: user }
+                steps:
+                  - aggregate: { store: clicks-per-user, aggregator: count }
+            """)
+        do {
+            try await h.runToEnd(config, timeout: .seconds(30))
+            Issue.record("the run should have failed")
+        } catch let error as StreamEngineError {
+            #expect(error.message.contains("mm-app-clicks-per-user-changelog"))
+            #expect(error.message.contains("has 2 partitions") && error.message.contains("has 4"))
+        }
+    }
+
+    @Test("Hopping windows: each record counts in every window that covers it")
+    func hoppingWindows() async throws {
+        let h = try EngineHarness()
+        try h.createTopic("clicks", partitions: 1)
+        try await h.produce("clicks", ["12:05", "12:20", "12:40", "14:00"].map { t in ("a", #"{"user":"a","ts":"2024-12-14T\#(t):00Z"}"#) })
+        let config = try h.config("""
+            application.id: hop-app
+            topologies:
+              - name: hop
+                source: { topics: [clicks], key: user, timestamp: ts }
+                steps:
+                  - window: { type: hopping, size: 30m, advance: 15m, store: hop-store, aggregator: count }
+                  - to: { topic: hop-out }
+            """)
+        try await h.runToEnd(config)
+        let out = try await h.readJSON("hop-out").map { "\($0.value["windowStart"]?.stringValue?.dropFirst(11).prefix(5) ?? "?") \($0.value["count"]?.intValue ?? -1)" }
+        // 12:05 → [11:45,12:15) [12:00,12:30); 12:20 → [12:00,12:30) [12:15,12:45); 12:40 → [12:15,12:45) [12:30,13:00)
+        #expect(out == ["11:45 1", "12:00 2", "12:15 2", "12:30 1"])
+    }
 }
