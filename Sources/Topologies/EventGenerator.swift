@@ -49,6 +49,8 @@ public struct GeneratedLogin: Sendable, Hashable {
     public var index: Int
     public var guestId: String
     public var memberId: String
+    /// Event time of the login (epoch ms).
+    public var at: Int64
     /// Views the guest made before logging in.
     public var guestViews: Int
     /// Whether the guest viewed anything (as a guest) after this login.
@@ -136,11 +138,14 @@ public struct EventGenerator: Sequence, IteratorProtocol {
         let p = catalogue.zipfProduct(&rng)
         let product = catalogue.products[p]
         let platform = product.platforms[rng.int(product.platforms.count)]
+        // Each platform's list price wanders around the product's base price (mean-reverting);
+        // now and then a platform runs a promotion for one update.
         let key = "\(product.id)|\(platform)"
-        var price = prices[key] ?? product.basePrice * rng.uniform(0.9, 1.15)
-        price *= rng.chance(0.1) ? rng.uniform(0.75, 0.9) : rng.uniform(0.96, 1.05)
-        price = Swift.max(0.5, (price * 100).rounded() / 100)
-        prices[key] = price
+        var list = prices[key] ?? product.basePrice * rng.uniform(0.9, 1.15)
+        list += 0.2 * (product.basePrice - list) + product.basePrice * rng.uniform(-0.04, 0.04)
+        prices[key] = list
+        let promotion = rng.chance(0.1) ? rng.uniform(0.75, 0.9) : 1
+        let price = Swift.max(0.5, (list * promotion * 100).rounded() / 100)
         var t = clock
         if rng.chance(0.005) {
             t -= Int64(rng.uniform(25, 30) * 3_600_000)
@@ -286,7 +291,7 @@ public struct EventGenerator: Sequence, IteratorProtocol {
             member = "u-\(nextMember)"
             nextMember += 1
         }
-        logins.append(GeneratedLogin(index: produced, guestId: guest, memberId: member, guestViews: v.guestViews, guestViewsAfter: false))
+        logins.append(GeneratedLogin(index: produced, guestId: guest, memberId: member, at: clock, guestViews: v.guestViews, guestViewsAfter: false))
         loginOfGuest[guest] = logins.count - 1
         v.member = member
         v.loginAfter = nil

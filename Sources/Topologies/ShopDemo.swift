@@ -16,6 +16,8 @@ public struct DemoOptions: Sendable {
     public var redisURL: RedisURL?
     /// Where store snapshots go; nil means a temporary directory removed at the end.
     public var stateDir: String?
+    /// Event time the generated records span (epoch ms); default 72 hours.
+    public var span: Int64 = GeneratorOptions(events: 1).span
 
     public init(events: Int = 50_000, seed: UInt64 = 42, spike: Bool = false, configPath: String = "topologies.yaml",
                 redisURL: RedisURL? = nil, stateDir: String? = nil) {
@@ -68,7 +70,7 @@ public enum ShopDemo {
         for topic in config.inputTopics { try kafka.createTopic(topic, partitions: config.defaultPartitions, replicationFactor: 3) }
 
         let genStart = ContinuousClock.now
-        let generated = EventGenerator.generate(GeneratorOptions(events: options.events, seed: options.seed, spike: options.spike))
+        let generated = EventGenerator.generate(GeneratorOptions(events: options.events, seed: options.seed, spike: options.spike, span: options.span))
         let showcase = pickShowcase(generated.logins, events: options.events)
         let split = showcase?.index ?? generated.records.count
         progress("generated \(grouped(options.events)) events (seed \(options.seed)) in \(format(ContinuousClock.now - genStart))")
@@ -101,9 +103,13 @@ public enum ShopDemo {
         let eventsPerSecond = Double(options.events) / max(engineTime.seconds, 0.001)
         s.line("  engine: \(format(engineTime)) for \(grouped(options.events)) input events = \(grouped(Int(eventsPerSecond))) events/s "
             + "(\(grouped(processed)) records processed, repartition topics included); whole demo \(format(ContinuousClock.now - wall))")
-        s.line("  dead-letter topic \(config.dlqTopic): \(grouped(dlq.values.reduce(0, +))) records"
-            + (dlq.isEmpty ? "" : " (" + dlq.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
-            + "; the runs counted \(grouped(deadLettered))")
+        s.line("  dead-letter topic \(config.dlqTopic): \(grouped(dlq.values.reduce(0, +))) records (the runs counted \(grouped(deadLettered)))"
+            + (dlq.isEmpty ? "" : ": " + dlq.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
+        let late = dlq.filter { $0.key.hasPrefix("late in") }.values.reduce(0, +)
+        if late > 0 {
+            s.line("  (late: a 1-hour trending window accepts 5 minutes of disorder, but replaying \(format(hours: options.span)) of events in seconds,")
+            s.line("   the purchases partitions run hours of event time apart once repartitioned by category; live traffic stays within the grace)")
+        }
         try await s.categories()
         try await s.cheapest()
         try await s.user()
@@ -143,7 +149,7 @@ public enum ShopDemo {
         return st
     }
 
-    /// Counts the dead-letter topic's records by their `error.kind` header.
+    /// Counts the dead-letter topic's records by their `error.kind` and `pipeline` headers ("late in trending").
     static func deadLetterReasons(kafka: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> [String: Int] {
         guard let n = try await kafka.partitionCount(topic: topic) else { return [:] }
         var ends: [TopicPartition: Int64] = [:]
@@ -159,7 +165,8 @@ public enum ShopDemo {
             while targets.contains(where: { positions[$0.key, default: 0] < $0.value }), ContinuousClock.now < deadline {
                 for m in try consumer.pollBatch(maxMessages: 1000, timeoutMs: 100).messages {
                     positions[m.topicPartition] = m.offset + 1
-                    counts[m.header("error.kind")?.stringValue ?? "unknown", default: 0] += 1
+                    let pipeline = m.header("pipeline")?.stringValue ?? "?"
+                    counts["\(m.header("error.kind")?.stringValue ?? "unknown") in \(pipeline)", default: 0] += 1
                 }
             }
             return counts
@@ -182,6 +189,10 @@ public enum ShopDemo {
 
     static func format(_ d: Duration) -> String {
         String(format: "%.1f s", d.seconds)
+    }
+
+    static func format(hours millis: Int64) -> String {
+        "\(millis / 3_600_000) hours"
     }
 }
 
@@ -277,19 +288,27 @@ struct Summary {
     }
 
     mutating func login(_ login: GeneratedLogin, before: (guest: [(String, Int64)], member: [(String, Int64)])) async throws {
-        let guestAfter = try await ShopDemo.recentList(redis, "recent:guest:\(login.guestId)")
-        let memberAfter = try await ShopDemo.recentList(redis, "recent:member:\(login.memberId)")
-        func list(_ items: [(String, Int64)]) -> String {
-            if items.isEmpty { return "(no key)" }
+        let guestKey = "recent:guest:\(login.guestId)", memberKey = "recent:member:\(login.memberId)"
+        let guestAfter = try await ShopDemo.recentList(redis, guestKey)
+        let memberAfter = try await ShopDemo.recentList(redis, memberKey)
+        let width = max(guestKey.count, memberKey.count)
+        func row(_ label: String, _ key: String, _ items: [(String, Int64)], gone: String) {
             let shown = items.prefix(8).map(\.0).joined(separator: ", ")
-            return "\(items.count) products, newest first: \(shown)\(items.count > 8 ? ", …" : "")"
+            let text = items.isEmpty ? gone : "\(items.count) products, newest first: \(shown)\(items.count > 8 ? ", …" : "")"
+            line("  \(label.padding(toLength: 18, withPad: " ", startingAt: 0))\(key.padding(toLength: width + 2, withPad: " ", startingAt: 0))\(text)")
         }
         line()
-        line("Guest \(login.guestId) logs in as \(login.memberId) (recently viewed, before and after the login merge)")
-        line("  before  recent:guest:\(login.guestId)  \(list(before.guest))")
-        line("          recent:member:\(login.memberId)\(String(repeating: " ", count: max(0, 18 - login.memberId.count)))\(list(before.member))")
-        line("  after   recent:guest:\(login.guestId)  \(list(guestAfter))")
-        line("          recent:member:\(login.memberId)\(String(repeating: " ", count: max(0, 18 - login.memberId.count)))\(list(memberAfter))")
+        line("Guest \(login.guestId) logs in as \(login.memberId) at \(EventTime.formatISO8601(login.at)) (recently viewed, login merge)")
+        row("before the login", guestKey, before.guest, gone: "(no key)")
+        row("", memberKey, before.member, gone: "(no key)")
+        row("at the end", guestKey, guestAfter, gone: "(no key: merged, and deleted in the same Redis script)")
+        row("", memberKey, memberAfter, gone: "(no key)")
+        let memberTimes = Dictionary(memberAfter, uniquingKeysWith: max)
+        let kept = before.guest.filter { memberTimes[$0.0] == $0.1 }.count
+        let later = before.guest.filter { (memberTimes[$0.0] ?? .min) > $0.1 }.count
+        let missing = before.guest.count - kept - later
+        line("  \(String(repeating: " ", count: 18))of the guest's \(before.guest.count) products: \(kept) with the guest's view time, \(later) viewed again later"
+            + (missing > 0 ? ", \(missing) pushed out of the 100 most recent" : ""))
     }
 }
 
