@@ -430,11 +430,11 @@ struct Catalogue {
 }
 
 /// A small, fast, seedable generator (SplitMix64): the same seed gives the same sequence on every platform.
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -443,14 +443,16 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     /// Uniform in [a, b).
-    mutating func uniform(_ a: Double, _ b: Double) -> Double {
+    public mutating func uniform(_ a: Double, _ b: Double) -> Double {
         a + (b - a) * Double(next() >> 11) / Double(1 << 53)
     }
 
     /// Uniform in 0..<n.
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(Swift.max(1, n))) }
+    public mutating func int(_ n: Int) -> Int { Int(next() % UInt64(Swift.max(1, n))) }
 
-    mutating func chance(_ p: Double) -> Bool { uniform(0, 1) < p }
+    /// True with probability `p`.
+    public mutating func chance(_ p: Double) -> Bool { uniform(0, 1) < p }
 
-    mutating func exponential(mean: Double) -> Double { -mean * log(1 - uniform(0, 1)) }
+    /// Exponentially distributed with the given mean.
+    public mutating func exponential(mean: Double) -> Double { -mean * log(1 - uniform(0, 1)) }
 }

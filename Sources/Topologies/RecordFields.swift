@@ -44,14 +44,14 @@ extension StreamRecord {
 }
 
 /// Money in whole cents, so that sums are exact.
-enum Cents {
+public enum Cents {
     /// `price × quantity` rounded to the cent.
-    static func of(price: Double, quantity: Int64) -> Int64 {
+    public static func of(price: Double, quantity: Int64) -> Int64 {
         Int64((price * Double(quantity) * 100).rounded())
     }
 
     /// `12345` → `"123.45"`.
-    static func decimalString(_ cents: Int64) -> String {
+    public static func decimalString(_ cents: Int64) -> String {
         let sign = cents < 0 ? "-" : ""
         let m = cents.magnitude
         let fraction = m % 100
@@ -59,7 +59,7 @@ enum Cents {
     }
 
     /// `12345` → `123.45` as a number (for sorted-set scores).
-    static func amount(_ cents: Int64) -> Double { Double(cents) / 100 }
+    public static func amount(_ cents: Int64) -> Double { Double(cents) / 100 }
 }
 
 extension JSONObject {
