@@ -41,7 +41,7 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
         self.logger = logger
         self.brokerCount = brokers
         // The mock cluster is owned by an rd_kafka_t of its own that nothing else uses.
-        self.host = try KafkaHandle(kind: RD_KAFKA_PRODUCER, config: [:], logger: logger)
+        self.host = try KafkaHandle(kind: RD_KAFKA_PRODUCER, config: ["log_level": "4"], logger: logger)  // it has no brokers to talk to: keep its "no bootstrap.servers" notice quiet
         guard let mc = rd_kafka_mock_cluster_new(host.pointer, Int32(brokers)) else {
             throw KafkaError.client("rd_kafka_mock_cluster_new failed")
         }
