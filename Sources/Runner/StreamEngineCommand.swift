@@ -20,7 +20,7 @@ struct StreamEngineCommand: AsyncParsableCommand {
             StateCommand.self,
             // MARK: Commands owned by others — add them here:
             // DemoCommand.self, GenerateCommand.self, BenchCommand.self,
-            GenerateCommand.self, DemoCommand.self,
+            GenerateCommand.self, DemoCommand.self, BenchCommand.self,
         ])
 
     /// Parses and runs a command like ArgumentParser's default entry point, with
