@@ -54,18 +54,25 @@ extension ShopPipelineTests {
         func loginMerge() async throws {
             let h = try ShopHarness()
             let guest = "g-7f3a9c2e5b1d4e8f"
-            // Guest views and the login share the guestId key (here: partition 1 of both topics).
+            // Guest views and the login share the guestId key (here: partition 1 of both topics). The
+            // member's views are on partition 1 too: the merge (from logins[1]) and the member views
+            // (from user_events[1]) meet in the repartition topic with overlapping input offsets.
             try await h.produce(E.userEventsTopic, [
-                Self.view("p-A", member: "u-7", At.day(0, 10), partition: 0),
-                Self.view("p-B", member: "u-7", At.day(0, 10, 5), partition: 0),
+                Self.view("p-A", member: "u-7", At.day(0, 10), partition: 1),
+                Self.view("p-B", member: "u-7", At.day(0, 10, 5), partition: 1),
                 Self.view("p-A", guest: guest, At.day(0, 9), partition: 1),
                 Self.view("p-B", guest: guest, At.day(0, 10, 30), partition: 1),
                 Self.view("p-C", guest: guest, At.day(0, 10, 35), partition: 1),
                 // Another guest who never logs in keeps their list.
                 Self.view("p-Z", guest: "g-other-000000000", At.day(0, 10), partition: 1),
             ])
-            try await h.produce(E.loginsTopic, [(guest, E.login(member: "u-7", guest: guest, at: At.day(0, 11)), 1)])
             let config = try h.config("recently-viewed")
+            try await h.runToEnd(config)
+            let guestBefore = try await h.zset("recent:guest:\(guest)")
+            #expect(guestBefore == [Pair("p-A", Double(At.day(0, 9))), Pair("p-B", Double(At.day(0, 10, 30))), Pair("p-C", Double(At.day(0, 10, 35)))])
+
+            // The login, consumed after the views.
+            try await h.produce(E.loginsTopic, [(guest, E.login(member: "u-7", guest: guest, at: At.day(0, 11)), 1)])
             try await h.runToEnd(config)
 
             let recentMemberU7 = try await h.zset("recent:member:u-7")
