@@ -4,23 +4,6 @@ import Logging
 import StreamEngine
 import Topologies
 
-/// A small seeded generator (SplitMix64): the same seed, the same events.
-struct BenchRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<n.
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(Swift.max(1, n))) }
-}
-
 /// What each user should total after the input was aggregated, as
 /// `purchase_stats` computes it: orders (events), items (Σ quantity) and
 /// cents (Σ price × quantity, rounded to the cent per event).
@@ -30,10 +13,7 @@ struct UserTotals: Sendable, Hashable {
     var cents: Int64 = 0
 
     /// `spent` as the engine writes it: "123.45".
-    var spent: String {
-        let fraction = cents.magnitude % 100
-        return "\(cents / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-    }
+    var spent: String { Cents.decimalString(cents) }
 }
 
 /// Purchase events of the benchmark (the `purchases` schema of topologies.yaml,
@@ -51,7 +31,7 @@ struct PurchaseWorkload: Sendable {
     func user(_ i: Int) -> String { "\(userPrefix)\(i + 1)" }
 
     /// Event `index` for user `u` (0-based), and what it adds to that user's totals.
-    static func event(index: Int, user: String, rng: inout BenchRandom) -> (record: ProducerRecord, price: Double, quantity: Int) {
+    static func event(index: Int, user: String, rng: inout SplitMix64) -> (record: ProducerRecord, price: Double, quantity: Int) {
         let category = categories[rng.int(categories.count)]
         let price = Double(100 + rng.int(29_900)) / 100
         let r = rng.int(10)
@@ -62,11 +42,6 @@ struct PurchaseWorkload: Sendable {
         return (ProducerRecord(topic: "", key: Array(user.utf8), value: value.serialized()), price, quantity)
     }
 
-    /// `price × quantity` in cents, rounded as `purchase_stats` rounds it.
-    static func cents(price: Double, quantity: Int) -> Int64 {
-        Int64((price * Double(quantity) * 100).rounded())
-    }
-
     /// Produces `count` events to `topic` (users drawn uniformly, or each user
     /// once in order when `distinctUsers`), waits for every delivery, and
     /// returns the totals per user index.
@@ -74,7 +49,7 @@ struct PurchaseWorkload: Sendable {
         count: Int, to topic: String, firstIndex: Int = 0, distinctUsers: Bool = false, producer: KafkaProducer,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> [UserTotals] {
-        var rng = BenchRandom(seed: seed &+ UInt64(firstIndex))
+        var rng = SplitMix64(seed: seed &+ UInt64(firstIndex))
         var totals = [UserTotals](repeating: UserTotals(), count: users)
         for i in 0..<count {
             let u = distinctUsers ? i % users : rng.int(users)
@@ -84,7 +59,7 @@ struct PurchaseWorkload: Sendable {
             try producer.send(r)
             totals[u].orders += 1
             totals[u].items += Int64(quantity)
-            totals[u].cents += Self.cents(price: price, quantity: quantity)
+            totals[u].cents += Cents.of(price: price, quantity: Int64(quantity))
             if (i + 1) % 100_000 == 0 { progress?(i + 1) }
         }
         try await producer.flush(timeout: .seconds(300))

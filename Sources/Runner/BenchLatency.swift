@@ -3,6 +3,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
+import Topologies
 import Synchronization
 
 /// End-to-end latency at one fixed input rate.
@@ -64,7 +65,7 @@ func measureLatency(
     let producer = try KafkaProducer(config: cluster.clientConfig.merging(LatencySettings.producer) { $1 }, logger: logger)
     let redis = RedisConnection(url: redisURL, logger: logger)
     let users = (0..<LatencySettings.users).map { "lu-\($0 + 1)" }
-    var rng = BenchRandom(seed: UInt64(rate))
+    var rng = SplitMix64(seed: UInt64(rate))
 
     // Warm-up: the engine is up, assigned and writing once an event of every warm-up user is visible.
     let warm = (0..<16).map { "lw-\($0 + 1)" }
@@ -117,7 +118,7 @@ func measureLatency(
     // The sender, on a thread of its own: every millisecond, whatever is due at `rate`.
     let sendTimes: [[Double]] = try await runOnDedicatedThread("bench-latency-sender") {
         var times = [[Double]](repeating: [], count: users.count)
-        var rng = BenchRandom(seed: UInt64(rate) &* 31)
+        var rng = SplitMix64(seed: UInt64(rate) &* 31)
         var sent = 0
         while sent < total {
             let elapsed = (ContinuousClock.now - origin).seconds
