@@ -56,7 +56,8 @@ actor StreamTask {
     private var processed: [String: Int64] = [:]
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
-    private var dedupe: [Int32: (offset: Int64, index: Int)] = [:]
+    /// Per upstream input partition (`topic/partition`), the last repartition record applied.
+    private var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
     private var currentOrigin: RecordOrigin?
     private var lastSnapshot = ContinuousClock.now
@@ -139,7 +140,7 @@ actor StreamTask {
         for step in steps { if case .window(let w) = step { w.rebuildIndex() } }
         if let d = sub.dedupeStore, let store = stores[d] {
             for (k, e) in store.allEntries {
-                if let p = Int32(k), let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue { dedupe[p] = (o, Int(i)) }
+                if let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue { dedupe[k] = (o, Int(i)) }
             }
         }
         lastCommittedTag = CommitTag(committed)
@@ -174,13 +175,14 @@ actor StreamTask {
     private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord? {
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            if let up = m.header(Headers.upstreamPartition)?.stringValue.flatMap({ Int32($0) }),
+            // Offsets are only comparable within one upstream input partition: the key names its topic too.
+            if let up = m.header(Headers.upstreamPartition)?.stringValue,
                let seq = m.header(Headers.upstreamSequence)?.stringValue {
                 let parts = seq.split(separator: ".")
                 if parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) {
                     if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return nil }
                     dedupe[up] = (o, i)
-                    stores[sub.dedupeStore!]?.put(String(up), .object(["o": .number(Double(o)), "i": .number(Double(i))]))
+                    stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
                 }
             }
             guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
@@ -280,7 +282,7 @@ actor StreamTask {
         defer { emitIndex += 1 }
         return [
             KafkaHeader(Headers.eventTime, String(record.timestamp)),
-            KafkaHeader(Headers.upstreamPartition, String(partition)),
+            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin?.topic ?? "")/\(partition)"),
             KafkaHeader(Headers.upstreamSequence, "\(currentOrigin?.offset ?? -1).\(emitIndex)"),
         ]
     }
@@ -358,6 +360,7 @@ actor StreamTask {
 /// Headers the engine puts on the records it writes to repartition and output topics.
 enum Headers {
     static let eventTime = "se-ts"
+    /// The input partition a record came from, as `topic/partition`.
     static let upstreamPartition = "se-up"
     static let upstreamSequence = "se-seq"
 }
