@@ -23,7 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
             from the changelog alone, and the engine's peak RSS per million keys. Every count is verified (records consumed, \
             per-user totals in Redis against what was produced). With at least 2 cores, the broker and Redis are pinned to \
             CPU 0 and the clients (consumers, engine, Quix) to CPU 1; --no-pin turns that off. Run it from the repository \
-            root on a release build (swift build -c release).
+            root on a release build (swift build -c release). BENCH_LATENCY_DUMP=PREFIX writes every latency sample \
+            (send time, latency in ms) to PREFIX-<rate>.txt.
             """)
 
     enum Phase: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -113,6 +114,7 @@ struct BenchCommand: AsyncParsableCommand {
             events: n, users: users, runs: runs, fullEvents: skipped.contains(.full) ? nil : fullN, commitIntervalMs: commitIntervalMs,
             producerSettings: Self.producerSettings, pollBatchSize: Self.pollBatchSize, pinning: "off", gitCommit: commandFirstLine(["git", "rev-parse", "--short", "HEAD"]))
 
+        report.loadAtStart = loadAverage()
         // Servers on CPU 0 (threads and processes started from a pinned thread inherit its CPU), clients on CPU 1.
         if let clientCPU, !CPUPinning.pinAllThreads(cpu: clientCPU) { progress("warning: could not pin this process's threads to CPU \(clientCPU)") }
         progress("starting the embedded Kafka cluster (3 brokers) and redis-server")
@@ -298,6 +300,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         await redis.close()
 
+        report.loadAtEnd = loadAverage()
         try report.markdown.write(toFile: out, atomically: true, encoding: .utf8)
         progress("wrote \(out)")
         if let readme {

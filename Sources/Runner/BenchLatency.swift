@@ -160,6 +160,10 @@ func measureLatency(
     guard samples.count == sent else {
         throw CLIFailure("latency \(rate)/s: only \(samples.count) of \(sent) events became visible in Redis within 120 s of the last send")
     }
+    if let dump = ProcessInfo.processInfo.environment["BENCH_LATENCY_DUMP"] {
+        let lines = samples.sorted { $0.sentAt < $1.sentAt }.map { String(format: "%.4f %.2f", $0.sentAt, $0.latency) }
+        try? (lines.joined(separator: "\n") + "\n").write(toFile: "\(dump)-\(rate).txt", atomically: true, encoding: .utf8)
+    }
     let sorted = samples.map(\.latency).sorted()
     let bySend = samples.sorted { $0.sentAt < $1.sentAt }
     let third = Swift.max(1, bySend.count / 3)

@@ -15,6 +15,8 @@ struct BenchReport: Sendable {
     var pollBatchSize: Int
     var pinning: String
     var gitCommit: String?
+    var loadAtStart = ""
+    var loadAtEnd = ""
 
     var rawPoll: [RawConsumeRun] = []
     var rawBatch: [RawConsumeRun] = []
@@ -63,6 +65,7 @@ struct BenchReport: Sendable {
             | | |
             |---|---|
             | machine | \(machine.cores) cores (\(machine.cpuModel)), \(BenchFormat.int(machine.memTotalKiB / 1024)) MiB memory (/proc/meminfo), \(machine.os), Linux \(machine.kernel) |
+            | load average (1, 5, 15 min) | \(loadAtStart) at the start, \(loadAtEnd) at the end (above 0 before the start: other processes shared the cores) |
 
             """
         for (k, v) in versions { md += "| \(k) | \(v) |\n" }

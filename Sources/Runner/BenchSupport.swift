@@ -105,6 +105,12 @@ struct MachineInfo: Sendable {
     }
 }
 
+/// The 1-, 5- and 15-minute load averages (/proc/loadavg).
+func loadAverage() -> String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
 /// A `Name:   123 kB` field of a /proc file, in kB.
 func procStatusField(_ path: String, _ name: String) -> Int? {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
