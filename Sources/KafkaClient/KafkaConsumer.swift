@@ -235,6 +235,11 @@ public final class KafkaConsumer: Sendable {
         try handle.partitionCount(topic: topic, timeoutMs: timeoutMs)
     }
 
+    /// End offsets of many partitions, asked of the brokers in one round. Blocking.
+    public func endOffsets(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
+        try handle.endOffsets(partitions, timeoutMs: timeoutMs)
+    }
+
     /// Partition count of every topic of the cluster. Blocking.
     public func topicPartitionCounts(timeoutMs: Int32 = 10_000) throws(KafkaError) -> [String: Int] {
         try handle.topicPartitionCounts(timeoutMs: timeoutMs)

@@ -88,6 +88,24 @@ final class KafkaHandle: Sendable {
         return Watermarks(low: low, high: high)
     }
 
+    /// End offsets (high watermarks) of many partitions in one ListOffsets
+    /// round per broker (`rd_kafka_offsets_for_times` with the "latest" timestamp).
+    func endOffsets(_ partitions: [TopicPartition], timeoutMs: Int32) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.end) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_offsets_for_times(rk.pointer, list, timeoutMs), "end offsets")
+        var out: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) {
+            let e = list.pointee.elems[i]
+            if e.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(e.err, "end offset of \(String(cString: e.topic))[\(e.partition)]")
+            }
+            out[TopicPartition(String(cString: e.topic), e.partition)] = e.offset
+        }
+        return out
+    }
+
     /// Partition count of `topic`, or `nil` if the topic does not exist.
     ///
     /// Asks for the metadata of all topics: a request naming the topic would

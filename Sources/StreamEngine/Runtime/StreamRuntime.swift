@@ -338,12 +338,9 @@ final class PollLoop: Sendable {
             // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
             let producer = self.producer
             try bridge { try await producer.flush() }
-            var targets: [TopicPartition: Int64] = [:]
-            for topic in plan.repartitionTopics {
-                guard let n = try consumer.partitionCount(topic: topic) else { continue }
-                for p in 0..<Int32(n) { targets[TopicPartition(topic, p)] = try consumer.watermarks(TopicPartition(topic, p)).high }
-            }
-            repartition = targets
+            let counts = try consumer.topicPartitionCounts()
+            let partitions = plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+            repartition = try consumer.endOffsets(partitions)
         }
         return try committedReach(repartition ?? [:])
     }

@@ -166,7 +166,10 @@ actor TaskManager {
         }
         uncommitted = false
         guard !commits.isEmpty else { return }
+        let clock = ContinuousClock()
+        let t0 = clock.now
         try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
+        let t1 = clock.now
         try crashIfInjected(.afterKafkaFlush)
         if let redis {
             for c in commits where !c.redisCommands.isEmpty {
@@ -175,6 +178,7 @@ actor TaskManager {
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
             }
         }
+        let t2 = clock.now
         try crashIfInjected(.afterRedisWrite)
         let offsets = commits.flatMap(\.offsets)
         let consumer = self.consumer
@@ -191,28 +195,43 @@ actor TaskManager {
         }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
+        let t3 = clock.now
+        var due: [StreamTask] = []
         for c in commits {
-            if let task = tasks[c.task], await task.snapshotDue { try await snapshot(task) }
+            if let task = tasks[c.task], await task.snapshotDue { due.append(task) }
+        }
+        try await snapshot(due)
+        let t4 = clock.now
+        if t4 - t0 > .seconds(1) {
+            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
     }
 
     private func snapshot(_ task: StreamTask) async throws {
-        var ends: [String: Int64] = [:]
-        for name in task.sub.stores {
-            let wm = try await admin.watermarks(TopicPartition(env.config.changelogTopic(store: name), task.partition))
-            ends[name] = wm.high
+        try await snapshot([task])
+    }
+
+    /// Writes snapshots of tasks; their changelog end offsets are asked for in one round.
+    private func snapshot(_ tasks: [StreamTask]) async throws {
+        guard !tasks.isEmpty else { return }
+        let partitions = tasks.flatMap { task in task.sub.stores.map { TopicPartition(env.config.changelogTopic(store: $0), task.partition) } }
+        let reader = offsetReader
+        let offsets = try await onDedicatedThread("changelog-ends") { try reader.endOffsets(partitions) }
+        for task in tasks {
+            var ends: [String: Int64] = [:]
+            for name in task.sub.stores { ends[name] = offsets[TopicPartition(env.config.changelogTopic(store: name), task.partition)] }
+            let committed = await task.nextOffsets
+            try await task.writeSnapshots(changelogEnds: ends, committed: committed)
         }
-        let committed = await task.nextOffsets
-        try await task.writeSnapshots(changelogEnds: ends, committed: committed)
     }
 
     /// Final commit and snapshots of every task (graceful shutdown).
     func closeAll() async throws {
         guard !crashed else { return }
         try await commit()
-        for id in tasks.keys.sorted() {
-            if let task = tasks.removeValue(forKey: id) { try await snapshot(task) }
-        }
+        let all = tasks.keys.sorted().compactMap { tasks[$0] }
+        tasks.removeAll()
+        try await snapshot(all)
         tasksByPartition.removeAll()
     }
 
