@@ -177,8 +177,8 @@ public final class StreamRuntime: Service {
         if isEmbedded {
             // The mock coordinator waits a leaving member's whole session timeout before
             // completing the next rebalance: keep it short so that restarts take seconds.
-            consumerConfig["session.timeout.ms"] = consumerConfig["session.timeout.ms"] ?? "6000"
-            consumerConfig["heartbeat.interval.ms"] = consumerConfig["heartbeat.interval.ms"] ?? "500"
+            consumerConfig["session.timeout.ms"] = consumerConfig["session.timeout.ms"] ?? "3000"
+            consumerConfig["heartbeat.interval.ms"] = consumerConfig["heartbeat.interval.ms"] ?? "250"
         }
         let consumer = try KafkaConsumer(config: consumerConfig, logger: logger) { event in
             guard let manager = managerBox.withLock({ $0 }) else { return }
