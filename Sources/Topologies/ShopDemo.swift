@@ -234,8 +234,9 @@ struct Summary {
         for (i, c) in ranked.prefix(5).enumerated() {
             let best = c.best.map { "\($0.0) (\(units($0.1)))" }.joined(separator: ", ")
             let trending = try await zrevrangeScores("trending:\(c.category)", 3).map { "\($0.0) (\(units($0.1)))" }.joined(separator: ", ")
-            line("  \(i + 1). \(c.category.padding(toLength: 12, withPad: " ", startingAt: 0)) \(units(c.units).leftPadded(to: 6, with: " ")) units   best sellers: \(best)")
-            line("     \(String(repeating: " ", count: 12))              trending: \(trending.isEmpty ? "(no closed window yet)" : trending)")
+            let head = "  \(i + 1). \(c.category.padding(toLength: 12, withPad: " ", startingAt: 0)) \(units(c.units).leftPadded(to: 6, with: " ")) units   "
+            line(head + "best sellers: \(best)")
+            line(String(repeating: " ", count: head.count) + "trending:     \(trending.isEmpty ? "(no closed window yet)" : trending)")
         }
     }
 
@@ -247,7 +248,7 @@ struct Summary {
             let prices = try await zrangeScores("price:\(product)", 3)
             let count = try await redis.command(["ZCARD", "price:\(product)"]).int ?? 0
             let text = prices.isEmpty ? "(no current price)" : prices.map { "\($0.0) \(money($0.1))" }.joined(separator: " < ")
-            line("  \(product.padding(toLength: 8, withPad: " ", startingAt: 0)) (\(c.category))  \(text)   [\(count) platforms]")
+            line("  \(product.padding(toLength: 8, withPad: " ", startingAt: 0)) \("(\(c.category))".padding(toLength: 14, withPad: " ", startingAt: 0)) \(text)   [\(count) platforms]")
         }
     }
 
