@@ -12,6 +12,9 @@ struct LatencyResult: Sendable {
     var seconds: Double
     var sent: Int
     var visible: Int
+    /// Producer send → the broker's acknowledgement (delivery report), milliseconds.
+    var ackP50: Double
+    var ackP99: Double
     /// Producer send → value visible in Redis, milliseconds.
     var p50: Double
     var p99: Double
@@ -32,7 +35,7 @@ enum LatencySettings {
     static let users = 64
     static let commitIntervalMs = 5
     static let kafka = ["fetch.wait.max.ms": "5"]
-    static let producer = ["linger.ms": "0"]
+    static let producer = ["linger.ms": ProcessInfo.processInfo.environment["BENCH_LATENCY_LINGER_MS"] ?? "1"]
 }
 
 /// Produces purchases at `rate` events/s for `seconds` while the engine runs
@@ -88,13 +91,17 @@ func measureLatency(
     let total = Int((Double(rate) * seconds).rounded())
     let finalCounts = (0..<users.count).map { u in (total - u + users.count - 1) / users.count }
     let sendingDone = Atomic<Bool>(false)
-    let poller = Task { () throws -> (observations: [[(count: Int, at: Double)]], polls: Int, span: Double) in
+    let poller = Task { () throws -> (observations: [[(count: Int, at: Double)]], acks: [(count: Int, at: Double)], polls: Int, span: Double) in
         var observed = [[(count: Int, at: Double)]](repeating: [], count: users.count)
+        var acks: [(count: Int, at: Double)] = []
+        let acked0 = Int(producer.deliveryCounts.delivered)
         var last = [Int](repeating: 0, count: users.count)
         var polls = 0
         let commands = users.map { ["HGET", "\(prefix):user:\($0)", "orders"] }
         var drainDeadline: ContinuousClock.Instant?
         while true {
+            let acked = Int(producer.deliveryCounts.delivered) - acked0
+            if acked > (acks.last?.count ?? 0) { acks.append((acked, (ContinuousClock.now - origin).seconds)) }
             let replies = try await redis.pipeline(commands)
             let now = (ContinuousClock.now - origin).seconds
             polls += 1
@@ -112,7 +119,7 @@ func measureLatency(
             }
             try await Task.sleep(for: .milliseconds(1))
         }
-        return (observed, polls, (ContinuousClock.now - origin).seconds)
+        return (observed, acks, polls, (ContinuousClock.now - origin).seconds)
     }
 
     // The sender, on a thread of its own: every millisecond, whatever is due at `rate`.
@@ -137,7 +144,7 @@ func measureLatency(
     }
     let lastSend = sendTimes.compactMap(\.last).max() ?? 0
     sendingDone.store(true, ordering: .releasing)
-    let (observations, polls, span) = try await poller.value
+    let (observations, acks, polls, span) = try await poller.value
     try await producer.flush()
     await producer.close()
     await redis.close()
@@ -157,6 +164,17 @@ func measureLatency(
         }
     }
     let sent = sendTimes.reduce(0) { $0 + $1.count }
+    // Acknowledgements: the i-th event sent (in send order) counts as acknowledged once `i + 1` deliveries were reported.
+    var inSendOrder = [Double](repeating: 0, count: sent)
+    for (u, times) in sendTimes.enumerated() { for (k, t) in times.enumerated() { inSendOrder[k * users.count + u] = t } }
+    var ackLatencies: [Double] = []
+    var ackIndex = acks[...]
+    for (i, sentAt) in inSendOrder.enumerated() {
+        while let a = ackIndex.first, a.count < i + 1 { ackIndex = ackIndex.dropFirst() }
+        guard let a = ackIndex.first else { break }
+        ackLatencies.append((a.at - sentAt) * 1000)
+    }
+    ackLatencies.sort()
     guard samples.count == sent else {
         throw CLIFailure("latency \(rate)/s: only \(samples.count) of \(sent) events became visible in Redis within 120 s of the last send")
     }
@@ -172,6 +190,7 @@ func measureLatency(
     let firstSend = bySend.first?.sentAt ?? 0
     return LatencyResult(
         rate: rate, seconds: seconds, sent: sent, visible: samples.count,
+        ackP50: percentile(ackLatencies, 50), ackP99: percentile(ackLatencies, 99),
         p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.last ?? .nan,
         p50FirstThird: percentile(firstThird, 50), p50LastThird: percentile(lastThird, 50),
         achievedRate: Double(sent) / Swift.max(lastSend - firstSend, 1e-9),

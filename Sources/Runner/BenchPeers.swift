@@ -58,7 +58,6 @@ struct QuixPeer: Sendable {
         var processed: Int
         /// The whole Python process (interpreter start and imports included).
         var processSeconds: Double
-        var maxRSSKiB: Int
         var changelogs: [String]
         var rate: Double { Double(processed) / seconds }
         var steadyRate: Double { Double(processed) / Swift.max(steadySeconds, 1e-9) }
@@ -87,7 +86,7 @@ struct QuixPeer: Sendable {
         }
         return Run(
             seconds: seconds, steadySeconds: v["steady_seconds"]?.doubleValue ?? seconds, processed: Int(processed),
-            processSeconds: r.seconds, maxRSSKiB: r.maxRSSKiB,
+            processSeconds: r.seconds,
             changelogs: v["changelogs"]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 }

@@ -144,15 +144,18 @@ struct BenchReport: Sendable {
                 the mock answers an empty fetch only after that long) on a topic of its own; the producer (`linger.ms=\(LatencySettings.producer["linger.ms"] ?? "?")`) \
                 sends at a fixed rate for \(BenchFormat.seconds(latencySeconds ?? 0)), round-robin over \(LatencySettings.users) users, and remembers when it sent \
                 each user's k-th event. A poller reads every user's `orders` field with one pipelined `HGET` round about every millisecond; event k of a user \
-                is visible at the first poll that shows `orders` ≥ k. One measurement per rate (each a distribution of every event sent).
+                is visible at the first poll that shows `orders` ≥ k. The same poller reads the producer's count of delivery reports, which gives \
+                send → broker acknowledgement (the producer's and the broker's share of the latency). One measurement per rate (each a distribution of \
+                every event sent).
 
-                | rate (events/s) | sent | achieved rate | p50 ms | p99 ms | max ms | p50 first third → last third | drain after last send | poll interval | goal |
-                |---|---|---|---|---|---|---|---|---|---|
+                | rate (events/s) | sent | achieved rate | broker ack p50 / p99 ms | Redis p50 ms | Redis p99 ms | Redis max ms | p50 first third → last third | drain after last send | poll interval | goal |
+                |---|---|---|---|---|---|---|---|---|---|---|
 
                 """
             for l in latency {
                 let goal = l.rate == 2000 ? "p99 ≤ 20 ms" : l.rate == 20000 ? "no growth of lag" : ""
-                md += "| \(BenchFormat.int(l.rate)) | \(BenchFormat.int(l.sent)) | \(BenchFormat.int(Int(l.achievedRate.rounded()))) | \(BenchFormat.millis(l.p50)) | "
+                md += "| \(BenchFormat.int(l.rate)) | \(BenchFormat.int(l.sent)) | \(BenchFormat.int(Int(l.achievedRate.rounded()))) | "
+                    + "\(BenchFormat.millis(l.ackP50)) / \(BenchFormat.millis(l.ackP99)) | \(BenchFormat.millis(l.p50)) | "
                     + "\(BenchFormat.millis(l.p99)) | \(BenchFormat.millis(l.max)) | \(BenchFormat.millis(l.p50FirstThird)) → \(BenchFormat.millis(l.p50LastThird)) | "
                     + "\(BenchFormat.seconds(l.drainSeconds)) | \(BenchFormat.millis(l.pollIntervalMs)) ms | \(goal) |\n"
             }
@@ -178,7 +181,8 @@ struct BenchReport: Sendable {
 
                 ## Memory
 
-                Peak RSS (`ru_maxrss` from `wait4`) of engine processes (`stream-engine run --stop-at-end`, one process per line).
+                Peak RSS of engine processes (`stream-engine run --stop-at-end`, one process per line), measured by GNU time \
+                (`/usr/bin/time -f %M`, which forks the process from its own small one).
 
                 | process | keys held | input events | seconds | peak RSS |
                 |---|---|---|---|---|

@@ -76,7 +76,7 @@ struct RestoreBench {
 
         progress("restore: building the store of \(BenchFormat.int(keys)) keys in an engine process")
         let build = try await engineProcess(appId: appId, topic: topic, stateDir: stateDir, name: "build")
-        results.processes.append(EngineProcessRun(what: "build", keys: keys, inputEvents: keys, seconds: build.seconds, maxRSSKiB: build.maxRSSKiB))
+        results.processes.append(EngineProcessRun(what: "build", keys: keys, inputEvents: keys, seconds: build.seconds, maxRSSKiB: build.rss))
         let changelog = "\(appId)-\(BenchPipeline.store)-changelog"
         results.changelogRecords = try await totalEnd(changelog)
 
@@ -88,7 +88,7 @@ struct RestoreBench {
         expected.add(try await workload.produce(count: tail, to: topic, firstIndex: keys, producer: producer))
         await producer.close()
         let second = try await engineProcess(appId: appId, topic: topic, stateDir: stateDir, name: "tail")
-        results.processes.append(EngineProcessRun(what: "restart (snapshot) + tail", keys: keys, inputEvents: tail, seconds: second.seconds, maxRSSKiB: second.maxRSSKiB))
+        results.processes.append(EngineProcessRun(what: "restart: restore from snapshot, then the tail", keys: keys, inputEvents: tail, seconds: second.seconds, maxRSSKiB: second.rss))
         let end = try await totalEnd(changelog)
         results.tailChangelogRecords = end - results.changelogRecords
         results.checks.append(try await verifyTopicCount(cluster, topic: changelog, expected: end))
@@ -122,12 +122,12 @@ struct RestoreBench {
         _ = try await PurchaseWorkload(userPrefix: "m-", users: baseKeys, seed: 11).produce(count: keys, to: baseTopic, producer: baseProducer)
         await baseProducer.close()
         let base = try await engineProcess(appId: baseApp, topic: baseTopic, stateDir: "\(workDir)/restore-base-state", name: "baseline")
-        results.processes.append(EngineProcessRun(what: "baseline", keys: baseKeys, inputEvents: keys, seconds: base.seconds, maxRSSKiB: base.maxRSSKiB))
+        results.processes.append(EngineProcessRun(what: "baseline", keys: baseKeys, inputEvents: keys, seconds: base.seconds, maxRSSKiB: base.rss))
         return results
     }
 
-    /// `stream-engine run --stop-at-end` of this executable on the cluster, as a child process.
-    private func engineProcess(appId: String, topic: String, stateDir: String, name: String) async throws -> ChildOutcome {
+    /// `stream-engine run --stop-at-end` of this executable on the cluster, as a child process; its peak RSS in KiB.
+    private func engineProcess(appId: String, topic: String, stateDir: String, name: String) async throws -> (seconds: Double, rss: Int) {
         let configPath = "\(workDir)/\(appId).yaml"
         try BenchPipeline.yaml(appId: appId, topic: topic, guarantee: "at_least_once", commitIntervalMs: 1000, redisPrefix: nil)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -137,12 +137,14 @@ struct RestoreBench {
         // departed member's session timeout, so keep it short for the second process on the same group.
         argv += ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"]
         if let clientCPU { argv = ["taskset", "-c", String(clientCPU)] + argv }
-        let outcome = try await runChild(argv, stdoutPath: "\(workDir)/\(name).out", stderrPath: "\(workDir)/\(name).err")
+        let rssFile = "\(workDir)/\(name).rss"
+        let outcome = try await runChild(try peakRSSCommand(argv, rssFile: rssFile), stdoutPath: "\(workDir)/\(name).out", stderrPath: "\(workDir)/\(name).err")
         guard outcome.succeeded else {
             throw CLIFailure("restore: the engine process (\(name)) exited with \(outcome.status):\n\(outcome.stderrTail)")
         }
-        progress("  \(name): \(outcome.stdout.split(separator: "\n").last ?? "") — peak RSS \(BenchFormat.mib(outcome.maxRSSKiB))")
-        return outcome
+        guard let rss = readPeakRSS(rssFile) else { throw CLIFailure("restore: no peak RSS from /usr/bin/time for the engine process (\(name))") }
+        progress("  \(name): \(outcome.stdout.split(separator: "\n").last ?? "") — peak RSS \(BenchFormat.mib(rss))")
+        return (outcome.seconds, rss)
     }
 
     private func totalEnd(_ topic: String) async throws -> Int {

@@ -187,10 +187,13 @@ enum CPUPinning {
 
 // MARK: - Child processes
 
-/// A finished child process: exit status, peak RSS (`ru_maxrss` from `wait4`) and wall time.
+/// A finished child process: exit status and wall time.
+///
+/// (Its `ru_maxrss` is not used: a child started with `posix_spawn` shares this
+/// process's memory until it execs, and Linux carries that high-water mark over
+/// the exec, so it would report this process's peak. See `peakRSSCommand`.)
 struct ChildOutcome: Sendable {
     var status: Int32
-    var maxRSSKiB: Int
     var seconds: Double
     var stdoutPath: String
     var stderrPath: String
@@ -204,7 +207,7 @@ struct ChildOutcome: Sendable {
 }
 
 /// Runs a program (looked up on PATH) to completion on a thread of its own,
-/// with stdout and stderr in files, and reports its peak RSS.
+/// with stdout and stderr in files.
 func runChild(_ arguments: [String], stdoutPath: String, stderrPath: String, environment: [String: String]? = nil) async throws -> ChildOutcome {
     try await runOnDedicatedThread("bench-child") {
         var actions = posix_spawn_file_actions_t()
@@ -229,15 +232,29 @@ func runChild(_ arguments: [String], stdoutPath: String, stderrPath: String, env
         let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, &envp)
         guard rc == 0 else { throw CLIFailure("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
+        while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { throw CLIFailure("wait4 \(arguments[0]): \(String(cString: strerror(errno)))") }
         }
         let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return ChildOutcome(
-            status: exit, maxRSSKiB: Int(usage.ru_maxrss), seconds: (ContinuousClock.now - started).seconds,
+            status: exit, seconds: (ContinuousClock.now - started).seconds,
             stdoutPath: stdoutPath, stderrPath: stderrPath)
     }
+}
+
+/// Wraps a command in GNU time (`/usr/bin/time -f %M -o file`), which forks it
+/// from its own small process and writes its peak RSS in KiB to `file`.
+func peakRSSCommand(_ argv: [String], rssFile: String) throws -> [String] {
+    guard access("/usr/bin/time", X_OK) == 0 else {
+        throw CLIFailure("measuring an engine process's peak RSS needs GNU time at /usr/bin/time (apt-get install time)")
+    }
+    return ["/usr/bin/time", "-f", "%M", "-o", rssFile] + argv
+}
+
+/// The peak RSS (KiB) GNU time wrote: the last line of the file.
+func readPeakRSS(_ rssFile: String) -> Int? {
+    let text = (try? String(contentsOfFile: rssFile, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
 }
 
 /// The absolute path of this executable (for child `stream-engine` processes).
