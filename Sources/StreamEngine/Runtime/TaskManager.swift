@@ -67,6 +67,8 @@ actor TaskManager {
 
     /// Partitions assigned but whose tasks are not started yet.
     private var pendingAssignment: [TopicPartition] = []
+    /// Partitions whose tasks were dropped dirty: their fetch position is past the committed offset.
+    private var rewind: Set<TopicPartition> = []
 
     /// Called inside the rebalance callback: only records the partitions.
     /// The tasks start (and restore) in `startPendingTasks`, outside the
@@ -86,6 +88,7 @@ actor TaskManager {
         let partitions = pendingAssignment
         pendingAssignment = []
         var restarted: Set<TopicPartition> = []
+        var seekTo: [TopicPartition: TopicPartitionOffset] = [:]
         var wanted: Set<TaskID> = []
         var subsByID: [String: SubTopology] = [:]
         for tp in partitions {
@@ -105,13 +108,21 @@ actor TaskManager {
             var committed: [String: Int64] = [:]
             for (tp, o) in committedOffsets where o >= 0 { committed[tp.topic] = o }
             _ = try await task.restore(committed: committed)
-            // Read on from the committed offsets (this also rewinds partitions whose tasks were dropped dirty).
-            let seekTo = tps.map { TopicPartitionOffset($0, committed[$0.topic] ?? KafkaOffset.beginning) }
-            let consumer = self.consumer
-            try await onDedicatedThread("seek") { try consumer.seek(seekTo) }
+            // Partitions whose tasks were dropped dirty read on from the committed offsets
+            // (a fresh assignment already fetches from there).
+            for tp in tps where rewind.contains(tp) {
+                seekTo[tp] = TopicPartitionOffset(tp, committed[tp.topic] ?? KafkaOffset.beginning)
+            }
             tasks[id] = task
-            restarted.formUnion(tps)
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
+        }
+        if !seekTo.isEmpty {
+            // One seek for all, after every restore.
+            let list = Array(seekTo.values)
+            let consumer = self.consumer
+            try await onDedicatedThread("seek") { try consumer.seek(list, timeoutMs: 30_000) }
+            restarted = Set(seekTo.keys)
+            rewind.subtract(restarted)
         }
         return restarted
     }
@@ -120,6 +131,7 @@ actor TaskManager {
         guard !partitions.isEmpty, !crashed else { return }
         let revokedSet = Set(partitions)
         pendingAssignment.removeAll { revokedSet.contains($0) }
+        rewind.subtract(revokedSet)
         do {
             try await commit()
         } catch is TaskMigrated {
@@ -267,6 +279,7 @@ actor TaskManager {
         tasks.removeAll()
         tasksByPartition.removeAll()
         pendingAssignment = (try? consumer.assignment()) ?? []
+        rewind.formUnion(pendingAssignment)
     }
 
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
