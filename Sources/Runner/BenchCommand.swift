@@ -83,6 +83,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     static let producerSettings = ["linger.ms": "5", "batch.num.messages": "10000", "compression.type": "zstd", "enable.idempotence": "true"]
     static let pollBatchSize = RuntimeOptions().pollBatchSize
+    /// Passes of each raw consume per run; the fastest counts.
+    static let rawPasses = 3
 
     func validate() throws {
         if let events, events < 1000 { throw ValidationError("--events must be at least 1,000") }
@@ -191,12 +193,17 @@ struct BenchCommand: AsyncParsableCommand {
         for run in 1...runs {
             progress("run \(run)/\(runs)")
             if !skipped.contains(.raw) {
-                let poll = try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: false, batchSize: Self.pollBatchSize, logger: logger)
-                report.rawPoll.append(poll)
-                progress("  raw poll: \(BenchFormat.rate(poll.rate)) records/s (\(BenchFormat.seconds(poll.seconds)))")
-                let batch = try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: true, batchSize: Self.pollBatchSize, logger: logger)
-                report.rawBatch.append(batch)
-                progress("  raw pollBatch: \(BenchFormat.rate(batch.rate)) records/s (\(BenchFormat.seconds(batch.seconds)))")
+                // The limit is the fastest of a few passes: other load on the machine only ever slows a pass down.
+                for batch in [false, true] {
+                    var passes: [RawConsumeRun] = []
+                    for _ in 0..<Self.rawPasses {
+                        passes.append(try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: batch, batchSize: Self.pollBatchSize, logger: logger))
+                    }
+                    let best = passes.max { $0.rate < $1.rate }!
+                    if batch { report.rawBatch.append(best) } else { report.rawPoll.append(best) }
+                    progress("  raw \(batch ? "pollBatch" : "poll"): \(BenchFormat.rate(best.rate)) records/s, the best of "
+                        + passes.map { BenchFormat.rate($0.rate) }.joined(separator: ", "))
+                }
             }
             var engineTotals: [UserTotals?]?
             if !skipped.contains(.engine) {

@@ -88,9 +88,9 @@ struct BenchReport: Sendable {
         }
         if !rawPoll.isEmpty {
             row("raw consume, one-message `poll`", Spread(rawPoll.map(\.rate)), Spread(rawPoll.map(\.seconds)),
-                "`KafkaConsumer.poll` (rd_kafka_consumer_poll), assigned partitions, no processing")
+                "`KafkaConsumer.poll` (rd_kafka_consumer_poll), assigned partitions, no processing; per run the fastest of \(BenchCommand.rawPasses) passes, timed first record → last")
             row("raw consume, `pollBatch`", Spread(rawBatch.map(\.rate)), Spread(rawBatch.map(\.seconds)),
-                "`KafkaConsumer.pollBatch` (rd_kafka_consume_batch_queue, \(pollBatchSize) per call) — the physical limit")
+                "`KafkaConsumer.pollBatch` (rd_kafka_consume_batch_queue, \(pollBatchSize) per call) — the physical limit; the fastest of \(BenchCommand.rawPasses) passes per run")
         }
         if !engineALOS.isEmpty {
             row("engine, per-user aggregation, `at_least_once`", rates(engineALOS), Spread(engineALOS.map(\.seconds)),
@@ -141,7 +141,8 @@ struct BenchReport: Sendable {
 
                 Producer send → the value visible in Redis. The engine runs the same per-user aggregation (`at_least_once`, \
                 `commit.interval.ms` \(LatencySettings.commitIntervalMs), consumer `fetch.wait.max.ms` \(LatencySettings.kafka["fetch.wait.max.ms"] ?? "?"): \
-                the mock answers an empty fetch only after that long) on a topic of its own; the producer (`linger.ms=\(LatencySettings.producer["linger.ms"] ?? "?")`) \
+                the mock answers an empty fetch only after that long) on a topic of its own; the producer (`linger.ms=\(LatencySettings.producer["linger.ms"] ?? "?")`, \
+                as for the load: the mock returns one produced batch per partition per Fetch, so one-record batches at 2,000/s would outrun any consumer) \
                 sends at a fixed rate for \(BenchFormat.seconds(latencySeconds ?? 0)), round-robin over \(LatencySettings.users) users, and remembers when it sent \
                 each user's k-th event. A poller reads every user's `orders` field with one pipelined `HGET` round about every millisecond; event k of a user \
                 is visible at the first poll that shows `orders` ≥ k. The same poller reads the producer's count of delivery reports, which gives \
