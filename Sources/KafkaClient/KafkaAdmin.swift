@@ -115,6 +115,20 @@ public final class KafkaAdmin: TopicAdministrator {
         return try await runBlocking("kafka-metadata") { try handle.topicPartitionCounts(timeoutMs: ms) }
     }
 
+    /// The cluster id the brokers report (`nil` if none answered within the timeout).
+    public func clusterId() async throws -> String? {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        return try await runBlocking("kafka-metadata") { handle.clusterId(timeoutMs: ms) }
+    }
+
+    /// Whether a cluster id is that of librdkafka's mock cluster (`mockCluster…`):
+    /// an embedded cluster or a `stream-engine dev-broker`. Such a cluster has
+    /// no CreateTopics, no transactional isolation and drops TxnOffsetCommit offsets.
+    public static func isMockCluster(id: String?) -> Bool {
+        id?.hasPrefix("mockCluster") ?? false
+    }
+
     public func watermarks(_ tp: TopicPartition) async throws -> Watermarks {
         let handle = self.handle
         let ms = timeout.milliseconds

@@ -106,6 +106,13 @@ final class KafkaHandle: Sendable {
         return out
     }
 
+    /// The cluster id from the brokers' metadata (`nil` if none answered in time).
+    func clusterId(timeoutMs: Int32) -> String? {
+        guard let id = rd_kafka_clusterid(rk.pointer, timeoutMs) else { return nil }
+        defer { rd_kafka_mem_free(rk.pointer, id) }
+        return String(cString: id)
+    }
+
     /// Partition count of `topic`, or `nil` if the topic does not exist.
     ///
     /// Asks for the metadata of all topics: a request naming the topic would

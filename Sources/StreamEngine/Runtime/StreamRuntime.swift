@@ -151,7 +151,15 @@ public final class StreamRuntime: Service {
         // offsets, so on the embedded cluster the engine relies on its own mechanisms alone:
         // changelog records tagged with their commit's input offsets, de-duplicated
         // repartition records and the Redis fence (see README "Processing guarantees").
-        let transactional = config.processingGuarantee == .exactlyOnce && !isEmbedded
+        let cluster = try await ClusterKind.detect(connection: connection, config: config, logger: logger)
+        let transactional = config.processingGuarantee == .exactlyOnce && !cluster.isMock
+        if config.processingGuarantee == .exactlyOnce && cluster.isMock {
+            logger.notice("""
+                exactly_once on librdkafka's mock cluster (\(cluster)): it has no transactional isolation and drops \
+                TxnOffsetCommit offsets, so Kafka transactions are not used; exactly-once results come from changelog \
+                commit tags, de-duplicated repartition records and the Redis fence (README "Processing guarantees")
+                """)
+        }
         if transactional {
             producerConfig["transactional.id"] = producerConfig["transactional.id"] ?? "\(config.applicationId)-\(UUID().uuidString)"
         }
@@ -174,7 +182,7 @@ public final class StreamRuntime: Service {
         consumerConfig["group.id"] = config.applicationId
         consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
         consumerConfig["isolation.level"] = "read_committed"
-        if isEmbedded {
+        if cluster.isMock {
             // The mock coordinator waits a leaving member's whole session timeout before
             // completing the next rebalance: keep it short so that restarts take seconds.
             consumerConfig["session.timeout.ms"] = consumerConfig["session.timeout.ms"] ?? "3000"
@@ -255,6 +263,7 @@ final class PollLoop: Sendable {
     let rebalanceError: @Sendable () -> (any Error)?
     let liveStats: @Sendable (RuntimeStats) -> Void
     let logger: Logger
+    private let lastWaitLog = Mutex(ContinuousClock.now)
 
     init(consumer: KafkaConsumer, manager: TaskManager, producer: KafkaProducer, admin: any TopicAdministrator, plan: TopologyPlan,
          commitInterval: Duration, batchSize: Int, endTargets: [TopicPartition: Int64]?,
@@ -351,6 +360,12 @@ final class PollLoop: Sendable {
         let reader = bridge { [manager] in await manager.offsetReader }
         let committed = try reader.committed(Array(pending.keys))
         let done = pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
+        if !done, ContinuousClock.now - lastWaitLog.withLock({ $0 }) >= .seconds(5) {
+            lastWaitLog.withLock { $0 = ContinuousClock.now }
+            let behind = pending.filter { committed[$0.key, default: -1] < $0.value }.sorted { $0.key.description < $1.key.description }
+            let list = behind.prefix(8).map { "\($0.key) committed \(committed[$0.key].map { $0 < 0 ? "none" : String($0) } ?? "none") of \($0.value)" }
+            logger.info("--stop-at-end: waiting for the group's committed offsets to reach the end on \(behind.count) partitions: \(list.joined(separator: ", "))\(behind.count > 8 ? ", …" : "")")
+        }
         if done { logger.debug("end reached: committed \(committed.sorted { $0.key.description < $1.key.description }) for targets \(pending.sorted { $0.key.description < $1.key.description })") }
         return done
     }
@@ -380,4 +395,31 @@ func bridge<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
     }
     done.wait()
     return result.withLock { $0! }
+}
+
+/// What kind of cluster the engine talks to, from the cluster id in the brokers' metadata.
+struct ClusterKind: Sendable, CustomStringConvertible {
+    /// The cluster id (`mockCluster…` for librdkafka's mock).
+    var id: String?
+    /// The mock runs in this process (`.embedded`).
+    var embedded: Bool
+
+    /// librdkafka's mock cluster: embedded, or a `stream-engine dev-broker` in another process.
+    var isMock: Bool { embedded || KafkaAdmin.isMockCluster(id: id) }
+
+    var description: String {
+        let what = embedded ? "embedded mock cluster" : isMock ? "mock cluster in another process (dev-broker)" : "Kafka cluster"
+        return "\(what), cluster id \(id ?? "unknown")"
+    }
+
+    static func detect(connection: KafkaConnection, config: StreamConfig, logger: Logger) async throws -> ClusterKind {
+        switch connection {
+        case .embedded: return ClusterKind(id: nil, embedded: true)
+        case .external(let cfg):
+            let admin = try KafkaAdmin(config: cfg.merging(config.kafka) { $1 }, logger: logger, timeout: .seconds(10))
+            let id = try await admin.clusterId()
+            if id == nil { logger.warning("the cluster at \(config.kafka["bootstrap.servers"] ?? "?") reported no cluster id within 10 s: treating it as a real Kafka cluster") }
+            return ClusterKind(id: id, embedded: false)
+        }
+    }
 }

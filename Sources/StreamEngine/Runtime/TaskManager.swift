@@ -196,9 +196,16 @@ actor TaskManager {
         let consumer = self.consumer
         do {
             if transactional {
-                try await commitTransaction(offsets)
+                try await reportingWhileWaiting("transaction commit with offsets \(Self.summary(offsets))", logger: logger) {
+                    try await self.commitTransaction(offsets)
+                }
             } else {
-                try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+                let logger = self.logger
+                try await retrying("commit offsets") {
+                    try await reportingWhileWaiting("commit of offsets \(Self.summary(offsets))", logger: logger) {
+                        try await onDedicatedThread("commit") { try consumer.commit(offsets) }
+                    }
+                }
             }
         } catch let error as KafkaError where Self.isGroupChange(error) || error.requiresAbort {
             if transactional { try await abortTransaction() }
@@ -217,6 +224,12 @@ actor TaskManager {
         if t4 - t0 > .seconds(1) {
             logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
+    }
+
+    /// A short list of offsets for logs.
+    static func summary(_ offsets: [TopicPartitionOffset]) -> String {
+        let sorted = offsets.sorted { $0.description < $1.description }
+        return sorted.prefix(8).map(\.description).joined(separator: ", ") + (sorted.count > 8 ? ", … (\(sorted.count) partitions)" : "")
     }
 
     private func snapshot(_ task: StreamTask) async throws {
@@ -307,5 +320,25 @@ actor TaskManager {
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))
         }
+    }
+}
+
+/// Runs `body`; while it has not finished, logs every `every` that it is
+/// still waiting for `what` (never a silent stall).
+func reportingWhileWaiting<T: Sendable>(_ what: String, every: Duration = .seconds(5), logger: Logger, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            let started = ContinuousClock.now
+            while true {
+                try await Task.sleep(for: every)
+                logger.warning("still waiting for \(what) after \(ContinuousClock.now - started)")
+            }
+        }
+        defer { group.cancelAll() }
+        while let next = try await group.next() {
+            if let value = next { return value }
+        }
+        throw CancellationError()
     }
 }
