@@ -34,7 +34,7 @@ let package = Package(
         .target(
             name: "KafkaClient",
             dependencies: [
-                "CRdKafka", "CKafkaMockLimits",
+                "CRdKafka", "CKafkaMockLimits", "ThreadExecutors",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ThreadExecutors"),

@@ -103,6 +103,10 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
         try await metadata.watermarks(tp)
     }
 
+    public func topicPartitionCounts() async throws -> [String: Int] {
+        try await metadata.topicPartitionCounts()
+    }
+
     /// Partitions of `topic` whose oldest records the mock dropped (low watermark > 0), with that low watermark.
     public func truncatedPartitions(topic: String) async throws -> [TopicPartition: Int64] {
         guard let n = try await partitionCount(topic: topic) else { return [:] }

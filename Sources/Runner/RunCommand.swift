@@ -41,6 +41,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Exit 0 once the input present at start is consumed and committed.")
     var stopAtEnd = false
 
+    @Option(help: "Static group membership: this instance's group.instance.id (unique per instance; a restart with the same id takes its partitions back).")
+    var instanceId: String?
+
     @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
     var kafkaSettings: [String] = []
 
@@ -87,7 +90,7 @@ struct RunCommand: AsyncParsableCommand {
 
         let runtime = StreamRuntime(
             config: config, registry: registry, kafka: connection, redisURL: redisURL,
-            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd), logger: logger)
+            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd, instanceId: instanceId), logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -158,7 +158,7 @@ public enum ShopDemo {
         if targets.isEmpty { return [:] }
         let consumer = try KafkaConsumer(config: kafka.clientConfig, logger: logger)
         try consumer.assign(targets.keys.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
-        let counts = try await blocking {
+        let counts = try await consumer.withExecutor { consumer in
             var counts: [String: Int] = [:]
             var positions: [TopicPartition: Int64] = [:]
             let deadline = ContinuousClock.now + .seconds(30)
@@ -171,7 +171,7 @@ public enum ShopDemo {
             }
             return counts
         }
-        consumer.close()
+        await consumer.close()
         return counts
     }
 

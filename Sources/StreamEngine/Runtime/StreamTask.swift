@@ -123,7 +123,7 @@ actor StreamTask {
 
     // MARK: Restore
 
-    /// Restores every store (blocking Kafka reads run on a thread of their own).
+    /// Restores every store (blocking Kafka reads run on the restore consumer's executor).
     func restore(committed: [String: Int64]) async throws -> [RestoreReport] {
         var reports: [RestoreReport] = []
         let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
@@ -131,9 +131,7 @@ actor StreamTask {
             let topic = env.config.changelogTopic(store: name)
             let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)
             let partition = self.partition
-            let (entries, report) = try await onDedicatedThread("restore-\(name)-\(partition)") {
-                try restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
-            }
+            let (entries, report) = try await restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
             store.replaceAll(entries)
             reports.append(report)
         }
@@ -151,7 +149,7 @@ actor StreamTask {
 
     /// Processes messages of this task's partition, in order; returns how many went to the dead-letter topic.
     @discardableResult
-    func process(_ messages: [KafkaMessage]) throws -> Int {
+    func process(_ messages: [KafkaMessage]) async throws -> Int {
         let dlqBefore = recordsDeadLettered
         for m in messages {
             processed[m.topic] = m.offset
@@ -167,6 +165,7 @@ actor StreamTask {
             } catch {
                 try deadLetter(m, error)
             }
+            if !backlog.isEmpty { try await drainBacklog() }
         }
         processedCounter.increment(by: Int64(messages.count))
         return recordsDeadLettered - dlqBefore
@@ -293,8 +292,28 @@ actor StreamTask {
 
     private var sendError: KafkaError?
 
+    /// Records waiting for room in the producer's queue, in order.
+    private var backlog: [ProducerRecord] = []
+
+    /// Enqueues without waiting; when librdkafka's queue is full the record
+    /// (and every later one, to keep their order) waits in `backlog`, which
+    /// `drainBacklog` sends with back-pressure after the current record.
     private func send(_ r: ProducerRecord) {
-        do { try env.producer.send(r) } catch { if sendError == nil { sendError = error } }
+        if !backlog.isEmpty { backlog.append(r); return }
+        do {
+            if try !env.producer.trySend(r) { backlog.append(r) }
+        } catch {
+            if sendError == nil { sendError = error }
+        }
+    }
+
+    /// Sends the backlog, suspending while the producer's queue is full.
+    private func drainBacklog() async throws {
+        while !backlog.isEmpty {
+            let pending = backlog
+            backlog = []
+            for r in pending { try await env.producer.send(r) }
+        }
     }
 
     private func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
@@ -317,7 +336,8 @@ actor StreamTask {
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
-    func prepareCommit() throws -> TaskCommit? {
+    func prepareCommit() async throws -> TaskCommit? {
+        try await drainBacklog()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
             for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
@@ -328,9 +348,11 @@ actor StreamTask {
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                try env.producer.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
+                send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
             }
         }
+        try await drainBacklog()
+        if let e = sendError { sendError = nil; throw e }
         let commands = redisBatch.flattened
         redisBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
@@ -353,6 +375,9 @@ actor StreamTask {
         }
     }
 
+    /// The live value of `key` in one of this task's stores.
+    func value(store: String, key: String) -> JSONValue? { stores[store]?.get(key) }
+
     /// Input offsets processed (next offset to read) per topic.
     var nextOffsets: [String: Int64] { processed.mapValues { $0 + 1 } }
 }
@@ -363,13 +388,4 @@ enum Headers {
     /// The input partition a record came from, as `topic/partition`.
     static let upstreamPartition = "se-up"
     static let upstreamSequence = "se-seq"
-}
-
-/// Runs a blocking call on a thread of its own (never on the cooperative pool).
-func onDedicatedThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        let t = Thread { cont.resume(with: Result { try body() }) }
-        t.name = name
-        t.start()
-    }
 }
