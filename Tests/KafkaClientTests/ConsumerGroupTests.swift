@@ -57,7 +57,7 @@ struct ConsumerGroupTests {
         try cluster.createTopic("events", partitions: 4)
         let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)
         func produce(_ range: Range<Int>) async throws {
-            for i in range { try producer.send(ProducerRecord(topic: "events", partition: Int32(i % 4), key: bytes("k\(i)"), value: bytes("\(i)"))) }
+            for i in range { try await producer.send(ProducerRecord(topic: "events", partition: Int32(i % 4), key: bytes("k\(i)"), value: bytes("\(i)"))) }
             try await producer.flush()
         }
         try await produce(0..<2000)
@@ -78,7 +78,7 @@ struct ConsumerGroupTests {
             for e in m.box.events.withLock({ $0 }) {
                 switch e {
                 case .assigned(let tps): owned.formUnion(tps)
-                case .revoked(let tps): owned.subtract(tps)
+                case .revoked(let tps, _): owned.subtract(tps)
                 }
             }
             return owned
@@ -95,7 +95,7 @@ struct ConsumerGroupTests {
         // B leaves the group; A must get B's partitions and read on from B's commits.
         b.box.running.store(false, ordering: .releasing)
         try await runB
-        try await onThread { b.consumer.close() }
+        try await onThread { b.consumer.closeBlocking() }
         try await produce(2000..<4000)
         while ContinuousClock.now < deadline {
             if assigned(a).count == 4, a.box.seen.withLock({ $0.count }) + b.box.seen.withLock({ $0.count }) >= 4000 { break }
@@ -111,7 +111,7 @@ struct ConsumerGroupTests {
         let values = all.compactMap { text($0.value).flatMap(Int.init) }
         #expect(Set(values).count == 4000 && Set(values) == Set(0..<4000), "no message lost")
         #expect(values.count == 4000, "none read twice: B committed before it left")
-        try await onThread { a.consumer.close() }
+        try await onThread { a.consumer.closeBlocking() }
     }
 
     @Test("Transactions: the API works; aborted records are hidden from read_committed and offsets commit with the transaction (the last two are missing from librdkafka 2.0.2's mock broker)")
@@ -125,13 +125,13 @@ struct ConsumerGroupTests {
         try await producer.initTransactions()
 
         try producer.beginTransaction()
-        for i in 0..<10 { try producer.send(ProducerRecord(topic: "out", value: bytes("aborted-\(i)"))) }
+        for i in 0..<10 { try await producer.send(ProducerRecord(topic: "out", value: bytes("aborted-\(i)"))) }
         try await producer.sendOffsetsToTransaction([TopicPartitionOffset("in", 0, 3)], consumer: input)
         try await producer.flush()  // the aborted records reach the log (abort would otherwise purge them unsent)
         try await producer.abortTransaction()
 
         try producer.beginTransaction()
-        for i in 0..<10 { try producer.send(ProducerRecord(topic: "out", value: bytes("committed-\(i)"))) }
+        for i in 0..<10 { try await producer.send(ProducerRecord(topic: "out", value: bytes("committed-\(i)"))) }
         try await producer.sendOffsetsToTransaction([TopicPartitionOffset("in", 0, 5)], consumer: input)
         try await producer.commitTransaction()
 
@@ -155,6 +155,6 @@ struct ConsumerGroupTests {
             #expect(committed[TopicPartition("in", 0)] == 5, "offsets committed with the transaction")
         }
         #expect(!EmbeddedKafkaCluster.supportsTransactionalIsolation)
-        try await onThread { input.close() }
+        try await onThread { input.closeBlocking() }
     }
 }

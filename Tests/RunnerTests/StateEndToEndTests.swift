@@ -53,9 +53,7 @@ struct StateEndToEndTests {
             records.append((user, #"{"user":"\#(user)","ts":"2024-12-14T12:00:\#(String(format: "%02d", i % 60))Z"}"#))
         }
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        try await runOnDedicatedThread("produce") { [records] in
-            for r in records { try producer.send(ProducerRecord(topic: "clicks", key: Array(r.key.utf8), value: Array(r.value.utf8))) }
-        }
+        for r in records { try await producer.send(ProducerRecord(topic: "clicks", key: Array(r.key.utf8), value: Array(r.value.utf8))) }
         try await producer.flush()
 
         let run = try await cli([

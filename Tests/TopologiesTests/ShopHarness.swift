@@ -61,7 +61,7 @@ final class ShopHarness: Sendable {
     func produce(_ topic: String, _ records: [(key: String, value: JSONValue, partition: Int32)]) async throws {
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
         for r in records {
-            try producer.send(ProducerRecord(topic: topic, partition: r.partition, key: Array(r.key.utf8), value: r.value.serialized()))
+            try await producer.send(ProducerRecord(topic: topic, partition: r.partition, key: Array(r.key.utf8), value: r.value.serialized()))
         }
         try await producer.flush()
     }
@@ -69,7 +69,7 @@ final class ShopHarness: Sendable {
     /// Produces raw (possibly malformed) values.
     func produceRaw(_ topic: String, _ values: [String], partition: Int32 = 0) async throws {
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        for v in values { try producer.send(ProducerRecord(topic: topic, partition: partition, key: Array("bad".utf8), value: Array(v.utf8))) }
+        for v in values { try await producer.send(ProducerRecord(topic: topic, partition: partition, key: Array("bad".utf8), value: Array(v.utf8))) }
         try await producer.flush()
     }
 

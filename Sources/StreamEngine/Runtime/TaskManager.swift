@@ -78,6 +78,7 @@ actor TaskManager {
     /// (cooperative-sticky) are untouched: their tasks keep processing.
     func handle(_ event: RebalanceEvent) async throws {
         guard !crashed else { return }
+        commitsHeldSince = nil
         switch event {
         case .revoked(let partitions, let lost):
             logger.info("rebalance: \(lost ? "lost" : "revoked") \(partitions.count) partitions: \(Self.summary(partitions))")
@@ -308,6 +309,8 @@ actor TaskManager {
     /// their records are done, so only the offsets are missing).
     private var pendingOffsets: [TopicPartition: Int64] = [:]
     private var refusedCommits = 0
+    /// Set when the group refused a commit because it rebalances; cleared by the next rebalance event.
+    private var commitsHeldSince: ContinuousClock.Instant?
 
     /// Commits `offsets` plus the offsets pending from refused commits, for
     /// partitions still owned. A commit refused because the group is
@@ -318,6 +321,11 @@ actor TaskManager {
         for o in offsets { pendingOffsets[o.topicPartition] = max(pendingOffsets[o.topicPartition] ?? -1, o.offset) }
         let all = pendingOffsets.filter { assignedPartitions.isEmpty || assignedPartitions.contains($0.key) }.map { TopicPartitionOffset($0.key, $0.value) }
         guard !all.isEmpty else { pendingOffsets = [:]; return }
+        // While the group rebalances, a commit with the old generation makes librdkafka
+        // declare the assignment lost: hold commits until the rebalance's event arrived (bounded).
+        if let held = commitsHeldSince, ContinuousClock.now - held < .seconds(10) { return }
+        if commitsHeldSince != nil { logger.warning("no rebalance event 10 s after a refused commit: trying again (\(Self.summary(all)))") }
+        commitsHeldSince = nil
         let consumer = self.consumer, logger = self.logger
         do {
             try await retrying("commit offsets") {
@@ -335,7 +343,8 @@ actor TaskManager {
                 dropTasksDirty(because: error)
                 throw TaskMigrated()
             }
-            logger.warning("offset commit refused (\(error.name): the group is rebalancing), attempt \(refusedCommits); retrying at the next commit: \(Self.summary(all))")
+            commitsHeldSince = ContinuousClock.now
+            logger.warning("offset commit refused (\(error.name): the group is rebalancing), attempt \(refusedCommits); committing again once the rebalance completed (at most 10 s): \(Self.summary(all))")
         }
     }
 

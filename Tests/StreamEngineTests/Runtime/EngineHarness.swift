@@ -40,7 +40,7 @@ final class EngineHarness: Sendable {
     func produce(_ topic: String, _ records: [(key: String?, value: String)], partition: Int32? = nil) async throws {
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
         for r in records {
-            try producer.send(ProducerRecord(topic: topic, partition: partition, key: r.key.map { Array($0.utf8) }, value: Array(r.value.utf8)))
+            try await producer.send(ProducerRecord(topic: topic, partition: partition, key: r.key.map { Array($0.utf8) }, value: Array(r.value.utf8)))
         }
         try await producer.flush()
     }
@@ -79,15 +79,15 @@ final class EngineHarness: Sendable {
             if end == 0 { continue }
             let consumer = try KafkaConsumer(config: kafka.clientConfig, logger: logger)
             try consumer.assign([TopicPartitionOffset(topic, p, KafkaOffset.beginning)])
-            let msgs = try await onDedicatedThread("read") {
+            let msgs = try await consumer.withExecutor { consumer in
                 var got: [KafkaMessage] = []
                 let deadline = ContinuousClock.now + .seconds(30)
                 while (got.last?.offset ?? -1) < end - 1, ContinuousClock.now < deadline {
                     got += try consumer.pollBatch(maxMessages: 1000, timeoutMs: 100).messages
                 }
-                consumer.close()
                 return got
             }
+            await consumer.close()
             out += msgs
         }
         return out
