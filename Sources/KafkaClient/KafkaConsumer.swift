@@ -121,7 +121,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Whether the group uses the cooperative (incremental) rebalance protocol.
-    public var isCooperative: Bool { String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE" }
+    public var isCooperative: Bool { usesCooperativeProtocol(handle.pointer) }
 
     /// Acts on an `.assigned` event (manual rebalance): adds the partitions
     /// (cooperative) or sets the assignment (eager). An offset of
@@ -131,7 +131,7 @@ public final class KafkaConsumer: Sendable {
         try await handle.blocking {
             let list = makePartitionList(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
-            if String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE" {
+            if usesCooperativeProtocol(handle.pointer) {
                 if let e = rd_kafka_incremental_assign(handle.pointer, list) { throw KafkaError(consuming: e) }
             } else {
                 try KafkaError.check(rd_kafka_assign(handle.pointer, list), "assign")
@@ -143,7 +143,7 @@ public final class KafkaConsumer: Sendable {
     public func applyRevocation(_ partitions: [TopicPartition]) async throws {
         let handle = self.handle
         try await handle.blocking {
-            if String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE" {
+            if usesCooperativeProtocol(handle.pointer) {
                 let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
                 defer { rd_kafka_topic_partition_list_destroy(list) }
                 if let e = rd_kafka_incremental_unassign(handle.pointer, list) { throw KafkaError(consuming: e) }
@@ -403,7 +403,7 @@ func kafkaAutoRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t
     guard let rk, let opaque else { return }
     let ctx = Unmanaged<KafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
     let list = partitions.map { topicPartitions(of: $0) } ?? []
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    let cooperative = usesCooperativeProtocol(rk)
     let observer = ctx.rebalanceObserver.withLock { $0 }
     if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
         if cooperative {
@@ -417,8 +417,16 @@ func kafkaAutoRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t
         observer?(.revoked(list, lost: err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk) != 0))
         if cooperative {
             if let e = rd_kafka_incremental_unassign(rk, partitions) { ctx.logger.error("incremental unassign: \(KafkaError(consuming: e))") }
-        } else {
-            rd_kafka_assign(rk, nil)
+        } else if rd_kafka_assign(rk, nil) != RD_KAFKA_RESP_ERR_NO_ERROR, let partitions {
+            // No protocol known any more (closing) and a cooperative assignment: unassign incrementally.
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { ctx.logger.error("unassign: \(KafkaError(consuming: e))") }
         }
     }
+}
+
+/// Whether the consumer's group uses the cooperative protocol. librdkafka
+/// answers NULL when the consumer is in no group (e.g. while it closes).
+func usesCooperativeProtocol(_ rk: OpaquePointer) -> Bool {
+    guard let name = rd_kafka_rebalance_protocol(rk) else { return false }
+    return String(cString: name) == "COOPERATIVE"
 }

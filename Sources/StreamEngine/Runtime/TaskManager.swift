@@ -65,6 +65,8 @@ actor TaskManager {
 
     // MARK: Rebalance
 
+    /// Tasks started here that have not committed yet, with the time their partitions came.
+    private var awaitingFirstCommit: [TaskID: ContinuousClock.Instant] = [:]
     /// Partitions this member owns (assignment applied).
     private(set) var assignedPartitions: Set<TopicPartition> = []
     /// Partitions whose tasks were dropped dirty while still assigned: they
@@ -114,6 +116,7 @@ actor TaskManager {
     /// Creates and restores the tasks of `partitions` (those not running);
     /// returns the group's committed offsets of the partitions.
     private func startTasks(for partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
+        let startedAt = ContinuousClock.now
         var wanted: Set<TaskID> = []
         var subsByID: [String: SubTopology] = [:]
         for tp in partitions {
@@ -141,6 +144,7 @@ actor TaskManager {
             }
             _ = try await task.restore(committed: committed)
             tasks[id] = task
+            awaitingFirstCommit[id] = startedAt
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
         }
         return allCommitted
@@ -254,6 +258,11 @@ actor TaskManager {
         }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
+        for c in commits {
+            if let started = awaitingFirstCommit.removeValue(forKey: c.task) {
+                logger.info("task \(c.task): first commit since it started here, \(Int((ContinuousClock.now - started).seconds * 1000)) ms after its assignment")
+            }
+        }
         let t3 = clock.now
         var due: [StreamTask] = []
         for c in commits {
