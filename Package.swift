@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stream-engine", targets: ["Runner"]),
+        .executable(name: "stream-engine-bench", targets: ["Benchmarks"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "Topologies", targets: ["Topologies"]),
     ],
@@ -15,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian packages, found through pkg-config.
@@ -38,10 +40,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ThreadExecutors"),
+        // posix_spawn for every child process (local redis-server, the benchmark's children).
+        .target(name: "ChildProcess"),
         .target(
             name: "RedisClient",
             dependencies: [
-                "CHiredis", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+                "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
 
@@ -57,13 +61,31 @@ let package = Package(
             ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
-        .executableTarget(
-            name: "Runner",
+        // What the command-line tools share: exit codes, --log-level, config loading, output.
+        .target(
+            name: "CLISupport",
             dependencies: [
                 "StreamEngine", "Topologies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The shipped `stream-engine` command.
+        .executableTarget(
+            name: "Runner",
+            dependencies: [
+                "StreamEngine", "Topologies", "CLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // `stream-engine-bench`: the benchmark, outside the shipped binary.
+        .executableTarget(
+            name: "Benchmarks",
+            dependencies: [
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),

@@ -1,6 +1,7 @@
+import CLISupport
 import Foundation
 
-/// Everything one `stream-engine bench` run measured, and its Markdown.
+/// Everything one `stream-engine-bench` run measured, and its Markdown.
 struct BenchReport: Sendable {
     var date: Date
     var commandLine: String
@@ -58,7 +59,7 @@ struct BenchReport: Sendable {
             Every figure is min / median / max over \(runs) run\(runs == 1 ? "" : "s") unless said otherwise; \
             ratios are taken run by run (each run's engine figure over the same run's raw or Quix figure), \
             since absolute numbers drift on a shared 2-core machine and ratios hold. Rerun it with the same command; \
-            `stream-engine bench --help` lists the options.
+            `stream-engine-bench --help` lists the options.
 
             ## Set-up
 
@@ -238,7 +239,8 @@ struct BenchReport: Sendable {
             ## Benchmarks
 
             ```sh
-            stream-engine bench [--events N] [--runs 3] [--peers] [--out BENCHMARKS.md] [--quick] [--latency-seconds 30] [--restore-keys N]
+            swift build -c release   # builds stream-engine and the benchmark, stream-engine-bench, next to it
+            .build/release/stream-engine-bench [--events N] [--runs 3] [--peers] [--out BENCHMARKS.md] [--quick] [--latency-seconds 30] [--restore-keys N]
             ```
 
             measures, on one embedded 3-broker cluster (4 partitions) and one local `redis-server`: raw consume through the \

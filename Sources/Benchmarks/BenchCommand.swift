@@ -1,3 +1,4 @@
+import CLISupport
 import ArgumentParser
 import Foundation
 import KafkaClient
@@ -6,12 +7,13 @@ import RedisClient
 import StreamEngine
 import Topologies
 
-/// `stream-engine bench`: throughput against raw consume and Quix Streams,
+/// `stream-engine-bench`: throughput against raw consume and Quix Streams,
 /// latency, restore and memory, on one embedded cluster and one redis-server;
 /// writes BENCHMARKS.md.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "stream-engine-bench",
         abstract: "Benchmark the engine against raw consume and Quix Streams; latency, restore, memory. Writes BENCHMARKS.md.",
         discussion: """
             Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once and \
@@ -86,6 +88,11 @@ struct BenchCommand: AsyncParsableCommand {
     /// Passes of each raw consume per run; the fastest counts.
     static let rawPasses = 3
 
+    /// Parses and runs the benchmark with the tools' exit codes (see ``CLISupport``).
+    static func main() async {
+        await runWithExitCodes(tool: "stream-engine-bench")
+    }
+
     func validate() throws {
         if let events, events < 1000 { throw ValidationError("--events must be at least 1,000") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -112,7 +119,7 @@ struct BenchCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: workDir) }
 
         var report = BenchReport(
-            date: Date(), commandLine: (["stream-engine"] + CommandLine.arguments.dropFirst()).joined(separator: " "), machine: machine,
+            date: Date(), commandLine: (["stream-engine-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "), machine: machine,
             events: n, users: users, runs: runs, fullEvents: skipped.contains(.full) ? nil : fullN, commitIntervalMs: commitIntervalMs,
             producerSettings: Self.producerSettings, pollBatchSize: Self.pollBatchSize, pinning: "off", gitCommit: commandFirstLine(["git", "rev-parse", "--short", "HEAD"]))
 

@@ -1,3 +1,4 @@
+import CLISupport
 import Foundation
 import KafkaClient
 import Logging
@@ -5,7 +6,7 @@ import RedisClient
 import StreamEngine
 import Synchronization
 
-// The measured workloads of `stream-engine bench`: raw consume, the engine
+// The measured workloads of `stream-engine-bench`: raw consume, the engine
 // end to end, and reading results back from Redis.
 
 // MARK: - Raw consume

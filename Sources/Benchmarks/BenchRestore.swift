@@ -1,3 +1,4 @@
+import CLISupport
 import Foundation
 import KafkaClient
 import Logging
@@ -126,12 +127,12 @@ struct RestoreBench {
         return results
     }
 
-    /// `stream-engine run --stop-at-end` of this executable on the cluster, as a child process; its peak RSS in KiB.
+    /// `stream-engine run --stop-at-end` (the executable next to this one) on the cluster, as a child process; its peak RSS in KiB.
     private func engineProcess(appId: String, topic: String, stateDir: String, name: String) async throws -> (seconds: Double, rss: Int) {
         let configPath = "\(workDir)/\(appId).yaml"
         try BenchPipeline.yaml(appId: appId, topic: topic, guarantee: "at_least_once", commitIntervalMs: 1000, redisPrefix: nil)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        var argv = [currentExecutablePath(), "run", "--config", configPath, "--bootstrap-servers", cluster.bootstrapServers,
+        var argv = [try streamEngineExecutablePath(), "run", "--config", configPath, "--bootstrap-servers", cluster.bootstrapServers,
                     "--state-dir", stateDir, "--stop-at-end", "--log-level", "warning"]
         // As the runtime does for its embedded cluster: the mock completes a rebalance only after a
         // departed member's session timeout, so keep it short for the second process on the same group.

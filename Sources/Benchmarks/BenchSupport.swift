@@ -1,11 +1,14 @@
+import CLISupport
+import ChildProcess
 import Foundation
+import Histogram
 import StreamEngine
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// Helpers of `stream-engine bench`: statistics, the machine, CPU pinning and child processes.
+// Helpers of `stream-engine-bench`: statistics, the machine, CPU pinning and child processes.
 
 /// Min / median / max of a series of measurements.
 struct Spread: Sendable {
@@ -28,11 +31,20 @@ struct Spread: Sendable {
     }
 }
 
-/// Percentile (nearest rank) of sorted values.
-func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    guard !sorted.isEmpty else { return .nan }
-    let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
-    return sorted[Swift.min(Swift.max(rank - 1, 0), sorted.count - 1)]
+/// Latency percentiles through an HdrHistogram (microsecond resolution, 3 significant digits).
+struct LatencyHistogram {
+    private var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+
+    /// Records latencies given in milliseconds.
+    init<S: Sequence>(millis: S) where S.Element == Double {
+        histogram.autoResize = true
+        for ms in millis { _ = histogram.record(UInt64((Swift.max(ms, 0) * 1000).rounded())) }
+    }
+
+    /// The value at percentile `p` (0...100) in milliseconds; NaN when nothing was recorded.
+    func percentile(_ p: Double) -> Double {
+        histogram.totalCount == 0 ? .nan : Double(histogram.valueAtPercentile(p)) / 1000
+    }
 }
 
 enum BenchFormat {
@@ -210,35 +222,17 @@ struct ChildOutcome: Sendable {
 /// with stdout and stderr in files.
 func runChild(_ arguments: [String], stdoutPath: String, stderrPath: String, environment: [String: String]? = nil) async throws -> ChildOutcome {
     try await runOnDedicatedThread("bench-child") {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
-            typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
-        }
-        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
         let started = ContinuousClock.now
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, &envp)
-        guard rc == 0 else { throw CLIFailure("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { throw CLIFailure("wait4 \(arguments[0]): \(String(cString: strerror(errno)))") }
+        do {
+            let pid = try ChildProcess.spawn(
+                arguments, standardOutput: stdoutPath, standardError: .file(stderrPath), environment: environment)
+            let exit = try ChildProcess.waitForExit(pid)
+            return ChildOutcome(
+                status: exit, seconds: (ContinuousClock.now - started).seconds,
+                stdoutPath: stdoutPath, stderrPath: stderrPath)
+        } catch {
+            throw CLIFailure("\(error)")
         }
-        let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return ChildOutcome(
-            status: exit, seconds: (ContinuousClock.now - started).seconds,
-            stdoutPath: stdoutPath, stderrPath: stderrPath)
     }
 }
 
@@ -257,10 +251,15 @@ func readPeakRSS(_ rssFile: String) -> Int? {
     return text.split(separator: "\n").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
 }
 
-/// The absolute path of this executable (for child `stream-engine` processes).
-func currentExecutablePath() -> String {
+/// The `stream-engine` executable built next to this one (child engine processes run it):
+/// `swift build -c release` builds both.
+func streamEngineExecutablePath() throws -> String {
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-    if n > 0 { return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-    return CommandLine.arguments[0]
+    let own = n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    let sibling = URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("stream-engine").path
+    guard access(sibling, X_OK) == 0 else {
+        throw CLIFailure("no stream-engine executable next to this one at \(sibling): build both (swift build -c release)")
+    }
+    return sibling
 }

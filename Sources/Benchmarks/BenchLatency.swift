@@ -1,3 +1,4 @@
+import CLISupport
 import Foundation
 import KafkaClient
 import Logging
@@ -176,7 +177,6 @@ func measureLatency(
         guard let a = ackIndex.first else { break }
         ackLatencies.append((a.at - sentAt) * 1000)
     }
-    ackLatencies.sort()
     guard samples.count == sent else {
         throw CLIFailure("latency \(rate)/s: only \(samples.count) of \(sent) events became visible in Redis within 120 s of the last send")
     }
@@ -184,17 +184,18 @@ func measureLatency(
         let lines = samples.sorted { $0.sentAt < $1.sentAt }.map { String(format: "%.4f %.2f", $0.sentAt, $0.latency) }
         try? (lines.joined(separator: "\n") + "\n").write(toFile: "\(dump)-\(rate).txt", atomically: true, encoding: .utf8)
     }
-    let sorted = samples.map(\.latency).sorted()
+    let visible = LatencyHistogram(millis: samples.map(\.latency))
+    let acknowledged = LatencyHistogram(millis: ackLatencies)
     let bySend = samples.sorted { $0.sentAt < $1.sentAt }
     let third = Swift.max(1, bySend.count / 3)
-    let firstThird = bySend.prefix(third).map(\.latency).sorted()
-    let lastThird = bySend.suffix(third).map(\.latency).sorted()
+    let firstThird = LatencyHistogram(millis: bySend.prefix(third).map(\.latency))
+    let lastThird = LatencyHistogram(millis: bySend.suffix(third).map(\.latency))
     let firstSend = bySend.first?.sentAt ?? 0
     return LatencyResult(
         rate: rate, seconds: seconds, sent: sent, visible: samples.count,
-        ackP50: percentile(ackLatencies, 50), ackP99: percentile(ackLatencies, 99),
-        p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.last ?? .nan,
-        p50FirstThird: percentile(firstThird, 50), p50LastThird: percentile(lastThird, 50),
+        ackP50: acknowledged.percentile(50), ackP99: acknowledged.percentile(99),
+        p50: visible.percentile(50), p99: visible.percentile(99), max: samples.map(\.latency).max() ?? .nan,
+        p50FirstThird: firstThird.percentile(50), p50LastThird: lastThird.percentile(50),
         achievedRate: Double(sent) / Swift.max(lastSend - firstSend, 1e-9),
         drainSeconds: Swift.max(0, lastVisible - lastSend), pollIntervalMs: span / Double(Swift.max(polls, 1)) * 1000)
 }
