@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "stream-engine", targets: ["Runner"]),
         .executable(name: "stream-engine-bench", targets: ["Benchmarks"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
+        .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
     ],
     dependencies: [
@@ -49,11 +50,13 @@ let package = Package(
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
 
-        // The generic engine.
+        // JSON values, their parser and serializer, durations and event times.
+        .target(name: "StreamValues"),
+        // The generic engine (re-exports StreamValues).
         .target(
             name: "StreamEngine",
             dependencies: [
-                "KafkaClient", "RedisClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -92,6 +95,7 @@ let package = Package(
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
         .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),

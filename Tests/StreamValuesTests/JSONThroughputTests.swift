@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 /// Informational micro-measurement only: prints throughput, asserts nothing about timing.
 @Suite("JSON throughput (informational)")

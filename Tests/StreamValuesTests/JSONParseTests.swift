@@ -1,6 +1,6 @@
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 @Suite("JSON parsing")
 struct JSONParseTests {
@@ -224,18 +224,5 @@ struct JSONParseTests {
             try JSONValue.parse(UnsafeRawBufferPointer(start: nil, count: 0))
         }
         #expect(throws: JSONParseError(.unexpectedEndOfInput, at: 0)) { try JSONValue.parse([UInt8]()) }
-    }
-}
-
-/// Small deterministic PRNG for reproducible randomised tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

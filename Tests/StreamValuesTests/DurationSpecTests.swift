@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 @Suite("DurationSpec")
 struct DurationSpecTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 @Suite("JSON serialisation")
 struct JSONSerializeTests {
@@ -69,40 +69,11 @@ struct JSONSerializeTests {
     @Test func randomTreesRoundTrip() throws {
         var rng = SplitMix64(seed: 7)
         for _ in 0..<500 {
-            let v = randomValue(&rng, depth: 0)
+            let v = RandomJSON.value(&rng)
             let bytes = v.serialized()
             let back = try JSONValue.parse(bytes)
             #expect(back == v, "\(String(decoding: bytes, as: UTF8.self))")
             #expect(back.serialized() == bytes)
         }
-    }
-
-    private func randomValue(_ rng: inout SplitMix64, depth: Int) -> JSONValue {
-        let pick = depth > 4 ? rng.next() % 4 : rng.next() % 6
-        switch pick {
-        case 0: return .null
-        case 1: return .bool(rng.next() % 2 == 0)
-        case 2:
-            switch rng.next() % 3 {
-            case 0: return .number(Double(Int64(bitPattern: rng.next()) >> 20))
-            case 1: return .number(Double(Int64(bitPattern: rng.next()) % 100_000) / 100)
-            default:
-                let d = Double(bitPattern: rng.next())
-                return .number(d.isFinite ? d : 1)
-            }
-        case 3: return .string(randomString(&rng))
-        case 4: return .array((0..<Int(rng.next() % 5)).map { _ in randomValue(&rng, depth: depth + 1) })
-        default:
-            var o = JSONObject()
-            for _ in 0..<Int(rng.next() % 6) { o[randomString(&rng)] = randomValue(&rng, depth: depth + 1) }
-            return .object(o)
-        }
-    }
-
-    private func randomString(_ rng: inout SplitMix64) -> String {
-        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\u{0}", "\u{1f}", "é", "中", "😀", "\u{2028}", "\u{FFFD}"]
-        var s = String.UnicodeScalarView()
-        for _ in 0..<Int(rng.next() % 10) { s.append(alphabet[Int(rng.next() % UInt64(alphabet.count))]) }
-        return String(s)
     }
 }

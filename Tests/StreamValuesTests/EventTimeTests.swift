@@ -1,6 +1,6 @@
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 @Suite("EventTime")
 struct EventTimeTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import StreamEngine
+@testable import StreamValues
 
 @Suite("JSONObject and JSONValue conveniences")
 struct JSONObjectTests {
