@@ -62,6 +62,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // Read-only inspection of state stores (snapshots, changelogs) for the `state` CLI.
+        .target(
+            name: "StreamInspection",
+            dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // What the command-line tools share: exit codes, --log-level, config loading, output.
@@ -76,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess",
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -98,7 +102,7 @@ let package = Package(
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,8 +4,9 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
-import Topologies
 import Synchronization
+import ThreadExecutors
+import Topologies
 
 /// End-to-end latency at one fixed input rate.
 struct LatencyResult: Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import Logging
 import StreamEngine
+import ThreadExecutors
 
 /// One restore of every partition of the store (as the runtime restores a
 /// starting instance's tasks: one partition after the other).

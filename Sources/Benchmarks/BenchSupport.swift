@@ -1,11 +1,12 @@
+
+#if canImport(Glibc)
 import CLISupport
 import ChildProcess
 import Foundation
+import Glibc
 import Histogram
 import StreamEngine
-
-#if canImport(Glibc)
-import Glibc
+import ThreadExecutors
 #endif
 
 // Helpers of `stream-engine-bench`: statistics, the machine, CPU pinning and child processes.

@@ -5,6 +5,7 @@ import Logging
 import RedisClient
 import StreamEngine
 import Synchronization
+import ThreadExecutors
 
 // The measured workloads of `stream-engine-bench`: raw consume, the engine
 // end to end, and reading results back from Redis.

@@ -1,8 +1,10 @@
-import CLISupport
 import ArgumentParser
+import CLISupport
 import Foundation
 import Logging
 import StreamEngine
+import StreamInspection
+import ThreadExecutors
 
 /// `stream-engine state …`: read-only inspection of state stores, from the
 /// local snapshots or from their changelog topics.

@@ -1,6 +1,8 @@
 import Foundation
 import KafkaClient
 import Logging
+import StreamEngine
+import ThreadExecutors
 
 /// Read-only access to the state stores of a configuration: from the local
 /// snapshots under a state directory, or from the stores' changelog topics.

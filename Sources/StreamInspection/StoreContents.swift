@@ -1,3 +1,4 @@
+import StreamEngine
 /// A state store as `topologies.yaml` declares it, with what inspection needs to find its data.
 public struct InspectedStore: Sendable, Hashable {
     /// The store's name.

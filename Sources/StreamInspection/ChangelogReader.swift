@@ -1,6 +1,8 @@
 import Foundation
 import KafkaClient
 import Logging
+import StreamEngine
+import ThreadExecutors
 
 /// How far a changelog replay has got.
 public struct ChangelogProgress: Sendable, Hashable {
@@ -24,8 +26,9 @@ public struct ChangelogProgress: Sendable, Hashable {
 ///
 /// Records are decoded with ``ChangelogCodec``; the latest record of a key wins
 /// and a tombstone removes it, exactly as a restore without committed offsets
-/// does (`StoreRestorer.restore(…, committed: nil)`). A partition is read from
-/// its low watermark up to the end offset it had when the replay started.
+/// does (`StoreRestorer.restore(…, committed: nil)`), through the same loop
+/// (``ChangelogReplay``). A partition is read from its low watermark up to the end
+/// offset it had when the replay started.
 ///
 /// Blocking (librdkafka polls): call ``read(partitions:progress:)`` from a
 /// dedicated thread (``runOnDedicatedThread(_:_:)``).
@@ -56,7 +59,7 @@ public struct ChangelogReader: Sendable {
         kafkaConfig.merging(["enable.partition.eof": "true", "enable.auto.commit": "false"]) { $1 }
     }
 
-    /// The topic's partition count, `nil` if it does not exist. Blocking.
+    /// The topic's partition count, `nil` if it does not exist (see ``TopicMetadata``). Blocking.
     public func partitionCount() throws -> Int? {
         try TopicMetadata.partitionCounts(config: kafkaConfig, logger: logger, timeoutMs: requestTimeoutMs)[topic]
     }
@@ -110,51 +113,38 @@ public struct ChangelogReader: Sendable {
         var entries: [Int32: [String: StoreEntry]] = [:]
         var lastOffsets: [Int32: [String: Int64]] = [:]
         var records: [Int32: Int] = [:]
-        var pending = Set(selected.filter { ends[$0]! > starts[$0]! })
         let total = selected.reduce(Int64(0)) { $0 + ends[$1]! - starts[$1]! }
         var read: Int64 = 0
-        if !pending.isEmpty {
-            do {
-                try consumer.assign(pending.sorted().map { TopicPartitionOffset(topic, $0, starts[$0]!) })
-            } catch {
-                throw InspectionError(.io, "cannot read \(topic) from Kafka at \(bootstrap): \(error)")
-            }
-        }
         var lastProgress = ContinuousClock.now
-        var lastRecord = ContinuousClock.now
-        while !pending.isEmpty {
-            let batch: KafkaConsumer.Batch
-            do {
-                batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
-            } catch {
-                throw InspectionError(.io, "reading \(topic) from Kafka at \(bootstrap) failed: \(error)")
-            }
-            for m in batch.messages where pending.contains(m.partition) && m.offset < ends[m.partition]! {
-                let decoded: (key: String, entry: StoreEntry?, tag: CommitTag?)
-                do {
-                    decoded = try ChangelogCodec.decode(m)
-                } catch {
-                    throw InspectionError(.io, "changelog record \(topic)[\(m.partition)]@\(m.offset) is not a store record: \(error)")
-                }
-                entries[m.partition, default: [:]][decoded.key] = decoded.entry
-                lastOffsets[m.partition, default: [:]][decoded.key] = m.offset
-                records[m.partition, default: 0] += 1
-                read += 1
-                if m.offset + 1 >= ends[m.partition]! { pending.remove(m.partition) }
-            }
-            // End of partition: also reached when the last offsets are transaction markers, which are never delivered.
-            for eof in batch.partitionEOFs where eof.topic == topic && eof.offset >= (ends[eof.partition] ?? .max) {
-                pending.remove(eof.partition)
-            }
-            let now = ContinuousClock.now
-            if !batch.messages.isEmpty || !batch.partitionEOFs.isEmpty { lastRecord = now }
-            if now - lastRecord > stallTimeout {
-                let left = pending.sorted().map { "\(topic)[\($0)]" }.joined(separator: ", ")
-                throw InspectionError(.io, "reading \(topic) from Kafka at \(bootstrap) stalled: nothing received for \(stallTimeout) while \(left) had records left")
-            }
-            if let progress, now - lastProgress >= .milliseconds(100) {
-                lastProgress = now
-                progress(ChangelogProgress(topic: topic, read: read, total: total))
+        do {
+            try ChangelogReplay.run(
+                consumer: consumer, topic: topic,
+                ranges: Dictionary(uniqueKeysWithValues: selected.map { ($0, starts[$0]!..<max(starts[$0]!, ends[$0]!)) }),
+                stallTimeout: stallTimeout,
+                afterPoll: { _ in
+                    let now = ContinuousClock.now
+                    if let progress, now - lastProgress >= .milliseconds(100) {
+                        lastProgress = now
+                        progress(ChangelogProgress(topic: topic, read: read, total: total))
+                    }
+                },
+                apply: { record in
+                    // Records written after the replay started are not part of it.
+                    guard record.offset < ends[record.partition]! else { return }
+                    entries[record.partition, default: [:]][record.key] = record.entry
+                    lastOffsets[record.partition, default: [:]][record.key] = record.offset
+                    records[record.partition, default: 0] += 1
+                    read += 1
+                })
+        } catch {
+            switch error {
+            case .poll(let e):
+                throw InspectionError(.io, "reading \(topic) from Kafka at \(bootstrap) failed: \(e)")
+            case .decode(let p, let offset, let e):
+                throw InspectionError(.io, "changelog record \(topic)[\(p)]@\(offset) is not a store record: \(e)")
+            case .stalled(let left, let after):
+                let names = left.map { "\(topic)[\($0)]" }.joined(separator: ", ")
+                throw InspectionError(.io, "reading \(topic) from Kafka at \(bootstrap) stalled: nothing received for \(after) while \(names) had records left")
             }
         }
         progress?(ChangelogProgress(topic: topic, read: read, total: total))

@@ -4,8 +4,8 @@ import Foundation
 /// own and resumes the caller with its result, so that Swift's cooperative
 /// thread pool is never blocked.
 ///
-/// The public counterpart of the engine's internal `onDedicatedThread`, for
-/// tools built on the engine (the `stream-engine` command, tests).
+/// For tools built on the engine: the `stream-engine` command, the benchmark,
+/// state inspection and tests.
 ///
 /// - Parameters:
 ///   - name: the thread's name (shown by debuggers and `top -H`).

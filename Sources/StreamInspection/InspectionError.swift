@@ -1,3 +1,4 @@
+import StreamEngine
 /// A problem that stops a state-store inspection, with a message meant for the
 /// person at the terminal: what went wrong and what to do instead.
 public struct InspectionError: Error, CustomStringConvertible, Sendable {

@@ -1,3 +1,4 @@
+import StreamEngine
 // The JSON documents of `stream-engine state … --format json`. Field names are
 // part of the command's interface: add fields, never rename or remove them.
 
