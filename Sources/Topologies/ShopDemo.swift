@@ -3,6 +3,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
+import ThreadExecutors
 
 /// Options of `stream-engine demo`.
 public struct DemoOptions: Sendable {
@@ -51,7 +52,7 @@ public enum ShopDemo {
         }
         progress("starting embedded Kafka (3 brokers)")
         // Both block while they start: off the cooperative pool.
-        let kafka = try await blocking { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
+        let kafka = try await runOnDedicatedThread("embedded-kafka") { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
         var localRedis: LocalRedisServer?
         let redisURL: RedisURL
         if let url = options.redisURL {
@@ -59,7 +60,7 @@ public enum ShopDemo {
             // A run of its own: fresh fence keys and topic names next to whatever that Redis holds.
             config.applicationId += "-demo-\(Int(Date().timeIntervalSince1970))"
         } else {
-            let server = try await blocking { try LocalRedisServer() }
+            let server = try await runOnDedicatedThread("local-redis") { try LocalRedisServer() }
             localRedis = server
             redisURL = server.url
         }
@@ -196,12 +197,6 @@ public enum ShopDemo {
     }
 }
 
-/// Runs a blocking call on a thread of its own (never on the cooperative pool).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        Thread { cont.resume(with: Result { try body() }) }.start()
-    }
-}
 
 /// The readable summary, read back from Redis.
 struct Summary {
