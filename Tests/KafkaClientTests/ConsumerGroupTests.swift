@@ -60,8 +60,6 @@ struct ConsumerGroupTests {
             for i in range { try await producer.send(ProducerRecord(topic: "events", partition: Int32(i % 4), key: bytes("k\(i)"), value: bytes("\(i)"))) }
             try await producer.flush()
         }
-        try await produce(0..<2000)
-
         let config = cluster.clientConfig.merging([
             "group.id": "split", "heartbeat.interval.ms": "100", "session.timeout.ms": "6000",
             "partition.assignment.strategy": "range",
@@ -83,9 +81,16 @@ struct ConsumerGroupTests {
             }
             return owned
         }
+        // Records only once the group settled: the mock refuses commits while it rebalances
+        // (JoinGroup phase), and this member commits after every batch.
+        while ContinuousClock.now < deadline {
+            if !assigned(a).isEmpty, !assigned(b).isEmpty, assigned(a).count + assigned(b).count == 4 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await produce(0..<2000)
         while ContinuousClock.now < deadline {
             let total = a.box.seen.withLock { $0.count } + b.box.seen.withLock { $0.count }
-            if total >= 2000, !assigned(a).isEmpty, !assigned(b).isEmpty { break }
+            if total >= 2000 { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let bOwned = assigned(b)
