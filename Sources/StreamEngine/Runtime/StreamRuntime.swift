@@ -174,6 +174,8 @@ public final class StreamRuntime: Service {
         consumerConfig["group.id"] = config.applicationId
         consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
         consumerConfig["isolation.level"] = "read_committed"
+        // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
+        consumerConfig["enable.partition.eof"] = "true"
         if isEmbedded {
             // The mock coordinator waits a leaving member's whole session timeout before
             // completing the next rebalance: keep it short so that restarts take seconds.
@@ -290,10 +292,11 @@ final class PollLoop: Sendable {
                     // They were rewound to their committed offsets: what was polled before is read again.
                     if !restarted.isEmpty { messages.removeAll { restarted.contains($0.topicPartition) } }
                 }
-                if !messages.isEmpty {
+                if !messages.isEmpty || !batch.partitionEOFs.isEmpty || bridge({ await manager.hasBufferedInput }) {
                     let toProcess = messages
+                    let eofs = batch.partitionEOFs
                     liveStats(try bridge {
-                        try await manager.process(toProcess)
+                        try await manager.process(toProcess, endOfPartition: eofs)
                         return await manager.stats
                     })
                 }

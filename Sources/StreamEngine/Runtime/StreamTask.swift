@@ -61,6 +61,10 @@ actor StreamTask {
     private var emitIndex = 0
     private var currentOrigin: RecordOrigin?
     private var lastSnapshot = ContinuousClock.now
+    /// Buffered input, processed in event-time order.
+    private var input: PartitionGroup
+    /// When the last record was processed (wall clock), for `close_idle_after`.
+    private var lastRecordAt = ContinuousClock.now
     private let processedCounter: Counter
     private let dlqCounter: Counter
     private let lateCounter: Counter
@@ -91,6 +95,7 @@ actor StreamTask {
         var stores: [String: KeyValueStore] = [:]
         for name in sub.stores { stores[name] = KeyValueStore(name: name, partition: partition) }
         self.stores = stores
+        self.input = PartitionGroup(topics: sub.sourceTopics)
         let dims = [("pipeline", sub.pipeline.name)]
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
@@ -149,42 +154,101 @@ actor StreamTask {
 
     // MARK: Processing
 
-    /// Processes messages of this task's partition, in order; returns how many went to the dead-letter topic.
-    @discardableResult
-    func process(_ messages: [KafkaMessage]) throws -> Int {
-        let dlqBefore = recordsDeadLettered
+    /// Buffers messages of this task's partitions (decoded now, processed by
+    /// `drain` in event-time order); returns the input status for the scheduler.
+    func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
         for m in messages {
-            processed[m.topic] = m.offset
+            guard let i = input.index(of: m.topic) else { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
-            currentOrigin = origin
-            emitIndex = 0
-            recordsProcessed += 1
-            do throws(RecordError) {
-                guard let record = try decode(m, origin: origin) else { continue }
-                if record.timestamp > streamTime { streamTime = record.timestamp }
-                try run(record, from: 0)
-                try closeWindows()
-            } catch {
-                try deadLetter(m, error)
-            }
+            let decoded: Result<StreamRecord, RecordError>
+            do throws(RecordError) { decoded = .success(try decode(m, origin: origin)) } catch { decoded = .failure(error) }
+            input.append(m, topicIndex: i, decoded: decoded)
         }
-        processedCounter.increment(by: Int64(messages.count))
-        return recordsDeadLettered - dlqBefore
+        return input.status
     }
 
-    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord? {
+    /// What one `drain` did.
+    struct DrainReport: Sendable {
+        var processed = 0
+        var deadLettered = 0
+        /// Why it stopped: `.empty`, `.starved(topic index)` or `.capped`.
+        var stoppedBecause: PartitionGroup.Next = .empty
+        var status = InputStatus()
+        /// The topic whose empty queue holds the task back, if any.
+        var starvedOn: String?
+    }
+
+    /// Processes buffered records, smallest event time first (see
+    /// `PartitionGroup`), until a queue it must wait for is empty or the next
+    /// record is beyond `cap`.
+    /// - Parameter mayRunAhead: source topics whose partition is at its end
+    ///   (or whose wait was given up): their empty queue does not hold the task back.
+    func drain(mayRunAhead: Set<String>, cap: Int64 = .max) throws -> DrainReport {
+        var report = DrainReport()
+        let dlqBefore = recordsDeadLettered
+        let topics = input.topics
+        loop: while true {
+            let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
+            switch next {
+            case .take(let i):
+                try process(input.removeFirst(i))
+                report.processed += 1
+            default:
+                report.stoppedBecause = next
+                if case .starved(let i) = next { report.starvedOn = topics[i] }
+                break loop
+            }
+        }
+        if report.processed > 0 { processedCounter.increment(by: Int64(report.processed)) }
+        report.deadLettered = recordsDeadLettered - dlqBefore
+        report.status = input.status
+        return report
+    }
+
+    /// Buffers and processes messages at once, in the order of `drain` with no
+    /// waiting (every partition treated as at its end); returns how many went to
+    /// the dead-letter topic.
+    @discardableResult
+    func process(_ messages: [KafkaMessage]) throws -> Int {
+        _ = enqueue(messages)
+        return try drain(mayRunAhead: Set(input.topics)).deadLettered
+    }
+
+    private func process(_ p: PartitionGroup.Pending) throws {
+        let m = p.message
+        processed[m.topic] = m.offset
+        currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+        emitIndex = 0
+        recordsProcessed += 1
+        do throws(RecordError) {
+            let record = try p.decoded.get()
+            if sub.fromRepartition && isDuplicate(m) { return }
+            if record.timestamp > streamTime { streamTime = record.timestamp }
+            lastRecordAt = ContinuousClock.now
+            try run(record, from: 0)
+            try closeWindows()
+        } catch {
+            try deadLetter(m, error)
+        }
+    }
+
+    /// Whether a repartition record was already applied (a replay after a
+    /// crash upstream); records it as applied otherwise. Offsets are only
+    /// comparable within one upstream input partition: the key names its topic too.
+    private func isDuplicate(_ m: KafkaMessage) -> Bool {
+        guard let up = m.header(Headers.upstreamPartition)?.stringValue,
+              let seq = m.header(Headers.upstreamSequence)?.stringValue else { return false }
+        let parts = seq.split(separator: ".")
+        guard parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) else { return false }
+        if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return true }
+        dedupe[up] = (o, i)
+        stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
+        return false
+    }
+
+    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord {
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            // Offsets are only comparable within one upstream input partition: the key names its topic too.
-            if let up = m.header(Headers.upstreamPartition)?.stringValue,
-               let seq = m.header(Headers.upstreamSequence)?.stringValue {
-                let parts = seq.split(separator: ".")
-                if parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) {
-                    if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return nil }
-                    dedupe[up] = (o, i)
-                    stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
-                }
-            }
             guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
                 throw RecordError(.parse, "repartition record is not a JSON object")
             }
