@@ -468,9 +468,13 @@ public struct WindowSpec: Sendable, Hashable {
     public var aggregator: String
     /// Free-form parameters passed to the aggregator.
     public var params: JSONObject
+    /// `close_idle_after`: when no record arrived for this long (wall clock),
+    /// event time moves on with the wall clock and due windows close; `nil`: off.
+    public var closeIdleAfterMillis: Int?
 
     /// Creates a window spec.
-    public init(type: WindowType, graceMillis: Int = 0, store: String, aggregator: String, params: JSONObject = [:]) {
+    public init(type: WindowType, graceMillis: Int = 0, store: String, aggregator: String, params: JSONObject = [:], closeIdleAfterMillis: Int? = nil) {
+        self.closeIdleAfterMillis = closeIdleAfterMillis
         self.type = type
         self.graceMillis = graceMillis
         self.store = store

@@ -28,6 +28,9 @@ struct TaskCommit: Sendable {
     /// Next offsets to read per input partition.
     let offsets: [TopicPartitionOffset]
     let redisCommands: [[String]]
+    /// Redis writes of periodic work (`Processor.punctuate`), applied after
+    /// `redisCommands` under a fence of their own: a wall-clock sequence.
+    var punctuationCommands: [[String]] = []
 }
 
 /// A record that failed with `on_error: fail`.
@@ -344,10 +347,12 @@ actor StreamTask {
 
     private func positionHeaders(_ record: StreamRecord) -> [KafkaHeader] {
         defer { emitIndex += 1 }
+        // Records of periodic work have no input position to de-duplicate by.
+        guard let currentOrigin else { return [KafkaHeader(Headers.eventTime, String(record.timestamp))] }
         return [
             KafkaHeader(Headers.eventTime, String(record.timestamp)),
-            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin?.topic ?? "")/\(partition)"),
-            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin?.offset ?? -1).\(emitIndex)"),
+            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin.topic)/\(partition)"),
+            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin.offset).\(emitIndex)"),
         ]
     }
 
@@ -377,18 +382,69 @@ actor StreamTask {
             ]))
     }
 
+    // MARK: Punctuation
+
+    /// Whether a processor has periodic work pending (see `Processor.punctuate`).
+    private(set) var hasPendingWork = false
+    /// Redis writes of periodic work since the last commit.
+    private var punctuationBatch = RedisWriteBatch()
+
+    /// Runs every processor's periodic work and the steps after it, and closes
+    /// windows idle for their `close_idle_after`.
+    func punctuate() {
+        currentOrigin = nil
+        emitIndex = 0
+        var pending = false
+        // Redis writes of periodic work are fenced apart (they answer no input offsets).
+        let inputWrites = redisBatch
+        redisBatch = punctuationBatch
+        defer {
+            punctuationBatch = redisBatch
+            redisBatch = inputWrites
+        }
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .process(let box, let ctx):
+                ctx.streamTime = streamTime
+                ctx.forwarded.removeAll(keepingCapacity: true)
+                if box.processor.punctuate(context: ctx) { pending = true }
+                for r in ctx.forwarded { runPunctuated(r, from: i + 1) }
+            case .window(let w):
+                guard let idle = w.spec.closeIdleAfterMillis, streamTime != .min else { continue }
+                guard ContinuousClock.now - lastRecordAt >= .milliseconds(idle) else { continue }
+                // The stream is quiet: event time moves on to the wall clock minus close_idle_after.
+                let wall = Int64(Date().timeIntervalSince1970 * 1000) - Int64(idle)
+                guard wall > streamTime else { continue }
+                streamTime = wall
+                for r in w.closeDue(streamTime: streamTime) { runPunctuated(r, from: i + 1) }
+            default:
+                continue
+            }
+        }
+        hasPendingWork = pending
+    }
+
+    private func runPunctuated(_ record: StreamRecord, from index: Int) {
+        do throws(RecordError) {
+            try run(record, from: index)
+        } catch {
+            env.logger.warning("pipeline \(sub.pipeline.name): a record forwarded by periodic work failed and was dropped: \(error)")
+        }
+    }
+
     // MARK: Commit
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
     func prepareCommit() throws -> TaskCommit? {
+        punctuate()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
             for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
         }
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty else { return nil }
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
@@ -397,8 +453,10 @@ actor StreamTask {
         }
         let commands = redisBatch.flattened
         redisBatch = RedisWriteBatch()
+        let punctuationCommands = punctuationBatch.flattened
+        punctuationBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands)
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands)
     }
 
     func markCommitted(_ tag: CommitTag) {

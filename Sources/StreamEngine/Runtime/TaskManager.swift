@@ -56,6 +56,15 @@ actor TaskManager {
     }
 
     var hasUncommittedWork: Bool { uncommitted }
+    /// Completed calls of `commit()`, with or without work.
+    private(set) var commitRounds = 0
+    /// Whether a processor has periodic work pending (see `Processor.punctuate`).
+    var hasPendingWork: Bool {
+        get async {
+            for task in tasks.values where await task.hasPendingWork { return true }
+            return false
+        }
+    }
     /// Whether some task holds input it could not process yet (waiting for another partition).
     var hasBufferedInput: Bool { scheduler.statuses.values.contains { $0.total > 0 } }
     var stats: RuntimeStats { RuntimeStats(processed: processedTotal, deadLettered: deadLetteredTotal, commits: commits) }
@@ -232,7 +241,7 @@ actor TaskManager {
             if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
         }
         uncommitted = false
-        guard !commits.isEmpty else { return }
+        guard !commits.isEmpty else { commitRounds += 1; return }
         let clock = ContinuousClock()
         let t0 = clock.now
         try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
@@ -242,6 +251,11 @@ actor TaskManager {
             for c in commits where !c.redisCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
                 let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
+                _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
+            }
+            for c in commits where !c.punctuationCommands.isEmpty {
+                let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
+                let args = RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
             }
         }
@@ -262,6 +276,7 @@ actor TaskManager {
         }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
+        commitRounds += 1
         let t3 = clock.now
         var due: [StreamTask] = []
         for c in commits {
@@ -272,6 +287,15 @@ actor TaskManager {
         if t4 - t0 > .seconds(1) {
             logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
+    }
+
+    private var lastPunctuationFence: Int64 = 0
+
+    /// A sequence for the fence of periodic-work writes: wall-clock milliseconds, increasing.
+    private func nextPunctuationFence() -> Int64 {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        lastPunctuationFence = max(now, lastPunctuationFence + 1)
+        return lastPunctuationFence
     }
 
     private func snapshot(_ task: StreamTask) async throws {
