@@ -250,6 +250,8 @@ public final class StreamRuntime: Service {
         c["group.id"] = config.applicationId
         c["partition.assignment.strategy"] = c["partition.assignment.strategy"] ?? "cooperative-sticky"
         c["isolation.level"] = "read_committed"
+        // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
+        c["enable.partition.eof"] = "true"
         if let instanceId { c["group.instance.id"] = instanceId }
         if cluster.isMock {
             c["session.timeout.ms"] = c["session.timeout.ms"] ?? "3000"
@@ -299,9 +301,11 @@ struct PollLoop: Sendable {
         var end = EndTracker()
         do {
             for try await batch in consumer.batches(maxMessages: batchSize, timeoutMs: 100) {
-                // Records first: they were fetched for partitions still assigned.
-                if !batch.messages.isEmpty {
-                    try await manager.process(batch.messages)
+                // Records first: they were fetched for partitions still assigned. Tasks buffer
+                // them and process in event-time order (end-of-partition events: lag 0).
+                let buffered = await manager.hasBufferedInput
+                if !batch.messages.isEmpty || !batch.partitionEOFs.isEmpty || buffered {
+                    try await manager.process(batch.messages, endOfPartition: batch.partitionEOFs)
                     liveStats(await manager.stats)
                 }
                 // Then what the rebalance callback recorded: revoked work is committed before the partitions go.
@@ -338,10 +342,18 @@ struct PollLoop: Sendable {
         }
     }
 
-    /// `--stop-at-end`: the group committed every input partition up to its
-    /// start end offset, then every repartition partition up to its end.
+    /// Where `--stop-at-end` stands: the group committed every input
+    /// partition up to its start end offset, then every repartition partition
+    /// up to its end; then the global tables caught up with what the pipelines
+    /// wrote to them and a commit ran after that with no periodic work left (so
+    /// processors that recompute from global tables have seen their final contents).
     struct EndTracker {
+        /// End offsets of the repartition topics, once the inputs are committed.
         var repartition: [TopicPartition: Int64]?
+        /// End offsets of the global tables' topics, once the repartition topics are committed.
+        var globalTables: [TopicPartition: Int64]?
+        /// The commit round after which the global tables had caught up.
+        var caughtUpAtRound: Int?
         var lastWaitLog = ContinuousClock.now
 
         mutating func reached(_ inputs: [TopicPartition: Int64], loop: PollLoop) async throws -> Bool {
@@ -353,7 +365,32 @@ struct PollLoop: Sendable {
                 let partitions = loop.plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
                 repartition = try await loop.consumer.endOffsets(partitions)
             }
-            return try await committedReach(repartition ?? [:], loop: loop)
+            guard try await committedReach(repartition ?? [:], loop: loop) else { return false }
+            let tableTopics = loop.plan.config.globalTables.map(\.topic)
+            if tableTopics.isEmpty { return true }
+            if globalTables == nil {
+                try await loop.producer.flush()
+                let counts = try await loop.consumer.topicPartitionCounts()
+                let partitions = tableTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+                globalTables = try await loop.consumer.endOffsets(partitions)
+            }
+            let manager = loop.manager
+            if caughtUpAtRound == nil {
+                let targets = globalTables ?? [:]
+                guard manager.env.globals.hasReached(targets) else {
+                    if ContinuousClock.now - lastWaitLog >= .seconds(5) {
+                        lastWaitLog = ContinuousClock.now
+                        loop.logger.info("--stop-at-end: waiting for the global tables to read up to \(targets.sorted { $0.key.description < $1.key.description }.map { "\($0.key)@\($0.value)" }.joined(separator: ", "))")
+                    }
+                    return false
+                }
+                caughtUpAtRound = await manager.commitRounds
+            }
+            let round = caughtUpAtRound ?? 0
+            let rounds = await manager.commitRounds
+            let pendingWork = await manager.hasPendingWork
+            let uncommitted = await manager.hasUncommittedWork
+            return rounds > round + 1 && !pendingWork && !uncommitted
         }
 
         private mutating func committedReach(_ targets: [TopicPartition: Int64], loop: PollLoop) async throws -> Bool {
