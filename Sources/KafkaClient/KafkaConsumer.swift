@@ -164,6 +164,19 @@ public final class KafkaConsumer: Sendable {
         try await handle.blocking { try self.committed(partitions, timeoutMs: timeoutMs) }
     }
 
+    /// The group's committed offsets with their commit metadata.
+    public func committedWithMetadata(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: TopicPartitionOffset] {
+        let handle = self.handle
+        return try await handle.blocking {
+            let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_committed(handle.pointer, list, timeoutMs), "committed offsets")
+            var out: [TopicPartition: TopicPartitionOffset] = [:]
+            for tpo in topicPartitionOffsets(of: list) { out[tpo.topicPartition] = tpo }
+            return out
+        }
+    }
+
     /// Moves the fetch position of assigned partitions.
     public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) async throws {
         try await handle.blocking { try self.seek(offsets, timeoutMs: timeoutMs) }

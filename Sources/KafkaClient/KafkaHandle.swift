@@ -316,15 +316,27 @@ func topicPartitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list
 func topicPartitionOffsets(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartitionOffset] {
     (0..<Int(list.pointee.cnt)).map { i in
         let e = list.pointee.elems[i]
-        return TopicPartitionOffset(String(cString: e.topic), e.partition, e.offset)
+        let metadata: String? = e.metadata.flatMap { m in
+            e.metadata_size > 0 ? String(decoding: UnsafeRawBufferPointer(start: m, count: e.metadata_size), as: UTF8.self) : nil
+        }
+        return TopicPartitionOffset(String(cString: e.topic), e.partition, e.offset, metadata: metadata)
     }
 }
 
-/// Builds an `rd_kafka_topic_partition_list_t`; the caller destroys it.
+/// Builds an `rd_kafka_topic_partition_list_t` (with commit metadata); the caller destroys it.
 func makePartitionList(_ items: [TopicPartitionOffset]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
     let list = rd_kafka_topic_partition_list_new(Int32(max(items.count, 1)))!
     for item in items {
-        rd_kafka_topic_partition_list_add(list, item.topic, item.partition).pointee.offset = item.offset
+        let e = rd_kafka_topic_partition_list_add(list, item.topic, item.partition)!
+        e.pointee.offset = item.offset
+        if let metadata = item.metadata, !metadata.isEmpty {
+            // librdkafka frees it with the list (rd_free, i.e. free).
+            let bytes = Array(metadata.utf8)
+            let buffer = malloc(bytes.count)!
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            e.pointee.metadata = buffer
+            e.pointee.metadata_size = bytes.count
+        }
     }
     return list
 }

@@ -198,7 +198,11 @@ public final class StreamRuntime: Service {
         let globals = GlobalTables(specs: config.globalTables, kafkaConfig: config.kafka, logger: logger)
 
         let env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
-        let consumerConfig = Self.consumerConfig(config, cluster: cluster, instanceId: options.instanceId)
+        let consumerConfig = try Self.consumerConfig(config, plan: plan, cluster: cluster, instanceId: options.instanceId)
+        if consumerConfig["partition.assignment.strategy"] == "range" && config.kafka["partition.assignment.strategy"] == nil {
+            let multi = plan.subTopologies.filter { $0.sourceTopics.count > 1 }.map { "\($0.id) (\($0.sourceTopics.joined(separator: " + ")))" }
+            logger.notice("rebalancing is eager (range assignor): \(multi.joined(separator: ", ")) read several co-partitioned topics, which cooperative-sticky would split between members")
+        }
         let consumer = try KafkaConsumer(config: consumerConfig, logger: logger, manualRebalance: true)
         var readerConfig = consumerConfig
         readerConfig["isolation.level"] = "read_uncommitted"
@@ -241,14 +245,30 @@ public final class StreamRuntime: Service {
     }
 
     /// The group member's configuration: `cooperative-sticky` by default
-    /// (KIP-429: partitions that stay keep processing through a rebalance),
-    /// `group.instance.id` for static membership, and on librdkafka's mock
-    /// short session timeouts (its coordinator waits a session timeout for a
-    /// dead member, then `session.timeout.ms − 1 s` for the others to rejoin).
-    static func consumerConfig(_ config: StreamConfig, cluster: ClusterKind, instanceId: String?) -> [String: String] {
+    /// (KIP-429: partitions that stay keep processing through a rebalance) —
+    /// unless a task reads several topics: then `range`, the assignor that
+    /// gives one member the same partition of co-partitioned topics (the sticky
+    /// assignor places each topic's partitions independently, which would split
+    /// a task between members). `group.instance.id` for static membership, and
+    /// on librdkafka's mock short session timeouts (its coordinator waits a
+    /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
+    /// the others to rejoin).
+    static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = config.kafka
         c["group.id"] = config.applicationId
-        c["partition.assignment.strategy"] = c["partition.assignment.strategy"] ?? "cooperative-sticky"
+        let multiTopic = plan.subTopologies.filter { $0.sourceTopics.count > 1 }
+        if let configured = c["partition.assignment.strategy"] {
+            if !multiTopic.isEmpty, configured.contains("cooperative-sticky") || configured.contains("roundrobin") {
+                throw StreamEngineError("""
+                    partition.assignment.strategy \(configured) cannot keep co-partitioned topics together, but \
+                    \(multiTopic.map { "\($0.id) reads \($0.sourceTopics.joined(separator: " + "))" }.joined(separator: "; ")): \
+                    remove the setting (the engine then uses range for such topologies)
+                    """)
+            }
+        } else {
+            c["partition.assignment.strategy"] = multiTopic.isEmpty ? "cooperative-sticky" : "range"
+        }
+        c["isolation.level"] = "read_committed"
         c["isolation.level"] = "read_committed"
         // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
         c["enable.partition.eof"] = "true"

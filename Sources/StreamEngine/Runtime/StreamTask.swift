@@ -144,7 +144,8 @@ actor StreamTask {
     // MARK: Restore
 
     /// Restores every store (blocking Kafka reads run on the restore consumer's executor).
-    func restore(committed: [String: Int64]) async throws -> [RestoreReport] {
+    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min) async throws -> [RestoreReport] {
+        if restoredStreamTime > streamTime { streamTime = restoredStreamTime }
         var reports: [RestoreReport] = []
         let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
         for (name, store) in stores.sorted(by: { $0.key < $1.key }) {
@@ -524,7 +525,8 @@ actor StreamTask {
         redisBatch = RedisWriteBatch()
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
-        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
+        let metadata = streamTime == .min ? nil : StreamTimeMetadata.format(streamTime)
+        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1, metadata: metadata) }
         return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands)
     }
 
@@ -549,6 +551,15 @@ actor StreamTask {
 
     /// Input offsets processed (next offset to read) per topic.
     var nextOffsets: [String: Int64] { processed.mapValues { $0 + 1 } }
+}
+
+/// A task's stream time in the metadata of its committed offsets (`st=<epoch ms>`).
+enum StreamTimeMetadata {
+    static func format(_ streamTime: Int64) -> String { "st=\(streamTime)" }
+    static func parse(_ metadata: String) -> Int64? {
+        guard metadata.hasPrefix("st=") else { return nil }
+        return Int64(metadata.dropFirst(3))
+    }
 }
 
 /// Headers the engine puts on the records it writes to repartition and output topics.

@@ -145,12 +145,14 @@ actor TaskManager {
             }
         }
         var allCommitted: [TopicPartition: Int64] = [:]
+        var committedWithMetadata: [TopicPartition: TopicPartitionOffset] = [:]
         let ids = wanted.sorted().filter { tasks[$0] == nil }
         let neededPartitions = Set(ids.flatMap { id in subsByID[id.subTopology]!.sourceTopics.map { TopicPartition($0, id.partition) } }).union(partitions)
         if !neededPartitions.isEmpty {
-            allCommitted = try await reportingWhileWaiting("the group's committed offsets of \(Self.summary(Array(neededPartitions)))", logger: logger) { [offsetReader] in
-                try await offsetReader.committed(Array(neededPartitions))
+            committedWithMetadata = try await reportingWhileWaiting("the group's committed offsets of \(Self.summary(Array(neededPartitions)))", logger: logger) { [offsetReader] in
+                try await offsetReader.committedWithMetadata(Array(neededPartitions))
             }
+            allCommitted = committedWithMetadata.mapValues(\.offset)
         }
         for id in ids {
             let sub = subsByID[id.subTopology]!
@@ -159,7 +161,10 @@ actor TaskManager {
             for topic in sub.sourceTopics {
                 if let o = allCommitted[TopicPartition(topic, id.partition)], o >= 0 { committed[topic] = o }
             }
-            _ = try await task.restore(committed: committed)
+            // The stream time the task had at its last commit (commit metadata, as Kafka Streams
+            // keeps partition time): late records and closed windows stay as they were.
+            let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
+            _ = try await task.restore(committed: committed, streamTime: streamTime)
             tasks[id] = task
             awaitingFirstCommit[id] = startedAt
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
@@ -397,7 +402,7 @@ actor TaskManager {
     /// Input offsets whose commit the group refused while it rebalanced; they
     /// are committed with the next commit (the changelog and sink writes of
     /// their records are done, so only the offsets are missing).
-    private var pendingOffsets: [TopicPartition: Int64] = [:]
+    private var pendingOffsets: [TopicPartition: TopicPartitionOffset] = [:]
     private var refusedCommits = 0
     /// Set when the group refused a commit because it rebalances; cleared by the next rebalance event.
     private var commitsHeldSince: ContinuousClock.Instant?
@@ -408,8 +413,8 @@ actor TaskManager {
     /// retried at the next commit, logged; a member removed from the group
     /// drops its tasks (the lost-partitions event follows).
     private func commitPendingOffsets(_ offsets: [TopicPartitionOffset]) async throws {
-        for o in offsets { pendingOffsets[o.topicPartition] = max(pendingOffsets[o.topicPartition] ?? -1, o.offset) }
-        let all = pendingOffsets.filter { assignedPartitions.isEmpty || assignedPartitions.contains($0.key) }.map { TopicPartitionOffset($0.key, $0.value) }
+        for o in offsets where o.offset >= (pendingOffsets[o.topicPartition]?.offset ?? -1) { pendingOffsets[o.topicPartition] = o }
+        let all = pendingOffsets.filter { assignedPartitions.isEmpty || assignedPartitions.contains($0.key) }.map(\.value)
         guard !all.isEmpty else { pendingOffsets = [:]; return }
         // While the group rebalances, a commit with the old generation makes librdkafka
         // declare the assignment lost: hold commits until the rebalance's event arrived (bounded).
