@@ -106,13 +106,14 @@ public final class TopologyTestDriver {
         if sinceCommit >= .milliseconds(config.commitIntervalMs) { try await commit() }
     }
 
-    /// Commits every task now, as the runtime does every `commit.interval.ms`: expired store
-    /// entries are removed, changelog records written, and the Redis writes applied to ``redis``.
+    /// Commits every task now, as the runtime does every `commit.interval.ms`: processors'
+    /// periodic work runs, expired store entries are removed, changelog records written, and
+    /// the Redis writes (the records', then the periodic work's) applied to ``redis``.
     public func commit() async throws {
         sinceCommit = .zero
         for t in tasks {
             guard let commit = try await t.task.prepareCommit() else { continue }
-            for command in commit.redisCommands { try redis.apply(command) }
+            for command in commit.redisCommands + commit.punctuationCommands { try redis.apply(command) }
             await t.task.markCommitted(commit.tag)
         }
         try await drain()
