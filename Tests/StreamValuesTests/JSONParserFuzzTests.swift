@@ -14,7 +14,7 @@ import Testing
 ///   parsing that gives the same value and the same bytes again.
 ///
 /// `JSON_FUZZ_SEED` and `JSON_FUZZ_ITERATIONS` run other or longer campaigns locally, e.g.
-/// `JSON_FUZZ_SEED=7 JSON_FUZZ_ITERATIONS=300000 swift test --filter JSONParserFuzz` (~20 s).
+/// `JSON_FUZZ_SEED=7 JSON_FUZZ_ITERATIONS=300000 swift test --filter JSONParserFuzz` (20–60 s).
 @Suite("JSON parser: seeded mutation fuzzing")
 struct JSONParserFuzzTests {
     static let seedDocuments: [String] = [
