@@ -10,6 +10,18 @@ struct InMemoryTopologyTests {
     typealias E = ShopEvents
     typealias View = ShopPipelineTests.RecentlyViewedPipelineTests
 
+    /// Runs `pipelines` of `topologies.yaml` on a 4-partition driver over `records` (in this
+    /// order, each to its partition) and `raw` values (partition 0, key "bad"), then commits.
+    static func run(
+        _ pipelines: [String], _ topic: String, _ records: [(key: String, value: JSONValue, partition: Int32)], raw: [String] = []
+    ) async throws -> TopologyTestDriver {
+        let driver = try TopologyTestDriver(config: try ShopHarness.config(pipelines), registry: shopOperatorRegistry(), partitions: 4)
+        for r in records { try await driver.pipeInput(topic: topic, key: r.key, json: r.value, partition: r.partition) }
+        for value in raw { try await driver.pipeInput(topic: topic, key: "bad", value: value, partition: 0) }
+        try await driver.commit()
+        return driver
+    }
+
     static func record(_ value: JSONValue, key: String, topic: String, at: Int64) throws -> StreamRecord {
         StreamRecord(key: key, value: try #require(value.objectValue), timestamp: at, origin: RecordOrigin(topic: topic, partition: 0, offset: 0))
     }
