@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
+        // For tests of pipelines and operators: TopologyTestDriver (in memory) and
+        // EngineTestHarness (embedded Kafka + a real redis-server).
+        .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -66,6 +69,13 @@ let package = Package(
         .target(
             name: "StreamInspection",
             dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
+        // The testing product: TopologyTestDriver, InMemoryRedis, EngineTestHarness, fixtures.
+        .target(
+            name: "StreamEngineTesting",
+            dependencies: [
+                "StreamEngine", "KafkaClient", "RedisClient", "ThreadExecutors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // What the command-line tools share: exit codes, --log-level, config loading, output.
@@ -100,9 +110,9 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting"]),
     ],
     swiftLanguageModes: [.v6]
 )
