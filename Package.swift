@@ -27,6 +27,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CMariaDB", path: "Sources/CMariaDB", pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]),
         // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
         .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
 
@@ -44,12 +47,17 @@ let package = Package(
                 "CHiredis", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(
+            name: "MariaDBClient",
+            dependencies: [
+                "CMariaDB", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // The generic engine.
         .target(
             name: "StreamEngine",
             dependencies: [
-                "KafkaClient", "RedisClient", "Zstd",
+                "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -60,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "Topologies",
+                "StreamEngine", "Topologies", "MariaDBClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,9 +78,10 @@ let package = Package(
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),
+        .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "MariaDBClient"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "MariaDBClient"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies", "MariaDBClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

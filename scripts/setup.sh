@@ -2,7 +2,7 @@
 # Installs what StreamEngine needs on a Debian 12 machine with Swift 6.3.
 # Idempotent: installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
-PKGS=(librdkafka-dev libhiredis-dev libzstd-dev redis-server kcat pkg-config python3-venv)
+PKGS=(librdkafka-dev libhiredis-dev libzstd-dev libmariadb-dev redis-server mariadb-server kcat pkg-config python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -342,7 +342,7 @@ final class ConfigValidator {
 
     // MARK: - Document
 
-    static let topLevelKeys = ["application.id", "kafka", "redis", "defaults", "global_tables", "topologies"]
+    static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "defaults", "global_tables", "topologies"]
     static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
@@ -376,6 +376,8 @@ final class ConfigValidator {
                 redisURL = string(url, "url", expected: "a Redis URL such as redis://127.0.0.1:6379/0")
             }
         }
+
+        let sqlURL = optional(top, "sql", nullIsAbsent: true).flatMap(sqlSection)
 
         var guarantee = ProcessingGuarantee.atLeastOnce
         var commitInterval = 100
@@ -422,7 +424,7 @@ final class ConfigValidator {
             applicationId: applicationId, kafka: kafka, redisURL: redisURL,
             processingGuarantee: guarantee, commitIntervalMs: commitInterval, dlqTopic: dlqTopic,
             onError: onError, defaultPartitions: partitions, globalTables: globalTables,
-            pipelines: pipelines, sourceFile: file)
+            pipelines: pipelines, sourceFile: file, sqlURL: sqlURL)
         checkEngineOwnedTopics(config)
         return config
     }
@@ -628,6 +630,8 @@ final class ConfigValidator {
             return toStep(body).map { .to($0, location: loc) }
         case "redis":
             return redisStep(body).map { .redis($0, location: loc) }
+        case "sql":
+            return sqlStep(body).map { .sql($0, location: loc) }
         default:
             report(loc, "unknown step '\(kind)'; expected one of \(ConfigSuggest.list(kinds))" + ConfigSuggest.hint(for: kind, in: kinds))
             return nil

@@ -11,6 +11,8 @@ struct TaskEnvironment: Sendable {
     let globals: GlobalTables
     let logger: Logger
     let stateDir: String
+    /// Column conversions of the `sql` steps, resolved against the database at start.
+    var sqlKinds: SQLColumnKinds? = nil
 }
 
 /// Identifies a task: a sub-topology and a partition.
@@ -28,6 +30,8 @@ struct TaskCommit: Sendable {
     /// Next offsets to read per input partition.
     let offsets: [TopicPartitionOffset]
     let redisCommands: [[String]]
+    /// Rows of `sql` steps, written fenced by the task's input offsets.
+    var sqlRows: [SQLPendingRow] = []
 }
 
 /// A record that failed with `on_error: fail`.
@@ -56,6 +60,7 @@ actor StreamTask {
     private var processed: [String: Int64] = [:]
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
+    private var sqlBatch = SQLWriteBatch()
     /// Per upstream input partition (`topic/partition`), the last repartition record applied.
     private var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
@@ -76,6 +81,7 @@ actor StreamTask {
         case process(ProcessorBox, ProcessorContext)
         case to(topic: String, keyField: String?)
         case redis(RedisSinkStep)
+        case sql(SQLSinkStep)
     }
 
     final class ProcessorBox {
@@ -117,6 +123,9 @@ actor StreamTask {
                 return .process(ProcessorBox(try factory(p.params)), ProcessorContext(stores: own, globals: env.globals, partition: partition))
             case .to(let t, _): return .to(topic: t.topic, keyField: t.keyField)
             case .redis(let r, _): return .redis(RedisSinkStep(spec: r))
+            case .sql(let q, _):
+                let index = env.config.sqlSinkIndex(of: q) ?? 0
+                return .sql(SQLSinkStep(index: index, spec: q, kinds: env.sqlKinds?.bySink[index]))
             }
         }
     }
@@ -266,6 +275,8 @@ actor StreamTask {
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
                 try sink.write(record, into: &redisBatch)
+            case .sql(let sink):
+                sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
             i += 1
         }
@@ -324,7 +335,7 @@ actor StreamTask {
         }
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !sqlBatch.isEmpty else { return nil }
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
@@ -334,7 +345,9 @@ actor StreamTask {
         let commands = redisBatch.flattened
         redisBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands)
+        let rows = sqlBatch.rows
+        sqlBatch = SQLWriteBatch()
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, sqlRows: rows)
     }
 
     func markCommitted(_ tag: CommitTag) {
