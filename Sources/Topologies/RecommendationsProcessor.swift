@@ -5,7 +5,7 @@ import StreamEngine
 /// add-to-cart of the user.
 ///
 /// ```
-/// score = interest + popularity
+/// score = interest + max(popularity, related)
 /// interest   = 10 if the user viewed the product within `recent_window` (default 7d)
 ///            + 20 if the user added it to the cart within `recent_window`
 ///              (both against the user's latest event)
@@ -14,11 +14,16 @@ import StreamEngine
 ///              for the best sellers (from the global table `categories_table`,
 ///              field `top`) of the user's `top_categories` (default 3)
 ///              categories by spend; 0 otherwise
+/// related    = 1 + max over the user's anchors a of weight(a, p) / weight(a, a's top partner)
+///              where the anchors are the products viewed within `recent_window`
+///              and the `related_anchors` (default 5) latest purchases, and
+///              weight(a, ·) comes from the global table `related_table` (field
+///              `related`, written by `related_products`); 0 if p is related to none
 /// ```
 ///
-/// So 0 < score ≤ 1: popular in a category the user buys from; 10–11: viewed
-/// recently; 20–21: in the cart recently; 30–31: both. Products the user has
-/// bought are never recommended. Ties: the more recent interaction first, then
+/// So 0 < score ≤ 1: popular in a category the user buys from; 1 < score ≤ 2:
+/// related to what you viewed or bought; 10–12: viewed recently; 20–22: in the
+/// cart recently; 30–32: both. Products the user has bought are never recommended. Ties: the more recent interaction first, then
 /// the product id. Scores are rounded to 4 decimals.
 ///
 /// Input: `{"type": "purchase" | "view" | "add_to_cart", "productId", "category",
@@ -26,8 +31,9 @@ import StreamEngine
 /// other types are ignored). Output: `{"userId", "recs": {productId: score}}`.
 ///
 /// Store: userId → `{"spend": {category: cents}, "bought": {productId: true},
-/// "seen": {productId: {"view": ms, "cart": ms}}, "last": ms}`; `seen` keeps at
-/// most `max_seen` (default 50) products of the recent window.
+/// "seen": {productId: {"view": ms, "cart": ms}}, "recentBought": {productId: ms},
+/// "last": ms}`; `seen` keeps at most `max_seen` (default 50) products of the
+/// recent window, `recentBought` the `related_anchors` latest purchases.
 public struct RecommendationsProcessor: Processor {
     let store: String
     let table: String
@@ -36,6 +42,9 @@ public struct RecommendationsProcessor: Processor {
     let topCategories: Int
     let recentWindow: Int64
     let maxSeen: Int
+    let relatedTable: String?
+    let relatedField: String
+    let relatedAnchors: Int
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "recommendations"
@@ -46,7 +55,10 @@ public struct RecommendationsProcessor: Processor {
             maxItems: try p.positiveInt("max_items", default: 20, for: op),
             topCategories: try p.positiveInt("top_categories", default: 3, for: op),
             recentWindow: try p.duration("recent_window", default: "7d", for: op),
-            maxSeen: try p.positiveInt("max_seen", default: 50, for: op))
+            maxSeen: try p.positiveInt("max_seen", default: 50, for: op),
+            relatedTable: p["related_table"]?.stringValue,
+            relatedField: p.string("related_field", default: "related"),
+            relatedAnchors: try p.positiveInt("related_anchors", default: 5, for: op))
     }
 
     public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
@@ -59,6 +71,7 @@ public struct RecommendationsProcessor: Processor {
         var spend = state["spend"]?.objectValue ?? [:]
         var bought = state["bought"]?.objectValue ?? [:]
         var seen = state["seen"]?.objectValue ?? [:]
+        var recentBought = state["recentBought"]?.objectValue ?? [:]
         let last = max(state["last"]?.intValue ?? t, t)
 
         if type == "purchase" {
@@ -67,6 +80,12 @@ public struct RecommendationsProcessor: Processor {
             spend[category] = .number(Double((spend[category]?.intValue ?? 0) + cents))
             bought[product] = true
             seen[product] = nil
+            if (recentBought[product]?.intValue ?? .min) < t { recentBought[product] = .millis(t) }
+            let latest = recentBought.sorted { a, b in
+                let (x, y) = (a.value.intValue ?? 0, b.value.intValue ?? 0)
+                return x != y ? x > y : a.key < b.key
+            }
+            recentBought = JSONObject(latest.prefix(relatedAnchors))
         } else if bought[product] == nil {
             let slot = type == "view" ? "view" : "cart"
             var entry = seen[product]?.objectValue ?? [:]
@@ -74,10 +93,10 @@ public struct RecommendationsProcessor: Processor {
             seen[product] = .object(entry)
         }
         seen = trimmed(seen, last: last)
-        state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "last": .millis(last)]
+        state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "recentBought": .object(recentBought), "last": .millis(last)]
         store.put(record.key, .object(state))
 
-        let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
+        let recs = recommend(spend: spend, bought: bought, seen: seen, anchors: Array(seen.keys) + Array(recentBought.keys), last: last, context: context)
         context.forward(StreamRecord(
             key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
     }
@@ -96,7 +115,7 @@ public struct RecommendationsProcessor: Processor {
         return JSONObject(ranked.prefix(maxSeen))
     }
 
-    private func recommend(spend: JSONObject, bought: JSONObject, seen: JSONObject, last: Int64, context: ProcessorContext) -> JSONObject {
+    private func recommend(spend: JSONObject, bought: JSONObject, seen: JSONObject, anchors: [String], last: Int64, context: ProcessorContext) -> JSONObject {
         var score: [String: Double] = [:]
         var recency: [String: Int64] = [:]
         let categories = spend.map { ($0.key, $0.value.intValue ?? 0) }
@@ -109,6 +128,15 @@ public struct RecommendationsProcessor: Processor {
                 let weight = Double(cents) / Double(topSpend)
                 for (p, units) in best where bought[p] == nil {
                     score[p] = max(score[p] ?? 0, weight * (units.doubleValue ?? 0) / maxUnits)
+                }
+            }
+        }
+        if let relatedTable {
+            for anchor in Set(anchors).sorted() {
+                let related = context.globalLookup(relatedTable, anchor)?[relatedField]?.objectValue ?? [:]
+                guard let strongest = related.compactMap({ $0.value.doubleValue }).max(), strongest > 0 else { continue }
+                for (p, weight) in related where bought[p] == nil && p != anchor {
+                    score[p] = max(score[p] ?? 0, 1 + (weight.doubleValue ?? 0) / strongest)
                 }
             }
         }

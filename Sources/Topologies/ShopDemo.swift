@@ -128,6 +128,7 @@ public enum ShopDemo {
         }
         try await s.categories()
         try await s.cheapest()
+        try await s.related()
         try await s.user()
         if let showcase, let before { try await s.login(showcase, before: before) }
         if let sqlURL {
@@ -274,6 +275,19 @@ struct Summary {
         }
     }
 
+    /// Related products of the best sellers (the stand-in for the seed's Elasticsearch search).
+    mutating func related() async throws {
+        line()
+        line("Related products (related:{productId}: viewed or bought in the same session, weight halving every 7 days)")
+        for c in ranked.prefix(3) {
+            guard let product = c.best.first?.0 else { continue }
+            let related = try await zrevrangeScores("related:\(product)", 5)
+            let count = try await redis.command(["ZCARD", "related:\(product)"]).int ?? 0
+            let text = related.isEmpty ? "(none yet)" : related.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: ", ")
+            line("  \(product.padding(toLength: 8, withPad: " ", startingAt: 0)) \(text)   [\(count) related]")
+        }
+    }
+
     private func zrangeScores(_ key: String, _ count: Int) async throws -> [(String, Double)] {
         try await ShopDemo.zrange(redis, key, count: count)
     }
@@ -303,9 +317,10 @@ struct Summary {
         line("  user:\(user):categories  " + categories.map { "\($0.0) \(money($0.1))" }.joined(separator: ", "))
         line("  behaviour:\(user)        views \(behaviour["views"] ?? "-"), clicks \(behaviour["clicks"] ?? "-"), cart adds \(behaviour["addToCarts"] ?? "-"), "
             + "searches \(behaviour["searches"] ?? "-"), sessions \(behaviour["sessions"] ?? "-"), last seen \(behaviour["lastSeenAt"] ?? "-")")
-        line("  rec:\(user) (score: 20+ in the cart, 10+ viewed, fraction = popularity in the user's top categories)")
+        line("  rec:\(user) (score: 20+ in the cart, 10+ viewed, 1–2 related to what the user viewed or bought, ≤ 1 popularity in the user's top categories)")
         for (p, score) in recs {
-            let why = score >= 30 ? "in the cart and viewed" : score >= 20 ? "in the cart" : score >= 10 ? "viewed recently" : "popular in a top category"
+            let why = score >= 30 ? "in the cart and viewed" : score >= 20 ? "in the cart" : score >= 10 ? "viewed recently"
+                : score > 1 ? "related to what you viewed or bought" : "popular in a top category"
             line("      \(p.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%7.4f", score))  \(why)")
         }
     }
