@@ -14,6 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The redis-server package starts a system service on :6379; StreamEngine never
-# uses it (tests and the demo start their own on a free port).
+# The redis-server and mariadb-server packages start system services on :6379 and
+# :3306; StreamEngine never uses them (tests and the demo start their own servers,
+# mariadbd with its own data directory in a temporary folder, on free ports).
 command -v swift >/dev/null || { echo "setup: swift not found on PATH (Swift 6.3 is required)" >&2; exit 1; }
