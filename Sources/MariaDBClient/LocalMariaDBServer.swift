@@ -33,7 +33,8 @@ public final class LocalMariaDBServer: Sendable {
     /// That user's (random) password.
     public let password: String
     private let server: String
-    private let process = Mutex<pid_t?>(nil)
+    /// The server's process id and that of its watchdog, while it runs.
+    private let process = Mutex<(server: pid_t, watchdog: pid_t?)?>(nil)
 
     /// `mysql://user:password@127.0.0.1:port/database` for this server.
     public var url: MariaDBURL { MariaDBURL(host: "127.0.0.1", port: port, user: user, password: password, database: database) }
@@ -42,7 +43,7 @@ public final class LocalMariaDBServer: Sendable {
     public var socketPath: String { "\(directory)/mariadb.sock" }
 
     /// The process id while the server runs.
-    public var pid: pid_t? { process.withLock { $0 } }
+    public var pid: pid_t? { process.withLock { $0?.server } }
 
     /// Creates a data directory, starts `mariadbd` and creates `database` and `user`.
     ///
@@ -82,8 +83,8 @@ public final class LocalMariaDBServer: Sendable {
             attempt += 1
             let port = try Self.freePort()
             do {
-                let pid = try Self.launch(server: server, port: port, directory: directory, timeout: startupTimeout)
-                process.withLock { $0 = pid }
+                let pids = try Self.launch(server: server, port: port, directory: directory, timeout: startupTimeout)
+                process.withLock { $0 = pids }
                 chosen = port
             } catch where attempt < 5 && "\(error)".contains("Address already in use") {
                 continue
@@ -102,6 +103,16 @@ public final class LocalMariaDBServer: Sendable {
         }
     }
 
+    /// Starts a server like the initializer, on a thread of its own: the caller is
+    /// suspended, not blocked, while `mariadb-install-db` and `mariadbd` start.
+    public static func start(database: String = "streamengine", user: String = "streamengine") async throws -> LocalMariaDBServer {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LocalMariaDBServer, any Error>) in
+            let thread = Thread { continuation.resume(with: Result { try LocalMariaDBServer(database: database, user: user) }) }
+            thread.name = "local-mariadb"
+            thread.start()
+        }
+    }
+
     deinit {
         stop()
         try? FileManager.default.removeItem(atPath: directory)
@@ -109,19 +120,20 @@ public final class LocalMariaDBServer: Sendable {
 
     /// Starts the server again (same port and data) after ``stop()``; does nothing if it runs.
     public func start(timeout: Duration = .seconds(60)) throws {
-        try process.withLock { pid in
-            if pid != nil { return }
-            pid = try Self.launch(server: server, port: port, directory: directory, timeout: timeout)
+        try process.withLock { pids in
+            if pids != nil { return }
+            pids = try Self.launch(server: server, port: port, directory: directory, timeout: timeout)
         }
     }
 
     /// Shuts the server down: SIGTERM, wait up to 30 s, then SIGKILL. Does nothing if it is stopped.
     public func stop() {
-        process.withLock { pid in
-            guard let running = pid else { return }
-            kill(running, SIGCONT)  // a paused server cannot shut down
-            Self.terminate(running)
-            pid = nil
+        process.withLock { pids in
+            guard let running = pids else { return }
+            if let watchdog = running.watchdog { kill(watchdog, SIGKILL) }
+            kill(running.server, SIGCONT)  // a paused server cannot shut down
+            Self.terminate(running.server)
+            pids = nil
         }
     }
 
@@ -171,23 +183,29 @@ public final class LocalMariaDBServer: Sendable {
         return process.terminationStatus
     }
 
-    private static func spawn(_ arguments: [String], log: String) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        output.seekToEndOfFile()
+    /// Starts a process with stdout and stderr appended to `log` (nil: discarded).
+    private static func spawn(_ arguments: [String], log: String?) throws -> Process {
+        var output: FileHandle?
+        if let log {
+            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+            output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            output?.seekToEndOfFile()
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
+        process.standardOutput = output ?? FileHandle.nullDevice
+        process.standardError = output ?? FileHandle.nullDevice
         try process.run()
-        try? output.close()
+        try? output?.close()
         return process
     }
 
-    /// Starts `mariadbd` and waits until root can log in through the socket.
-    private static func launch(server: String, port: Int, directory: String, timeout: Duration) throws -> pid_t {
+    /// Starts `mariadbd`, waits until root can log in through the socket, and starts
+    /// its watchdog: a shell that shuts the server down and removes `directory` if this
+    /// process dies without stopping it (SIGKILL, a crash), so no server is left behind.
+    private static func launch(server: String, port: Int, directory: String, timeout: Duration) throws -> (server: pid_t, watchdog: pid_t?) {
         let log = "\(directory)/mariadb.log"
         var arguments = [server, "--no-defaults", "--datadir=\(directory)/data", "--tmpdir=\(directory)/tmp", "--socket=\(directory)/mariadb.sock",
                          "--port=\(port)", "--bind-address=127.0.0.1", "--pid-file=\(directory)/mariadb.pid",
@@ -209,7 +227,14 @@ public final class LocalMariaDBServer: Sendable {
             if (try? MySQLHandle.connect(
                 host: "localhost", port: 0, unixSocket: "\(directory)/mariadb.sock", user: "root", password: nil, database: nil,
                 connectTimeout: .seconds(1), readTimeout: .seconds(2), writeTimeout: .seconds(2))) != nil {
-                return pid
+                let script = """
+                    while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
+                    kill -CONT \(pid) 2>/dev/null; kill -TERM \(pid) 2>/dev/null
+                    i=0; while kill -0 \(pid) 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+                    kill -KILL \(pid) 2>/dev/null; rm -rf '\(directory)'
+                    """
+                let watchdog = try? spawn(["/bin/sh", "-c", script], log: nil)
+                return (pid, watchdog?.processIdentifier)
             }
             if ContinuousClock.now >= deadline {
                 terminate(pid)

@@ -155,3 +155,25 @@ public struct RecommendationsProcessor: Processor {
         return JSONObject(ranked.prefix(maxItems).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
     }
 }
+
+/// Why a product is in `rec:{userId}`, read off its score (see ``RecommendationsProcessor``):
+/// what `GET /recommendation` and the demo report next to each product.
+public enum RecommendationReason: String, Sendable, CaseIterable {
+    case inCartAndViewed = "in the cart and viewed"
+    case inCart = "in the cart"
+    case viewedRecently = "viewed recently"
+    case related = "related to what you viewed or bought"
+    case popularInTopCategory = "popular in a top category"
+
+    /// The reason for a score: 30+ cart and viewed, 20+ cart, 10+ viewed, the rest by
+    /// the fraction: above 1 related, up to 1 popular.
+    public init(score: Double) {
+        switch score {
+        case 30...: self = .inCartAndViewed
+        case 20..<30: self = .inCart
+        case 10..<20: self = .viewedRecently
+        case let s where s > 1: self = .related
+        default: self = .popularInTopCategory
+        }
+    }
+}

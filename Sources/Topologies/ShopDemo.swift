@@ -319,8 +319,7 @@ struct Summary {
             + "searches \(behaviour["searches"] ?? "-"), sessions \(behaviour["sessions"] ?? "-"), last seen \(behaviour["lastSeenAt"] ?? "-")")
         line("  rec:\(user) (score: 20+ in the cart, 10+ viewed, 1–2 related to what the user viewed or bought, ≤ 1 popularity in the user's top categories)")
         for (p, score) in recs {
-            let why = score >= 30 ? "in the cart and viewed" : score >= 20 ? "in the cart" : score >= 10 ? "viewed recently"
-                : score > 1 ? "related to what you viewed or bought" : "popular in a top category"
+            let why = RecommendationReason(score: score).rawValue
             line("      \(p.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%7.4f", score))  \(why)")
         }
     }

@@ -2,12 +2,23 @@ import Foundation
 import MariaDBClient
 import Testing
 
-/// One real server for the suite (mariadb-install-db takes seconds).
-let sharedServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMariaDBServer(database: "clienttests") }
+/// One real server for the suite (mariadb-install-db takes seconds), started on first
+/// use off the cooperative pool; its watchdog stops it when the test process exits.
+actor SharedMariaDB {
+    static let shared = SharedMariaDB()
+    private var server: LocalMariaDBServer?
+
+    func get() async throws -> LocalMariaDBServer {
+        if let server { return server }
+        let started = try await LocalMariaDBServer.start(database: "clienttests")
+        server = started
+        return started
+    }
+}
 
 @Suite(.serialized) struct MariaDBConnectionTests {
     @Test func roundTripsValuesThroughEscapedLiterals() async throws {
-        let server = try sharedServer.get()
+        let server = try await SharedMariaDB.shared.get()
         let db = MariaDBConnection(url: server.url)
         try await db.execute("CREATE TABLE t1 (id VARCHAR(64) PRIMARY KEY, n BIGINT, price DECIMAL(12,2), note TEXT, at DATETIME(3))")
         let tricky = "O'Brien \\ \"quoted\" ; DROP TABLE t1; -- ? 한국어 🎉"
@@ -22,7 +33,7 @@ let sharedServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMari
     }
 
     @Test func failedTransactionRollsBackAndServerErrorsAreNotRetryable() async throws {
-        let server = try sharedServer.get()
+        let server = try await SharedMariaDB.shared.get()
         let db = MariaDBConnection(url: server.url)
         try await db.execute("CREATE TABLE t2 (id INT PRIMARY KEY)")
         struct Boom: Error {}
@@ -49,7 +60,7 @@ let sharedServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMari
     }
 
     @Test func unknownColumnNamesIt() async throws {
-        let server = try sharedServer.get()
+        let server = try await SharedMariaDB.shared.get()
         let db = MariaDBConnection(url: server.url)
         do {
             _ = try await db.query("SELECT nope FROM mysql_no_such_table")
@@ -62,7 +73,7 @@ let sharedServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMari
     }
 
     @Test func pausedServerTimesOutThenTheConnectionComesBack() async throws {
-        let server = try sharedServer.get()
+        let server = try await SharedMariaDB.shared.get()
         let db = MariaDBConnection(url: server.url, connectTimeout: .seconds(1), ioTimeout: .seconds(1))
         #expect(try await db.query("SELECT 1").scalar == "1")
         server.pause()
@@ -81,7 +92,7 @@ let sharedServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMari
     }
 
     @Test func wrongPasswordIsAServerErrorWithoutThePassword() async throws {
-        let server = try sharedServer.get()
+        let server = try await SharedMariaDB.shared.get()
         var url = server.url
         url.password = "wrong-password-xyz"
         let db = MariaDBConnection(url: url)

@@ -1,5 +1,6 @@
 import Foundation
 import MariaDBClient
+import RedisClient
 import StreamEngine
 import Testing
 import Topologies
@@ -14,8 +15,11 @@ struct SQLSinkEndToEndTests {
     func killAndRestart() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let mariadb = try await Task.detached { try LocalMariaDBServer(database: "shop") }.value
+        let mariadb = try await LocalMariaDBServer.start(database: "shop")
         defer { mariadb.stop() }
+        // A Redis of the test's own: a private one of the killed run would outlive it.
+        let redis = try LocalRedisServer()
+        defer { redis.stop() }
         let topologies = "\(repositoryRoot)/topologies.yaml"
         let config = try ConfigLoader.load(path: topologies, registry: shopOperatorRegistry().names, environment: [:])
 
@@ -36,7 +40,7 @@ struct SQLSinkEndToEndTests {
         let generator = try CLIProcess(["generate", "--events", "20000", "--rate", "4000", "--seed", "7", "--bootstrap-servers", bootstrap])
         defer { if generator.isRunning { generator.signal(SIGKILL) } }
         let url = mariadb.url
-        let runArgs = ["run", "--config", topologies, "--bootstrap-servers", bootstrap, "--sql-url", url.urlString, "--state-dir", dir.file("state")]
+        let runArgs = ["run", "--config", topologies, "--bootstrap-servers", bootstrap, "--sql-url", url.urlString, "--redis-url", "redis://127.0.0.1:\(redis.port)/0", "--state-dir", dir.file("state")]
         let first = try CLIProcess(runArgs)
         defer { if first.isRunning { first.signal(SIGKILL) } }
 

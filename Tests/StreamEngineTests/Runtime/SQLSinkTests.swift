@@ -4,9 +4,19 @@ import MariaDBClient
 import Testing
 @testable import StreamEngine
 
-/// One real mariadbd for the suite (mariadb-install-db takes seconds); every test
-/// uses its own tables and application id.
-private let sqlServer: Result<LocalMariaDBServer, any Error> = Result { try LocalMariaDBServer(database: "enginetests") }
+/// One real mariadbd for the suite (mariadb-install-db takes seconds), started on first
+/// use off the cooperative pool; every test uses its own tables and application id.
+private actor SuiteMariaDB {
+    static let shared = SuiteMariaDB()
+    private var server: LocalMariaDBServer?
+
+    func get() async throws -> LocalMariaDBServer {
+        if let server { return server }
+        let started = try await LocalMariaDBServer.start(database: "enginetests")
+        server = started
+        return started
+    }
+}
 
 @Suite("Engine: sql sink into a real MariaDB", .serialized)
 struct SQLSinkTests {
@@ -56,7 +66,7 @@ struct SQLSinkTests {
 
     @Test("A hand-written event list lands exactly once, with the declared SQL types; bad records go to the dead-letter topic")
     func landsExactlyOnceWithTypes() async throws {
-        let server = try sqlServer.get()
+        let server = try await SuiteMariaDB.shared.get()
         let h = try EngineHarness()
         try h.createTopic("purchases", partitions: 2)
         try await h.produce("purchases", [
@@ -96,7 +106,7 @@ struct SQLSinkTests {
 
     @Test("Crash after the SQL commit and before the offset commit, then a rerun: no duplicate, no loss (insert mode, no key to hide duplicates)")
     func crashAfterSQLCommit() async throws {
-        let server = try sqlServer.get()
+        let server = try await SuiteMariaDB.shared.get()
         let h = try EngineHarness()
         try h.createTopic("purchases", partitions: 4)
         let input = Self.purchases(2000)
@@ -120,7 +130,7 @@ struct SQLSinkTests {
 
     @Test("MariaDB frozen for 10 s (SIGSTOP) while records keep arriving: commits pause and retry, and the table ends exact")
     func pausedServer() async throws {
-        let server = try sqlServer.get()
+        let server = try await SuiteMariaDB.shared.get()
         let h = try EngineHarness()
         try h.createTopic("purchases", partitions: 4)
         try await h.produce("purchases", Self.purchases(1000))
@@ -147,7 +157,7 @@ struct SQLSinkTests {
 
     @Test("Without create: true a missing column or table stops the run at start with an error naming it")
     func missingColumnOrTable() async throws {
-        let server = try sqlServer.get()
+        let server = try await SuiteMariaDB.shared.get()
         let h = try EngineHarness()
         try h.createTopic("purchases", partitions: 1)
         try await h.produce("purchases", Self.purchases(3))
