@@ -90,6 +90,47 @@ struct SQLSinkEndToEndTests {
         _ = try? await broker.wait(timeout: .seconds(30))
     }
 
+    static let sqlOnlyYAML = """
+        application.id: sql-only
+        topologies:
+          - name: records
+            source: { topics: [orders], required: { id: string } }
+            steps:
+              - sql:
+                  table: orders
+                  key: [id]
+                  create: true
+                  columns: { id: { field: id, type: VARCHAR(32) } }
+        """
+
+    @Test("run without --sql-url starts a private mariadbd, prints its URL without the password, and removes it on SIGTERM and on SIGKILL alike", arguments: [SIGTERM, SIGKILL])
+    func privateServerGoesAway(signal: Int32) async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let file = try dir.write("sql-only.yaml", Self.sqlOnlyYAML)
+        let run = try CLIProcess(["run", "--config", file, "--state-dir", dir.file("state")])
+        defer { if run.isRunning { run.signal(SIGKILL) } }
+        let started = try await run.waitForOutput(timeout: .seconds(120)) { _, err in err.contains("running 1 pipelines") }
+        #expect(started, "\(run.outputSoFar)")
+        let line = try #require(run.outputSoFar.stdout.split(separator: "\n").first { $0.hasPrefix("local mariadbd: ") }, "\(run.outputSoFar)")
+        let match = try #require(line.firstMatch(of: /mysql:\/\/streamengine:\*\*\*@127\.0\.0\.1:([0-9]+)\/streamengine \(data in (.+)\)/), "\(line)")
+        let folder = String(match.2)
+        #expect(FileManager.default.fileExists(atPath: "\(folder)/data"))
+        run.signal(signal)
+        let r = try await run.wait(timeout: .seconds(60))
+        #expect(signal == SIGKILL || r.status == 0, "\(r)")
+        // The server and its folder are gone: at once after SIGTERM, within seconds after SIGKILL (its watchdog).
+        let deadline = ContinuousClock.now + .seconds(40)
+        while FileManager.default.fileExists(atPath: folder), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder), "\(folder) is still there")
+        let port = try #require(Int(match.1))
+        let probe = MariaDBConnection(url: MariaDBURL(host: "127.0.0.1", port: port, user: "streamengine", database: "streamengine"), connectTimeout: .seconds(1))
+        await #expect(throws: MariaDBError.self) { try await probe.connect() }
+        await probe.close()
+    }
+
     static func counts(_ db: MariaDBConnection) async throws -> (rows: Int, distinct: Int, units: Int) {
         let r = try await db.query("SELECT COUNT(*), COUNT(DISTINCT orderId), COALESCE(SUM(quantity), 0) FROM purchases")
         return (Int(r.rows[0][0] ?? "") ?? -1, Int(r.rows[0][1] ?? "") ?? -1, Int(r.rows[0][2] ?? "") ?? -1)
