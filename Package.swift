@@ -6,7 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stream-engine", targets: ["Runner"]),
+        .executable(name: "stream-engine-bench", targets: ["Benchmarks"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
+        .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
     ],
     dependencies: [
@@ -15,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian packages, found through pkg-config.
@@ -41,10 +44,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ThreadExecutors"),
+        // posix_spawn for every child process (local redis-server, the benchmark's children).
+        .target(name: "ChildProcess"),
         .target(
             name: "RedisClient",
             dependencies: [
-                "CHiredis", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+                "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
         .target(
@@ -53,25 +58,49 @@ let package = Package(
                 "CMariaDB", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // The generic engine.
+        // JSON values, their parser and serializer, durations and event times.
+        .target(name: "StreamValues"),
+        // The generic engine (re-exports StreamValues).
         .target(
             name: "StreamEngine",
             dependencies: [
-                "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // Read-only inspection of state stores (snapshots, changelogs) for the `state` CLI.
+        .target(
+            name: "StreamInspection",
+            dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
+        // What the command-line tools share: exit codes, --log-level, config loading, output.
+        .target(
+            name: "CLISupport",
+            dependencies: [
+                "StreamEngine", "Topologies",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The shipped `stream-engine` command.
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "Topologies", "MariaDBClient",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors", "MariaDBClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // `stream-engine-bench`: the benchmark, outside the shipped binary.
+        .executableTarget(
+            name: "Benchmarks",
+            dependencies: [
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
@@ -79,9 +108,10 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
+        .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "MariaDBClient"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "MariaDBClient"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies", "MariaDBClient"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "MariaDBClient"]),
     ],
     swiftLanguageModes: [.v6]
 )
