@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "MariaDBClient",
             dependencies: [
-                "CMariaDB", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+                "CMariaDB", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
 
         // JSON values, their parser and serializer, durations and event times.

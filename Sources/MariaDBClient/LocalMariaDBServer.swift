@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Synchronization
 
@@ -15,7 +16,7 @@ import Darwin
 /// database and a user with a random password; ``url`` connects as that user.
 ///
 /// ``stop()`` shuts the server down (SIGTERM, then SIGKILL after 30 s) and ``start()``
-/// starts it again on the same port and data, ``pause()`` / ``resume()`` freeze and
+/// starts it again on the same port and data, ``close()`` stops it and removes the folder, ``pause()`` / ``resume()`` freeze and
 /// thaw it (SIGSTOP / SIGCONT): that is how outage tests take MariaDB away. The process
 /// is stopped and the folder removed when the object is deinitialized.
 ///
@@ -114,6 +115,12 @@ public final class LocalMariaDBServer: Sendable {
     }
 
     deinit {
+        close()
+    }
+
+    /// Stops the server and removes its folder (data included); the end of its life.
+    /// Calling it again does nothing.
+    public func close() {
         stop()
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -130,7 +137,7 @@ public final class LocalMariaDBServer: Sendable {
     public func stop() {
         process.withLock { pids in
             guard let running = pids else { return }
-            if let watchdog = running.watchdog { kill(watchdog, SIGKILL) }
+            if let watchdog = running.watchdog { ChildProcess.terminate(watchdog, grace: .zero) }
             kill(running.server, SIGCONT)  // a paused server cannot shut down
             Self.terminate(running.server)
             pids = nil
@@ -138,8 +145,22 @@ public final class LocalMariaDBServer: Sendable {
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    /// Returns once the kernel reports it stopped (signals are delivered asynchronously).
     public func pause() {
-        if let pid { kill(pid, SIGSTOP) }
+        guard let pid else { return }
+        kill(pid, SIGSTOP)
+        let deadline = ContinuousClock.now + .seconds(2)
+        func stopped(_ statPath: String) -> Bool {
+            // "<tid> (<comm>) <state> …"; T is stopped.
+            guard let stat = try? String(contentsOfFile: statPath, encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+            return stat[close...].dropFirst(2).first == "T"
+        }
+        while ContinuousClock.now < deadline {
+            // Every thread of the process, not only the main one.
+            guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return }
+            if threads.allSatisfy({ stopped("/proc/\(pid)/task/\($0)/stat") }) { return }
+            usleep(1_000)
+        }
     }
 
     /// Thaws a paused server (SIGCONT).
@@ -163,7 +184,7 @@ public final class LocalMariaDBServer: Sendable {
     private static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw MariaDBError(kind: .localServer, message: "socket(): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        defer { closeDescriptor(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -176,30 +197,13 @@ public final class LocalMariaDBServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Runs a command with stdout and stderr appended to `log`; returns its exit status.
+    /// Runs a command with stdout and stderr in `log`; returns its exit status.
     private static func runToEnd(_ arguments: [String], log: String) -> Int32 {
-        guard let process = try? spawn(arguments, log: log) else { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    /// Starts a process with stdout and stderr appended to `log` (nil: discarded).
-    private static func spawn(_ arguments: [String], log: String?) throws -> Process {
-        var output: FileHandle?
-        if let log {
-            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-            output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            output?.seekToEndOfFile()
+        do {
+            return try ChildProcess.waitForExit(try ChildProcess.spawn(arguments, standardOutput: log))
+        } catch {
+            return -1
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output ?? FileHandle.nullDevice
-        process.standardError = output ?? FileHandle.nullDevice
-        try process.run()
-        try? output?.close()
-        return process
     }
 
     /// Starts `mariadbd`, waits until root can log in through the socket, and starts
@@ -212,16 +216,15 @@ public final class LocalMariaDBServer: Sendable {
                          "--log-error=\(log)", "--skip-name-resolve"] + serverOptions
         if getuid() == 0 { arguments.append("--user=root") }
         let before = (try? String(contentsOfFile: log, encoding: .utf8))?.utf8.count ?? 0
-        let process: Process
+        let pid: pid_t
         do {
-            process = try spawn(arguments, log: "\(directory)/mariadbd.out")
+            pid = try ChildProcess.spawn(arguments, standardOutput: "\(directory)/mariadbd.out", appendOutput: true)
         } catch {
             throw MariaDBError(kind: .localServer, message: "cannot start \(server): \(error)")
         }
-        let pid = process.processIdentifier
         let deadline = ContinuousClock.now + timeout
         while true {
-            if !process.isRunning {
+            if ChildProcess.hasExited(pid) {
                 throw MariaDBError(kind: .localServer, message: "mariadbd on port \(port) exited during startup; log:\n\(tail(log, after: before))")
             }
             if (try? MySQLHandle.connect(
@@ -233,8 +236,8 @@ public final class LocalMariaDBServer: Sendable {
                     i=0; while kill -0 \(pid) 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
                     kill -KILL \(pid) 2>/dev/null; rm -rf '\(directory)'
                     """
-                let watchdog = try? spawn(["/bin/sh", "-c", script], log: nil)
-                return (pid, watchdog?.processIdentifier)
+                let watchdog = try? ChildProcess.spawn(["/bin/sh", "-c", script], standardOutput: "/dev/null")
+                return (pid, watchdog)
             }
             if ContinuousClock.now >= deadline {
                 terminate(pid)
@@ -254,19 +257,9 @@ public final class LocalMariaDBServer: Sendable {
         _ = try root.run("GRANT ALL PRIVILEGES ON `\(database.replacingOccurrences(of: "`", with: "``"))`.* TO '\(quotedUser)'@'%'")
     }
 
+    /// SIGTERM, then SIGKILL if it has not shut down within 30 s (InnoDB flushes first).
     private static func terminate(_ pid: pid_t) {
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(30)
-        var status: Int32 = 0
-        while ContinuousClock.now < deadline {
-            // Foundation's Process reaps its children itself: ESRCH means gone.
-            if kill(pid, 0) != 0 { return }
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && errno == ECHILD && kill(pid, 0) != 0) { return }
-            usleep(10_000)
-        }
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, &status, 0)
+        ChildProcess.terminate(pid, grace: .seconds(30))
     }
 
     private static func tail(_ path: String, after offset: Int = 0) -> String {
@@ -274,4 +267,9 @@ public final class LocalMariaDBServer: Sendable {
         let lines = String(decoding: Array(text.utf8).dropFirst(offset), as: UTF8.self).split(separator: "\n")
         return lines.suffix(12).joined(separator: "\n")
     }
+}
+
+/// `close(2)` (inside ``LocalMariaDBServer`` the name is its own `close()`).
+private func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
 }

@@ -119,16 +119,20 @@ struct RunCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let forceExit = SecondSignalExit(signals: [SIGTERM, SIGINT])
         defer { forceExit.cancel() }
+        let outcome: Result<Void, any Error>
         do {
             try await group.run()
+            outcome = .success(())
         } catch {
-            throw CLIFailure(Self.oneLine(error))
+            outcome = .failure(error)
         }
+        // Private servers go away whatever the outcome (after a crash their watchdogs see to it).
+        if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
+        if let localMariaDB { _ = try? await runOnDedicatedThread("local-mariadb-stop") { localMariaDB.close() } }
+        if case .failure(let error) = outcome { throw CLIFailure(Self.oneLine(error)) }
         let seconds = (ContinuousClock.now - started).seconds
         let s = runtime.stats
         printLine("stream-engine: \(s.processed) records processed, \(s.deadLettered) dead-lettered, \(s.commits) commits in \(String(format: "%.1f", seconds)) s")
-        if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
-        if let localMariaDB { _ = try? await runOnDedicatedThread("local-mariadb-stop") { localMariaDB.stop() } }
         withExtendedLifetime(cluster) {}
     }
 

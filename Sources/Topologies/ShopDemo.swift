@@ -74,7 +74,7 @@ public enum ShopDemo {
         defer { localRedis?.stop() }  // SIGTERM and a short wait
         progress("redis at \(redisURL.address)")
         let mariadb = try await localMariaDB
-        defer { mariadb?.stop() }
+        defer { mariadb?.close() }
         let sqlURL = givenSQL ?? mariadb?.url
         if let sqlURL {
             config.sqlURL = sqlURL.urlString

@@ -16,7 +16,7 @@ struct SQLSinkEndToEndTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let mariadb = try await LocalMariaDBServer.start(database: "shop")
-        defer { mariadb.stop() }
+        defer { mariadb.close() }
         // A Redis of the test's own: a private one of the killed run would outlive it.
         let redis = try LocalRedisServer()
         defer { redis.stop() }
