@@ -185,6 +185,35 @@ struct SQLSinkTests {
         await db.close()
     }
 
+    @Test("The fence: a replay, a retry after a lost COMMIT answer and a zombie's stale commit write nothing twice; an overlapping replay writes only the new rows")
+    func fenceSemantics() async throws {
+        let server = try await SuiteMariaDB.shared.get()
+        let h = try EngineHarness()
+        let config = try h.config(Self.yaml(app: "sql-fence", table: "fenced_purchases", mode: "insert", url: server.url.urlString))
+        let writer = SQLSinkWriter(url: server.url, config: config, logger: h.logger)
+        _ = try await writer.prepare()
+        func rows(_ offsets: ClosedRange<Int64>) -> [SQLPendingRow] {
+            offsets.map { SQLPendingRow(sink: 0, values: [.text("o-\($0)"), .text("u"), .null, .decimal("1.50"), .int(1), .text("2024-12-14 12:00:00.000")], topic: "purchases", offset: $0) }
+        }
+        let task = "records-3"
+        #expect(try await writer.write(task: task, tag: CommitTag(["purchases": 9]), rows: rows(0...9)) == 10)
+        // The same commit again (a replay after a crash, or a retry whose COMMIT did land).
+        #expect(try await writer.write(task: task, tag: CommitTag(["purchases": 9]), rows: rows(0...9)) == 0)
+        // An older owner's commit of fewer records (a zombie after a rebalance).
+        #expect(try await writer.write(task: task, tag: CommitTag(["purchases": 4]), rows: rows(0...4)) == 0)
+        // A replay that reaches further: only the records after the fence are written.
+        #expect(try await writer.write(task: task, tag: CommitTag(["purchases": 14]), rows: rows(5...14)) == 5)
+        // Another task has a fence of its own.
+        #expect(try await writer.write(task: "records-1", tag: CommitTag(["purchases": 0]), rows: [SQLPendingRow(sink: 0, values: [.text("x-0"), .null, .null, .null, .null, .null], topic: "purchases", offset: 0)]) == 1)
+        let db = MariaDBConnection(url: server.url)
+        let counts = try await Self.counts(db, "fenced_purchases")
+        #expect(counts.rows == 16 && counts.distinct == 16)
+        let fence = try await db.query("SELECT task, next_offset FROM stream_engine_offsets WHERE application_id = 'sql-fence' ORDER BY task")
+        #expect(fence.rows == [["records-1", "1"], ["records-3", "15"]])
+        await db.close()
+        await writer.close()
+    }
+
     func waitFor(_ what: String, timeout: Duration = .seconds(90), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
