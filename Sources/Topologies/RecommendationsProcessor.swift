@@ -42,9 +42,24 @@ public struct RecommendationsProcessor: Processor {
     let topCategories: Int
     let recentWindow: Int64
     let maxSeen: Int
+    /// Users to recompute per commit at most (see `punctuate`).
+    let recomputeBatch: Int
     let relatedTable: String?
     let relatedField: String
     let relatedAnchors: Int
+
+    // Caches, rebuilt from the store after a restart (not durable state).
+    /// Users by the categories they bought in; `nil` until first needed.
+    private var usersByCategory: [String: Set<String>]?
+    /// The category table's change number last seen.
+    private var tableSequence: UInt64 = 0
+    /// Users by their anchor products (viewed or recently bought); `nil` until first needed.
+    private var usersByAnchor: [String: Set<String>]?
+    /// The related table's change number last seen.
+    private var relatedSequence: UInt64 = 0
+    /// Users whose recommendations wait to be recomputed, oldest first.
+    private var pending: [String] = []
+    private var pendingSet: Set<String> = []
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "recommendations"
@@ -56,6 +71,7 @@ public struct RecommendationsProcessor: Processor {
             topCategories: try p.positiveInt("top_categories", default: 3, for: op),
             recentWindow: try p.duration("recent_window", default: "7d", for: op),
             maxSeen: try p.positiveInt("max_seen", default: 50, for: op),
+            recomputeBatch: try p.positiveInt("recompute_batch", default: 1000, for: op),
             relatedTable: p["related_table"]?.stringValue,
             relatedField: p.string("related_field", default: "related"),
             relatedAnchors: try p.positiveInt("related_anchors", default: 5, for: op))
@@ -73,11 +89,13 @@ public struct RecommendationsProcessor: Processor {
         var seen = state["seen"]?.objectValue ?? [:]
         var recentBought = state["recentBought"]?.objectValue ?? [:]
         let last = max(state["last"]?.intValue ?? t, t)
+        usersByAnchor?[product, default: []].insert(record.key)
 
         if type == "purchase" {
             let category = try record.requiredString("category")
             let cents = Cents.of(price: try record.nonNegativeNumber("price"), quantity: try record.positiveInteger("quantity"))
             spend[category] = .number(Double((spend[category]?.intValue ?? 0) + cents))
+            usersByCategory?[category, default: []].insert(record.key)
             bought[product] = true
             seen[product] = nil
             if (recentBought[product]?.intValue ?? .min) < t { recentBought[product] = .millis(t) }
@@ -96,9 +114,58 @@ public struct RecommendationsProcessor: Processor {
         state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "recentBought": .object(recentBought), "last": .millis(last)]
         store.put(record.key, .object(state))
 
-        let recs = recommend(spend: spend, bought: bought, seen: seen, anchors: Array(seen.keys) + Array(recentBought.keys), last: last, context: context)
+        let recs = recommend(state, context: context)
         context.forward(StreamRecord(
             key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
+    }
+
+    /// Recomputes the recommendations of the users of every category whose row
+    /// of the category table changed since the last call, and of every user with
+    /// an anchor product whose row of the related table changed: a user's
+    /// recommendations do not depend on the order in which the popularity,
+    /// related-products and recommendations pipelines ran. At most `recompute_batch` users per
+    /// commit; the rest wait for the next ones. After a restart every user is
+    /// recomputed once (the table may have changed meanwhile).
+    public mutating func punctuate(context: ProcessorContext) -> Bool {
+        let store = context.store(self.store)
+        if usersByCategory == nil || usersByAnchor == nil {
+            var index: [String: Set<String>] = [:]
+            var anchors: [String: Set<String>] = [:]
+            for user in store.sortedKeys() {
+                let state = store.get(user)
+                for category in state?["spend"]?.objectValue?.keys ?? [] { index[category, default: []].insert(user) }
+                for product in Self.anchors(state?.objectValue ?? [:]) { anchors[product, default: []].insert(user) }
+            }
+            usersByCategory = index
+            usersByAnchor = anchors
+        }
+        let (changed, sequence) = context.globalChanges(table, since: tableSequence)
+        tableSequence = sequence
+        for category in changed {
+            for user in (usersByCategory?[category] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
+        }
+        if let relatedTable {
+            let (changedProducts, sequence) = context.globalChanges(relatedTable, since: relatedSequence)
+            relatedSequence = sequence
+            for product in changedProducts {
+                for user in (usersByAnchor?[product] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
+            }
+        }
+        let batch = pending.prefix(recomputeBatch)
+        for user in batch {
+            pendingSet.remove(user)
+            guard let state = store.get(user)?.objectValue else { continue }
+            let last = state["last"]?.intValue ?? context.streamTime
+            let recs = recommend(state, context: context)
+            context.forward(StreamRecord(key: user, value: ["userId": .string(user), "recs": .object(recs)], timestamp: last))
+        }
+        pending.removeFirst(batch.count)
+        return !pending.isEmpty
+    }
+
+    /// The products whose related lists feed the user's recommendations: viewed recently, or bought lately.
+    private static func anchors(_ state: JSONObject) -> [String] {
+        Array(state["seen"]?.objectValue?.keys ?? []) + Array(state["recentBought"]?.objectValue?.keys ?? [])
     }
 
     /// Latest interaction with a seen product.
@@ -115,7 +182,11 @@ public struct RecommendationsProcessor: Processor {
         return JSONObject(ranked.prefix(maxSeen))
     }
 
-    private func recommend(spend: JSONObject, bought: JSONObject, seen: JSONObject, anchors: [String], last: Int64, context: ProcessorContext) -> JSONObject {
+    private func recommend(_ state: JSONObject, context: ProcessorContext) -> JSONObject {
+        let spend = state["spend"]?.objectValue ?? [:]
+        let bought = state["bought"]?.objectValue ?? [:]
+        let seen = state["seen"]?.objectValue ?? [:]
+        let last = state["last"]?.intValue ?? context.streamTime
         var score: [String: Double] = [:]
         var recency: [String: Int64] = [:]
         let categories = spend.map { ($0.key, $0.value.intValue ?? 0) }
@@ -132,7 +203,7 @@ public struct RecommendationsProcessor: Processor {
             }
         }
         if let relatedTable {
-            for anchor in Set(anchors).sorted() {
+            for anchor in Set(Self.anchors(state)).sorted() {
                 let related = context.globalLookup(relatedTable, anchor)?[relatedField]?.objectValue ?? [:]
                 guard let strongest = related.compactMap({ $0.value.doubleValue }).max(), strongest > 0 else { continue }
                 for (p, weight) in related where bought[p] == nil && p != anchor {

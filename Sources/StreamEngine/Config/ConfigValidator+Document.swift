@@ -6,7 +6,7 @@ extension ConfigValidator {
     // MARK: - Document
 
     static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "defaults", "global_tables", "topologies"]
-    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions"]
+    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
         guard let top = map(root, "the configuration file", expected: "a map with 'application.id' and 'topologies'") else {
@@ -47,6 +47,8 @@ extension ConfigValidator {
         var dlqTopic: String?
         var onError = ErrorPolicy.deadLetter
         var partitions = 4
+        var maxTaskIdle = 0
+        var maxDrift: Int?
         if let node = optional(top, "defaults", nullIsAbsent: true),
            let m = map(node, "'defaults'", expected: "a map with any of \(ConfigSuggest.list(Self.defaultsKeys))") {
             checkKeys(m, allowed: Self.defaultsKeys, in: "defaults")
@@ -55,6 +57,12 @@ extension ConfigValidator {
             if let v = m["dlq.topic"] { dlqTopic = name(v, "dlq.topic", .topic) }
             if let v = m["on_error"], let p = choice(v, "on_error", ErrorPolicy.self) { onError = p }
             if let v = m["partitions"], let i = positiveInt(v, "partitions") { partitions = i }
+            if let v = m["max.task.idle.ms"] {
+                if let s = v.scalar, let i = Int(s.text.trimmingCharacters(in: .whitespaces)), i >= -1 { maxTaskIdle = i } else {
+                    report(v.location, "invalid value \(v.shortDescription) for 'max.task.idle.ms'; expected -1 (never wait), 0 (wait while a partition has unfetched records) or a positive number of milliseconds")
+                }
+            }
+            if let v = m["max.drift"], let d = duration(v, "max.drift", allowZero: true) { maxDrift = d }
         }
 
         var globalTables: [GlobalTableSpec] = []
@@ -83,11 +91,13 @@ extension ConfigValidator {
         }
 
         guard let applicationId else { return nil }
-        let config = StreamConfig(
+        var config = StreamConfig(
             applicationId: applicationId, kafka: kafka, redisURL: redisURL,
             processingGuarantee: guarantee, commitIntervalMs: commitInterval, dlqTopic: dlqTopic,
             onError: onError, defaultPartitions: partitions, globalTables: globalTables,
             pipelines: pipelines, sourceFile: file, sqlURL: sqlURL)
+        config.maxTaskIdleMs = maxTaskIdle
+        config.maxDriftMs = maxDrift
         checkEngineOwnedTopics(config)
         return config
     }

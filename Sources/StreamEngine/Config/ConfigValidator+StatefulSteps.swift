@@ -49,7 +49,7 @@ extension ConfigValidator {
         return AggregateSpec(store: store, aggregator: aggregator, params: params, ttlMillis: ttl)
     }
 
-    static let windowKeys = ["type", "size", "advance", "gap", "grace", "store", "aggregator", "params"]
+    static let windowKeys = ["type", "size", "advance", "gap", "grace", "store", "aggregator", "params", "close_idle_after"]
 
     func windowStep(_ node: ConfigNode) -> WindowSpec? {
         guard let m = map(node, "'window'", expected: "a map with 'type', 'store' and 'aggregator'") else { return nil }
@@ -92,6 +92,10 @@ extension ConfigValidator {
         if let v = m["grace"] {
             if let g = duration(v, "grace", allowZero: true) { grace = g } else { ok = false }
         }
+        var closeIdle: Int?
+        if let v = m["close_idle_after"] {
+            if let d = duration(v, "close_idle_after", allowZero: false) { closeIdle = d } else { ok = false }
+        }
         let store = require(m, "store", in: "window", expected: NameRule.store.expected).flatMap(storeName)
         let aggregator = require(m, "aggregator", in: "window", expected: "a registered aggregator name").flatMap(aggregatorName)
         let params = params(m["params"], "params")
@@ -102,7 +106,7 @@ extension ConfigValidator {
         case "hopping": guard let size, let advance else { return nil }; type = .hopping(sizeMillis: size, advanceMillis: advance)
         default: guard let gap else { return nil }; type = .session(gapMillis: gap)
         }
-        return WindowSpec(type: type, graceMillis: grace, store: store, aggregator: aggregator, params: params)
+        return WindowSpec(type: type, graceMillis: grace, store: store, aggregator: aggregator, params: params, closeIdleAfterMillis: closeIdle)
     }
 
     func processStep(_ node: ConfigNode) -> ProcessSpec? {

@@ -8,7 +8,9 @@ struct SQLPendingRow: Sendable {
     /// Index of the step's spec in ``SQLSinkWriter/sinks``.
     let sink: Int
     let values: [SQLValue]
-    /// The input topic and offset of the record being processed when the row was made.
+    /// The input topic and offset of the record being processed when the row was made;
+    /// offset -1 for rows of periodic work (`Processor.punctuate`), which answer no input
+    /// record: those are written as they come (at least once), unfenced.
     let topic: String
     let offset: Int64
 }
@@ -261,9 +263,9 @@ final class SQLSinkWriter: Sendable {
                 [.text(applicationId), .text(task)])
             var next: [String: Int64] = [:]
             for row in current.rows { next[row[0] ?? ""] = row[1].flatMap { Int64($0) } }
-            let fresh = rows.filter { $0.offset >= next[$0.topic] ?? 0 }
+            let fresh = rows.filter { $0.offset < 0 || $0.offset >= next[$0.topic] ?? 0 }
             let advances = tag.offsets.filter { $0.value + 1 > next[$0.key] ?? 0 }
-            if advances.isEmpty { return 0 }
+            if advances.isEmpty && !fresh.contains(where: { $0.offset < 0 }) { return 0 }
             var bySink: [Int: [SQLPendingRow]] = [:]
             var order: [Int] = []
             for row in fresh {
