@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
+        // For tests of pipelines and operators: TopologyTestDriver (in memory) and
+        // EngineTestHarness (embedded Kafka + a real redis-server).
+        .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -30,6 +33,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CMariaDB", path: "Sources/CMariaDB", pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]),
         // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
         .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
 
@@ -49,6 +55,11 @@ let package = Package(
                 "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(
+            name: "MariaDBClient",
+            dependencies: [
+                "CMariaDB", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // JSON values, their parser and serializer, durations and event times.
         .target(name: "StreamValues"),
@@ -56,7 +67,7 @@ let package = Package(
         .target(
             name: "StreamEngine",
             dependencies: [
-                "StreamValues", "KafkaClient", "RedisClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -66,6 +77,13 @@ let package = Package(
         .target(
             name: "StreamInspection",
             dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
+        // The testing product: TopologyTestDriver, InMemoryRedis, EngineTestHarness, fixtures.
+        .target(
+            name: "StreamEngineTesting",
+            dependencies: [
+                "StreamEngine", "KafkaClient", "RedisClient", "ThreadExecutors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // What the command-line tools share: exit codes, --log-level, config loading, output.
@@ -80,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors", "MariaDBClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,10 +117,11 @@ let package = Package(
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

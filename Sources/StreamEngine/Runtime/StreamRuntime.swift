@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
 import ServiceLifecycle
 import Synchronization
@@ -47,6 +48,8 @@ public struct FaultInjection: Sendable {
         case afterKafkaFlush
         /// Redis written, input offsets not yet committed.
         case afterRedisWrite
+        /// SQL sinks' transactions committed, input offsets not yet committed.
+        case afterSQLWrite
     }
     /// The 1-based commit (counting commits that had work) at which to crash.
     public var commit: Int
@@ -197,7 +200,9 @@ public final class StreamRuntime: Service {
         let redis = try await connectRedis()
         let globals = GlobalTables(specs: config.globalTables, kafkaConfig: config.kafka, logger: logger)
 
-        let env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        let sql = try await startSQLSinks()
+        env.sqlKinds = try await sql?.prepare()
         let consumerConfig = try Self.consumerConfig(config, plan: plan, cluster: cluster, instanceId: options.instanceId)
         if consumerConfig["partition.assignment.strategy"] == "range" && config.kafka["partition.assignment.strategy"] == nil {
             let multi = plan.subTopologies.filter { $0.sourceTopics.count > 1 }.map { "\($0.id) (\($0.sourceTopics.joined(separator: " + ")))" }
@@ -209,7 +214,7 @@ public final class StreamRuntime: Service {
         readerConfig.removeValue(forKey: "group.instance.id")
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional)
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql)
         managerBox.withLock { $0 = manager }
         let loop = PollLoop(
             consumer: consumer, manager: manager, producer: producer, plan: plan,
@@ -241,6 +246,7 @@ public final class StreamRuntime: Service {
         await offsetReader.close()
         await producer.close()
         await redis?.close()
+        await sql?.close()
         try outcome.get()
     }
 
@@ -269,7 +275,6 @@ public final class StreamRuntime: Service {
             c["partition.assignment.strategy"] = multiTopic.isEmpty ? "cooperative-sticky" : "range"
         }
         c["isolation.level"] = "read_committed"
-        c["isolation.level"] = "read_committed"
         // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
         c["enable.partition.eof"] = "true"
         if let instanceId { c["group.instance.id"] = instanceId }
@@ -278,6 +283,17 @@ public final class StreamRuntime: Service {
             c["heartbeat.interval.ms"] = c["heartbeat.interval.ms"] ?? "250"
         }
         return c
+    }
+
+    /// The writer of the `sql` steps, if there are any (`sql.url` or `run --sql-url`).
+    private func startSQLSinks() async throws -> SQLSinkWriter? {
+        guard !config.sqlSinks.isEmpty else { return nil }
+        guard let text = config.sqlURL, !text.isEmpty else {
+            throw StreamEngineError("topologies.yaml has sql sinks but no SQL URL is configured (sql.url or --sql-url)")
+        }
+        let url: MariaDBURL
+        do { url = try MariaDBURL(text) } catch { throw StreamEngineError("\(error.message)") }
+        return SQLSinkWriter(url: url, config: config, logger: logger)
     }
 
     private var isEmbedded: Bool { if case .embedded = connection { return true } else { return false } }
