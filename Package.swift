@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "stream-engine", targets: ["Runner"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "Topologies", targets: ["Topologies"]),
+        .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -15,6 +16,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        // HTTP service (issue 11). Only the configuration trait is dropped (it pulls in
+        // swift-configuration, which nothing here uses).
+        .package(
+            url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1",
+            traits: ["FullFoundation"]),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries from Debian packages, found through pkg-config.
@@ -55,12 +64,37 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // The generic HTTP service: interactive queries across instances, metrics, health,
+        // OpenAPI document and the live dashboard.
+        .target(
+            name: "StreamEngineHTTP",
+            dependencies: [
+                "StreamEngine", "KafkaClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
+        // The shop's HTTP routes over the Redis keys the pipelines write.
+        .target(
+            name: "ShopAPI",
+            dependencies: [
+                "StreamEngine", "StreamEngineHTTP", "Topologies", "KafkaClient", "RedisClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "Topologies",
+                "StreamEngine", "Topologies", "StreamEngineHTTP", "ShopAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,6 +107,12 @@ let package = Package(
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
         .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),
+        .testTarget(
+            name: "StreamEngineHTTPTests",
+            dependencies: ["StreamEngineHTTP", "StreamEngine", "KafkaClient", "RedisClient"]),
+        .testTarget(
+            name: "ShopAPITests",
+            dependencies: ["ShopAPI", "StreamEngineHTTP", "StreamEngine", "Topologies", "KafkaClient", "RedisClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,7 @@ import Logging
 import RedisClient
 import ServiceLifecycle
 import StreamEngine
+import StreamEngineHTTP
 import Synchronization
 
 /// `stream-engine run`: runs every pipeline of the configuration until
@@ -43,6 +44,8 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
     var kafkaSettings: [String] = []
+
+    @OptionGroup var httpOptions: HTTPOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -85,11 +88,21 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        // The HTTP service (API, metrics, dashboard) bootstraps metrics before the runtime's counters exist.
+        let httpAddress = try httpOptions.address(config: config)
+        if httpAddress != nil { EngineMetrics.bootstrap() }
         let runtime = StreamRuntime(
             config: config, registry: registry, kafka: connection, redisURL: redisURL,
             options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd), logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)]
+        let http = try httpAddress.map { address in
+            try HTTPServiceSetup(
+                config: runtime.config, address: address, advertisedHost: httpOptions.advertisedHost, queries: runtime.queries,
+                admin: cluster ?? (try? KafkaAdmin(config: config.kafka, logger: logger)), redisURL: redisURL, logger: logger)
+        }
+        if let http { services.append(.init(service: http.service)) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         let started = ContinuousClock.now
@@ -98,8 +111,10 @@ struct RunCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            await http?.close()
             throw CLIFailure(Self.oneLine(error))
         }
+        await http?.close()
         let seconds = (ContinuousClock.now - started).seconds
         let s = runtime.stats
         printLine("stream-engine: \(s.processed) records processed, \(s.deadLettered) dead-lettered, \(s.commits) commits in \(String(format: "%.1f", seconds)) s")

@@ -342,7 +342,7 @@ final class ConfigValidator {
 
     // MARK: - Document
 
-    static let topLevelKeys = ["application.id", "kafka", "redis", "defaults", "global_tables", "topologies"]
+    static let topLevelKeys = ["application.id", "kafka", "redis", "http", "defaults", "global_tables", "topologies"]
     static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
@@ -374,6 +374,21 @@ final class ConfigValidator {
             checkKeys(m, allowed: ["url"], in: "redis")
             if let url = require(m, "url", in: "redis", expected: "a Redis URL such as redis://127.0.0.1:6379/0") {
                 redisURL = string(url, "url", expected: "a Redis URL such as redis://127.0.0.1:6379/0")
+            }
+        }
+
+        var httpListen: String?
+        if let node = optional(top, "http", nullIsAbsent: true),
+           let m = map(node, "'http'", expected: "a map with 'listen'") {
+            checkKeys(m, allowed: ["listen"], in: "http")
+            if let v = require(m, "listen", in: "http", expected: "an address host:port such as 127.0.0.1:8080"),
+               let text = string(v, "listen", expected: "an address host:port such as 127.0.0.1:8080") {
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                if parts.count != 2 || parts[0].isEmpty || UInt16(parts[1]) == nil {
+                    report(v.location, "invalid http listen address '\(text)'; expected host:port such as 127.0.0.1:8080")
+                } else {
+                    httpListen = text
+                }
             }
         }
 
@@ -418,11 +433,12 @@ final class ConfigValidator {
         }
 
         guard let applicationId else { return nil }
-        let config = StreamConfig(
+        var config = StreamConfig(
             applicationId: applicationId, kafka: kafka, redisURL: redisURL,
             processingGuarantee: guarantee, commitIntervalMs: commitInterval, dlqTopic: dlqTopic,
             onError: onError, defaultPartitions: partitions, globalTables: globalTables,
             pipelines: pipelines, sourceFile: file)
+        config.httpListen = httpListen
         checkEngineOwnedTopics(config)
         return config
     }

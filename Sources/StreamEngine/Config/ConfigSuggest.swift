@@ -1,5 +1,5 @@
 /// "Did you mean" suggestions for the configuration loader.
-enum ConfigSuggest {
+public enum ConfigSuggest {
     /// Levenshtein edit distance between two strings, counted in Unicode scalars.
     static func distance(_ a: String, _ b: String) -> Int {
         let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
@@ -43,7 +43,7 @@ enum ConfigSuggest {
     }
 
     /// ` (did you mean 'x'?)` or the empty string.
-    static func hint(for input: String, in candidates: [String]) -> String {
+    public static func hint(for input: String, in candidates: [String]) -> String {
         closest(to: input, in: candidates).map { " (did you mean '\($0)'?)" } ?? ""
     }
 

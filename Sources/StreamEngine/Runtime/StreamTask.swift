@@ -64,6 +64,7 @@ actor StreamTask {
     private let processedCounter: Counter
     private let dlqCounter: Counter
     private let lateCounter: Counter
+    private let outCounter: Counter
     private(set) var recordsProcessed = 0
     private(set) var recordsDeadLettered = 0
 
@@ -95,6 +96,7 @@ actor StreamTask {
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
         lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
+        outCounter = Counter(label: "stream_engine_records_out", dimensions: dims)
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
     }
 
@@ -269,6 +271,7 @@ actor StreamTask {
             }
             i += 1
         }
+        if sub.index == 1 || sub.pipeline.rekeyIndex == nil { outCounter.increment() }  // it passed the pipeline's last step
     }
 
     private func closeWindows() throws(RecordError) {

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import Metrics
 import RedisClient
 
 /// A commit failed because the group rebalanced: the tasks were dropped.
@@ -31,13 +32,18 @@ actor TaskManager {
     private var stopping = false
     private let stopRequested: @Sendable () -> Bool
     private let faultInjection: FaultInjection?
+    private let commitTimer = Timer(label: "stream_engine_commit_duration_seconds")
+    private let redisWriteTimer = Timer(label: "stream_engine_redis_write_seconds")
     /// Whether commits go through Kafka transactions (exactly_once on a real cluster).
     let transactional: Bool
     /// Set when a simulated crash fired: nothing is committed any more.
     private var crashed = false
+    /// Read-only view of tasks and assignment for the HTTP service (interactive queries).
+    let queries: RuntimeQueries
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
-         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false) {
+         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, queries: RuntimeQueries = RuntimeQueries()) {
+        self.queries = queries
         self.transactional = transactional
         self.faultInjection = faultInjection
         self.stopRequested = stopRequested
@@ -75,6 +81,11 @@ actor TaskManager {
     /// callback, where the group's committed offsets can be fetched.
     func assigned(_ partitions: [TopicPartition]) {
         pendingAssignment += partitions
+        publishQueries()
+    }
+
+    private func publishQueries() {
+        queries.publish(tasks: tasks, assigned: tasksByPartition.keys, pending: pendingAssignment)
     }
 
     var hasPendingAssignment: Bool { !pendingAssignment.isEmpty }
@@ -124,6 +135,7 @@ actor TaskManager {
             restarted = Set(seekTo.keys)
             rewind.subtract(restarted)
         }
+        publishQueries()
         return restarted
     }
 
@@ -144,6 +156,7 @@ actor TaskManager {
             try await snapshot(task)
             logger.info("task \(id) closed")
         }
+        publishQueries()
     }
 
     // MARK: Processing
@@ -187,7 +200,9 @@ actor TaskManager {
             for c in commits where !c.redisCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
                 let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
+                let w0 = clock.now
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
+                redisWriteTimer.recordNanoseconds((clock.now - w0).totalNanoseconds)
             }
         }
         let t2 = clock.now
@@ -214,6 +229,7 @@ actor TaskManager {
         }
         try await snapshot(due)
         let t4 = clock.now
+        commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
         if t4 - t0 > .seconds(1) {
             logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
@@ -245,6 +261,7 @@ actor TaskManager {
         tasks.removeAll()
         try await snapshot(all)
         tasksByPartition.removeAll()
+        publishQueries()
     }
 
     /// exactly_once on a real cluster: changelog, output and repartition
@@ -280,6 +297,7 @@ actor TaskManager {
         tasksByPartition.removeAll()
         pendingAssignment = (try? consumer.assignment()) ?? []
         rewind.formUnion(pendingAssignment)
+        publishQueries()
     }
 
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
