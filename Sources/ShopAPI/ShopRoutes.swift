@@ -20,6 +20,8 @@ import Synchronization
 public final class ShopAPI: Sendable {
     /// The cookie a browser's guest id travels in.
     public static let guestCookie = "non-login-id"
+    /// Largest price and quantity of one purchase: their product stays within `Cents.maxPerPurchase`.
+    static let maxPrice = 10_000_000.0, maxQuantity = 10_000.0
 
     let config: StreamConfig
     let redis: RedisPool
@@ -168,8 +170,13 @@ public final class ShopAPI: Sendable {
         if let ts = body["timestamp"]?.stringValue, EventTime.parseISO8601(ts) == nil {
             throw Problem.badRequest(field: "timestamp", "field 'timestamp' must be an ISO-8601 UTC time such as 2024-12-14T10:00:00Z, got \"\(ts)\"")
         }
-        if let price = body["price"]?.doubleValue, price < 0 { throw Problem.badRequest(field: "price", "field 'price' must not be negative") }
-        if let q = body["quantity"]?.doubleValue, q < 1 { throw Problem.badRequest(field: "quantity", "field 'quantity' must be at least 1") }
+        // Bounds (see the OpenAPI schema) keep price × quantity within what the aggregations sum exactly.
+        if let price = body["price"]?.doubleValue, !(0...Self.maxPrice).contains(price) {
+            throw Problem.badRequest(field: "price", "field 'price' must be from 0 to \(Int(Self.maxPrice)), got \(price)")
+        }
+        if let q = body["quantity"]?.doubleValue, !(1...Self.maxQuantity).contains(q) {
+            throw Problem.badRequest(field: "quantity", "field 'quantity' must be from 1 to \(Int(Self.maxQuantity)), got \(q)")
+        }
         guard let userId = body["userId"]?.stringValue, !userId.isEmpty else {
             throw Problem.badRequest(field: "userId", "field 'userId' must be a non-empty string")
         }
@@ -182,14 +189,16 @@ public final class ShopAPI: Sendable {
         try Self.optionalString(body, "memberId")
         try Self.optionalString(body, "guestId")
         if body["guestId"] == nil || body["guestId"]!.isNull, let g = cookieGuest { body["guestId"] = .string(g) }
-        let memberId = body["memberId"]?.stringValue, guestId = body["guestId"]?.stringValue
-        guard let viewer = memberId ?? guestId, !viewer.isEmpty else {
+        let memberId = body["memberId"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let guestId = body["guestId"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        guard let viewer = memberId ?? guestId else {
             throw Problem.badRequest(field: "memberId", "a view needs 'memberId' or 'guestId' (or the \(Self.guestCookie) cookie)")
         }
         guard let productId = body["productId"]?.stringValue, !productId.isEmpty else {
             throw Problem.badRequest(field: "productId", body["productId"] == nil ? "required field 'productId' is missing" : "field 'productId' must be a non-empty string")
         }
-        if let c = body["category"], !c.isNull, c.stringValue == nil { throw Problem.badRequest(field: "category", "field 'category' must be a string") }
+        try Self.optionalString(body, "category")
+        if let e = body["eventId"], e.stringValue == nil { throw Problem.badRequest(field: "eventId", "field 'eventId' must be a string") }
         let timestamp = try Self.timestamp(body)
         let event: JSONObject = [
             "eventId": .string(body["eventId"]?.stringValue ?? UUID().uuidString.lowercased()), "type": "view",
@@ -264,7 +273,7 @@ public final class ShopAPI: Sendable {
 
     /// The body's ISO-8601 `timestamp`, or now.
     static func timestamp(_ body: JSONObject) throws -> String {
-        guard let v = body["timestamp"], !v.isNull else { return EventTime.formatISO8601(Int64(Date().timeIntervalSince1970 * 1000)) }
+        guard let v = body["timestamp"] else { return EventTime.formatISO8601(Int64(Date().timeIntervalSince1970 * 1000)) }
         guard let s = v.stringValue, EventTime.parseISO8601(s) != nil else {
             throw Problem.badRequest(field: "timestamp", "field 'timestamp' must be an ISO-8601 UTC time such as 2024-12-14T10:00:00Z, got \(v.serializedString())")
         }

@@ -134,7 +134,7 @@ public final class EngineHTTPService: Service, Sendable {
 
     private func buildRouter(plan: TopologyPlan, directory: InstanceDirectory, reader: KafkaConsumer, selfURL: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
         let router = Router()
-        router.middlewares.add(ProblemMiddleware())
+        router.middlewares.add(ProblemMiddleware(openAPI: self.openAPI))
         let queries = self.queries
         let config = self.config
         let openAPI = self.openAPI.serialized()

@@ -48,7 +48,7 @@ public enum OpenAPIDocument {
           "responses": {"200": {"description": "Stores", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreList"}}}}}}},
         "/stores/{store}": {"get": {"summary": "Scan a store in key order over every instance: keys with a prefix and/or in [from, to], at most limit", "operationId": "scanStore",
           "parameters": [
-            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}},
+            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "user-purchases"},
             {"name": "prefix", "in": "query", "required": false, "schema": {"type": "string"}},
             {"name": "from", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Smallest key (inclusive)"},
             {"name": "to", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Largest key (inclusive)"},
@@ -60,8 +60,8 @@ public enum OpenAPIDocument {
             "503": {"description": "Partition counts not known yet", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}},
         "/stores/{store}/{key}": {"get": {"summary": "A key's value, from the instance holding its partition (forwarded when that is another instance)", "operationId": "getStoreKey",
           "parameters": [
-            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}},
-            {"name": "key", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}}],
+            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "user-purchases"},
+            {"name": "key", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "u-1"}],
           "responses": {
             "200": {"description": "The value", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreEntry"}}}},
             "400": {"description": "Invalid key", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},

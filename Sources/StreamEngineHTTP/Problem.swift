@@ -14,6 +14,8 @@ public struct Problem: HTTPResponseError, Sendable, CustomStringConvertible {
     public var extra: JSONObject
     /// Seconds after which a retry may succeed (`Retry-After`), for 503.
     public var retryAfter: Int?
+    /// The `Allow` header of a 405.
+    public var allow: String?
 
     public init(status: HTTPResponse.Status, type: String = "about:blank", title: String? = nil, detail: String, extra: JSONObject = [:], retryAfter: Int? = nil) {
         self.status = status
@@ -51,6 +53,7 @@ public struct Problem: HTTPResponseError, Sendable, CustomStringConvertible {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document.serialized())))
     }
 }
@@ -58,7 +61,23 @@ public struct Problem: HTTPResponseError, Sendable, CustomStringConvertible {
 /// Turns every error a route or the router throws (Hummingbird's own 404 for an
 /// unknown path or 405 included) into a problem document, and logs server errors.
 public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    /// Path templates (`/stores/{store}`) and their methods, from the OpenAPI document:
+    /// a known path asked with another method is answered 405 with `Allow`.
+    let routes: [(segments: [Substring], methods: [String])]
+
+    public init(openAPI: JSONValue = .null) {
+        routes = (openAPI["paths"]?.objectValue ?? [:]).map { path, item in
+            (path.split(separator: "/"), (item.objectValue?.keys ?? []).map { $0.uppercased() })
+        }
+    }
+
+    func allowedMethods(_ path: String) -> [String]? {
+        let parts = path.split(separator: "/")
+        let matches = routes.filter { r in
+            r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }
+        return matches.isEmpty ? nil : Array(Set(matches.flatMap(\.methods))).sorted()
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -66,6 +85,11 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let p as Problem {
             throw p
         } catch let e as any HTTPResponseError {
+            if e.status == .notFound, let allowed = allowedMethods(request.uri.path), !allowed.contains(request.method.rawValue) {
+                var p = Problem(status: .methodNotAllowed, detail: "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))")
+                p.allow = allowed.joined(separator: ", ")
+                throw p
+            }
             let detail: String
             switch e.status {
             case .notFound: detail = "no route for \(request.method) \(request.uri.path)"
