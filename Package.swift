@@ -106,13 +106,10 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies", "KafkaClient", "RedisClient"]),
         .testTarget(
             name: "StreamEngineHTTPTests",
-            dependencies: ["StreamEngineHTTP", "StreamEngine", "KafkaClient", "RedisClient"]),
-        .testTarget(
-            name: "ShopAPITests",
-            dependencies: ["ShopAPI", "StreamEngineHTTP", "StreamEngine", "Topologies", "KafkaClient", "RedisClient"]),
+            dependencies: ["StreamEngineHTTP", "StreamEngine", .product(name: "Hummingbird", package: "hummingbird")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -98,7 +98,7 @@ struct RunCommand: AsyncParsableCommand {
         let http = try httpAddress.map { address in
             try HTTPServiceSetup(
                 config: runtime.config, address: address, advertisedHost: httpOptions.advertisedHost, queries: runtime.queries,
-                admin: cluster ?? (try? KafkaAdmin(config: config.kafka, logger: logger)), redisURL: redisURL, logger: logger)
+                admin: cluster ?? (try? KafkaAdmin(config: config.kafka, logger: logger, timeout: .seconds(5))), redisURL: redisURL, logger: logger)
         }
         if let http { services.append(.init(service: http.service)) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

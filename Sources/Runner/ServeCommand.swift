@@ -54,7 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let http = try HTTPServiceSetup(
             config: config, address: address, advertisedHost: httpOptions.advertisedHost, queries: nil,
-            admin: try? KafkaAdmin(config: config.kafka, logger: logger), redisURL: redisURL, logger: logger)
+            admin: try? KafkaAdmin(config: config.kafka, logger: logger, timeout: .seconds(5)), redisURL: redisURL, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: http.service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

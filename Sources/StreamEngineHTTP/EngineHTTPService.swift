@@ -86,7 +86,7 @@ public final class EngineHTTPService: Service, Sendable {
         let reader = try KafkaConsumer(config: readerConfig, logger: logger)
         defer { reader.close() }
         let directory = try InstanceDirectory(applicationId: config.applicationId, kafkaConfig: config.kafka, logger: logger)
-        await directory.ensureTopic(admin: admin)
+        let admin = self.admin
 
         let urlStream = AsyncStream.makeStream(of: String.self)
         let router = buildRouter(plan: plan, directory: directory, reader: reader, selfURL: { [self] in self.boundURL ?? "" })
@@ -112,6 +112,8 @@ public final class EngineHTTPService: Service, Sendable {
             onStart(url)
             group.addTask {
                 try await withGracefulShutdownHandler {
+                    // Serving does not wait for Kafka: the announcements start once the topic is there.
+                    await directory.ensureTopic(admin: admin)
                     try await directory.run(advertisedURL: url) {
                         let a = queries?.assignment
                         var stores: [String: [Int32]] = [:]

@@ -133,8 +133,8 @@ public final class InstanceDirectory: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
-        // Leave: a tombstone tells the others at once.
-        _ = try? await producer.sendAndWait(ProducerRecord(topic: topic, key: Array(me.utf8), value: nil))
+        // Leave: a tombstone tells the others at once (if they ever heard of this instance).
+        if last != nil { _ = try? await producer.sendAndWait(ProducerRecord(topic: topic, key: Array(me.utf8), value: nil)) }
         await readerDone.value
         reader.close()
         await producer.close()
