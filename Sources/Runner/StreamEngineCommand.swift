@@ -17,6 +17,7 @@ struct StreamEngineCommand: AsyncParsableCommand {
             DescribeCommand.self,
             RunCommand.self,
             ServeCommand.self,
+            BenchHTTPCommand.self,
             DevBrokerCommand.self,
             StateCommand.self,
             // MARK: Commands owned by others — add them here:

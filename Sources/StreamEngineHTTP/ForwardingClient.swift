@@ -27,8 +27,14 @@ public struct ForwardingClient: Sendable {
         public var description: String
     }
 
-    /// `GET baseURL + pathAndQuery` (baseURL `http://host:port`).
+    /// `GET baseURL + pathAndQuery` (baseURL `http://host:port`), marked as forwarded.
     public func get(baseURL: String, pathAndQuery: String) async throws -> ForwardedResponse {
+        try await request(method: "GET", baseURL: baseURL, pathAndQuery: pathAndQuery, headers: [(Self.forwardedHeader, "1")])
+    }
+
+    /// Any request with an optional JSON body (the load benchmark uses it too).
+    public func request(method: String, baseURL: String, pathAndQuery: String, body: [UInt8]? = nil,
+                        headers: [(String, String)] = []) async throws -> ForwardedResponse {
         guard baseURL.hasPrefix("http://") else { throw Failure(description: "unsupported URL \(baseURL)") }
         let hostPort = baseURL.dropFirst("http://".count).split(separator: "/").first.map(String.init) ?? ""
         guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]) else {
@@ -37,7 +43,10 @@ public struct ForwardingClient: Sendable {
         let host = String(hostPort[..<colon])
         let timeout = self.timeout
         return try await withThrowingTaskGroup(of: ForwardedResponse.self) { group in
-            group.addTask { try await Self.exchange(host: host, port: port, hostHeader: hostPort, path: pathAndQuery, connectTimeout: timeout) }
+            group.addTask {
+                try await Self.exchange(method: method, host: host, port: port, hostHeader: hostPort, path: pathAndQuery, body: body,
+                                        headers: headers, connectTimeout: timeout)
+            }
             group.addTask {
                 try await Task.sleep(for: timeout)
                 throw Failure(description: "\(baseURL) did not answer within \(timeout)")
@@ -48,7 +57,8 @@ public struct ForwardingClient: Sendable {
         }
     }
 
-    private static func exchange(host: String, port: Int, hostHeader: String, path: String, connectTimeout: Duration) async throws -> ForwardedResponse {
+    private static func exchange(method: String, host: String, port: Int, hostHeader: String, path: String, body requestBody: [UInt8]?,
+                                 headers: [(String, String)], connectTimeout: Duration) async throws -> ForwardedResponse {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000))
             .connect(host: host, port: port) { channel in
@@ -58,12 +68,17 @@ public struct ForwardingClient: Sendable {
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+            var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
             head.headers.add(name: "Host", value: hostHeader)
             head.headers.add(name: "Connection", value: "close")
-            head.headers.add(name: forwardedHeader, value: "1")
             head.headers.add(name: "Accept", value: "application/json")
+            for (k, v) in headers { head.headers.add(name: k, value: v) }
+            if let requestBody {
+                head.headers.add(name: "Content-Type", value: "application/json")
+                head.headers.add(name: "Content-Length", value: String(requestBody.count))
+            }
             try await outbound.write(.head(head))
+            if let requestBody { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: requestBody)))) }
             try await outbound.write(.end(nil))
             var status = 0
             var contentType: String?
