@@ -2,6 +2,7 @@ extension ShopAPI {
     /// The OpenAPI paths and schemas of the shop routes (merged into the engine's document).
     public static let openAPI = #"""
     {
+      "x-parameter-examples": {"store": "user-purchases", "key": "u-1"},
       "info": {"title": "StreamEngine shop service", "version": "1.0.0",
                "description": "The shop's real-time features over the pipelines of topologies.yaml, and the engine's interactive queries, metrics and dashboard."},
       "paths": {

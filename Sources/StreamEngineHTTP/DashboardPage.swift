@@ -30,7 +30,7 @@ enum DashboardPage {
   .stat.dlq b.nonzero { color:#ff7b72; } .stat.lag b.nonzero { color:var(--warn); }
   .lane { display:flex; align-items:flex-start; gap:0; overflow-x:auto; padding-bottom:4px; }
   .col { display:flex; flex-direction:column; gap:6px; align-items:stretch; }
-  .node { border:1px solid var(--line); border-radius:6px; padding:4px 8px; font-size:12px; max-width:230px; background:#1e2835; white-space:normal; }
+  .node { border:1px solid var(--line); border-radius:6px; padding:4px 8px; font-size:12px; max-width:230px; background:#1e2835; white-space:normal; overflow-wrap:anywhere; }
   .node.topic { border-color:var(--topic); border-radius:14px; background:#10233f; }
   .node.store { border-color:var(--store); background:#21183a; font-size:11px; }
   .node.redis { border-color:var(--redis); background:#3a1518; }

@@ -9,11 +9,30 @@ public enum OpenAPIDocument {
         var paths = doc["paths"]?.objectValue ?? [:]
         var components = doc["components"]?.objectValue ?? [:]
         var schemas = components["schemas"]?.objectValue ?? [:]
+        var examples = JSONObject()
         for text in fragments {
             guard let f = (try? JSONValue.parse(text))?.objectValue else { continue }
             for (k, v) in f["paths"]?.objectValue ?? [:] { _ = paths.updateValue(v, forKey: k) }
+            for (k, v) in f["x-parameter-examples"]?.objectValue ?? [:] { _ = examples.updateValue(v, forKey: k) }
             for (k, v) in f["components"]?.objectValue?["schemas"]?.objectValue ?? [:] { _ = schemas.updateValue(v, forKey: k) }
             if let info = f["info"] { _ = doc.updateValue(info, forKey: "info") }
+        }
+        // `x-parameter-examples` of a fragment: example values of the engine's parameters (such as a
+        // store name that exists in the application), so that generated requests reach real data.
+        if !examples.isEmpty {
+            for (path, item) in paths {
+                guard case .object(var pathItem) = item else { continue }
+                for (method, op) in pathItem {
+                    guard case .object(var operation) = op, let params = operation["parameters"]?.arrayValue else { continue }
+                    operation["parameters"] = .array(params.map { p in
+                        guard case .object(var o) = p, let name = o["name"]?.stringValue, let e = examples[name], o["example"] == nil else { return p }
+                        o["example"] = e
+                        return .object(o)
+                    })
+                    pathItem[method] = .object(operation)
+                }
+                paths[path] = .object(pathItem)
+            }
         }
         _ = components.updateValue(.object(schemas), forKey: "schemas")
         _ = doc.updateValue(.object(paths), forKey: "paths")
@@ -48,7 +67,7 @@ public enum OpenAPIDocument {
           "responses": {"200": {"description": "Stores", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreList"}}}}}}},
         "/stores/{store}": {"get": {"summary": "Scan a store in key order over every instance: keys with a prefix and/or in [from, to], at most limit", "operationId": "scanStore",
           "parameters": [
-            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "user-purchases"},
+            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}},
             {"name": "prefix", "in": "query", "required": false, "schema": {"type": "string"}},
             {"name": "from", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Smallest key (inclusive)"},
             {"name": "to", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Largest key (inclusive)"},
@@ -60,8 +79,8 @@ public enum OpenAPIDocument {
             "503": {"description": "Partition counts not known yet", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}},
         "/stores/{store}/{key}": {"get": {"summary": "A key's value, from the instance holding its partition (forwarded when that is another instance)", "operationId": "getStoreKey",
           "parameters": [
-            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "user-purchases"},
-            {"name": "key", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}, "example": "u-1"}],
+            {"name": "store", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}},
+            {"name": "key", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}}],
           "responses": {
             "200": {"description": "The value", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreEntry"}}}},
             "400": {"description": "Invalid key", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},

@@ -149,16 +149,16 @@ extension StreamTask {
 
     func queryScan(store: String, prefix: String?, from: String?, to: String?, limit: Int) -> [LiveStoreEntry] {
         guard let s = stores[store] else { return [] }
-        var out: [LiveStoreEntry] = []
-        for key in s.sortedKeys() {
+        // Select first, then sort only the matches: a narrow range of a big store stays cheap.
+        var keys: [String] = []
+        for (key, _) in s.allEntries {
             if let prefix, !key.hasPrefix(prefix) { continue }
             if let from, key < from { continue }
-            if let to, key > to { break }
-            guard let e = s.entry(key) else { continue }
-            out.append(LiveStoreEntry(key: key, value: e.value, expiresAt: e.expiresAt))
-            if out.count >= limit { break }
+            if let to, key > to { continue }
+            keys.append(key)
         }
-        return out
+        keys.sort()
+        return keys.prefix(limit).compactMap { key in s.entry(key).map { LiveStoreEntry(key: key, value: $0.value, expiresAt: $0.expiresAt) } }
     }
 
     func queryCounts() -> [String: Int] { stores.mapValues(\.count) }
