@@ -6,7 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stream-engine", targets: ["Runner"]),
+        .executable(name: "stream-engine-bench", targets: ["Benchmarks"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
+        .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
         .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
     ],
@@ -16,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // HTTP service (issue 11). Only the configuration trait is dropped (it pulls in
         // swift-configuration, which nothing here uses).
         .package(
@@ -47,23 +50,33 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ThreadExecutors"),
+        // posix_spawn for every child process (local redis-server, the benchmark's children).
+        .target(name: "ChildProcess"),
         .target(
             name: "RedisClient",
             dependencies: [
-                "CHiredis", "ThreadExecutors", .product(name: "Logging", package: "swift-log"),
+                "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
 
-        // The generic engine.
+        // JSON values, their parser and serializer, durations and event times.
+        .target(name: "StreamValues"),
+        // The generic engine (re-exports StreamValues).
         .target(
             name: "StreamEngine",
             dependencies: [
-                "KafkaClient", "RedisClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // Read-only inspection of state stores (snapshots, changelogs) for the `state` CLI.
+        .target(
+            name: "StreamInspection",
+            dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
+        // E-commerce processors, registered by name for topologies.yaml.
+        .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // The generic HTTP service: interactive queries across instances, metrics, health,
         // OpenAPI document and the live dashboard.
         .target(
@@ -80,8 +93,6 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
-        // E-commerce processors, registered by name for topologies.yaml.
-        .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // The shop's HTTP routes over the Redis keys the pipelines write.
         .target(
             name: "ShopAPI",
@@ -91,22 +102,44 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // What the command-line tools share: exit codes, --log-level, config loading, output.
+        .target(
+            name: "CLISupport",
+            dependencies: [
+                "StreamEngine", "Topologies",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The shipped `stream-engine` command.
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "Topologies", "StreamEngineHTTP", "ShopAPI",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors",
+                "StreamEngineHTTP", "ShopAPI", "KafkaClient", "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // `stream-engine-bench`: the benchmark, outside the shipped binary.
+        .executableTarget(
+            name: "Benchmarks",
+            dependencies: [
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngineHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "Topologies", "KafkaClient", "RedisClient"]),
+        .testTarget(
+            name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "KafkaClient", "RedisClient"]),
         .testTarget(
             name: "StreamEngineHTTPTests",
             dependencies: ["StreamEngineHTTP", "StreamEngine", .product(name: "Hummingbird", package: "hummingbird")]),

@@ -1,4 +1,5 @@
 import CHiredis
+import ChildProcess
 import Foundation
 import Synchronization
 
@@ -125,7 +126,7 @@ public final class LocalRedisServer: Sendable {
     public func stop() {
         process.withLock { pid in
             guard let running = pid else { return }
-            Self.terminate(running)
+            ChildProcess.terminate(running, grace: .seconds(5))
             pid = nil
         }
     }
@@ -184,58 +185,22 @@ public final class LocalRedisServer: Sendable {
         arguments += extraArguments
         let logPath = "\(directory)/redis.log"
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        #if os(Linux)
-        // Do not leak this process's sockets (e.g. hiredis connections) into the server.
-        // (glibc >= 2.34 has posix_spawn_file_actions_addclosefrom_np, but Swift's Glibc
-        // module does not declare it, so look it up.)
-        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
-            typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
-        }
-        #endif
-
-        // The calling thread may block signals (Dispatch worker threads do) and the process
-        // may ignore some (SIGPIPE); the child must start with a clean slate, or SIGTERM
-        // would never reach it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var defaultSignals = sigset_t()
-        sigemptyset(&defaultSignals)
-        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
-            sigaddset(&defaultSignals, signal)
-        }
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let cArguments = arguments.map { strdup($0) }
-        defer { cArguments.forEach { free($0) } }
-        var argv = cArguments + [nil]
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
-        guard status == 0 else {
-            throw LocalRedisServerError(message: "cannot start \(executable): \(String(cString: strerror(status)))")
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(arguments, standardOutput: logPath, appendOutput: true)
+        } catch {
+            throw LocalRedisServerError(message: error.message)
         }
 
         let deadline = ContinuousClock.now + timeout
         while true {
-            var exitStatus: Int32 = 0
-            if waitpid(pid, &exitStatus, WNOHANG) == pid {
+            if ChildProcess.hasExited(pid) {
                 throw LocalRedisServerError(
                     message: "redis-server on port \(port) exited during startup; log:\n\(logTail(logPath))")
             }
             if answersPing(port: port) { return pid }
             if ContinuousClock.now >= deadline {
-                terminate(pid)
+                ChildProcess.terminate(pid)
                 throw LocalRedisServerError(
                     message: "redis-server on port \(port) did not answer PING within \(timeout); log:\n"
                         + logTail(logPath))
@@ -253,19 +218,6 @@ public final class LocalRedisServer: Sendable {
         else { return false }
         if case .error(let message) = reply, message.hasPrefix("LOADING") { return false }
         return true
-    }
-
-    private static func terminate(_ pid: pid_t) {
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(5)
-        var status: Int32 = 0
-        while ContinuousClock.now < deadline {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && errno == ECHILD) { return }
-            usleep(5_000)
-        }
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, &status, 0)
     }
 
     private static func logTail(_ path: String) -> String {

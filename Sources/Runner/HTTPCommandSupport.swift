@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import KafkaClient
 import Logging
 import RedisClient

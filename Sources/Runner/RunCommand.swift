@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 import KafkaClient
 import Logging
@@ -7,6 +8,7 @@ import ServiceLifecycle
 import StreamEngine
 import StreamEngineHTTP
 import Synchronization
+import ThreadExecutors
 
 /// `stream-engine run`: runs every pipeline of the configuration until
 /// SIGTERM/SIGINT, or with `--stop-at-end` until the input is consumed.

@@ -1,7 +1,10 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 import Logging
 import StreamEngine
+import StreamInspection
+import ThreadExecutors
 
 /// `stream-engine state …`: read-only inspection of state stores, from the
 /// local snapshots or from their changelog topics.

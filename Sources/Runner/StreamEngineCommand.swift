@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 
 /// `stream-engine`: validate, describe and run `topologies.yaml`, run a
@@ -17,40 +18,15 @@ struct StreamEngineCommand: AsyncParsableCommand {
             DescribeCommand.self,
             RunCommand.self,
             ServeCommand.self,
-            BenchHTTPCommand.self,
             DevBrokerCommand.self,
             StateCommand.self,
             // MARK: Commands owned by others — add them here:
-            // DemoCommand.self, GenerateCommand.self, BenchCommand.self,
-            GenerateCommand.self, DemoCommand.self, BenchCommand.self,
+            // DemoCommand.self, GenerateCommand.self,
+            GenerateCommand.self, DemoCommand.self,
         ])
 
-    /// Parses and runs a command like ArgumentParser's default entry point, with
-    /// the tool's exit codes: usage errors exit 2, and a ``CLIFailure`` prints
-    /// `stream-engine: <reason>` on stderr and exits with its code.
+    /// Parses and runs a command with the tool's exit codes (see ``CLISupport``).
     static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch let failure as CLIFailure {
-            printError("stream-engine: \(failure.message)")
-            Foundation.exit(failure.exitCode)
-        } catch {
-            let code = exitCode(for: error)
-            if code == .validationFailure {
-                // Parse errors: ArgumentParser's message and usage, but the conventional exit code 2.
-                printError(fullMessage(for: error))
-                Foundation.exit(ExitStatus.usage)
-            }
-            if code == .success || error is ExitCode || error is CleanExit {
-                exit(withError: error)
-            }
-            printError("stream-engine: \(error)")
-            Foundation.exit(ExitStatus.failure)
-        }
+        await runWithExitCodes(tool: "stream-engine")
     }
 }

@@ -36,6 +36,17 @@ public struct RecommendationsProcessor: Processor {
     let topCategories: Int
     let recentWindow: Int64
     let maxSeen: Int
+    /// Users to recompute per commit at most (see `punctuate`).
+    let recomputeBatch: Int
+
+    // Caches, rebuilt from the store after a restart (not durable state).
+    /// Users by the categories they bought in; `nil` until first needed.
+    private var usersByCategory: [String: Set<String>]?
+    /// The category table's change number last seen.
+    private var tableSequence: UInt64 = 0
+    /// Users whose recommendations wait to be recomputed, oldest first.
+    private var pending: [String] = []
+    private var pendingSet: Set<String> = []
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "recommendations"
@@ -46,7 +57,8 @@ public struct RecommendationsProcessor: Processor {
             maxItems: try p.positiveInt("max_items", default: 20, for: op),
             topCategories: try p.positiveInt("top_categories", default: 3, for: op),
             recentWindow: try p.duration("recent_window", default: "7d", for: op),
-            maxSeen: try p.positiveInt("max_seen", default: 50, for: op))
+            maxSeen: try p.positiveInt("max_seen", default: 50, for: op),
+            recomputeBatch: try p.positiveInt("recompute_batch", default: 1000, for: op))
     }
 
     public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
@@ -65,6 +77,7 @@ public struct RecommendationsProcessor: Processor {
             let category = try record.requiredString("category")
             let cents = try Cents.of(price: try record.nonNegativeNumber("price"), quantity: try record.positiveInteger("quantity"))
             spend[category] = .number(Double((spend[category]?.intValue ?? 0) + cents))
+            usersByCategory?[category, default: []].insert(record.key)
             bought[product] = true
             seen[product] = nil
         } else if bought[product] == nil {
@@ -80,6 +93,41 @@ public struct RecommendationsProcessor: Processor {
         let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
         context.forward(StreamRecord(
             key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
+    }
+
+    /// Recomputes the recommendations of the users of every category whose row
+    /// of the category table changed since the last call: a user's
+    /// recommendations do not depend on the order in which the popularity and
+    /// the recommendations pipelines ran. At most `recompute_batch` users per
+    /// commit; the rest wait for the next ones. After a restart every user is
+    /// recomputed once (the table may have changed meanwhile).
+    public mutating func punctuate(context: ProcessorContext) -> Bool {
+        let store = context.store(self.store)
+        if usersByCategory == nil {
+            var index: [String: Set<String>] = [:]
+            for user in store.sortedKeys() {
+                for category in store.get(user)?["spend"]?.objectValue?.keys ?? [] { index[category, default: []].insert(user) }
+            }
+            usersByCategory = index
+        }
+        let (changed, sequence) = context.globalChanges(table, since: tableSequence)
+        tableSequence = sequence
+        for category in changed {
+            for user in (usersByCategory?[category] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
+        }
+        let batch = pending.prefix(recomputeBatch)
+        for user in batch {
+            pendingSet.remove(user)
+            guard let state = store.get(user)?.objectValue else { continue }
+            let spend = state["spend"]?.objectValue ?? [:]
+            let bought = state["bought"]?.objectValue ?? [:]
+            let seen = state["seen"]?.objectValue ?? [:]
+            let last = state["last"]?.intValue ?? context.streamTime
+            let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
+            context.forward(StreamRecord(key: user, value: ["userId": .string(user), "recs": .object(recs)], timestamp: last))
+        }
+        pending.removeFirst(batch.count)
+        return !pending.isEmpty
     }
 
     /// Latest interaction with a seen product.

@@ -107,8 +107,8 @@ public enum ShopDemo {
             + (dlq.isEmpty ? "" : ": " + dlq.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
         let late = dlq.filter { $0.key.hasPrefix("late in") }.values.reduce(0, +)
         if late > 0 {
-            s.line("  (late: a 1-hour trending window accepts 5 minutes of disorder, but replaying \(format(hours: options.span)) of events in seconds,")
-            s.line("   the purchases partitions run hours of event time apart once repartitioned by category; live traffic stays within the grace)")
+            s.line("  (late: purchases more than the 5-minute grace older than what came before them in their own partition;")
+            s.line("   in-order input is never late: the tasks feeding the repartition topic are aligned in event time)")
         }
         try await s.categories()
         try await s.cheapest()

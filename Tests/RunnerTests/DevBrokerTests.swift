@@ -16,8 +16,8 @@ struct DevBrokerTests {
 
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: bootstrapFile) {
-            #expect(broker.isRunning, "dev-broker exited before writing its bootstrap file")
-            guard broker.isRunning, ContinuousClock.now < deadline else { return }
+            try #require(broker.isRunning, "dev-broker exited before writing its bootstrap file")
+            try #require(ContinuousClock.now < deadline, "dev-broker wrote no bootstrap file within 30 s")
             try await Task.sleep(for: .milliseconds(50))
         }
         let bootstrap = try String(contentsOfFile: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -3,7 +3,9 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
+import StreamInspection
 import Testing
+import ThreadExecutors
 
 /// Runs a count pipeline with `stream-engine run` against a Kafka cluster and
 /// Redis, then checks that every `state` command agrees — from the snapshots,

@@ -82,6 +82,14 @@ public struct StreamConfig: Sendable {
     public var defaultPartitions: Int
     /// `global_tables`: compacted topics materialised fully on every instance.
     public var globalTables: [GlobalTableSpec]
+    /// `defaults.max.task.idle.ms`: how a task with several input partitions
+    /// waits for an empty one (0, the default: while the partition is not at
+    /// its end; > 0: also that long when it is; -1: never).
+    public var maxTaskIdleMs: Int = 0
+    /// `defaults.max.drift`: how far (ms of event time) tasks that write one
+    /// repartition topic may run ahead of their slowest sibling; `nil`: the
+    /// default, 1 minute or the smallest window grace downstream of a rekey if smaller.
+    public var maxDriftMs: Int?
     /// `topologies`: the pipelines, in file order.
     public var pipelines: [PipelineSpec]
     /// The file the configuration was loaded from.
@@ -112,6 +120,19 @@ public struct StreamConfig: Sendable {
         self.globalTables = globalTables
         self.pipelines = pipelines
         self.sourceFile = sourceFile
+    }
+
+    /// The alignment bound in effect (see `maxDriftMs`).
+    public var effectiveMaxDriftMs: Int {
+        if let maxDriftMs { return maxDriftMs }
+        var drift = 60_000
+        for p in pipelines {
+            guard let r = p.rekeyIndex else { continue }
+            for step in p.steps[(r + 1)...] {
+                if case .window(let w, _) = step { drift = min(drift, w.graceMillis) }
+            }
+        }
+        return drift
     }
 
     /// The changelog topic backing a state store: `<application.id>-<store>-changelog`.
@@ -450,9 +471,13 @@ public struct WindowSpec: Sendable, Hashable {
     public var aggregator: String
     /// Free-form parameters passed to the aggregator.
     public var params: JSONObject
+    /// `close_idle_after`: when no record arrived for this long (wall clock),
+    /// event time moves on with the wall clock and due windows close; `nil`: off.
+    public var closeIdleAfterMillis: Int?
 
     /// Creates a window spec.
-    public init(type: WindowType, graceMillis: Int = 0, store: String, aggregator: String, params: JSONObject = [:]) {
+    public init(type: WindowType, graceMillis: Int = 0, store: String, aggregator: String, params: JSONObject = [:], closeIdleAfterMillis: Int? = nil) {
+        self.closeIdleAfterMillis = closeIdleAfterMillis
         self.type = type
         self.graceMillis = graceMillis
         self.store = store

@@ -48,7 +48,7 @@ public enum ConfigSuggest {
     }
 
     /// `a, b, c`.
-    static func list(_ names: [String]) -> String {
+    public static func list(_ names: [String]) -> String {
         names.joined(separator: ", ")
     }
 }

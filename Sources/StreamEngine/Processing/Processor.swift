@@ -7,6 +7,19 @@ public protocol Processor {
     /// Handles one record: read and write stores, forward zero or more records
     /// downstream, or throw a `RecordError` to dead-letter the record.
     mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError)
+
+    /// Called before every commit of the task (every `commit.interval.ms`,
+    /// whether records arrived or not): a processor may forward records that
+    /// do not answer an input record, e.g. results to recompute after a global
+    /// table changed. Records forwarded here carry no replay position. Returns
+    /// whether it has more such work pending (it is called again at the next
+    /// commit; `--stop-at-end` waits until no processor has work pending).
+    mutating func punctuate(context: ProcessorContext) -> Bool
+}
+
+extension Processor {
+    /// No periodic work.
+    public mutating func punctuate(context: ProcessorContext) -> Bool { false }
 }
 
 /// Builds a processor for one task from its YAML `params`.
@@ -45,6 +58,12 @@ public final class ProcessorContext {
     /// A value of a global table (a compacted topic materialised on every instance).
     public func globalLookup(_ table: String, _ key: String) -> JSONValue? {
         globals.lookup(table, key)
+    }
+
+    /// Keys of a global table that changed after change number `sequence`
+    /// (0 at first), and the change number to pass next time.
+    public func globalChanges(_ table: String, since sequence: UInt64) -> (keys: [String], sequence: UInt64) {
+        globals.changedKeys(table, since: sequence)
     }
 }
 

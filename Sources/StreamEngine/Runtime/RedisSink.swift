@@ -132,6 +132,17 @@ enum RedisFence {
     static func arguments(tag: CommitTag, commands: [[String]]) -> [String] {
         var args = [String(tag.offsets.count)]
         for (t, o) in tag.offsets.sorted(by: { $0.key < $1.key }) { args += [t, String(o)] }
+        return args + encoded(commands)
+    }
+
+    /// Arguments for `script` for writes of periodic work: fenced by their own
+    /// increasing sequence (field `~punctuation`), not by input offsets.
+    static func arguments(punctuation sequence: Int64, commands: [[String]]) -> [String] {
+        ["1", "~punctuation", String(sequence)] + encoded(commands)
+    }
+
+    private static func encoded(_ commands: [[String]]) -> [String] {
+        var args: [String] = []
         for c in commands {
             args.append(String(c.count))
             args += c

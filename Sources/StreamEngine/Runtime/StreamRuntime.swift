@@ -176,6 +176,8 @@ public final class StreamRuntime: Service {
         consumerConfig["group.id"] = config.applicationId
         consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
         consumerConfig["isolation.level"] = "read_committed"
+        // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
+        consumerConfig["enable.partition.eof"] = "true"
         if isEmbedded {
             // The mock coordinator waits a leaving member's whole session timeout before
             // completing the next rebalance: keep it short so that restarts take seconds.
@@ -282,7 +284,7 @@ final class PollLoop: Sendable {
         let manager = self.manager
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
-        var repartitionTargets: [TopicPartition: Int64]?
+        var endProgress = EndProgress()
         do {
             while !stopRequested() {
                 let batch = try consumer.pollBatch(maxMessages: batchSize, timeoutMs: 100)
@@ -294,10 +296,11 @@ final class PollLoop: Sendable {
                     // They were rewound to their committed offsets: what was polled before is read again.
                     if !restarted.isEmpty { messages.removeAll { restarted.contains($0.topicPartition) } }
                 }
-                if !messages.isEmpty {
+                if !messages.isEmpty || !batch.partitionEOFs.isEmpty || bridge({ await manager.hasBufferedInput }) {
                     let toProcess = messages
+                    let eofs = batch.partitionEOFs
                     liveStats(try bridge {
-                        try await manager.process(toProcess)
+                        try await manager.process(toProcess, endOfPartition: eofs)
                         return await manager.stats
                     })
                 }
@@ -312,7 +315,7 @@ final class PollLoop: Sendable {
                 }
                 if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
                     lastEndCheck = ContinuousClock.now
-                    if try reachedEnd(endTargets, &repartitionTargets) {
+                    if try reachedEnd(endTargets, &endProgress) {
                         logger.info("--stop-at-end: every input partition consumed and committed")
                         break
                     }
@@ -334,19 +337,57 @@ final class PollLoop: Sendable {
         consumer.close()
     }
 
+    /// Where `--stop-at-end` stands.
+    struct EndProgress {
+        /// End offsets of the repartition topics, once the inputs are committed.
+        var repartition: [TopicPartition: Int64]?
+        /// End offsets of the global tables' topics, once the repartition topics are committed.
+        var globalTables: [TopicPartition: Int64]?
+        /// The commit round after which the global tables had caught up.
+        var caughtUpAtRound: Int?
+    }
+
     /// Whether the group committed every input partition up to its start end
-    /// offset and then every repartition partition up to its end.
-    private func reachedEnd(_ inputs: [TopicPartition: Int64], _ repartition: inout [TopicPartition: Int64]?) throws -> Bool {
-        if repartition == nil {
+    /// offset, then every repartition partition up to its end; then whether the
+    /// global tables caught up with what the pipelines wrote to them and a
+    /// commit ran after that with no periodic work left (so processors that
+    /// recompute from global tables have seen their final contents).
+    private func reachedEnd(_ inputs: [TopicPartition: Int64], _ progress: inout EndProgress) throws -> Bool {
+        let manager = self.manager
+        if progress.repartition == nil {
             guard try committedReach(inputs) else { return false }
             // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
             let producer = self.producer
             try bridge { try await producer.flush() }
             let counts = try consumer.topicPartitionCounts()
             let partitions = plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
-            repartition = try consumer.endOffsets(partitions)
+            progress.repartition = try consumer.endOffsets(partitions)
         }
-        return try committedReach(repartition ?? [:])
+        guard try committedReach(progress.repartition ?? [:]) else { return false }
+        let tableTopics = plan.config.globalTables.map(\.topic)
+        if tableTopics.isEmpty { return true }
+        if progress.globalTables == nil {
+            let producer = self.producer
+            try bridge { try await producer.flush() }
+            let counts = try consumer.topicPartitionCounts()
+            let partitions = tableTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+            progress.globalTables = try consumer.endOffsets(partitions)
+        }
+        if progress.caughtUpAtRound == nil {
+            let targets = progress.globalTables ?? [:]
+            guard bridge({ await manager.env.globals.hasReached(targets) }) else {
+                logger.debug("--stop-at-end: waiting for the global tables to read up to \(targets)")
+                return false
+            }
+            progress.caughtUpAtRound = bridge { await manager.commitRounds }
+        }
+        let round = progress.caughtUpAtRound ?? 0
+        return bridge {
+            let rounds = await manager.commitRounds
+            let pendingWork = await manager.hasPendingWork
+            let uncommitted = await manager.hasUncommittedWork
+            return rounds > round + 1 && !pendingWork && !uncommitted
+        }
     }
 
     private func committedReach(_ targets: [TopicPartition: Int64]) throws -> Bool {

@@ -28,6 +28,9 @@ struct TaskCommit: Sendable {
     /// Next offsets to read per input partition.
     let offsets: [TopicPartitionOffset]
     let redisCommands: [[String]]
+    /// Redis writes of periodic work (`Processor.punctuate`), applied after
+    /// `redisCommands` under a fence of their own: a wall-clock sequence.
+    var punctuationCommands: [[String]] = []
 }
 
 /// A record that failed with `on_error: fail`.
@@ -61,6 +64,19 @@ actor StreamTask {
     private var emitIndex = 0
     private var currentOrigin: RecordOrigin?
     private var lastSnapshot = ContinuousClock.now
+    /// Buffered input, processed in event-time order.
+    private var input: PartitionGroup
+    /// The input message being processed.
+    private var currentMessage: KafkaMessage?
+    /// Indices of `aggregate` steps whose results only feed filter/select and
+    /// materialising Redis writes: their results are computed once per changed
+    /// key at the commit (as Kafka Streams' record cache does), not per record.
+    private var deferredAggregates: Set<Int> = []
+    /// Per deferred step: keys changed since the last commit, in first-change
+    /// order, with the event time and message of the last record of each.
+    private var dirtyKeys: [Int: (order: [String], last: [String: (timestamp: Int64, message: KafkaMessage)])] = [:]
+    /// When the last record was processed (wall clock), for `close_idle_after`.
+    private var lastRecordAt = ContinuousClock.now
     private let processedCounter: Counter
     private let dlqCounter: Counter
     private let lateCounter: Counter
@@ -92,12 +108,16 @@ actor StreamTask {
         var stores: [String: KeyValueStore] = [:]
         for name in sub.stores { stores[name] = KeyValueStore(name: name, partition: partition) }
         self.stores = stores
+        self.input = PartitionGroup(topics: sub.sourceTopics)
         let dims = [("pipeline", sub.pipeline.name)]
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
         lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
         outCounter = Counter(label: "stream_engine_records_out", dimensions: dims)
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
+        for (i, step) in steps.enumerated() {
+            if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
+        }
     }
 
     private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
@@ -151,42 +171,103 @@ actor StreamTask {
 
     // MARK: Processing
 
-    /// Processes messages of this task's partition, in order; returns how many went to the dead-letter topic.
-    @discardableResult
-    func process(_ messages: [KafkaMessage]) throws -> Int {
-        let dlqBefore = recordsDeadLettered
+    /// Buffers messages of this task's partitions (decoded now, processed by
+    /// `drain` in event-time order); returns the input status for the scheduler.
+    func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
         for m in messages {
-            processed[m.topic] = m.offset
+            guard let i = input.index(of: m.topic) else { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
-            currentOrigin = origin
-            emitIndex = 0
-            recordsProcessed += 1
-            do throws(RecordError) {
-                guard let record = try decode(m, origin: origin) else { continue }
-                if record.timestamp > streamTime { streamTime = record.timestamp }
-                try run(record, from: 0)
-                try closeWindows()
-            } catch {
-                try deadLetter(m, error)
-            }
+            let decoded: Result<StreamRecord, RecordError>
+            do throws(RecordError) { decoded = .success(try decode(m, origin: origin)) } catch { decoded = .failure(error) }
+            input.append(m, topicIndex: i, decoded: decoded)
         }
-        processedCounter.increment(by: Int64(messages.count))
-        return recordsDeadLettered - dlqBefore
+        return input.status
     }
 
-    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord? {
+    /// What one `drain` did.
+    struct DrainReport: Sendable {
+        var processed = 0
+        var deadLettered = 0
+        /// Why it stopped: `.empty`, `.starved(topic index)` or `.capped`.
+        var stoppedBecause: PartitionGroup.Next = .empty
+        var status = InputStatus()
+        /// The topic whose empty queue holds the task back, if any.
+        var starvedOn: String?
+    }
+
+    /// Processes buffered records, smallest event time first (see
+    /// `PartitionGroup`), until a queue it must wait for is empty or the next
+    /// record is beyond `cap`.
+    /// - Parameter mayRunAhead: source topics whose partition is at its end
+    ///   (or whose wait was given up): their empty queue does not hold the task back.
+    func drain(mayRunAhead: Set<String>, cap: Int64 = .max) throws -> DrainReport {
+        var report = DrainReport()
+        let dlqBefore = recordsDeadLettered
+        let topics = input.topics
+        loop: while true {
+            let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
+            switch next {
+            case .take(let i):
+                try process(input.removeFirst(i))
+                report.processed += 1
+            default:
+                report.stoppedBecause = next
+                if case .starved(let i) = next { report.starvedOn = topics[i] }
+                break loop
+            }
+        }
+        if report.processed > 0 { processedCounter.increment(by: Int64(report.processed)) }
+        report.deadLettered = recordsDeadLettered - dlqBefore
+        report.status = input.status
+        return report
+    }
+
+    /// Buffers and processes messages at once, in the order of `drain` with no
+    /// waiting (every partition treated as at its end); returns how many went to
+    /// the dead-letter topic.
+    @discardableResult
+    func process(_ messages: [KafkaMessage]) throws -> Int {
+        _ = enqueue(messages)
+        return try drain(mayRunAhead: Set(input.topics)).deadLettered
+    }
+
+    private func process(_ p: PartitionGroup.Pending) throws {
+        let m = p.message
+        currentMessage = m
+        defer { currentMessage = nil }
+        processed[m.topic] = m.offset
+        currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+        emitIndex = 0
+        recordsProcessed += 1
+        do throws(RecordError) {
+            let record = try p.decoded.get()
+            if sub.fromRepartition && isDuplicate(m) { return }
+            if record.timestamp > streamTime { streamTime = record.timestamp }
+            lastRecordAt = ContinuousClock.now
+            try run(record, from: 0)
+            try closeWindows()
+        } catch {
+            try deadLetter(m, error)
+        }
+    }
+
+    /// Whether a repartition record was already applied (a replay after a
+    /// crash upstream); records it as applied otherwise. Offsets are only
+    /// comparable within one upstream input partition: the key names its topic too.
+    private func isDuplicate(_ m: KafkaMessage) -> Bool {
+        guard let up = m.header(Headers.upstreamPartition)?.stringValue,
+              let seq = m.header(Headers.upstreamSequence)?.stringValue else { return false }
+        let parts = seq.split(separator: ".")
+        guard parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) else { return false }
+        if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return true }
+        dedupe[up] = (o, i)
+        stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
+        return false
+    }
+
+    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord {
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            // Offsets are only comparable within one upstream input partition: the key names its topic too.
-            if let up = m.header(Headers.upstreamPartition)?.stringValue,
-               let seq = m.header(Headers.upstreamSequence)?.stringValue {
-                let parts = seq.split(separator: ".")
-                if parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) {
-                    if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return nil }
-                    dedupe[up] = (o, i)
-                    stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
-                }
-            }
             guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
                 throw RecordError(.parse, "repartition record is not a JSON object")
             }
@@ -252,6 +333,10 @@ actor StreamTask {
             case .aggregate(let store, let aggregator, let ttl):
                 let state = try aggregator.add(store.get(record.key) ?? aggregator.initial(), record)
                 store.put(record.key, state, expiresAt: ttl.map { record.timestamp + $0 })
+                if deferredAggregates.contains(i), let m = currentMessage {
+                    markDirty(step: i, key: record.key, timestamp: record.timestamp, message: m)
+                    return
+                }
                 record.value = aggregator.result(state)
             case .window(let w):
                 try w.add(record, streamTime: streamTime)
@@ -283,10 +368,12 @@ actor StreamTask {
 
     private func positionHeaders(_ record: StreamRecord) -> [KafkaHeader] {
         defer { emitIndex += 1 }
+        // Records of periodic work have no input position to de-duplicate by.
+        guard let currentOrigin else { return [KafkaHeader(Headers.eventTime, String(record.timestamp))] }
         return [
             KafkaHeader(Headers.eventTime, String(record.timestamp)),
-            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin?.topic ?? "")/\(partition)"),
-            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin?.offset ?? -1).\(emitIndex)"),
+            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin.topic)/\(partition)"),
+            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin.offset).\(emitIndex)"),
         ]
     }
 
@@ -316,18 +403,97 @@ actor StreamTask {
             ]))
     }
 
+    // MARK: Deferred aggregate results
+
+    private func markDirty(step: Int, key: String, timestamp: Int64, message: KafkaMessage) {
+        var d = dirtyKeys[step] ?? ([], [:])
+        if d.last.updateValue((timestamp, message), forKey: key) == nil { d.order.append(key) }
+        dirtyKeys[step] = d
+    }
+
+    /// Computes the result of every key changed since the last commit once and
+    /// runs the steps after its aggregate; a failure dead-letters the key's last record.
+    private func emitDeferredResults() throws {
+        guard !dirtyKeys.isEmpty else { return }
+        let pending = dirtyKeys
+        dirtyKeys = [:]
+        for step in pending.keys.sorted() {
+            guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
+            for key in d.order {
+                guard let last = d.last[key], let state = store.get(key) else { continue }
+                let m = last.message
+                currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+                emitIndex = 0
+                let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
+                do throws(RecordError) { try run(record, from: step + 1) } catch { try deadLetter(m, error) }
+            }
+        }
+    }
+
+    // MARK: Punctuation
+
+    /// Whether a processor has periodic work pending (see `Processor.punctuate`).
+    private(set) var hasPendingWork = false
+    /// Redis writes of periodic work since the last commit.
+    private var punctuationBatch = RedisWriteBatch()
+
+    /// Runs every processor's periodic work and the steps after it, and closes
+    /// windows idle for their `close_idle_after`.
+    func punctuate() {
+        currentOrigin = nil
+        emitIndex = 0
+        var pending = false
+        // Redis writes of periodic work are fenced apart (they answer no input offsets).
+        let inputWrites = redisBatch
+        redisBatch = punctuationBatch
+        defer {
+            punctuationBatch = redisBatch
+            redisBatch = inputWrites
+        }
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .process(let box, let ctx):
+                ctx.streamTime = streamTime
+                ctx.forwarded.removeAll(keepingCapacity: true)
+                if box.processor.punctuate(context: ctx) { pending = true }
+                for r in ctx.forwarded { runPunctuated(r, from: i + 1) }
+            case .window(let w):
+                guard let idle = w.spec.closeIdleAfterMillis, streamTime != .min else { continue }
+                guard ContinuousClock.now - lastRecordAt >= .milliseconds(idle) else { continue }
+                // The stream is quiet: event time moves on to the wall clock minus close_idle_after.
+                let wall = Int64(Date().timeIntervalSince1970 * 1000) - Int64(idle)
+                guard wall > streamTime else { continue }
+                streamTime = wall
+                for r in w.closeDue(streamTime: streamTime) { runPunctuated(r, from: i + 1) }
+            default:
+                continue
+            }
+        }
+        hasPendingWork = pending
+    }
+
+    private func runPunctuated(_ record: StreamRecord, from index: Int) {
+        do throws(RecordError) {
+            try run(record, from: index)
+        } catch {
+            env.logger.warning("pipeline \(sub.pipeline.name): a record forwarded by periodic work failed and was dropped: \(error)")
+        }
+    }
+
     // MARK: Commit
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
     func prepareCommit() throws -> TaskCommit? {
+        try emitDeferredResults()
+        punctuate()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
             for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
         }
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty else { return nil }
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
@@ -336,8 +502,10 @@ actor StreamTask {
         }
         let commands = redisBatch.flattened
         redisBatch = RedisWriteBatch()
+        let punctuationCommands = punctuationBatch.flattened
+        punctuationBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands)
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands)
     }
 
     func markCommitted(_ tag: CommitTag) {
@@ -374,5 +542,21 @@ func onDedicatedThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable 
         let t = Thread { cont.resume(with: Result { try body() }) }
         t.name = name
         t.start()
+    }
+}
+
+extension StreamTask.CompiledStep {
+    /// Whether the step keeps only the latest result per key (filter, select, and
+    /// Redis writes that replace the key's value), so that intermediate results may be skipped.
+    var materialisesResults: Bool {
+        switch self {
+        case .filter, .select: return true
+        case .redis(let sink):
+            switch sink.spec.mode {
+            case .hash, .sortedSetMembers, .value, .delete: return true
+            case .sortedSetMember, .commands: return false
+            }
+        default: return false
+        }
     }
 }

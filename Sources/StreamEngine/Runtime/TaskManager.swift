@@ -40,6 +40,8 @@ actor TaskManager {
     private var crashed = false
     /// Read-only view of tasks and assignment for the HTTP service (interactive queries).
     let queries: RuntimeQueries
+    /// Event-time order of buffered input, alignment and back-pressure.
+    private var scheduler: InputScheduler
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
          stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, queries: RuntimeQueries = RuntimeQueries()) {
@@ -54,9 +56,23 @@ actor TaskManager {
         self.redis = redis
         self.admin = admin
         self.logger = env.logger
+        self.scheduler = InputScheduler(
+            maxTaskIdleMs: env.config.maxTaskIdleMs, maxDriftMs: Int64(env.config.effectiveMaxDriftMs),
+            pauseAbove: 20_000, logger: env.logger)
     }
 
     var hasUncommittedWork: Bool { uncommitted }
+    /// Completed calls of `commit()`, with or without work.
+    private(set) var commitRounds = 0
+    /// Whether a processor has periodic work pending (see `Processor.punctuate`).
+    var hasPendingWork: Bool {
+        get async {
+            for task in tasks.values where await task.hasPendingWork { return true }
+            return false
+        }
+    }
+    /// Whether some task holds input it could not process yet (waiting for another partition).
+    var hasBufferedInput: Bool { scheduler.statuses.values.contains { $0.total > 0 } }
     var stats: RuntimeStats { RuntimeStats(processed: processedTotal, deadLettered: deadLetteredTotal, commits: commits) }
 
     private func crashIfInjected(_ point: FaultInjection.Point) throws {
@@ -134,6 +150,7 @@ actor TaskManager {
             try await onDedicatedThread("seek") { try consumer.seek(list, timeoutMs: 30_000) }
             restarted = Set(seekTo.keys)
             rewind.subtract(restarted)
+            scheduler.forget(restarted, tasks: [])
         }
         publishQueries()
         return restarted
@@ -151,6 +168,7 @@ actor TaskManager {
         }
         let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
         for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
+        scheduler.forget(partitions, tasks: gone)
         for id in gone.sorted() {
             guard let task = tasks.removeValue(forKey: id) else { continue }
             try await snapshot(task)
@@ -161,22 +179,68 @@ actor TaskManager {
 
     // MARK: Processing
 
-    func process(_ messages: [KafkaMessage]) async throws {
+    /// Buffers polled messages in their tasks and processes what event-time
+    /// order allows now (see `InputScheduler`); pauses and resumes partitions
+    /// for back-pressure.
+    func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
+        scheduler.observe(messages, endOfPartition: endOfPartition)
         var perTask: [TaskID: [KafkaMessage]] = [:]
         for m in messages {
             for id in tasksByPartition[m.topicPartition] ?? [] { perTask[id, default: []].append(m) }
         }
-        if perTask.isEmpty { return }
-        uncommitted = true
-        let work = perTask.compactMap { id, msgs in tasks[id].map { ($0, msgs) } }
-        let dlq = try await withThrowingTaskGroup(of: Int.self) { group in
-            for (task, msgs) in work {
-                group.addTask { try await task.process(msgs) }
+        if !perTask.isEmpty {
+            uncommitted = true
+            let work = perTask.compactMap { id, msgs in tasks[id].map { (id, $0, msgs) } }
+            let statuses = await withTaskGroup(of: (TaskID, InputStatus).self) { group in
+                for (id, task, msgs) in work { group.addTask { (id, await task.enqueue(msgs)) } }
+                return await group.reduce(into: [(TaskID, InputStatus)]()) { $0.append($1) }
             }
-            return try await group.reduce(0, +)
+            for (id, status) in statuses { scheduler.update(id, status) }
+            processedTotal += messages.count
         }
-        deadLetteredTotal += dlq
-        processedTotal += messages.count
+        try await drainBuffered()
+    }
+
+    /// Runs drain rounds until no task can go on: every round computes the
+    /// alignment caps from the tasks' frontiers and lets each task process up to its cap.
+    private func drainBuffered() async throws {
+        var tasksBySub: [String: [TaskID]] = [:]
+        var topicsBySub: [String: [String]] = [:]
+        for (id, task) in tasks where task.sub.alignsEventTime {
+            tasksBySub[id.subTopology, default: []].append(id)
+            topicsBySub[id.subTopology] = task.sub.sourceTopics
+        }
+        while true {
+            let now = ContinuousClock.now
+            let caps = scheduler.caps(tasksBySub, topics: topicsBySub)
+            let work: [(TaskID, StreamTask, Set<String>, Int64)] = tasks.compactMap { id, task in
+                guard (scheduler.statuses[id]?.total ?? 0) > 0 else { return nil }
+                return (id, task, scheduler.mayRunAhead(id, topics: task.sub.sourceTopics, now: now), caps[id.subTopology] ?? .max)
+            }
+            if work.isEmpty { break }
+            let reports = try await withThrowingTaskGroup(of: (TaskID, StreamTask.DrainReport).self) { group in
+                for (id, task, ahead, cap) in work { group.addTask { (id, try await task.drain(mayRunAhead: ahead, cap: cap)) } }
+                return try await group.reduce(into: [(TaskID, StreamTask.DrainReport)]()) { $0.append($1) }
+            }
+            var progress = 0
+            var capped = false
+            for (id, r) in reports {
+                scheduler.update(id, r.status)
+                scheduler.noteWaiting(id, on: r.starvedOn, now: now)
+                progress += r.processed
+                deadLetteredTotal += r.deadLettered
+                if r.stoppedBecause == .capped { capped = true }
+            }
+            if progress == 0 || !capped { break }
+        }
+        let (pause, resume) = scheduler.backPressure(readers: tasksByPartition)
+        if !pause.isEmpty {
+            logger.debug("pausing \(pause.count) partitions: their buffered records wait for other partitions")
+            do { try consumer.pause(pause) } catch { logger.warning("pause \(pause): \(error)") }
+        }
+        if !resume.isEmpty {
+            do { try consumer.resume(resume) } catch { logger.warning("resume \(resume): \(error)") }
+        }
     }
 
     // MARK: Commit
@@ -190,7 +254,7 @@ actor TaskManager {
             if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
         }
         uncommitted = false
-        guard !commits.isEmpty else { return }
+        guard !commits.isEmpty else { commitRounds += 1; return }
         let clock = ContinuousClock()
         let t0 = clock.now
         try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
@@ -203,6 +267,11 @@ actor TaskManager {
                 let w0 = clock.now
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
                 redisWriteTimer.recordNanoseconds((clock.now - w0).totalNanoseconds)
+            }
+            for c in commits where !c.punctuationCommands.isEmpty {
+                let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
+                let args = RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)
+                _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
             }
         }
         let t2 = clock.now
@@ -222,6 +291,7 @@ actor TaskManager {
         }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
+        commitRounds += 1
         let t3 = clock.now
         var due: [StreamTask] = []
         for c in commits {
@@ -233,6 +303,15 @@ actor TaskManager {
         if t4 - t0 > .seconds(1) {
             logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
+    }
+
+    private var lastPunctuationFence: Int64 = 0
+
+    /// A sequence for the fence of periodic-work writes: wall-clock milliseconds, increasing.
+    private func nextPunctuationFence() -> Int64 {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        lastPunctuationFence = max(now, lastPunctuationFence + 1)
+        return lastPunctuationFence
     }
 
     private func snapshot(_ task: StreamTask) async throws {
@@ -293,6 +372,7 @@ actor TaskManager {
     /// still assigned restart from their committed offsets.
     private func dropTasksDirty(because error: KafkaError) throws {
         logger.warning("the consumer group moved on (\(error.name)): dropping \(tasks.count) tasks uncommitted; they restart from the committed offsets")
+        scheduler.forget(tasksByPartition.keys, tasks: tasks.keys)
         tasks.removeAll()
         tasksByPartition.removeAll()
         pendingAssignment = (try? consumer.assignment()) ?? []

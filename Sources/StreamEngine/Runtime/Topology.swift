@@ -16,6 +16,10 @@ public struct SubTopology: Sendable {
     /// Internal store remembering the last repartition record applied per upstream partition.
     public let dedupeStore: String?
 
+    /// Whether its tasks are aligned in event time with each other (it writes
+    /// a repartition topic that merges their partitions; see `InputScheduler`).
+    public var alignsEventTime: Bool { !fromRepartition && pipeline.rekeyIndex != nil }
+
     /// `<pipeline>` or `<pipeline>.1` for the part after a rekey.
     public var id: String { index == 0 ? pipeline.name : "\(pipeline.name).\(index)" }
 }

@@ -83,29 +83,29 @@ public struct StoreRestorer: Sendable {
         let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
         if toRead > 0 {
             logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : "")")
-            try consumer.assign([TopicPartitionOffset(tp, startOffset)])
-            var position = startOffset
+            var read: Int64 = 0
             var lastLog = ContinuousClock.now
-            var atEnd = false
-            // Stop at the partition's end (EOF): a transaction marker at the end is never delivered.
-            while position < wm.high && !atEnd {
-                let batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
-                if batch.partitionEOFs.contains(where: { $0.offset >= wm.high }) { atEnd = true }
-                for m in batch.messages {
-                    position = m.offset + 1
-                    let (key, entry, tag) = try ChangelogCodec.decode(m)
-                    if let committed, !(tag?.isCommitted(by: committed) ?? false) {
-                        skipped += 1
-                        continue
-                    }
-                    store.restore(key, entry)
-                    applied += 1
-                }
-                restored.increment(by: Int64(batch.messages.count))
-                if ContinuousClock.now - lastLog > .seconds(2) {
-                    lastLog = ContinuousClock.now
-                    logger.info("restoring \(store.name)[\(store.partition)]: \(position - startOffset) / \(toRead)")
-                }
+            do {
+                try ChangelogReplay.run(
+                    consumer: consumer, topic: changelogTopic, ranges: [store.partition: startOffset..<wm.high],
+                    afterPoll: { count in
+                        read += Int64(count)
+                        restored.increment(by: Int64(count))
+                        if ContinuousClock.now - lastLog > .seconds(2) {
+                            lastLog = ContinuousClock.now
+                            logger.info("restoring \(store.name)[\(store.partition)]: \(read) / \(toRead)")
+                        }
+                    },
+                    apply: { record in
+                        if let committed, !(record.tag?.isCommitted(by: committed) ?? false) {
+                            skipped += 1
+                            return
+                        }
+                        store.restore(record.key, record.entry)
+                        applied += 1
+                    })
+            } catch {
+                throw error.underlying
             }
         }
         let report = RestoreReport(

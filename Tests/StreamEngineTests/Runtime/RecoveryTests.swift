@@ -71,13 +71,13 @@ struct RecoveryTests {
         #expect(finalPerUser == totals)
     }
 
-    @Test("exactly_once: crash after Redis was written but before offsets were committed; the rerun ends exact")
-    func exactlyOnceCrashAfterRedisWrite() async throws {
+    @Test("exactly_once configured on the embedded cluster (no Kafka transactions there: the non-transactional commit path with changelog offset tags and the Redis fence): crash after Redis was written but before offsets were committed; the rerun ends exact")
+    func exactlyOnceConfigOnEmbeddedClusterCrashAfterRedisWrite() async throws {
         try await crashThenRecover(guarantee: "exactly_once", point: .afterRedisWrite)
     }
 
-    @Test("exactly_once: crash after changelog and outputs were flushed, before Redis; the rerun ends exact")
-    func exactlyOnceCrashAfterFlush() async throws {
+    @Test("exactly_once configured on the embedded cluster (no Kafka transactions there: the non-transactional commit path with changelog offset tags and the Redis fence): crash after changelog and outputs were flushed, before Redis; the rerun ends exact")
+    func exactlyOnceConfigOnEmbeddedClusterCrashAfterFlush() async throws {
         try await crashThenRecover(guarantee: "exactly_once", point: .afterKafkaFlush)
     }
 

@@ -1,0 +1,330 @@
+import CLISupport
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import StreamEngine
+import Topologies
+
+/// `stream-engine-bench`: throughput against raw consume and Quix Streams,
+/// latency, restore and memory, on one embedded cluster and one redis-server;
+/// writes BENCHMARKS.md.
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream-engine-bench",
+        abstract: "Benchmark the engine against raw consume and Quix Streams; latency, restore, memory. Writes BENCHMARKS.md.",
+        discussion: """
+            Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once and \
+            measures, each over --runs runs (min / median / max): raw consume through the project's bindings (one-message \
+            poll and pollBatch), the engine's per-user purchase aggregation end to end (at_least_once and exactly_once, \
+            --stop-at-end semantics, a fresh application.id per run), the full topologies file on the generator's mix, and \
+            with --peers Quix Streams doing the same aggregation (installed into .venv-bench by this command). Then latency \
+            at 200, 2,000 and 20,000 events/s, restore of a store of --restore-keys keys from snapshot + changelog tail and \
+            from the changelog alone, and the engine's peak RSS per million keys. Every count is verified (records consumed, \
+            per-user totals in Redis against what was produced). With at least 2 cores, the broker and Redis are pinned to \
+            CPU 0 and the clients (consumers, engine, Quix) to CPU 1; --no-pin turns that off. Run it from the repository \
+            root on a release build (swift build -c release). BENCH_LATENCY_DUMP=PREFIX writes every latency sample \
+            (send time, latency in ms) to PREFIX-<rate>.txt.
+            """)
+
+    enum Phase: String, ExpressibleByArgument, CaseIterable, Sendable {
+        case raw, engine, full, peers, latency, restore
+    }
+
+    @Option(help: "Purchase events loaded for the throughput runs (default 1,000,000; 50,000 with --quick).")
+    var events: Int?
+
+    @Option(help: "Runs of each throughput and restore measurement.")
+    var runs = 3
+
+    @Flag(help: "Also run Quix Streams (PyPI quixstreams, installed into --venv) on the same data and broker.")
+    var peers = false
+
+    @Option(help: "Where the report goes.")
+    var out = "BENCHMARKS.md"
+
+    @Flag(help: "A short run: 50,000 events, 100,000 restore keys, 5 s per latency rate (unless given).")
+    var quick = false
+
+    @Option(help: "Seconds of sending per latency rate (default 30; 5 with --quick).")
+    var latencySeconds: Double?
+
+    @Option(help: "Keys of the restore and memory store (default 1,000,000; 100,000 with --quick).")
+    var restoreKeys: Int?
+
+    @Option(help: "Distinct users of the purchase events.")
+    var users = 10_000
+
+    @Option(help: "Generated events for the full topologies run (default: --events).")
+    var fullEvents: Int?
+
+    @Option(help: "The topologies file of the full run.")
+    var topologies = "topologies.yaml"
+
+    @Option(help: "commit.interval.ms of the engine (and Quix's commit_interval) in the throughput runs.")
+    var commitIntervalMs = 1000
+
+    @Option(parsing: .upToNextOption, help: "Phases to leave out: raw, engine, full, peers, latency, restore.")
+    var skip: [Phase] = []
+
+    @Flag(inversion: .prefixedNo, help: "Pin the broker and Redis to CPU 0 and the clients to CPU 1 (needs 2 cores).")
+    var pin = true
+
+    @Option(help: "The Quix Streams virtual environment.")
+    var venv = ".venv-bench"
+
+    @Option(help: "The Quix Streams peer script.")
+    var peerScript = "Benchmarks/peers/quix_user_totals.py"
+
+    @Option(help: "Also replace the `## Benchmarks` section of this README with the headline figures.")
+    var readme: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    @OptionGroup var http: HTTPBenchOptions
+
+    static let producerSettings = ["linger.ms": "5", "batch.num.messages": "10000", "compression.type": "zstd", "enable.idempotence": "true"]
+    static let pollBatchSize = RuntimeOptions().pollBatchSize
+    /// Passes of each raw consume per run; the fastest counts.
+    static let rawPasses = 3
+
+    /// Parses and runs the benchmark with the tools' exit codes (see ``CLISupport``).
+    static func main() async {
+        await runWithExitCodes(tool: "stream-engine-bench")
+    }
+
+    func validate() throws {
+        if let events, events < 1000 { throw ValidationError("--events must be at least 1,000") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        if let restoreKeys, restoreKeys < 1000 { throw ValidationError("--restore-keys must be at least 1,000") }
+        if let latencySeconds, !(latencySeconds > 0) { throw ValidationError("--latency-seconds must be positive") }
+        guard users >= 1 else { throw ValidationError("--users must be at least 1") }
+        guard commitIntervalMs >= 1 else { throw ValidationError("--commit-interval-ms must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(defaultLevel: .warning)
+        if http.enabled { return try await http.run(config: topologies, out: out) }
+        let n = events ?? (quick ? 50_000 : 1_000_000)
+        let restoreN = restoreKeys ?? (quick ? 100_000 : 1_000_000)
+        let latencyT = latencySeconds ?? (quick ? 5 : 30)
+        let fullN = fullEvents ?? n
+        let skipped = Set(skip)
+        let machine = MachineInfo.current()
+        let pinning = pin && machine.cores >= 2
+        let serverCPU: Int? = pinning ? 0 : nil
+        let clientCPU: Int? = pinning ? 1 : nil
+        let progress: @Sendable (String) -> Void = { printError("bench: \($0)") }
+        let workDir = FileManager.default.temporaryDirectory.appendingPathComponent("stream-engine-bench-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: workDir) }
+
+        var report = BenchReport(
+            date: Date(), commandLine: (["stream-engine-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "), machine: machine,
+            events: n, users: users, runs: runs, fullEvents: skipped.contains(.full) ? nil : fullN, commitIntervalMs: commitIntervalMs,
+            producerSettings: Self.producerSettings, pollBatchSize: Self.pollBatchSize, pinning: "off", gitCommit: commandFirstLine(["git", "rev-parse", "--short", "HEAD"]))
+
+        report.loadAtStart = loadAverage()
+        // Servers on CPU 0 (threads and processes started from a pinned thread inherit its CPU), clients on CPU 1.
+        if let clientCPU, !CPUPinning.pinAllThreads(cpu: clientCPU) { progress("warning: could not pin this process's threads to CPU \(clientCPU)") }
+        progress("starting the embedded Kafka cluster (3 brokers) and redis-server")
+        let (cluster, redisServer) = try await CPUPinning.onPinnedThread(cpu: serverCPU) {
+            (try EmbeddedKafkaCluster(brokers: 3, logger: logger), try LocalRedisServer())
+        }
+        defer { redisServer.stop() }
+        let redis = RedisConnection(url: redisServer.url, logger: logger)
+        let redisPid = Int32(try await redis.command(["INFO", "server"]).string?.split(separator: "\r\n")
+            .first { $0.hasPrefix("process_id:") }?.dropFirst("process_id:".count) ?? "") ?? 0
+        if pinning {
+            report.pinning = "on: the mock brokers' thread and `redis-server` (pid \(redisPid), Cpus_allowed_list \(CPUPinning.allowedList(pid: redisPid))) on CPU 0; "
+                + "this process's other threads (consumers, engine, producer, Redis poller) on CPU 1 (`sched_setaffinity`), "
+                + "child processes (engine processes, Quix Streams) started with `taskset -c 1`"
+        } else {
+            report.pinning = pin ? "off (fewer than 2 cores)" : "off (--no-pin)"
+        }
+        let redisVersion = try await redis.command(["INFO", "server"]).string?.split(separator: "\r\n")
+            .first { $0.hasPrefix("redis_version:") }.map { String($0.dropFirst("redis_version:".count)) } ?? "?"
+        report.versions = [
+            ("librdkafka", "\(librdkafkaVersion) (the project's bindings and the mock cluster)"),
+            ("redis-server", redisVersion),
+            ("Swift", commandFirstLine(["swift", "--version"]) ?? "6 (swift not on PATH at run time)"),
+        ]
+
+        var peer: QuixPeer?
+        if peers && !skipped.contains(.peers) {
+            let requirements = (peerScript as NSString).deletingLastPathComponent + "/requirements.txt"
+            peer = try await QuixPeer.setUp(venv: venv, requirements: requirements, script: peerScript, progress: progress)
+            report.quixPeer = peer
+            report.versions.append(("Quix Streams", "\(peer!.quixstreams) (confluent-kafka \(peer!.confluentKafka), librdkafka \(peer!.librdkafka), Python \(peer!.python))"))
+        } else {
+            report.skipped.append("Quix Streams (run with `--peers`)")
+        }
+
+        // The purchase events, loaded once.
+        let topic = "bench-purchases"
+        try cluster.createTopic(topic, partitions: 4, replicationFactor: 3)
+        let producerConfig = cluster.clientConfig.merging(Self.producerSettings) { $1 }
+        let workload = PurchaseWorkload(userPrefix: "u-", users: users, seed: 42)
+        progress("loading \(BenchFormat.int(n)) purchase events into \(topic)")
+        let loadStart = ContinuousClock.now
+        let loader = try KafkaProducer(config: producerConfig, logger: logger)
+        let expected = try await workload.produce(count: n, to: topic, producer: loader) { progress("  \(BenchFormat.int($0)) sent") }
+        await loader.close()
+        report.checks.append(try await verifyTopicCount(cluster, topic: topic, expected: n)
+            + " (loaded in \(BenchFormat.seconds((ContinuousClock.now - loadStart).seconds)))")
+
+        // The generator's mix for the full topologies run, loaded once.
+        var fullConfig: StreamConfig?
+        let shopRegistry = makeRegistry()
+        if !skipped.contains(.full) {
+            fullConfig = try loadConfig(topologies, registry: shopRegistry)
+            for t in fullConfig!.inputTopics { try cluster.createTopic(t, partitions: 4, replicationFactor: 3) }
+            progress("loading \(BenchFormat.int(fullN)) generated shop events (seed 42) for the full \(topologies) run")
+            let p = try KafkaProducer(config: producerConfig, logger: logger)
+            let generated = EventGenerator.generate(GeneratorOptions(events: fullN, seed: 42)).records
+            try await EventGenerator.produce(generated, with: p)
+            await p.close()
+            let malformed = generated.count { $0.malformed }
+            let perTopic = Dictionary(grouping: generated, by: \.topic).mapValues(\.count)
+            for (t, c) in perTopic.sorted(by: { $0.key < $1.key }) { _ = try await verifyTopicCount(cluster, topic: t, expected: c) }
+            report.checks.append("full run input: " + perTopic.sorted { $0.key < $1.key }.map { "\($0.key) \(BenchFormat.int($0.value))" }.joined(separator: ", ")
+                + " (\(BenchFormat.int(malformed)) malformed on purpose), every topic complete from offset 0")
+        } else {
+            report.skipped.append("the full topologies.yaml run (`--skip full`)")
+        }
+
+        let registry = makeRegistry()
+        let stateRoot = "\(workDir)/state"
+        var engineChecks: [String] = []
+        var quixChecks: [String] = []
+        var fullChecks: [String] = []
+        for run in 1...runs {
+            progress("run \(run)/\(runs)")
+            if !skipped.contains(.raw) {
+                // The limit is the fastest of a few passes: other load on the machine only ever slows a pass down.
+                for batch in [false, true] {
+                    var passes: [RawConsumeRun] = []
+                    for _ in 0..<Self.rawPasses {
+                        passes.append(try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: batch, batchSize: Self.pollBatchSize, logger: logger))
+                    }
+                    let best = passes.max { $0.rate < $1.rate }!
+                    if batch { report.rawBatch.append(best) } else { report.rawPoll.append(best) }
+                    progress("  raw \(batch ? "pollBatch" : "poll"): \(BenchFormat.rate(best.rate)) records/s, the best of "
+                        + passes.map { BenchFormat.rate($0.rate) }.joined(separator: ", "))
+                }
+            }
+            var engineTotals: [UserTotals?]?
+            if !skipped.contains(.engine) {
+                for guarantee in ["at_least_once", "exactly_once"] {
+                    let tag = "r\(run)-\(guarantee == "at_least_once" ? "alos" : "eos")"
+                    let appId = "bench-\(tag)-\(UUID().uuidString.prefix(6).lowercased())"
+                    let config = try benchConfig(
+                        BenchPipeline.yaml(appId: appId, topic: topic, guarantee: guarantee, commitIntervalMs: commitIntervalMs, redisPrefix: appId),
+                        name: "bench-\(tag).yaml", registry: registry)
+                    let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: redisServer.url,
+                                                     stateDir: "\(stateRoot)/\(tag)", input: n, logger: logger)
+                    progress("  engine \(guarantee): \(BenchFormat.rate(r.rate)) records/s (\(BenchFormat.seconds(r.seconds)); "
+                        + "after the first batch \(BenchFormat.rate(r.steadyRate))/s), \(r.commits) commits")
+                    guard r.processed == n, r.deadLettered == 0 else {
+                        throw CLIFailure("engine \(guarantee) run \(run): processed \(r.processed) records (expected \(n)), \(r.deadLettered) dead-lettered")
+                    }
+                    let got = try await RedisTotals.readEngine(redis, prefix: appId, workload: workload)
+                    let check = TotalsCheck(got, expected, name: workload.user)
+                    guard check.ok else { throw CLIFailure("engine \(guarantee) run \(run): Redis totals differ from the input: \(check)") }
+                    let changelog = "\(appId)-\(BenchPipeline.store)-changelog"
+                    let truncated = try await cluster.truncatedPartitions(topic: changelog)
+                    guard truncated.isEmpty, cluster.hasLiftedLimits(changelog) else {
+                        throw CLIFailure("engine \(guarantee) run \(run): changelog \(changelog) lost records: \(truncated)")
+                    }
+                    let (records, offsets) = try await recordsAndOffsets(cluster: cluster, topic: changelog, logger: logger)
+                    let markers = offsets > records
+                        ? "\(BenchFormat.int(offsets - records)) offsets taken by transaction markers (transactional producer)"
+                        : "no transaction markers (no transactional producer)"
+                    engineChecks.append("\(guarantee) run \(run): \(BenchFormat.int(r.processed)) processed, 0 dead-lettered, Redis \(check); "
+                        + "changelog complete from offset 0, \(BenchFormat.int(records)) records over \(BenchFormat.int(offsets)) offsets: \(markers)")
+                    if guarantee == "at_least_once" { report.engineALOS.append(r); engineTotals = got } else { report.engineEOS.append(r) }
+                }
+            }
+            if let peer {
+                let group = "quix-r\(run)-\(UUID().uuidString.prefix(6).lowercased())"
+                let q = try await peer.run(
+                    cluster: cluster, topic: topic, group: group, count: n, redisPort: redisServer.port, prefix: group, workDir: workDir,
+                    commitIntervalMs: commitIntervalMs, cpu: clientCPU)
+                progress("  Quix Streams: \(BenchFormat.rate(q.rate)) records/s (\(BenchFormat.seconds(q.seconds)); after the first record \(BenchFormat.rate(q.steadyRate))/s)")
+                guard q.processed == n else { throw CLIFailure("Quix Streams run \(run): processed \(q.processed) records, expected \(n)") }
+                let got = try await RedisTotals.readQuix(redis, prefix: group, workload: workload)
+                let check = TotalsCheck(got, expected, name: workload.user)
+                guard check.ok else { throw CLIFailure("Quix Streams run \(run): Redis totals differ from the input: \(check)") }
+                var same = "not compared (engine skipped)"
+                if let engineTotals {
+                    let differing = zip(engineTotals, got).filter { $0 != $1 }.count
+                    guard differing == 0 else { throw CLIFailure("run \(run): engine and Quix Streams disagree on \(differing) users") }
+                    same = "identical to the engine's for every user"
+                }
+                var lost: [String] = []
+                for c in q.changelogs where try await !cluster.truncatedPartitions(topic: c).isEmpty { lost.append(c) }
+                guard lost.isEmpty else { throw CLIFailure("Quix Streams run \(run): changelog \(lost) lost records on the mock") }
+                quixChecks.append("Quix run \(run): \(BenchFormat.int(q.processed)) processed, Redis \(check), \(same); changelog \(q.changelogs.joined(separator: ", ")) complete")
+                report.quix.append(q)
+            }
+            _ = try await redis.command(["FLUSHDB"])
+            if let base = fullConfig {
+                var config = base
+                config.applicationId = "shop-bench-r\(run)-\(UUID().uuidString.prefix(6).lowercased())"
+                let r = try await runEngineToEnd(config, registry: shopRegistry, cluster: cluster, redisURL: redisServer.url,
+                                                 stateDir: "\(stateRoot)/full-\(run)", input: fullN, logger: logger)
+                progress("  full \(topologies): \(BenchFormat.rate(r.rate)) input events/s (\(BenchFormat.seconds(r.seconds))), "
+                    + "\(BenchFormat.int(r.processed)) records processed, \(BenchFormat.int(r.deadLettered)) dead-lettered")
+                guard r.processed >= fullN else { throw CLIFailure("full run \(run): processed \(r.processed) records, fewer than the \(fullN) input events") }
+                fullChecks.append("full run \(run): \(BenchFormat.int(r.processed)) records processed (input \(BenchFormat.int(fullN)) + repartitioned), \(BenchFormat.int(r.deadLettered)) dead-lettered (malformed, late or stale records; one per pipeline that rejects them)")
+                report.full.append(r)
+                _ = try await redis.command(["FLUSHDB"])
+            }
+            try? FileManager.default.removeItem(atPath: stateRoot)
+        }
+        report.checks += engineChecks + quixChecks + fullChecks
+        if !skipped.contains(.raw) { report.checks.append("raw consume: every run read exactly \(BenchFormat.int(n)) records") }
+        if skipped.contains(.raw) { report.skipped.append("raw consume (`--skip raw`)") }
+        if skipped.contains(.engine) { report.skipped.append("the engine's per-user aggregation (`--skip engine`)") }
+
+        if !skipped.contains(.latency) {
+            report.latencySeconds = latencyT
+            for rate in [200, 2000, 20000] {
+                progress("latency at \(BenchFormat.int(rate)) events/s for \(BenchFormat.seconds(latencyT))")
+                let l = try await measureLatency(rate: rate, seconds: latencyT, cluster: cluster, redisURL: redisServer.url,
+                                                 stateDir: "\(workDir)/latency-\(rate)", logger: logger)
+                progress("  broker ack p50 \(BenchFormat.millis(l.ackP50)) ms, p99 \(BenchFormat.millis(l.ackP99)) ms; Redis p50 \(BenchFormat.millis(l.p50)) ms, p99 \(BenchFormat.millis(l.p99)) ms, max \(BenchFormat.millis(l.max)) ms; "
+                    + "p50 \(BenchFormat.millis(l.p50FirstThird)) → \(BenchFormat.millis(l.p50LastThird)) ms; drained \(BenchFormat.seconds(l.drainSeconds)) after the last send")
+                report.latency.append(l)
+                report.checks.append("latency \(BenchFormat.int(rate))/s: all \(BenchFormat.int(l.sent)) events sent became visible in Redis")
+                _ = try await redis.command(["FLUSHDB"])
+            }
+        } else {
+            report.skipped.append("latency (`--skip latency`)")
+        }
+
+        if !skipped.contains(.restore) {
+            let r = try await RestoreBench(
+                cluster: cluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: producerConfig, clientCPU: clientCPU,
+                logger: logger, progress: progress
+            ).run()
+            report.restore = r
+            report.checks += r.checks
+        } else {
+            report.skipped.append("restore and memory (`--skip restore`)")
+        }
+        await redis.close()
+
+        report.loadAtEnd = loadAverage()
+        try report.markdown.write(toFile: out, atomically: true, encoding: .utf8)
+        progress("wrote \(out)")
+        if let readme {
+            try replaceReadmeSection(path: readme, section: report.readmeSection(outPath: out))
+            progress("updated the ## Benchmarks section of \(readme)")
+        }
+        printLine(report.readmeSection(outPath: out))
+        withExtendedLifetime(cluster) {}
+    }
+}

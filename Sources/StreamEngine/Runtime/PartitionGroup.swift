@@ -1,0 +1,135 @@
+import KafkaClient
+
+/// The buffered input of one task: one FIFO queue per source topic (the task
+/// reads one partition of each), and the rule that decides which record the
+/// task processes next (Kafka Streams' partition group, KIP-353/KIP-695).
+///
+/// - The record with the smallest event time among the queue heads goes
+///   first; ties go to the topic listed first in the pipeline's `source.topics`
+///   (then offset order within the topic). So a source of several topics under
+///   one key gets the result it would get from one topic in timestamp order.
+/// - While a queue is empty but its partition is not at its end (the broker
+///   still holds records the consumer has not fetched), the task waits rather
+///   than run ahead, unless the wait was given up (`max.task.idle.ms`).
+/// - An alignment cap (see `InputScheduler`) can hold back records whose
+///   event time runs ahead of the task's siblings.
+struct PartitionGroup {
+    /// One buffered input record, decoded when it arrived.
+    struct Pending {
+        let message: KafkaMessage
+        /// Event time used for ordering: the record's own, or for a record that
+        /// failed to decode the last event time of its queue (it keeps its place).
+        let timestamp: Int64
+        let decoded: Result<StreamRecord, RecordError>
+    }
+
+    /// Source topics in declaration order (the tie-break order).
+    let topics: [String]
+    private var queues: [[Pending]]
+    private var heads: [Int]
+    /// Event time of the last record enqueued per queue.
+    private var lastEnqueued: [Int64]
+    /// Event time of the last record processed per queue (partition time).
+    private(set) var partitionTimes: [Int64]
+
+    init(topics: [String]) {
+        self.topics = topics
+        queues = Array(repeating: [], count: topics.count)
+        heads = Array(repeating: 0, count: topics.count)
+        lastEnqueued = Array(repeating: .min, count: topics.count)
+        partitionTimes = Array(repeating: .min, count: topics.count)
+    }
+
+    func index(of topic: String) -> Int? { topics.firstIndex(of: topic) }
+
+    /// Records buffered in queue `i`.
+    func count(_ i: Int) -> Int { queues[i].count - heads[i] }
+
+    /// Records buffered in every queue.
+    var total: Int { (0..<topics.count).reduce(0) { $0 + count($1) } }
+
+    /// The event time of the head of queue `i`, `nil` when it is empty.
+    func headTimestamp(_ i: Int) -> Int64? { count(i) > 0 ? queues[i][heads[i]].timestamp : nil }
+
+    /// Appends a decoded record (or a decode failure) to its topic's queue.
+    mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>) {
+        let ts: Int64
+        switch decoded {
+        case .success(let r): ts = r.timestamp
+        case .failure: ts = lastEnqueued[i] == .min ? (message.timestamp ?? .min) : lastEnqueued[i]
+        }
+        if ts > lastEnqueued[i] { lastEnqueued[i] = ts }
+        queues[i].append(Pending(message: message, timestamp: ts, decoded: decoded))
+    }
+
+    /// What the task may do next.
+    enum Next: Equatable {
+        /// Take the head of this queue.
+        case take(Int)
+        /// Queue `i` is empty while its partition has more records on the broker.
+        case starved(Int)
+        /// The smallest head is beyond the alignment cap.
+        case capped
+        /// Nothing buffered.
+        case empty
+    }
+
+    /// Chooses the next record.
+    /// - Parameters:
+    ///   - mayRunAhead: whether queue `i` may be empty without waiting for it
+    ///     (its partition is at its end, or the wait was given up).
+    ///   - cap: largest event time that may be processed now.
+    func next(mayRunAhead: (Int) -> Bool, cap: Int64) -> Next {
+        var best: Int?
+        var bestTs = Int64.max
+        var starved: Int?
+        for i in 0..<topics.count {
+            if let ts = headTimestamp(i) {
+                if best == nil || ts < bestTs { best = i; bestTs = ts }
+            } else if starved == nil, !mayRunAhead(i) {
+                starved = i
+            }
+        }
+        guard let best else { return .empty }
+        if let starved { return .starved(starved) }
+        return bestTs > cap ? .capped : .take(best)
+    }
+
+    /// Removes and returns the head of queue `i`, advancing its partition time.
+    mutating func removeFirst(_ i: Int) -> Pending {
+        let p = queues[i][heads[i]]
+        heads[i] += 1
+        if heads[i] == queues[i].count {
+            queues[i].removeAll(keepingCapacity: true)
+            heads[i] = 0
+        } else if heads[i] >= 1024 && heads[i] * 2 >= queues[i].count {
+            queues[i].removeFirst(heads[i])
+            heads[i] = 0
+        }
+        if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
+        return p
+    }
+
+    /// The state a scheduler needs to align this task with its siblings.
+    var status: InputStatus {
+        var s = InputStatus()
+        for (i, t) in topics.enumerated() {
+            s.buffered[t] = count(i)
+            if let h = headTimestamp(i) { s.heads[t] = h }
+            s.partitionTimes[t] = partitionTimes[i]
+        }
+        return s
+    }
+}
+
+/// A task's buffered input as the scheduler sees it, per source topic.
+struct InputStatus: Sendable, Equatable {
+    /// Records buffered.
+    var buffered: [String: Int] = [:]
+    /// Event time of the next record, for non-empty queues.
+    var heads: [String: Int64] = [:]
+    /// Event time of the last record processed (`Int64.min` before the first).
+    var partitionTimes: [String: Int64] = [:]
+
+    var total: Int { buffered.values.reduce(0, +) }
+}

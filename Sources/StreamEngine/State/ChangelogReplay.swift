@@ -1,0 +1,97 @@
+import KafkaClient
+
+/// One decoded changelog record.
+public struct ChangelogRecord: Sendable {
+    /// Where it was read.
+    public var partition: Int32
+    public var offset: Int64
+    /// The store key, its entry (nil: a tombstone) and the commit it belongs to.
+    public var key: String
+    public var entry: StoreEntry?
+    public var tag: CommitTag?
+}
+
+/// Why a replay stopped early.
+public enum ChangelogReplayError: Error, CustomStringConvertible {
+    /// Polling Kafka failed.
+    case poll(any Error)
+    /// A record is not a store record (``ChangelogCodec``).
+    case decode(partition: Int32, offset: Int64, any Error)
+    /// Nothing was received for `after` while these partitions had records left.
+    case stalled(partitions: [Int32], after: Duration)
+
+    /// The error a caller that does not add context rethrows.
+    public var underlying: any Error {
+        switch self {
+        case .poll(let e), .decode(_, _, let e): return e
+        case .stalled: return self
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .poll(let e): return "\(e)"
+        case .decode(let p, let o, let e): return "changelog record [\(p)]@\(o) is not a store record: \(e)"
+        case .stalled(let ps, let after): return "nothing received for \(after) while partitions \(ps) had records left"
+        }
+    }
+}
+
+/// Reads changelog partitions of one topic from a start offset up to the end offset
+/// measured before, decoding every record with ``ChangelogCodec``: the one replay loop of
+/// the engine's restore (``StoreRestorer``) and of the inspection tools.
+///
+/// A partition is done when a record at or past `end - 1` arrived, or when the consumer
+/// reports its end (`enable.partition.eof=true`) at or past `end`: a transaction marker
+/// at the end of a partition is never delivered. Records past the end that arrive in the
+/// same batch are handed on too; the caller decides about them. Blocking (librdkafka polls):
+/// call from a dedicated thread.
+public enum ChangelogReplay {
+    /// Replays `ranges` (partition → start..<end; empty ranges are skipped) through `consumer`.
+    ///
+    /// - Parameters:
+    ///   - stallTimeout: give up with ``ChangelogReplayError/stalled(partitions:after:)`` when
+    ///     nothing arrives for this long; nil waits as long as it takes.
+    ///   - afterPoll: called after every poll with the number of records it brought.
+    ///   - apply: called for every record, in offset order per partition.
+    public static func run(
+        consumer: KafkaConsumer, topic: String, ranges: [Int32: Range<Int64>], stallTimeout: Duration? = nil,
+        afterPoll: (Int) -> Void = { _ in }, apply: (ChangelogRecord) -> Void
+    ) throws(ChangelogReplayError) {
+        var pending = Set(ranges.filter { !$0.value.isEmpty }.keys)
+        guard !pending.isEmpty else { return }
+        do {
+            try consumer.assign(pending.sorted().map { TopicPartitionOffset(topic, $0, ranges[$0]!.lowerBound) })
+        } catch {
+            throw .poll(error)
+        }
+        var lastRecord = ContinuousClock.now
+        while !pending.isEmpty {
+            let batch: KafkaConsumer.Batch
+            do {
+                batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
+            } catch {
+                throw .poll(error)
+            }
+            for m in batch.messages where ranges[m.partition] != nil {
+                let decoded: (key: String, entry: StoreEntry?, tag: CommitTag?)
+                do {
+                    decoded = try ChangelogCodec.decode(m)
+                } catch {
+                    throw .decode(partition: m.partition, offset: m.offset, error)
+                }
+                apply(ChangelogRecord(partition: m.partition, offset: m.offset, key: decoded.key, entry: decoded.entry, tag: decoded.tag))
+                if m.offset + 1 >= ranges[m.partition]!.upperBound { pending.remove(m.partition) }
+            }
+            for eof in batch.partitionEOFs where eof.topic == topic && eof.offset >= (ranges[eof.partition]?.upperBound ?? .max) {
+                pending.remove(eof.partition)
+            }
+            afterPoll(batch.messages.count)
+            let now = ContinuousClock.now
+            if !batch.messages.isEmpty || !batch.partitionEOFs.isEmpty { lastRecord = now }
+            if let stallTimeout, !pending.isEmpty, now - lastRecord > stallTimeout {
+                throw .stalled(partitions: pending.sorted(), after: stallTimeout)
+            }
+        }
+    }
+}
