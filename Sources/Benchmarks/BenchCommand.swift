@@ -83,6 +83,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    @OptionGroup var http: HTTPBenchOptions
+
     static let producerSettings = ["linger.ms": "5", "batch.num.messages": "10000", "compression.type": "zstd", "enable.idempotence": "true"]
     static let pollBatchSize = RuntimeOptions().pollBatchSize
     /// Passes of each raw consume per run; the fastest counts.
@@ -104,6 +106,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.bootstrap(defaultLevel: .warning)
+        if http.enabled { return try await http.run(config: topologies, out: out) }
         let n = events ?? (quick ? 50_000 : 1_000_000)
         let restoreN = restoreKeys ?? (quick ? 100_000 : 1_000_000)
         let latencyT = latencySeconds ?? (quick ? 5 : 30)
