@@ -1,7 +1,9 @@
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
+import Synchronization
 import StreamEngine
 import Testing
 import Topologies
@@ -21,6 +23,8 @@ final class ShopHarness: Sendable {
     let stateDir: String
     let logger: Logger
     let registry: OperatorRegistry
+    /// A private mariadbd, started by the first run of a configuration with `sql` steps.
+    private let sqlServer = Mutex<LocalMariaDBServer?>(nil)
 
     /// The repository's `topologies.yaml`.
     static let topologiesPath = URL(fileURLWithPath: #filePath)
@@ -76,6 +80,10 @@ final class ShopHarness: Sendable {
     /// Runs the configuration to the end of its input (with a time limit); returns the runtime for its stats.
     @discardableResult
     func runToEnd(_ config: StreamConfig, timeout: Duration = .seconds(120)) async throws -> StreamRuntime {
+        var config = config
+        if !config.sqlSinks.isEmpty, config.sqlURL == nil {
+            config.sqlURL = try await sqlURL().urlString
+        }
         let rt = StreamRuntime(
             config: config, registry: registry, kafka: .embedded(kafka), redisURL: redisServer.url,
             options: RuntimeOptions(stateDir: stateDir, stopAtEnd: true), logger: logger)
@@ -89,6 +97,14 @@ final class ShopHarness: Sendable {
             group.cancelAll()
         }
         return rt
+    }
+
+    /// The URL of this harness's mariadbd, started on first use.
+    func sqlURL() async throws -> MariaDBURL {
+        if let server = sqlServer.withLock({ $0 }) { return server.url }
+        let server = try await LocalMariaDBServer.start(database: "shop")
+        sqlServer.withLock { $0 = server }
+        return server.url
     }
 
     // MARK: Redis
