@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
+        // For tests of pipelines and operators: TopologyTestDriver (in memory) and
+        // EngineTestHarness (embedded Kafka + a real redis-server).
+        .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -74,6 +77,13 @@ let package = Package(
         .target(
             name: "StreamInspection",
             dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
+        // The testing product: TopologyTestDriver, InMemoryRedis, EngineTestHarness, fixtures.
+        .target(
+            name: "StreamEngineTesting",
+            dependencies: [
+                "StreamEngine", "KafkaClient", "RedisClient", "ThreadExecutors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // What the command-line tools share: exit codes, --log-level, config loading, output.
@@ -109,9 +119,9 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "MariaDBClient"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "MariaDBClient"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "MariaDBClient"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

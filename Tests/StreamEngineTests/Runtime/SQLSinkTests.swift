@@ -3,6 +3,7 @@ import KafkaClient
 import MariaDBClient
 import Testing
 @testable import StreamEngine
+import StreamEngineTesting
 
 /// One real mariadbd for the suite (mariadb-install-db takes seconds), started on first
 /// use off the cooperative pool; every test uses its own tables and application id.
@@ -67,7 +68,7 @@ struct SQLSinkTests {
     @Test("A hand-written event list lands exactly once, with the declared SQL types; bad records go to the dead-letter topic")
     func landsExactlyOnceWithTypes() async throws {
         let server = try await SuiteMariaDB.shared.get()
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("purchases", partitions: 2)
         try await h.produce("purchases", [
             ("u1", #"{"orderId":"o-1","userId":"u1","category":"shoes","price":19.99,"quantity":2,"timestamp":"2024-12-14T12:00:00.123Z"}"#),
@@ -107,7 +108,7 @@ struct SQLSinkTests {
     @Test("Crash after the SQL commit and before the offset commit, then a rerun: no duplicate, no loss (insert mode, no key to hide duplicates)")
     func crashAfterSQLCommit() async throws {
         let server = try await SuiteMariaDB.shared.get()
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("purchases", partitions: 4)
         let input = Self.purchases(2000)
         try await h.produce("purchases", input)
@@ -131,7 +132,7 @@ struct SQLSinkTests {
     @Test("MariaDB frozen for 10 s (SIGSTOP) while records keep arriving: commits pause and retry, and the table ends exact")
     func pausedServer() async throws {
         let server = try await SuiteMariaDB.shared.get()
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("purchases", partitions: 4)
         try await h.produce("purchases", Self.purchases(1000))
         let config = try h.config(Self.yaml(app: "sql-pause", table: "paused_purchases", mode: "insert", url: server.url.urlString))
@@ -158,7 +159,7 @@ struct SQLSinkTests {
     @Test("Without create: true a missing column or table stops the run at start with an error naming it")
     func missingColumnOrTable() async throws {
         let server = try await SuiteMariaDB.shared.get()
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("purchases", partitions: 1)
         try await h.produce("purchases", Self.purchases(3))
         let db = MariaDBConnection(url: server.url)
@@ -188,7 +189,7 @@ struct SQLSinkTests {
     @Test("The fence: a replay, a retry after a lost COMMIT answer and a zombie's stale commit write nothing twice; an overlapping replay writes only the new rows")
     func fenceSemantics() async throws {
         let server = try await SuiteMariaDB.shared.get()
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         let config = try h.config(Self.yaml(app: "sql-fence", table: "fenced_purchases", mode: "insert", url: server.url.urlString))
         let writer = SQLSinkWriter(url: server.url, config: config, logger: h.logger)
         _ = try await writer.prepare()
