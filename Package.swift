@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "MariaDBClient", "ChildProcess", "ThreadExecutors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
