@@ -296,7 +296,7 @@ actor TaskManager {
         try await snapshot(due)
         let t4 = clock.now
         if t4 - t0 > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
+            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis and SQL \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
     }
 
