@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "MariaDBClient", "ChildProcess", "ThreadExecutors",
                 "StreamEngineHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
