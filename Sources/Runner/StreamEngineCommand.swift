@@ -18,6 +18,7 @@ struct StreamEngineCommand: AsyncParsableCommand {
             DescribeCommand.self,
             RunCommand.self,
             TopicsCommand.self,
+            ServeCommand.self,
             DevBrokerCommand.self,
             StateCommand.self,
             // MARK: Commands owned by others — add them here:

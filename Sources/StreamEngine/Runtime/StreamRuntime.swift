@@ -99,7 +99,8 @@ public final class StreamRuntime: Service {
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let statsBox = Mutex(RuntimeStats(processed: 0, deadLettered: 0, commits: 0))
-    private let managerBox = Mutex<TaskManager?>(nil)
+    /// Read-only view of this instance's tasks, assignment and stores (interactive queries).
+    public let queries = RuntimeQueries()
 
     public init(config: StreamConfig, registry: OperatorRegistry, kafka: KafkaConnection, redisURL: RedisURL?, options: RuntimeOptions, logger: Logger) {
         var effective = config
@@ -118,23 +119,6 @@ public final class StreamRuntime: Service {
 
     /// Counts so far (final after `run` returned).
     public var stats: RuntimeStats { statsBox.withLock { $0 } }
-
-    // MARK: Read-only queries (for serving)
-
-    /// The input partitions this instance owns now, sorted.
-    public func assignedPartitions() async -> [TopicPartition] {
-        guard let manager = managerBox.withLock({ $0 }) else { return [] }
-        return await manager.assignedPartitions.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
-    }
-
-    /// The current value of `key` in a store of a live task (the task owning
-    /// the key's partition on this instance), `nil` if no task of this
-    /// instance holds it. Reads the in-memory store: it may be ahead of what
-    /// is committed.
-    public func storeSnapshot(store: String, key: String) async -> JSONValue? {
-        guard let manager = managerBox.withLock({ $0 }) else { return nil }
-        return await manager.lookup(store: store, key: key)
-    }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
@@ -214,8 +198,9 @@ public final class StreamRuntime: Service {
         readerConfig.removeValue(forKey: "group.instance.id")
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql)
-        managerBox.withLock { $0 = manager }
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries)
+        queries.setRunning(true)
+        defer { queries.setRunning(false) }
         let loop = PollLoop(
             consumer: consumer, manager: manager, producer: producer, plan: plan,
             commitInterval: .milliseconds(config.commitIntervalMs), batchSize: options.pollBatchSize,
@@ -241,7 +226,6 @@ public final class StreamRuntime: Service {
         let commits = await manager.commits
         let deadLettered = await manager.deadLetteredTotal
         statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: deadLettered, commits: commits) }
-        managerBox.withLock { $0 = nil }
         await consumer.close()
         await offsetReader.close()
         await producer.close()

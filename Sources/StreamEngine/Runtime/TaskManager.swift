@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import MariaDBClient
+import Metrics
 import RedisClient
 
 /// A commit failed because the group rebalanced: the tasks were dropped.
@@ -34,16 +35,22 @@ actor TaskManager {
     private var stopping = false
     private let stopRequested: @Sendable () -> Bool
     private let faultInjection: FaultInjection?
+    private let commitTimer = Timer(label: "stream_engine_commit_duration_seconds")
+    private let redisWriteTimer = Timer(label: "stream_engine_redis_write_seconds")
     /// Whether commits go through Kafka transactions (exactly_once on a real cluster).
     let transactional: Bool
     /// Set when a simulated crash fired: nothing is committed any more.
     private var crashed = false
+    /// Read-only view of tasks and assignment for the HTTP service (interactive queries).
+    let queries: RuntimeQueries
     /// Event-time order of buffered input, alignment and back-pressure.
     private var scheduler: InputScheduler
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
-         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil) {
+         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil,
+         queries: RuntimeQueries = RuntimeQueries()) {
         self.sql = sql
+        self.queries = queries
         self.transactional = transactional
         self.faultInjection = faultInjection
         self.stopRequested = stopRequested
@@ -113,12 +120,19 @@ actor TaskManager {
             dropped.subtract(partitions)
             pendingOffsets = pendingOffsets.filter { !Set(partitions).contains($0.key) }
             try await consumer.applyRevocation(partitions)
+            publishQueries()
         case .assigned(let partitions):
             logger.info("rebalance: assigned \(partitions.count) partitions: \(Self.summary(partitions))")
             let committed = try await startTasks(for: partitions)
             assignedPartitions.formUnion(partitions)
             try await consumer.applyAssignment(partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.invalid) })
+            publishQueries()
         }
+    }
+
+    /// Tells the HTTP service's read-only view what this instance owns now.
+    private func publishQueries() {
+        queries.publish(tasks: tasks, assigned: assignedPartitions, pending: [])
     }
 
     /// Restarts the tasks dropped dirty on partitions still assigned, from the committed offsets.
@@ -132,6 +146,7 @@ actor TaskManager {
         let seeks = partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning) }
         try await consumer.seek(seeks, timeoutMs: 30_000)
         scheduler.forget(partitions, tasks: [])
+        publishQueries()
     }
 
     /// Creates and restores the tasks of `partitions` (those not running);
@@ -197,6 +212,7 @@ actor TaskManager {
             try await snapshot(task)
             logger.info("task \(id) closed")
         }
+        publishQueries()
     }
 
     /// Drops the tasks of lost partitions without committing (another member owns them already).
@@ -309,7 +325,9 @@ actor TaskManager {
             for c in commits where !c.redisCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
                 let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
+                let w0 = clock.now
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
+                redisWriteTimer.recordNanoseconds((clock.now - w0).totalNanoseconds)
             }
             for c in commits where !c.punctuationCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
@@ -358,8 +376,9 @@ actor TaskManager {
         }
         try await snapshot(due)
         let t4 = clock.now
+        commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
         if t4 - t0 > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
+            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis and SQL \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
     }
 
@@ -408,6 +427,7 @@ actor TaskManager {
         tasks.removeAll()
         try await snapshot(all)
         tasksByPartition.removeAll()
+        publishQueries()
     }
 
     /// Input offsets whose commit the group refused while it rebalanced; they
@@ -487,6 +507,7 @@ actor TaskManager {
         tasks.removeAll()
         tasksByPartition.removeAll()
         dropped.formUnion(assignedPartitions)
+        publishQueries()
     }
 
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
