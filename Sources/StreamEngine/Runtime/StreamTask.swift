@@ -3,53 +3,6 @@ import KafkaClient
 import Logging
 import Metrics
 
-/// Where a task's records go (outputs, repartition, dead letters, changelogs): the Kafka
-/// producer in the runtime, memory in `StreamEngineTesting`'s `TopologyTestDriver`.
-package protocol RecordCollector: Sendable {
-    func send(_ record: ProducerRecord) throws(KafkaError)
-}
-
-extension KafkaProducer: RecordCollector {}
-
-/// What every task shares: configuration, where records go and lookups.
-package struct TaskEnvironment: Sendable {
-    let config: StreamConfig
-    let registry: OperatorRegistry
-    let collector: any RecordCollector
-    private let kafkaProducer: KafkaProducer?
-    let globals: GlobalTables
-    let logger: Logger
-    let stateDir: String
-
-    /// The runtime's environment: records go to `producer`.
-    init(config: StreamConfig, registry: OperatorRegistry, producer: KafkaProducer, globals: GlobalTables, logger: Logger, stateDir: String) {
-        self.init(config: config, registry: registry, collector: producer, kafkaProducer: producer, globals: globals, logger: logger, stateDir: stateDir)
-    }
-
-    /// An environment without Kafka (the test driver): records go to `collector`.
-    package init(config: StreamConfig, registry: OperatorRegistry, collector: any RecordCollector, globals: GlobalTables, logger: Logger, stateDir: String) {
-        self.init(config: config, registry: registry, collector: collector, kafkaProducer: nil, globals: globals, logger: logger, stateDir: stateDir)
-    }
-
-    private init(config: StreamConfig, registry: OperatorRegistry, collector: any RecordCollector, kafkaProducer: KafkaProducer?,
-                 globals: GlobalTables, logger: Logger, stateDir: String) {
-        self.config = config
-        self.registry = registry
-        self.collector = collector
-        self.kafkaProducer = kafkaProducer
-        self.globals = globals
-        self.logger = logger
-        self.stateDir = stateDir
-    }
-
-    /// The Kafka producer, for the task manager's flushes and transactions (the runtime's
-    /// environment always has one; the test driver has no task manager).
-    var producer: KafkaProducer {
-        guard let kafkaProducer else { preconditionFailure("this task environment has no Kafka producer") }
-        return kafkaProducer
-    }
-}
-
 /// Identifies a task: a sub-topology and a partition.
 public struct TaskID: Hashable, Sendable, CustomStringConvertible, Comparable {
     public let subTopology: String
@@ -104,6 +57,15 @@ package actor StreamTask {
     private var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     private var input: PartitionGroup
+    /// The input message being processed.
+    private var currentMessage: KafkaMessage?
+    /// Indices of `aggregate` steps whose results only feed filter/select and
+    /// materialising Redis writes: their results are computed once per changed
+    /// key at the commit (as Kafka Streams' record cache does), not per record.
+    private var deferredAggregates: Set<Int> = []
+    /// Per deferred step: keys changed since the last commit, in first-change
+    /// order, with the event time and message of the last record of each.
+    private var dirtyKeys: [Int: (order: [String], last: [String: (timestamp: Int64, message: KafkaMessage)])] = [:]
     /// When the last record was processed (wall clock), for `close_idle_after`.
     private var lastRecordAt = ContinuousClock.now
     private let processedCounter: Counter
@@ -142,6 +104,9 @@ package actor StreamTask {
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
         lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
+        for (i, step) in steps.enumerated() {
+            if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
+        }
     }
 
     private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
@@ -257,6 +222,8 @@ package actor StreamTask {
 
     private func process(_ p: PartitionGroup.Pending) throws {
         let m = p.message
+        currentMessage = m
+        defer { currentMessage = nil }
         processed[m.topic] = m.offset
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
         emitIndex = 0
@@ -355,6 +322,10 @@ package actor StreamTask {
             case .aggregate(let store, let aggregator, let ttl):
                 let state = try aggregator.add(store.get(record.key) ?? aggregator.initial(), record)
                 store.put(record.key, state, expiresAt: ttl.map { record.timestamp + $0 })
+                if deferredAggregates.contains(i), let m = currentMessage {
+                    markDirty(step: i, key: record.key, timestamp: record.timestamp, message: m)
+                    return
+                }
                 record.value = aggregator.result(state)
             case .window(let w):
                 try w.add(record, streamTime: streamTime)
@@ -433,6 +404,33 @@ package actor StreamTask {
             ]))
     }
 
+    // MARK: Deferred aggregate results
+
+    private func markDirty(step: Int, key: String, timestamp: Int64, message: KafkaMessage) {
+        var d = dirtyKeys[step] ?? ([], [:])
+        if d.last.updateValue((timestamp, message), forKey: key) == nil { d.order.append(key) }
+        dirtyKeys[step] = d
+    }
+
+    /// Computes the result of every key changed since the last commit once and
+    /// runs the steps after its aggregate; a failure dead-letters the key's last record.
+    private func emitDeferredResults() throws {
+        guard !dirtyKeys.isEmpty else { return }
+        let pending = dirtyKeys
+        dirtyKeys = [:]
+        for step in pending.keys.sorted() {
+            guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
+            for key in d.order {
+                guard let last = d.last[key], let state = store.get(key) else { continue }
+                let m = last.message
+                currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+                emitIndex = 0
+                let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
+                do throws(RecordError) { try run(record, from: step + 1) } catch { try deadLetter(m, error) }
+            }
+        }
+    }
+
     // MARK: Punctuation
 
     /// Whether a processor has periodic work pending (see `Processor.punctuate`).
@@ -488,6 +486,7 @@ package actor StreamTask {
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
     package func prepareCommit() throws -> TaskCommit? {
+        try emitDeferredResults()
         punctuate()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
@@ -544,5 +543,21 @@ func onDedicatedThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable 
         let t = Thread { cont.resume(with: Result { try body() }) }
         t.name = name
         t.start()
+    }
+}
+
+extension StreamTask.CompiledStep {
+    /// Whether the step keeps only the latest result per key (filter, select, and
+    /// Redis writes that replace the key's value), so that intermediate results may be skipped.
+    var materialisesResults: Bool {
+        switch self {
+        case .filter, .select: return true
+        case .redis(let sink):
+            switch sink.spec.mode {
+            case .hash, .sortedSetMembers, .value, .delete: return true
+            case .sortedSetMember, .commands: return false
+            }
+        default: return false
+        }
     }
 }
