@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CMariaDB", path: "Sources/CMariaDB", pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]),
         // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
         .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
 
@@ -52,6 +55,11 @@ let package = Package(
                 "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(
+            name: "MariaDBClient",
+            dependencies: [
+                "CMariaDB", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // JSON values, their parser and serializer, durations and event times.
         .target(name: "StreamValues"),
@@ -59,7 +67,7 @@ let package = Package(
         .target(
             name: "StreamEngine",
             dependencies: [
-                "StreamValues", "KafkaClient", "RedisClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -90,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors", "MariaDBClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,10 +117,11 @@ let package = Package(
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

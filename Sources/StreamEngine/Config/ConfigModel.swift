@@ -67,6 +67,9 @@ public struct StreamConfig: Sendable {
     public var kafka: [String: String]
     /// `redis.url`, if a `redis:` section is present.
     public var redisURL: String?
+    /// `sql.url` (`mysql://user:password@host:port/database`), if a `sql:` section is
+    /// present; `run --sql-url` replaces it. Holds a password: never log it as is.
+    public var sqlURL: String?
     /// `defaults.processing.guarantee` (default at-least-once).
     public var processingGuarantee: ProcessingGuarantee
     /// `defaults.commit.interval.ms` (default 100).
@@ -104,8 +107,10 @@ public struct StreamConfig: Sendable {
         defaultPartitions: Int = 4,
         globalTables: [GlobalTableSpec] = [],
         pipelines: [PipelineSpec] = [],
-        sourceFile: String = "topologies.yaml"
+        sourceFile: String = "topologies.yaml",
+        sqlURL: String? = nil
     ) {
+        self.sqlURL = sqlURL
         self.applicationId = applicationId
         self.kafka = kafka
         self.redisURL = redisURL
@@ -268,15 +273,17 @@ public enum StepSpec: Sendable {
     case to(ToSpec, location: SourceLocation)
     /// `redis`: write the record to Redis (records continue to the next step).
     case redis(RedisSinkSpec, location: SourceLocation)
+    /// `sql`: write the record as a row of a MySQL/MariaDB table (records continue to the next step).
+    case sql(SQLSinkSpec, location: SourceLocation)
 
     /// All step kinds, as written in the file, in canonical order.
-    public static let kindNames = ["filter", "select", "rekey", "aggregate", "window", "process", "to", "redis"]
+    public static let kindNames = ["filter", "select", "rekey", "aggregate", "window", "process", "to", "redis", "sql"]
 
     /// Where the step is declared.
     public var location: SourceLocation {
         switch self {
         case .filter(_, let l), .select(_, let l), .rekey(_, let l), .aggregate(_, let l),
-             .window(_, let l), .process(_, let l), .to(_, let l), .redis(_, let l):
+             .window(_, let l), .process(_, let l), .to(_, let l), .redis(_, let l), .sql(_, let l):
             return l
         }
     }
@@ -292,6 +299,7 @@ public enum StepSpec: Sendable {
         case .process: return "process"
         case .to: return "to"
         case .redis: return "redis"
+        case .sql: return "sql"
         }
     }
 
@@ -308,10 +316,10 @@ public enum StepSpec: Sendable {
     /// Whether the step keeps state (owns at least one store).
     public var isStateful: Bool { !storeNames.isEmpty }
 
-    /// Whether the step writes records out of the engine (`to` or `redis`).
+    /// Whether the step writes records out of the engine (`to`, `redis` or `sql`).
     public var isSink: Bool {
         switch self {
-        case .to, .redis: return true
+        case .to, .redis, .sql: return true
         default: return false
         }
     }

@@ -22,6 +22,8 @@ package struct TaskCommit: Sendable {
     /// Redis writes of periodic work (`Processor.punctuate`), applied after
     /// `redisCommands` under a fence of their own: a wall-clock sequence.
     package var punctuationCommands: [[String]] = []
+    /// Rows of `sql` steps, written fenced by the task's input offsets.
+    var sqlRows: [SQLPendingRow] = []
 }
 
 /// A record that failed with `on_error: fail`.
@@ -50,6 +52,7 @@ package actor StreamTask {
     private var processed: [String: Int64] = [:]
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
+    private var sqlBatch = SQLWriteBatch()
     /// Per upstream input partition (`topic/partition`), the last repartition record applied.
     private var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
@@ -83,6 +86,7 @@ package actor StreamTask {
         case process(ProcessorBox, ProcessorContext)
         case to(topic: String, keyField: String?)
         case redis(RedisSinkStep)
+        case sql(SQLSinkStep)
     }
 
     final class ProcessorBox {
@@ -128,6 +132,9 @@ package actor StreamTask {
                 return .process(ProcessorBox(try factory(p.params)), ProcessorContext(stores: own, globals: env.globals, partition: partition))
             case .to(let t, _): return .to(topic: t.topic, keyField: t.keyField)
             case .redis(let r, _): return .redis(RedisSinkStep(spec: r))
+            case .sql(let q, _):
+                let index = env.config.sqlSinkIndex(of: q) ?? 0
+                return .sql(SQLSinkStep(index: index, spec: q, kinds: env.sqlKinds?.bySink[index]))
             }
         }
     }
@@ -342,6 +349,8 @@ package actor StreamTask {
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
                 try sink.write(record, into: &redisBatch)
+            case .sql(let sink):
+                sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
             i += 1
         }
@@ -494,7 +503,7 @@ package actor StreamTask {
         }
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty else { return nil }
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
@@ -506,7 +515,9 @@ package actor StreamTask {
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands)
+        let rows = sqlBatch.rows
+        sqlBatch = SQLWriteBatch()
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
     }
 
     package func markCommitted(_ tag: CommitTag) {

@@ -46,4 +46,7 @@ package struct TaskEnvironment: Sendable {
         guard let kafkaProducer else { preconditionFailure("this task environment has no Kafka producer") }
         return kafkaProducer
     }
+
+    /// Column conversions of the `sql` steps, resolved against the database at start.
+    var sqlKinds: SQLColumnKinds? = nil
 }
