@@ -187,7 +187,12 @@ extension ShopPipelineTests.EventTimeTests {
     @Test("Seeded shop traffic produced topic by topic (logins first) ends with exactly the Redis state of the same traffic produced in generator order")
     func seededReplayEqualsLiveOrder() async throws {
         let generated = EventGenerator.generate(GeneratorOptions(events: 3000, seed: 5))
-        let config = { (h: ShopHarness) in try ConfigLoader.load(path: ShopHarness.topologiesPath, registry: h.registry.names, environment: [:]) }
+        // Every pipeline but the SQL sink's (this test compares Redis).
+        let config = { (h: ShopHarness) in
+            var c = try ConfigLoader.load(path: ShopHarness.topologiesPath, registry: h.registry.names, environment: [:])
+            c.pipelines.removeAll { $0.steps.contains { if case .sql = $0 { true } else { false } } }
+            return c
+        }
 
         let live = try ShopHarness()
         try await live.produceRecords(generated.records.map(\.producerRecord))
