@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -13,6 +13,7 @@ let package = Package(
         // For tests of pipelines and operators: TopologyTestDriver (in memory) and
         // EngineTestHarness (embedded Kafka + a real redis-server).
         .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
+        .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -21,6 +22,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // HTTP service (issue 11). Only the configuration trait is dropped (it pulls in
+        // swift-configuration, which nothing here uses).
+        .package(
+            url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1",
+            traits: ["FullFoundation"]),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries from Debian packages, found through pkg-config.
@@ -86,6 +95,31 @@ let package = Package(
             ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
+        // The generic HTTP service: interactive queries across instances, metrics, health,
+        // OpenAPI document and the live dashboard.
+        .target(
+            name: "StreamEngineHTTP",
+            dependencies: [
+                "StreamEngine", "KafkaClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The shop's HTTP routes over the Redis keys the pipelines write.
+        .target(
+            name: "ShopAPI",
+            dependencies: [
+                "StreamEngine", "StreamEngineHTTP", "Topologies", "KafkaClient", "RedisClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // What the command-line tools share: exit codes, --log-level, config loading, output.
         .target(
             name: "CLISupport",
@@ -99,6 +133,7 @@ let package = Package(
             name: "Runner",
             dependencies: [
                 "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors", "MariaDBClient",
+                "StreamEngineHTTP", "ShopAPI", "KafkaClient", "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,7 +142,8 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "MariaDBClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngineHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -121,7 +157,12 @@ let package = Package(
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
         .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
         .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
-        .testTarget(name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(
+            name: "RunnerTests",
+            dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient", "KafkaClient", "RedisClient"]),
+        .testTarget(
+            name: "StreamEngineHTTPTests",
+            dependencies: ["StreamEngineHTTP", "StreamEngine", .product(name: "Hummingbird", package: "hummingbird")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -60,7 +60,7 @@ struct PurchaseWorkload: Sendable {
             try producer.send(r)
             totals[u].orders += 1
             totals[u].items += Int64(quantity)
-            totals[u].cents += Cents.of(price: price, quantity: Int64(quantity))
+            totals[u].cents += try Cents.of(price: price, quantity: Int64(quantity))
             if (i + 1) % 100_000 == 0 { progress?(i + 1) }
         }
         try await producer.flush(timeout: .seconds(300))

@@ -7,6 +7,7 @@ import MariaDBClient
 import RedisClient
 import ServiceLifecycle
 import StreamEngine
+import StreamEngineHTTP
 import Synchronization
 import ThreadExecutors
 
@@ -51,6 +52,8 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
     var kafkaSettings: [String] = []
+
+    @OptionGroup var httpOptions: HTTPOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -109,11 +112,21 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        // The HTTP service (API, metrics, dashboard) bootstraps metrics before the runtime's counters exist.
+        let httpAddress = try httpOptions.address(config: config)
+        if httpAddress != nil { EngineMetrics.bootstrap() }
         let runtime = StreamRuntime(
             config: config, registry: registry, kafka: connection, redisURL: redisURL,
             options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd), logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)]
+        let http = try httpAddress.map { address in
+            try HTTPServiceSetup(
+                config: runtime.config, address: address, advertisedHost: httpOptions.advertisedHost, queries: runtime.queries,
+                admin: cluster ?? (try? KafkaAdmin(config: config.kafka, logger: logger, timeout: .seconds(5))), redisURL: redisURL, logger: logger)
+        }
+        if let http { services.append(.init(service: http.service)) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         let started = ContinuousClock.now
@@ -126,6 +139,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             outcome = .failure(error)
         }
+        await http?.close()
         // Private servers go away whatever the outcome (after a crash their watchdogs see to it).
         if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
         if let localMariaDB { _ = try? await runOnDedicatedThread("local-mariadb-stop") { localMariaDB.close() } }

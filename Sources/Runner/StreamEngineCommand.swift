@@ -17,6 +17,7 @@ struct StreamEngineCommand: AsyncParsableCommand {
             ValidateCommand.self,
             DescribeCommand.self,
             RunCommand.self,
+            ServeCommand.self,
             DevBrokerCommand.self,
             StateCommand.self,
             // MARK: Commands owned by others — add them here:

@@ -33,7 +33,7 @@ public struct PurchaseStatsAggregator: Aggregator {
         let price = try record.nonNegativeNumber(priceField)
         let quantity = try record.positiveInteger(quantityField)
         let category = try record.requiredString(categoryField)
-        let cents = Cents.of(price: price, quantity: quantity)
+        let cents = try Cents.of(price: price, quantity: quantity)
         var categories = state["categories"]?.objectValue ?? [:]
         categories[category] = .number(Double((categories[category]?.intValue ?? 0) + cents))
         let last = max(state["last"]?.intValue ?? record.timestamp, record.timestamp)

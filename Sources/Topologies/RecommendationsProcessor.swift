@@ -93,7 +93,7 @@ public struct RecommendationsProcessor: Processor {
 
         if type == "purchase" {
             let category = try record.requiredString("category")
-            let cents = Cents.of(price: try record.nonNegativeNumber("price"), quantity: try record.positiveInteger("quantity"))
+            let cents = try Cents.of(price: try record.nonNegativeNumber("price"), quantity: try record.positiveInteger("quantity"))
             spend[category] = .number(Double((spend[category]?.intValue ?? 0) + cents))
             usersByCategory?[category, default: []].insert(record.key)
             bought[product] = true

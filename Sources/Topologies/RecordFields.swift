@@ -45,9 +45,17 @@ extension StreamRecord {
 
 /// Money in whole cents, so that sums are exact.
 public enum Cents {
-    /// `price × quantity` rounded to the cent.
-    public static func of(price: Double, quantity: Int64) -> Int64 {
-        Int64((price * Double(quantity) * 100).rounded())
+    /// Largest amount of one purchase (10^13 cents): sums of many stay far from Int64's limit.
+    public static let maxPerPurchase: Double = 1e13
+
+    /// `price × quantity` rounded to the cent; an amount beyond ``maxPerPurchase``
+    /// is a bad record (it would overflow the sums), not a crash.
+    public static func of(price: Double, quantity: Int64) throws(RecordError) -> Int64 {
+        let cents = (price * Double(quantity) * 100).rounded()
+        guard cents.isFinite, abs(cents) <= maxPerPurchase else {
+            throw RecordError(.wrongType, "price × quantity (\(price) × \(quantity)) is out of range: at most \(Int64(maxPerPurchase / 100)) per purchase")
+        }
+        return Int64(cents)
     }
 
     /// `12345` → `"123.45"`.

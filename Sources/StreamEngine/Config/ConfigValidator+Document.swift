@@ -5,7 +5,7 @@ import Foundation
 extension ConfigValidator {
     // MARK: - Document
 
-    static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "defaults", "global_tables", "topologies"]
+    static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "http", "defaults", "global_tables", "topologies"]
     static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
@@ -41,6 +41,20 @@ extension ConfigValidator {
         }
 
         let sqlURL = optional(top, "sql", nullIsAbsent: true).flatMap(sqlSection)
+        var httpListen: String?
+        if let node = optional(top, "http", nullIsAbsent: true),
+           let m = map(node, "'http'", expected: "a map with 'listen'") {
+            checkKeys(m, allowed: ["listen"], in: "http")
+            if let v = require(m, "listen", in: "http", expected: "an address host:port such as 127.0.0.1:8080"),
+               let text = string(v, "listen", expected: "an address host:port such as 127.0.0.1:8080") {
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                if parts.count != 2 || parts[0].isEmpty || UInt16(parts[1]) == nil {
+                    report(v.location, "invalid http listen address '\(text)'; expected host:port such as 127.0.0.1:8080")
+                } else {
+                    httpListen = text
+                }
+            }
+        }
 
         var guarantee = ProcessingGuarantee.atLeastOnce
         var commitInterval = 100
@@ -98,6 +112,7 @@ extension ConfigValidator {
             pipelines: pipelines, sourceFile: file, sqlURL: sqlURL)
         config.maxTaskIdleMs = maxTaskIdle
         config.maxDriftMs = maxDrift
+        config.httpListen = httpListen
         checkEngineOwnedTopics(config)
         return config
     }

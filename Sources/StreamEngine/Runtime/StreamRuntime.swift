@@ -92,6 +92,8 @@ public final class StreamRuntime: Service {
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let statsBox = Mutex(RuntimeStats(processed: 0, deadLettered: 0, commits: 0))
+    /// Read-only view of this instance's tasks, assignment and stores (interactive queries).
+    public let queries = RuntimeQueries()
 
     public init(config: StreamConfig, registry: OperatorRegistry, kafka: KafkaConnection, redisURL: RedisURL?, options: RuntimeOptions, logger: Logger) {
         var effective = config
@@ -202,7 +204,9 @@ public final class StreamRuntime: Service {
         readerConfig["isolation.level"] = "read_uncommitted"
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql)
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries)
+        queries.setRunning(true)
+        defer { queries.setRunning(false) }
         managerBox.withLock { $0 = manager }
         try consumer.subscribe(plan.subscribedTopics)
         logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", "))")

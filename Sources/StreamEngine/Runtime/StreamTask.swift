@@ -74,6 +74,7 @@ package actor StreamTask {
     private let processedCounter: Counter
     private let dlqCounter: Counter
     private let lateCounter: Counter
+    private let outCounter: Counter
     package private(set) var recordsProcessed = 0
     package private(set) var recordsDeadLettered = 0
 
@@ -107,6 +108,7 @@ package actor StreamTask {
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
         lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
+        outCounter = Counter(label: "stream_engine_records_out", dimensions: dims)
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
@@ -354,6 +356,7 @@ package actor StreamTask {
             }
             i += 1
         }
+        if sub.index == 1 || sub.pipeline.rekeyIndex == nil { outCounter.increment() }  // it passed the pipeline's last step
     }
 
     /// The entries of one of the task's stores (nil if the task has no such store).

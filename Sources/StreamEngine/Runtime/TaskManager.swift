@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import MariaDBClient
+import Metrics
 import RedisClient
 
 /// A commit failed because the group rebalanced: the tasks were dropped.
@@ -34,16 +35,22 @@ actor TaskManager {
     private var stopping = false
     private let stopRequested: @Sendable () -> Bool
     private let faultInjection: FaultInjection?
+    private let commitTimer = Timer(label: "stream_engine_commit_duration_seconds")
+    private let redisWriteTimer = Timer(label: "stream_engine_redis_write_seconds")
     /// Whether commits go through Kafka transactions (exactly_once on a real cluster).
     let transactional: Bool
     /// Set when a simulated crash fired: nothing is committed any more.
     private var crashed = false
+    /// Read-only view of tasks and assignment for the HTTP service (interactive queries).
+    let queries: RuntimeQueries
     /// Event-time order of buffered input, alignment and back-pressure.
     private var scheduler: InputScheduler
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
-         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil) {
+         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil,
+         queries: RuntimeQueries = RuntimeQueries()) {
         self.sql = sql
+        self.queries = queries
         self.transactional = transactional
         self.faultInjection = faultInjection
         self.stopRequested = stopRequested
@@ -95,6 +102,11 @@ actor TaskManager {
     /// callback, where the group's committed offsets can be fetched.
     func assigned(_ partitions: [TopicPartition]) {
         pendingAssignment += partitions
+        publishQueries()
+    }
+
+    private func publishQueries() {
+        queries.publish(tasks: tasks, assigned: tasksByPartition.keys, pending: pendingAssignment)
     }
 
     var hasPendingAssignment: Bool { !pendingAssignment.isEmpty }
@@ -145,6 +157,7 @@ actor TaskManager {
             rewind.subtract(restarted)
             scheduler.forget(restarted, tasks: [])
         }
+        publishQueries()
         return restarted
     }
 
@@ -166,6 +179,7 @@ actor TaskManager {
             try await snapshot(task)
             logger.info("task \(id) closed")
         }
+        publishQueries()
     }
 
     // MARK: Processing
@@ -255,7 +269,9 @@ actor TaskManager {
             for c in commits where !c.redisCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
                 let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
+                let w0 = clock.now
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
+                redisWriteTimer.recordNanoseconds((clock.now - w0).totalNanoseconds)
             }
             for c in commits where !c.punctuationCommands.isEmpty {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
@@ -295,8 +311,9 @@ actor TaskManager {
         }
         try await snapshot(due)
         let t4 = clock.now
+        commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
         if t4 - t0 > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
+            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis and SQL \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
     }
 
@@ -335,6 +352,7 @@ actor TaskManager {
         tasks.removeAll()
         try await snapshot(all)
         tasksByPartition.removeAll()
+        publishQueries()
     }
 
     /// exactly_once on a real cluster: changelog, output and repartition
@@ -371,6 +389,7 @@ actor TaskManager {
         tasksByPartition.removeAll()
         pendingAssignment = (try? consumer.assignment()) ?? []
         rewind.formUnion(pendingAssignment)
+        publishQueries()
     }
 
     /// Retries an operation on Kafka or Redis errors with exponential backoff,
