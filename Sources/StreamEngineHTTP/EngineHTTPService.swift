@@ -149,7 +149,7 @@ public final class EngineHTTPService: Service, Sendable {
                 "ready": .bool(queries.isReady), "tasks": .number(Double(a.tasks.count)), "restoring": .number(Double(a.pending.count)),
             ])
             guard queries.isReady else {
-                let why = !a.running ? "the engine is not running" : !a.joined ? "waiting for the consumer group's first assignment"
+                let why = !a.running ? "the engine is not processing yet (setting up topics, global tables and Redis, or stopped)" : !a.joined ? "waiting for the consumer group's first assignment"
                     : "\(a.pending.count) assigned partitions are still restoring"
                 throw Problem(status: .serviceUnavailable, type: "urn:stream-engine:problem:not-ready", title: "Not Ready", detail: why,
                               extra: body.objectValue ?? [:], retryAfter: 1)
