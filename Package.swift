@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
         .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
+        // For tests of pipelines and operators: TopologyTestDriver (in memory) and
+        // EngineTestHarness (embedded Kafka + a real redis-server).
+        .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -39,6 +42,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CMariaDB", path: "Sources/CMariaDB", pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]),
         // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
         .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
 
@@ -58,6 +64,11 @@ let package = Package(
                 "CHiredis", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(
+            name: "MariaDBClient",
+            dependencies: [
+                "CMariaDB", "ThreadExecutors", "ChildProcess", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // JSON values, their parser and serializer, durations and event times.
         .target(name: "StreamValues"),
@@ -65,7 +76,7 @@ let package = Package(
         .target(
             name: "StreamEngine",
             dependencies: [
-                "StreamValues", "KafkaClient", "RedisClient", "Zstd",
+                "StreamValues", "KafkaClient", "RedisClient", "MariaDBClient", "Zstd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -75,6 +86,13 @@ let package = Package(
         .target(
             name: "StreamInspection",
             dependencies: ["StreamEngine", "KafkaClient", "ThreadExecutors", .product(name: "Logging", package: "swift-log")]),
+        // The testing product: TopologyTestDriver, InMemoryRedis, EngineTestHarness, fixtures.
+        .target(
+            name: "StreamEngineTesting",
+            dependencies: [
+                "StreamEngine", "KafkaClient", "RedisClient", "ThreadExecutors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // E-commerce processors, registered by name for topologies.yaml.
         .target(name: "Topologies", dependencies: ["StreamEngine"]),
         // The generic HTTP service: interactive queries across instances, metrics, health,
@@ -114,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "Runner",
             dependencies: [
-                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors",
+                "StreamEngine", "StreamInspection", "Topologies", "CLISupport", "ThreadExecutors", "MariaDBClient",
                 "StreamEngineHTTP", "ShopAPI", "KafkaClient", "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,11 +153,13 @@ let package = Package(
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),
         .testTarget(name: "StreamValuesTests", dependencies: ["StreamValues"]),
-        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine"]),
-        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine"]),
+        .testTarget(name: "StreamEngineTests", dependencies: ["StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
+        .testTarget(name: "TopologiesTests", dependencies: ["Topologies", "StreamEngine", "StreamEngineTesting", "MariaDBClient"]),
         .testTarget(
-            name: "RunnerTests", dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "KafkaClient", "RedisClient"]),
+            name: "RunnerTests",
+            dependencies: ["StreamEngine", "StreamInspection", "Topologies", "ThreadExecutors", "StreamEngineTesting", "MariaDBClient", "KafkaClient", "RedisClient"]),
         .testTarget(
             name: "StreamEngineHTTPTests",
             dependencies: ["StreamEngineHTTP", "StreamEngine", .product(name: "Hummingbird", package: "hummingbird")]),

@@ -3,6 +3,7 @@ import CLISupport
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
 import ServiceLifecycle
 import StreamEngine
@@ -20,7 +21,9 @@ struct RunCommand: AsyncParsableCommand {
             Kafka: --bootstrap-servers, else the file's kafka bootstrap.servers; with neither, an embedded \
             3-broker cluster starts inside this process and its bootstrap list is printed (other processes such \
             as kcat can connect to it while the job runs). Redis: --redis-url, else the file's redis url; with \
-            neither and redis sinks present, a local redis-server starts on a free port and its URL is printed.
+            neither and redis sinks present, a local redis-server starts on a free port and its URL is printed. \
+            MySQL/MariaDB for sql sinks: --sql-url, else the file's sql url; with neither, a private mariadbd starts \
+            (its own data directory in a temporary folder, a free port) and its URL is printed without the password.
 
             SIGTERM or SIGINT stops the job gracefully: in-flight records are finished, sinks flushed, offsets \
             committed and snapshots written. A second signal exits at once with code 130, like a crash: nothing more \
@@ -37,6 +40,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "Redis URL redis://[user:password@]host:port/db (overrides redis url of the file).")
     var redisUrl: String?
+
+    @Option(help: ArgumentHelp("MySQL/MariaDB URL mysql://user:password@host:port/database for sql sinks (overrides sql url of the file; the password is never printed).", valueName: "url"))
+    var sqlUrl: String?
 
     @Option(help: "Directory of the local state-store snapshots.")
     var stateDir = "state"
@@ -90,6 +96,22 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        // MySQL/MariaDB: configured, or a private mariadbd when sql sinks need one.
+        var localMariaDB: LocalMariaDBServer?
+        if let sqlUrl { config.sqlURL = sqlUrl }
+        if let text = config.sqlURL {
+            do { printLine("sql: \(try MariaDBURL(text))") } catch { throw CLIFailure("\(error.message)") }
+        } else if !config.sqlSinks.isEmpty {
+            do {
+                let server = try await runOnDedicatedThread("local-mariadb") { try LocalMariaDBServer(database: "streamengine") }
+                localMariaDB = server
+                config.sqlURL = server.url.urlString
+                printLine("local mariadbd: \(server.url) (data in \(server.directory))")
+            } catch {
+                throw CLIFailure("the pipelines write to SQL but no SQL URL is configured, and a local mariadbd could not start: \(error)")
+            }
+        }
+
         // The HTTP service (API, metrics, dashboard) bootstraps metrics before the runtime's counters exist.
         let httpAddress = try httpOptions.address(config: config)
         if httpAddress != nil { EngineMetrics.bootstrap() }
@@ -110,17 +132,21 @@ struct RunCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let forceExit = SecondSignalExit(signals: [SIGTERM, SIGINT])
         defer { forceExit.cancel() }
+        let outcome: Result<Void, any Error>
         do {
             try await group.run()
+            outcome = .success(())
         } catch {
-            await http?.close()
-            throw CLIFailure(Self.oneLine(error))
+            outcome = .failure(error)
         }
         await http?.close()
+        // Private servers go away whatever the outcome (after a crash their watchdogs see to it).
+        if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
+        if let localMariaDB { _ = try? await runOnDedicatedThread("local-mariadb-stop") { localMariaDB.close() } }
+        if case .failure(let error) = outcome { throw CLIFailure(Self.oneLine(error)) }
         let seconds = (ContinuousClock.now - started).seconds
         let s = runtime.stats
         printLine("stream-engine: \(s.processed) records processed, \(s.deadLettered) dead-lettered, \(s.commits) commits in \(String(format: "%.1f", seconds)) s")
-        if let localRedis { _ = try? await runOnDedicatedThread("local-redis-stop") { localRedis.stop() } }
         withExtendedLifetime(cluster) {}
     }
 

@@ -122,7 +122,7 @@ extension JSONValue {
 
 // MARK: - Parser
 
-private enum ASCII {
+enum ASCII {
     static let quote: UInt8 = 0x22  // "
     static let backslash: UInt8 = 0x5C
     static let slash: UInt8 = 0x2F
@@ -147,14 +147,8 @@ private enum ASCII {
     static let lowerR: UInt8 = 0x72
 }
 
-/// Exact powers of ten representable as `Double` (10^0 ... 10^22).
-private let exactPowersOfTen: [Double] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-]
-
 /// A manually managed stack whose top segment can be moved (not copied) into an `Array`.
-private struct MoveStack<T> {
+struct MoveStack<T> {
     var base: UnsafeMutablePointer<T>? = nil
     var count = 0
     var capacity = 0
@@ -209,7 +203,7 @@ private struct MoveStack<T> {
 ///
 /// Container elements are collected on shared stacks and moved out once per container, so
 /// every array/object is allocated exactly once, at its final size. Call ``release()`` when done.
-private struct JSONParser {
+struct JSONParser {
     let base: UnsafePointer<UInt8>
     let count: Int
     var pos = 0
@@ -414,266 +408,5 @@ private struct JSONParser {
         }
         h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
         return (h ^ (h >> 31)) & ~1
-    }
-
-    // MARK: Strings
-
-    /// Parses a string starting at the opening quote at `pos`.
-    mutating func parseString() throws(JSONParseError) -> String {
-        let quoteAt = pos
-        pos += 1
-        let start = pos
-        var ascii = true
-        while pos < count {
-            let b = base[pos]
-            if b == ASCII.quote {
-                let s = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
-                lastStringPlainASCII = ascii
-                lastStringStart = start
-                lastStringEnd = pos
-                pos += 1
-                return s
-            }
-            if b == ASCII.backslash {
-                lastStringPlainASCII = false
-                return try parseEscapedString(contentStart: start, quoteAt: quoteAt)
-            }
-            if b < 0x20 { throw JSONParseError(.controlCharacterInString(b), at: pos) }
-            if b >= 0x80 {
-                ascii = false
-                pos += try validateUTF8Sequence(lead: b)
-            } else {
-                pos += 1
-            }
-        }
-        throw JSONParseError(.unterminatedString, at: quoteAt)
-    }
-
-    /// Continues a string at the first backslash, decoding into `scratch`.
-    mutating func parseEscapedString(contentStart: Int, quoteAt: Int) throws(JSONParseError) -> String {
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: UnsafeBufferPointer(start: base + contentStart, count: pos - contentStart))
-        while pos < count {
-            let b = base[pos]
-            if b == ASCII.quote {
-                pos += 1
-                return String(decoding: scratch, as: UTF8.self)
-            }
-            if b == ASCII.backslash {
-                guard pos + 1 < count else { throw JSONParseError(.unterminatedString, at: quoteAt) }
-                let e = base[pos + 1]
-                switch e {
-                case ASCII.quote, ASCII.backslash, ASCII.slash: scratch.append(e)
-                case ASCII.lowerB: scratch.append(0x08)
-                case ASCII.lowerF: scratch.append(0x0C)
-                case ASCII.lowerN: scratch.append(0x0A)
-                case ASCII.lowerR: scratch.append(0x0D)
-                case ASCII.lowerT: scratch.append(0x09)
-                case ASCII.lowerU:
-                    try decodeUnicodeEscape(quoteAt: quoteAt)
-                    continue
-                default:
-                    throw JSONParseError(.invalidEscape, at: pos)
-                }
-                pos += 2
-                continue
-            }
-            if b < 0x20 { throw JSONParseError(.controlCharacterInString(b), at: pos) }
-            if b >= 0x80 {
-                let n = try validateUTF8Sequence(lead: b)
-                scratch.append(contentsOf: UnsafeBufferPointer(start: base + pos, count: n))
-                pos += n
-            } else {
-                // Copy the run of plain ASCII in one go.
-                let runStart = pos
-                pos += 1
-                while pos < count {
-                    let c = base[pos]
-                    if c == ASCII.quote || c == ASCII.backslash || c < 0x20 || c >= 0x80 { break }
-                    pos += 1
-                }
-                scratch.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: pos - runStart))
-            }
-        }
-        throw JSONParseError(.unterminatedString, at: quoteAt)
-    }
-
-    /// Reads four hex digits at `at`, or returns nil.
-    @inline(__always)
-    func hex4(at: Int) -> UInt32? {
-        guard at + 4 <= count else { return nil }
-        var v: UInt32 = 0
-        for i in 0..<4 {
-            let c = base[at + i]
-            let d: UInt8
-            switch c {
-            case 0x30...0x39: d = c &- 0x30
-            case 0x41...0x46: d = c &- 0x41 &+ 10
-            case 0x61...0x66: d = c &- 0x61 &+ 10
-            default: return nil
-            }
-            v = v << 4 | UInt32(d)
-        }
-        return v
-    }
-
-    /// Decodes `\uXXXX` (and a following low surrogate escape) at `pos`, appending UTF-8.
-    mutating func decodeUnicodeEscape(quoteAt: Int) throws(JSONParseError) {
-        guard let unit = hex4(at: pos + 2) else {
-            if pos + 6 > count { throw JSONParseError(.unterminatedString, at: quoteAt) }
-            throw JSONParseError(.invalidUnicodeEscape, at: pos)
-        }
-        pos += 6
-        var scalar = unit
-        if unit >= 0xD800 && unit <= 0xDBFF {
-            if pos + 1 < count, base[pos] == ASCII.backslash, base[pos + 1] == ASCII.lowerU,
-                let low = hex4(at: pos + 2), low >= 0xDC00 && low <= 0xDFFF
-            {
-                scalar = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                pos += 6
-            } else {
-                scalar = 0xFFFD  // lone high surrogate
-            }
-        } else if unit >= 0xDC00 && unit <= 0xDFFF {
-            scalar = 0xFFFD  // lone low surrogate
-        }
-        appendUTF8(scalar)
-    }
-
-    @inline(__always)
-    mutating func appendUTF8(_ v: UInt32) {
-        if v < 0x80 {
-            scratch.append(UInt8(v))
-        } else if v < 0x800 {
-            scratch.append(UInt8(0xC0 | (v >> 6)))
-            scratch.append(UInt8(0x80 | (v & 0x3F)))
-        } else if v < 0x10000 {
-            scratch.append(UInt8(0xE0 | (v >> 12)))
-            scratch.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-            scratch.append(UInt8(0x80 | (v & 0x3F)))
-        } else {
-            scratch.append(UInt8(0xF0 | (v >> 18)))
-            scratch.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
-            scratch.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-            scratch.append(UInt8(0x80 | (v & 0x3F)))
-        }
-    }
-
-    /// Validates the multi-byte UTF-8 sequence starting with `lead` at `pos`; returns its length.
-    @inline(__always)
-    func validateUTF8Sequence(lead: UInt8) throws(JSONParseError) -> Int {
-        @inline(__always) func byte(_ i: Int) -> UInt8 { pos + i < count ? base[pos + i] : 0 }
-        @inline(__always) func isCont(_ b: UInt8) -> Bool { b & 0xC0 == 0x80 }
-        let b1 = byte(1)
-        switch lead {
-        case 0xC2...0xDF:
-            if isCont(b1) { return 2 }
-        case 0xE0:
-            if b1 >= 0xA0 && b1 <= 0xBF && isCont(byte(2)) { return 3 }
-        case 0xE1...0xEC, 0xEE...0xEF:
-            if isCont(b1) && isCont(byte(2)) { return 3 }
-        case 0xED:
-            if b1 >= 0x80 && b1 <= 0x9F && isCont(byte(2)) { return 3 }
-        case 0xF0:
-            if b1 >= 0x90 && b1 <= 0xBF && isCont(byte(2)) && isCont(byte(3)) { return 4 }
-        case 0xF1...0xF3:
-            if isCont(b1) && isCont(byte(2)) && isCont(byte(3)) { return 4 }
-        case 0xF4:
-            if b1 >= 0x80 && b1 <= 0x8F && isCont(byte(2)) && isCont(byte(3)) { return 4 }
-        default:
-            break
-        }
-        throw JSONParseError(.invalidUTF8, at: pos)
-    }
-
-    // MARK: Numbers
-
-    @inline(__always)
-    func isDigit(at i: Int) -> Bool {
-        i < count && base[i] &- ASCII.zero < 10
-    }
-
-    /// Parses a number at `pos` (which holds `-` or a digit).
-    mutating func parseNumber() throws(JSONParseError) -> Double {
-        let start = pos
-        let negative = base[pos] == ASCII.minus
-        if negative { pos += 1 }
-
-        var mantissa: UInt64 = 0
-        var significantDigits = 0
-        var exponent = 0  // decimal exponent applied to `mantissa`
-
-        guard pos < count else { throw JSONParseError(.invalidNumber, at: pos) }
-        if base[pos] == ASCII.zero {
-            pos += 1
-            if isDigit(at: pos) { throw JSONParseError(.invalidNumber, at: start) }  // leading zero
-        } else if isDigit(at: pos) {
-            repeat {
-                let d = UInt64(base[pos] &- ASCII.zero)
-                if significantDigits < 19 {
-                    mantissa = mantissa &* 10 &+ d
-                } else {
-                    exponent += 1  // digit dropped; precise value comes from the slow path
-                }
-                significantDigits += 1
-                pos += 1
-            } while isDigit(at: pos)
-        } else {
-            throw JSONParseError(.invalidNumber, at: pos)
-        }
-
-        if pos < count && base[pos] == ASCII.dot {
-            pos += 1
-            guard isDigit(at: pos) else { throw JSONParseError(.invalidNumber, at: pos) }
-            repeat {
-                let d = UInt64(base[pos] &- ASCII.zero)
-                if mantissa == 0 && d == 0 {
-                    exponent -= 1  // leading zeros of the fraction are not significant
-                } else {
-                    if significantDigits < 19 {
-                        mantissa = mantissa &* 10 &+ d
-                        exponent -= 1
-                    }
-                    significantDigits += 1
-                }
-                pos += 1
-            } while isDigit(at: pos)
-        }
-
-        if pos < count && (base[pos] == ASCII.lowerE || base[pos] == ASCII.upperE) {
-            pos += 1
-            var expNegative = false
-            if pos < count && (base[pos] == ASCII.minus || base[pos] == ASCII.plus) {
-                expNegative = base[pos] == ASCII.minus
-                pos += 1
-            }
-            guard isDigit(at: pos) else { throw JSONParseError(.invalidNumber, at: pos) }
-            var e = 0
-            repeat {
-                if e < 100_000 { e = e * 10 + Int(base[pos] &- ASCII.zero) }
-                pos += 1
-            } while isDigit(at: pos)
-            exponent += expNegative ? -e : e
-        }
-
-        // Clinger's fast path: mantissa and 10^|exponent| are exact doubles, so one correctly
-        // rounded multiplication or division gives the correctly rounded result.
-        if significantDigits <= 19 && mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 {
-            var value = Double(mantissa)
-            if exponent < 0 {
-                value /= exactPowersOfTen[-exponent]
-            } else {
-                value *= exactPowersOfTen[exponent]
-            }
-            return negative ? -value : value
-        }
-        if mantissa == 0 && significantDigits == 0 { return negative ? -0.0 : 0.0 }
-
-        // Slow path: the standard library's correctly rounded conversion.
-        let text = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
-        guard let value = Double(text), value.isFinite else {
-            throw JSONParseError(.numberOutOfRange, at: start)
-        }
-        return value
     }
 }

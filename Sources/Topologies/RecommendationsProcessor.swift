@@ -5,7 +5,7 @@ import StreamEngine
 /// add-to-cart of the user.
 ///
 /// ```
-/// score = interest + popularity
+/// score = interest + max(popularity, related)
 /// interest   = 10 if the user viewed the product within `recent_window` (default 7d)
 ///            + 20 if the user added it to the cart within `recent_window`
 ///              (both against the user's latest event)
@@ -14,11 +14,16 @@ import StreamEngine
 ///              for the best sellers (from the global table `categories_table`,
 ///              field `top`) of the user's `top_categories` (default 3)
 ///              categories by spend; 0 otherwise
+/// related    = 1 + max over the user's anchors a of weight(a, p) / weight(a, a's top partner)
+///              where the anchors are the products viewed within `recent_window`
+///              and the `related_anchors` (default 5) latest purchases, and
+///              weight(a, ·) comes from the global table `related_table` (field
+///              `related`, written by `related_products`); 0 if p is related to none
 /// ```
 ///
-/// So 0 < score ≤ 1: popular in a category the user buys from; 10–11: viewed
-/// recently; 20–21: in the cart recently; 30–31: both. Products the user has
-/// bought are never recommended. Ties: the more recent interaction first, then
+/// So 0 < score ≤ 1: popular in a category the user buys from; 1 < score ≤ 2:
+/// related to what you viewed or bought; 10–12: viewed recently; 20–22: in the
+/// cart recently; 30–32: both. Products the user has bought are never recommended. Ties: the more recent interaction first, then
 /// the product id. Scores are rounded to 4 decimals.
 ///
 /// Input: `{"type": "purchase" | "view" | "add_to_cart", "productId", "category",
@@ -26,8 +31,9 @@ import StreamEngine
 /// other types are ignored). Output: `{"userId", "recs": {productId: score}}`.
 ///
 /// Store: userId → `{"spend": {category: cents}, "bought": {productId: true},
-/// "seen": {productId: {"view": ms, "cart": ms}}, "last": ms}`; `seen` keeps at
-/// most `max_seen` (default 50) products of the recent window.
+/// "seen": {productId: {"view": ms, "cart": ms}}, "recentBought": {productId: ms},
+/// "last": ms}`; `seen` keeps at most `max_seen` (default 50) products of the
+/// recent window, `recentBought` the `related_anchors` latest purchases.
 public struct RecommendationsProcessor: Processor {
     let store: String
     let table: String
@@ -38,12 +44,19 @@ public struct RecommendationsProcessor: Processor {
     let maxSeen: Int
     /// Users to recompute per commit at most (see `punctuate`).
     let recomputeBatch: Int
+    let relatedTable: String?
+    let relatedField: String
+    let relatedAnchors: Int
 
     // Caches, rebuilt from the store after a restart (not durable state).
     /// Users by the categories they bought in; `nil` until first needed.
     private var usersByCategory: [String: Set<String>]?
     /// The category table's change number last seen.
     private var tableSequence: UInt64 = 0
+    /// Users by their anchor products (viewed or recently bought); `nil` until first needed.
+    private var usersByAnchor: [String: Set<String>]?
+    /// The related table's change number last seen.
+    private var relatedSequence: UInt64 = 0
     /// Users whose recommendations wait to be recomputed, oldest first.
     private var pending: [String] = []
     private var pendingSet: Set<String> = []
@@ -58,7 +71,10 @@ public struct RecommendationsProcessor: Processor {
             topCategories: try p.positiveInt("top_categories", default: 3, for: op),
             recentWindow: try p.duration("recent_window", default: "7d", for: op),
             maxSeen: try p.positiveInt("max_seen", default: 50, for: op),
-            recomputeBatch: try p.positiveInt("recompute_batch", default: 1000, for: op))
+            recomputeBatch: try p.positiveInt("recompute_batch", default: 1000, for: op),
+            relatedTable: p["related_table"]?.stringValue,
+            relatedField: p.string("related_field", default: "related"),
+            relatedAnchors: try p.positiveInt("related_anchors", default: 5, for: op))
     }
 
     public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
@@ -71,7 +87,9 @@ public struct RecommendationsProcessor: Processor {
         var spend = state["spend"]?.objectValue ?? [:]
         var bought = state["bought"]?.objectValue ?? [:]
         var seen = state["seen"]?.objectValue ?? [:]
+        var recentBought = state["recentBought"]?.objectValue ?? [:]
         let last = max(state["last"]?.intValue ?? t, t)
+        usersByAnchor?[product, default: []].insert(record.key)
 
         if type == "purchase" {
             let category = try record.requiredString("category")
@@ -80,6 +98,12 @@ public struct RecommendationsProcessor: Processor {
             usersByCategory?[category, default: []].insert(record.key)
             bought[product] = true
             seen[product] = nil
+            if (recentBought[product]?.intValue ?? .min) < t { recentBought[product] = .millis(t) }
+            let latest = recentBought.sorted { a, b in
+                let (x, y) = (a.value.intValue ?? 0, b.value.intValue ?? 0)
+                return x != y ? x > y : a.key < b.key
+            }
+            recentBought = JSONObject(latest.prefix(relatedAnchors))
         } else if bought[product] == nil {
             let slot = type == "view" ? "view" : "cart"
             var entry = seen[product]?.objectValue ?? [:]
@@ -87,47 +111,61 @@ public struct RecommendationsProcessor: Processor {
             seen[product] = .object(entry)
         }
         seen = trimmed(seen, last: last)
-        state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "last": .millis(last)]
+        state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "recentBought": .object(recentBought), "last": .millis(last)]
         store.put(record.key, .object(state))
 
-        let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
+        let recs = recommend(state, context: context)
         context.forward(StreamRecord(
             key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
     }
 
     /// Recomputes the recommendations of the users of every category whose row
-    /// of the category table changed since the last call: a user's
-    /// recommendations do not depend on the order in which the popularity and
-    /// the recommendations pipelines ran. At most `recompute_batch` users per
+    /// of the category table changed since the last call, and of every user with
+    /// an anchor product whose row of the related table changed: a user's
+    /// recommendations do not depend on the order in which the popularity,
+    /// related-products and recommendations pipelines ran. At most `recompute_batch` users per
     /// commit; the rest wait for the next ones. After a restart every user is
     /// recomputed once (the table may have changed meanwhile).
     public mutating func punctuate(context: ProcessorContext) -> Bool {
         let store = context.store(self.store)
-        if usersByCategory == nil {
+        if usersByCategory == nil || usersByAnchor == nil {
             var index: [String: Set<String>] = [:]
+            var anchors: [String: Set<String>] = [:]
             for user in store.sortedKeys() {
-                for category in store.get(user)?["spend"]?.objectValue?.keys ?? [] { index[category, default: []].insert(user) }
+                let state = store.get(user)
+                for category in state?["spend"]?.objectValue?.keys ?? [] { index[category, default: []].insert(user) }
+                for product in Self.anchors(state?.objectValue ?? [:]) { anchors[product, default: []].insert(user) }
             }
             usersByCategory = index
+            usersByAnchor = anchors
         }
         let (changed, sequence) = context.globalChanges(table, since: tableSequence)
         tableSequence = sequence
         for category in changed {
             for user in (usersByCategory?[category] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
         }
+        if let relatedTable {
+            let (changedProducts, sequence) = context.globalChanges(relatedTable, since: relatedSequence)
+            relatedSequence = sequence
+            for product in changedProducts {
+                for user in (usersByAnchor?[product] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
+            }
+        }
         let batch = pending.prefix(recomputeBatch)
         for user in batch {
             pendingSet.remove(user)
             guard let state = store.get(user)?.objectValue else { continue }
-            let spend = state["spend"]?.objectValue ?? [:]
-            let bought = state["bought"]?.objectValue ?? [:]
-            let seen = state["seen"]?.objectValue ?? [:]
             let last = state["last"]?.intValue ?? context.streamTime
-            let recs = recommend(spend: spend, bought: bought, seen: seen, last: last, context: context)
+            let recs = recommend(state, context: context)
             context.forward(StreamRecord(key: user, value: ["userId": .string(user), "recs": .object(recs)], timestamp: last))
         }
         pending.removeFirst(batch.count)
         return !pending.isEmpty
+    }
+
+    /// The products whose related lists feed the user's recommendations: viewed recently, or bought lately.
+    private static func anchors(_ state: JSONObject) -> [String] {
+        Array(state["seen"]?.objectValue?.keys ?? []) + Array(state["recentBought"]?.objectValue?.keys ?? [])
     }
 
     /// Latest interaction with a seen product.
@@ -144,7 +182,11 @@ public struct RecommendationsProcessor: Processor {
         return JSONObject(ranked.prefix(maxSeen))
     }
 
-    private func recommend(spend: JSONObject, bought: JSONObject, seen: JSONObject, last: Int64, context: ProcessorContext) -> JSONObject {
+    private func recommend(_ state: JSONObject, context: ProcessorContext) -> JSONObject {
+        let spend = state["spend"]?.objectValue ?? [:]
+        let bought = state["bought"]?.objectValue ?? [:]
+        let seen = state["seen"]?.objectValue ?? [:]
+        let last = state["last"]?.intValue ?? context.streamTime
         var score: [String: Double] = [:]
         var recency: [String: Int64] = [:]
         let categories = spend.map { ($0.key, $0.value.intValue ?? 0) }
@@ -157,6 +199,15 @@ public struct RecommendationsProcessor: Processor {
                 let weight = Double(cents) / Double(topSpend)
                 for (p, units) in best where bought[p] == nil {
                     score[p] = max(score[p] ?? 0, weight * (units.doubleValue ?? 0) / maxUnits)
+                }
+            }
+        }
+        if let relatedTable {
+            for anchor in Set(Self.anchors(state)).sorted() {
+                let related = context.globalLookup(relatedTable, anchor)?[relatedField]?.objectValue ?? [:]
+                guard let strongest = related.compactMap({ $0.value.doubleValue }).max(), strongest > 0 else { continue }
+                for (p, weight) in related where bought[p] == nil && p != anchor {
+                    score[p] = max(score[p] ?? 0, 1 + (weight.doubleValue ?? 0) / strongest)
                 }
             }
         }
@@ -173,5 +224,27 @@ public struct RecommendationsProcessor: Processor {
             return x != y ? x > y : a.key < b.key
         }
         return JSONObject(ranked.prefix(maxItems).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
+    }
+}
+
+/// Why a product is in `rec:{userId}`, read off its score (see ``RecommendationsProcessor``):
+/// what `GET /recommendation` and the demo report next to each product.
+public enum RecommendationReason: String, Sendable, CaseIterable {
+    case inCartAndViewed = "in the cart and viewed"
+    case inCart = "in the cart"
+    case viewedRecently = "viewed recently"
+    case related = "related to what you viewed or bought"
+    case popularInTopCategory = "popular in a top category"
+
+    /// The reason for a score: 30+ cart and viewed, 20+ cart, 10+ viewed, the rest by
+    /// the fraction: above 1 related, up to 1 popular.
+    public init(score: Double) {
+        switch score {
+        case 30...: self = .inCartAndViewed
+        case 20..<30: self = .inCart
+        case 10..<20: self = .viewedRecently
+        case let s where s > 1: self = .related
+        default: self = .popularInTopCategory
+        }
     }
 }

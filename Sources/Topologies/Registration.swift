@@ -14,6 +14,8 @@ import StreamEngine
 /// | `recent_guest_views` | processor | recently viewed, guest side and login merge |
 /// | `recent_member_views` | processor | recently viewed, member side (`recent:member:{memberId}`) |
 /// | `recommendations` | processor | `rec:{userId}` |
+/// | `session_co_views` | processor | related products: products in the same session |
+/// | `related_products` | processor | related products: decayed co-occurrence (`related:{productId}`) |
 public func registerShopOperators(into registry: inout OperatorRegistry) {
     registry.register(aggregator: "platform_prices", PlatformPricesAggregator.make)
     registry.register(aggregator: "purchase_stats", PurchaseStatsAggregator.make)
@@ -22,6 +24,8 @@ public func registerShopOperators(into registry: inout OperatorRegistry) {
     registry.register(processor: "recent_guest_views", RecentGuestViewsProcessor.make)
     registry.register(processor: "recent_member_views", RecentMemberViewsProcessor.make)
     registry.register(processor: "recommendations", RecommendationsProcessor.make)
+    registry.register(processor: "session_co_views", SessionCoViewsProcessor.make)
+    registry.register(processor: "related_products", RelatedProductsProcessor.make)
 }
 
 /// A registry with the engine's built-ins and the shop operators.

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
 import StreamEngine
 
@@ -16,11 +17,14 @@ public struct DemoOptions: Sendable {
     public var redisURL: RedisURL?
     /// Where store snapshots go; nil means a temporary directory removed at the end.
     public var stateDir: String?
+    /// An existing MySQL/MariaDB for the `sql` steps; nil starts a private `mariadbd`.
+    public var sqlURL: MariaDBURL?
     /// Event time the generated records span (epoch ms); default 72 hours.
     public var span: Int64 = GeneratorOptions(events: 1).span
 
     public init(events: Int = 50_000, seed: UInt64 = 42, spike: Bool = false, configPath: String = "topologies.yaml",
-                redisURL: RedisURL? = nil, stateDir: String? = nil) {
+                redisURL: RedisURL? = nil, stateDir: String? = nil, sqlURL: MariaDBURL? = nil) {
+        self.sqlURL = sqlURL
         self.events = events
         self.seed = seed
         self.spike = spike
@@ -49,6 +53,10 @@ public enum ShopDemo {
         } catch {
             throw StreamEngineError("\(options.configPath) is not valid:\n\(error)")
         }
+        // mariadb-install-db takes seconds: start it while Kafka and Redis start.
+        let needsSQL = !config.sqlSinks.isEmpty
+        let givenSQL = options.sqlURL
+        async let localMariaDB: LocalMariaDBServer? = needsSQL && givenSQL == nil ? blocking { try LocalMariaDBServer(database: "shop") } : nil
         progress("starting embedded Kafka (3 brokers)")
         // Both block while they start: off the cooperative pool.
         let kafka = try await blocking { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
@@ -65,6 +73,14 @@ public enum ShopDemo {
         }
         defer { localRedis?.stop() }  // SIGTERM and a short wait
         progress("redis at \(redisURL.address)")
+        let mariadb = try await localMariaDB
+        defer { mariadb?.close() }
+        let sqlURL = givenSQL ?? mariadb?.url
+        if let sqlURL {
+            config.sqlURL = sqlURL.urlString
+            progress("MariaDB at \(sqlURL)")
+            if givenSQL != nil, options.redisURL == nil { config.applicationId += "-demo-\(Int(Date().timeIntervalSince1970))" }
+        }
         let stateDir = options.stateDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("shop-demo-\(UUID().uuidString)").path
         defer { if options.stateDir == nil { try? FileManager.default.removeItem(atPath: stateDir) } }
         for topic in config.inputTopics { try kafka.createTopic(topic, partitions: config.defaultPartitions, replicationFactor: 3) }
@@ -112,8 +128,15 @@ public enum ShopDemo {
         }
         try await s.categories()
         try await s.cheapest()
+        try await s.related()
         try await s.user()
         if let showcase, let before { try await s.login(showcase, before: before) }
+        if let sqlURL {
+            let validPurchases = generated.records.filter { $0.topic == ShopEvents.purchasesTopic && !$0.malformed }
+            let db = MariaDBConnection(url: sqlURL, logger: logger)
+            try await s.purchases(db, tables: config.sqlSinks.map(\.table), produced: validPurchases.count)
+            await db.close()
+        }
         await redis.close()
         return s.text
     }
@@ -252,6 +275,19 @@ struct Summary {
         }
     }
 
+    /// Related products of the best sellers (the stand-in for the seed's Elasticsearch search).
+    mutating func related() async throws {
+        line()
+        line("Related products (related:{productId}: viewed or bought in the same session, weight halving every 7 days)")
+        for c in ranked.prefix(3) {
+            guard let product = c.best.first?.0 else { continue }
+            let related = try await zrevrangeScores("related:\(product)", 5)
+            let count = try await redis.command(["ZCARD", "related:\(product)"]).int ?? 0
+            let text = related.isEmpty ? "(none yet)" : related.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: ", ")
+            line("  \(product.padding(toLength: 8, withPad: " ", startingAt: 0)) \(text)   [\(count) related]")
+        }
+    }
+
     private func zrangeScores(_ key: String, _ count: Int) async throws -> [(String, Double)] {
         try await ShopDemo.zrange(redis, key, count: count)
     }
@@ -281,11 +317,32 @@ struct Summary {
         line("  user:\(user):categories  " + categories.map { "\($0.0) \(money($0.1))" }.joined(separator: ", "))
         line("  behaviour:\(user)        views \(behaviour["views"] ?? "-"), clicks \(behaviour["clicks"] ?? "-"), cart adds \(behaviour["addToCarts"] ?? "-"), "
             + "searches \(behaviour["searches"] ?? "-"), sessions \(behaviour["sessions"] ?? "-"), last seen \(behaviour["lastSeenAt"] ?? "-")")
-        line("  rec:\(user) (score: 20+ in the cart, 10+ viewed, fraction = popularity in the user's top categories)")
+        line("  rec:\(user) (score: 20+ in the cart, 10+ viewed, 1–2 related to what the user viewed or bought, ≤ 1 popularity in the user's top categories)")
         for (p, score) in recs {
-            let why = score >= 30 ? "in the cart and viewed" : score >= 20 ? "in the cart" : score >= 10 ? "viewed recently" : "popular in a top category"
+            let why = RecommendationReason(score: score).rawValue
             line("      \(p.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%7.4f", score))  \(why)")
         }
+    }
+
+    /// The SQL tables the `sql` steps wrote: row counts and the latest rows.
+    mutating func purchases(_ db: MariaDBConnection, tables: [String], produced: Int) async throws {
+        line()
+        line("MariaDB (\(db.url))")
+        for table in Set(tables).sorted() {
+            let isPurchases = table == "purchases"
+            let counts = try await db.query(isPurchases
+                ? "SELECT COUNT(*), COUNT(DISTINCT orderId), COALESCE(SUM(quantity), 0) FROM `purchases`"
+                : "SELECT COUNT(*) FROM `\(table)`")
+            let row = counts.rows.first ?? []
+            func cell(_ i: Int) -> String { i < row.count ? row[i] ?? "0" : "0" }
+            line("  table \(table): \(cell(0)) rows" + (isPurchases
+                ? ", \(cell(1)) distinct orderId, \(cell(2)) units (the generator produced \(grouped(produced)) valid purchases)" : ""))
+            let latest = try await db.query("SELECT * FROM `\(table)`" + (isPurchases ? " ORDER BY purchasedAt DESC, orderId" : "") + " LIMIT 3")
+            line("    " + latest.columns.joined(separator: " | "))
+            for r in latest.rows { line("    " + r.map { $0 ?? "NULL" }.joined(separator: " | ")) }
+        }
+        let fence = try await db.query("SELECT COUNT(*), COALESCE(SUM(next_offset), 0) FROM stream_engine_offsets")
+        line("  stream_engine_offsets: \(fence.rows.first?[0] ?? "0") task/topic fences (the input offsets each task's last transaction applied)")
     }
 
     mutating func login(_ login: GeneratedLogin, before: (guest: [(String, Int64)], member: [(String, Int64)])) async throws {

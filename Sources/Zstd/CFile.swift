@@ -65,3 +65,20 @@ final class CFile {
         }
     }
 }
+
+extension CFile {
+    /// Opens `sourcePath` for reading and `destinationPath` for writing and runs `body`
+    /// with both; if it throws, the destination is closed and removed, so a failed
+    /// transformation leaves no partial file.
+    static func transform<T>(from sourcePath: String, to destinationPath: String, _ body: (CFile, CFile) throws -> T) throws -> T {
+        let source = try CFile(path: sourcePath, mode: "rb")
+        let destination = try CFile(path: destinationPath, mode: "wb")
+        do {
+            return try body(source, destination)
+        } catch {
+            destination.close()
+            unlink(destinationPath)
+            throw error
+        }
+    }
+}

@@ -69,48 +69,40 @@ public final class ZstdCompressor {
     /// - Throws: ``ZstdError`` of kind ``ZstdError/Kind/io`` if a file cannot be read or
     ///   written, or a libzstd error.
     public func compressFile(at sourcePath: String, to destinationPath: String) throws {
-        let source = try CFile(path: sourcePath, mode: "rb")
-        let destination = try CFile(path: destinationPath, mode: "wb")
-        var succeeded = false
-        defer {
-            if !succeeded {
-                destination.close()
-                unlink(destinationPath)
-            }
-        }
-        try reset(pledgedSize: source.size)
+        try CFile.transform(from: sourcePath, to: destinationPath) { source, destination in
+            try reset(pledgedSize: source.size)
 
-        let inputChunk = ZSTD_CStreamInSize()
-        var inputBuffer = [UInt8](repeating: 0, count: inputChunk)
-        var outputBuffer = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
-        var totalRead: UInt64 = 0
-        while true {
-            let count = try source.read(into: &inputBuffer)
-            totalRead += UInt64(count)
-            let last = count < inputChunk
-            let mode = last ? ZSTD_e_end : ZSTD_e_continue
-            try inputBuffer.withUnsafeBytes { inputBytes in
-                var input = ZSTD_inBuffer(src: inputBytes.baseAddress, size: count, pos: 0)
-                var finished = false
-                while !finished {
-                    let (remaining, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
-                        var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: outputBytes.count, pos: 0)
-                        let remaining = ZSTD_compressStream2(context, &output, &input, mode)
-                        return (remaining, output.pos)
+            let inputChunk = ZSTD_CStreamInSize()
+            var inputBuffer = [UInt8](repeating: 0, count: inputChunk)
+            var outputBuffer = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+            var totalRead: UInt64 = 0
+            while true {
+                let count = try source.read(into: &inputBuffer)
+                totalRead += UInt64(count)
+                let last = count < inputChunk
+                let mode = last ? ZSTD_e_end : ZSTD_e_continue
+                try inputBuffer.withUnsafeBytes { inputBytes in
+                    var input = ZSTD_inBuffer(src: inputBytes.baseAddress, size: count, pos: 0)
+                    var finished = false
+                    while !finished {
+                        let (remaining, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
+                            var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: outputBytes.count, pos: 0)
+                            let remaining = ZSTD_compressStream2(context, &output, &input, mode)
+                            return (remaining, output.pos)
+                        }
+                        if ZstdError.isError(remaining) {
+                            throw ZstdError.library(remaining, reason: "compressing \(sourcePath) at byte \(totalRead)")
+                        }
+                        try destination.write(outputBuffer, count: produced)
+                        // With e_end: done when everything is flushed. With e_continue: when the
+                        // input chunk is consumed.
+                        finished = last ? remaining == 0 : input.pos == input.size
                     }
-                    if ZstdError.isError(remaining) {
-                        throw ZstdError.library(remaining, reason: "compressing \(sourcePath) at byte \(totalRead)")
-                    }
-                    try destination.write(outputBuffer, count: produced)
-                    // With e_end: done when everything is flushed. With e_continue: when the
-                    // input chunk is consumed.
-                    finished = last ? remaining == 0 : input.pos == input.size
                 }
+                if last { break }
             }
-            if last { break }
+            try destination.closeChecked()
         }
-        try destination.closeChecked()
-        succeeded = true
     }
 
     private func reset(pledgedSize: UInt64) throws {

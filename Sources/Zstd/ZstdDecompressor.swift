@@ -122,65 +122,57 @@ public final class ZstdDecompressor {
     /// - Parameter maxSize: The largest acceptable decompressed size, in bytes.
     public func decompressFile(at sourcePath: String, to destinationPath: String, maxSize: Int) throws {
         precondition(maxSize >= 0, "maxSize must not be negative")
-        let source = try CFile(path: sourcePath, mode: "rb")
-        let destination = try CFile(path: destinationPath, mode: "wb")
-        var succeeded = false
-        defer {
-            if !succeeded {
-                destination.close()
-                unlink(destinationPath)
-            }
-        }
-        try reset()
-        let limit = maxSize == Int.max ? Int.max : maxSize + 1
+        try CFile.transform(from: sourcePath, to: destinationPath) { source, destination in
+            try reset()
+            let limit = maxSize == Int.max ? Int.max : maxSize + 1
 
-        var inputBuffer = [UInt8](repeating: 0, count: ZSTD_DStreamInSize())
-        var outputBuffer = [UInt8](repeating: 0, count: ZSTD_DStreamOutSize())
-        var totalRead = 0
-        var totalWritten = 0
-        var remaining = 1  // > 0: inside a frame (or before the first one)
-        var sawFrameEnd = false
-        while true {
-            let count = try source.read(into: &inputBuffer)
-            if count == 0 { break }
-            totalRead += count
-            try inputBuffer.withUnsafeBytes { inputBytes in
-                var input = ZSTD_inBuffer(src: inputBytes.baseAddress, size: count, pos: 0)
-                // Feed this chunk until it is consumed and nothing is left to flush.
-                while true {
-                    let allowed = min(outputBuffer.count, limit - totalWritten)
-                    let (result, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
-                        var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: allowed, pos: 0)
-                        let result = ZSTD_decompressStream(context, &output, &input)
-                        return (result, output.pos)
+            var inputBuffer = [UInt8](repeating: 0, count: ZSTD_DStreamInSize())
+            var outputBuffer = [UInt8](repeating: 0, count: ZSTD_DStreamOutSize())
+            var totalRead = 0
+            var totalWritten = 0
+            var remaining = 1  // > 0: inside a frame (or before the first one)
+            var sawFrameEnd = false
+            while true {
+                let count = try source.read(into: &inputBuffer)
+                if count == 0 { break }
+                totalRead += count
+                try inputBuffer.withUnsafeBytes { inputBytes in
+                    var input = ZSTD_inBuffer(src: inputBytes.baseAddress, size: count, pos: 0)
+                    // Feed this chunk until it is consumed and nothing is left to flush.
+                    while true {
+                        let allowed = min(outputBuffer.count, limit - totalWritten)
+                        let (result, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
+                            var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: allowed, pos: 0)
+                            let result = ZSTD_decompressStream(context, &output, &input)
+                            return (result, output.pos)
+                        }
+                        if ZstdError.isError(result) {
+                            throw ZstdError.library(
+                                result, reason: "decompressing \(sourcePath) near byte \(totalRead - count + input.pos)")
+                        }
+                        totalWritten += produced
+                        if totalWritten > maxSize {
+                            throw sizeExceeded(maxSize, detail: "\(sourcePath) decompresses to more")
+                        }
+                        try destination.write(outputBuffer, count: produced)
+                        remaining = result
+                        if result == 0 { sawFrameEnd = true }
+                        if input.pos == input.size && produced < allowed { break }
                     }
-                    if ZstdError.isError(result) {
-                        throw ZstdError.library(
-                            result, reason: "decompressing \(sourcePath) near byte \(totalRead - count + input.pos)")
-                    }
-                    totalWritten += produced
-                    if totalWritten > maxSize {
-                        throw sizeExceeded(maxSize, detail: "\(sourcePath) decompresses to more")
-                    }
-                    try destination.write(outputBuffer, count: produced)
-                    remaining = result
-                    if result == 0 { sawFrameEnd = true }
-                    if input.pos == input.size && produced < allowed { break }
                 }
             }
+            if totalRead == 0 {
+                throw ZstdError(kind: .truncatedFrame, name: "truncated frame", reason: "\(sourcePath) is empty")
+            }
+            if remaining != 0 {
+                throw ZstdError(
+                    kind: .truncatedFrame, name: "truncated frame",
+                    reason: sawFrameEnd
+                        ? "\(sourcePath) ends inside data following the last complete frame"
+                        : "\(sourcePath) ends after \(totalRead) bytes, inside a frame")
+            }
+            try destination.closeChecked()
         }
-        if totalRead == 0 {
-            throw ZstdError(kind: .truncatedFrame, name: "truncated frame", reason: "\(sourcePath) is empty")
-        }
-        if remaining != 0 {
-            throw ZstdError(
-                kind: .truncatedFrame, name: "truncated frame",
-                reason: sawFrameEnd
-                    ? "\(sourcePath) ends inside data following the last complete frame"
-                    : "\(sourcePath) ends after \(totalRead) bytes, inside a frame")
-        }
-        try destination.closeChecked()
-        succeeded = true
     }
 
     private func reset() throws {

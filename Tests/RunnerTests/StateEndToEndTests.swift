@@ -3,6 +3,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
+import StreamEngineTesting
 import StreamInspection
 import Testing
 import ThreadExecutors
@@ -12,32 +13,14 @@ import ThreadExecutors
 /// from the changelog, and with the values the job wrote to Redis.
 @Suite("stream-engine state after a real run", .serialized)
 struct StateEndToEndTests {
-    static let app = "count-app"
-    static let store = "clicks-per-user"
-    static let yaml = """
-        application.id: count-app
-        defaults:
-          commit.interval.ms: 50
-        topologies:
-          - name: clicks
-            source:
-              topics: [clicks]
-              key: user
-              timestamp: ts
-              required: { user: string, ts: string }
-            steps:
-              - aggregate: { store: clicks-per-user, aggregator: count }
-              - redis: { key: "clicks:{key}", mode: hash, fields: { count: count } }
-        """
+    static let app = CountPipelineFixture.applicationId
+    static let store = CountPipelineFixture.store
+    static let yaml = CountPipelineFixture.yaml
 
     @Test("get/scan/count/dump from snapshots and from the changelog agree with each other and with Redis; diff and list are clean; nothing is written")
     func stateAgreesWithRedis() async throws {
-        var logger = Logger(label: "runner-test")
-        logger.logLevel = .error
-        let kafka = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
-        let redisServer = try LocalRedisServer()
-        defer { redisServer.stop() }
-        let redis = RedisConnection(url: redisServer.url, logger: logger)
+        let h = try EngineTestHarness(brokers: 3, label: "runner-test")
+        let (kafka, redisServer, redis, logger) = (h.kafka, h.redisServer, h.redis, h.logger)
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let config = try dir.write("topologies.yaml", Self.yaml)
@@ -47,18 +30,8 @@ struct StateEndToEndTests {
         for topic in ["clicks", "\(Self.app)-\(Self.store)-changelog", "\(Self.app)-dlq"] {
             try kafka.createTopic(topic, partitions: 4)
         }
-        var expected: [String: Int] = [:]
-        var records: [(key: String, value: String)] = []
-        for i in 0..<2000 {
-            let user = "u\((i * 7919) % 41)"
-            expected[user, default: 0] += 1
-            records.append((user, #"{"user":"\#(user)","ts":"2024-12-14T12:00:\#(String(format: "%02d", i % 60))Z"}"#))
-        }
-        let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        try await runOnDedicatedThread("produce") { [records] in
-            for r in records { try producer.send(ProducerRecord(topic: "clicks", key: Array(r.key.utf8), value: Array(r.value.utf8))) }
-        }
-        try await producer.flush()
+        let (records, expected) = CountPipelineFixture.clicks(count: 2000, users: 41)
+        try await h.produce(CountPipelineFixture.topic, records.map { (key: Optional($0.key), value: $0.value) })
 
         let run = try await cli([
             "run", "--config", config, "--stop-at-end", "--bootstrap-servers", kafka.bootstrapServers,

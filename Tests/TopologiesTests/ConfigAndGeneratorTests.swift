@@ -13,20 +13,30 @@ struct ConfigAndGeneratorTests {
     func topologiesValidate() throws {
         let config = try ConfigLoader.load(path: ShopHarness.topologiesPath, registry: shopOperatorRegistry().names, environment: [:])
         #expect(config.pipelines.map(\.name) == [
-            "lowest-price", "user-stats", "category-popularity", "trending", "behaviour", "recently-viewed", "recommendations",
+            "lowest-price", "user-stats", "category-popularity", "trending", "behaviour", "recently-viewed", "related-products",
+            "purchase-records", "recommendations",
         ])
         #expect(config.inputTopics == ["product_prices", "purchases", "user_events", "logins"])
-        #expect(config.globalTables.map(\.topic) == ["shop-category-top"])
+        #expect(config.globalTables.map(\.topic) == ["shop-category-top", "shop-related"])
         var keys: [String] = []
         for p in config.pipelines {
             for case .redis(let r, _) in p.steps { keys.append(r.key.source) }
         }
         #expect(keys == [
             "price:{key}", "user:{key}:stats", "user:{key}:categories", "popular:{key}", "trending:{key}", "behaviour:{key}",
-            "recent:guest:{guestId}", "recent:member:{key}", "recent:guest:{guestId}", "rec:{key}",
+            "recent:guest:{guestId}", "recent:member:{key}", "recent:guest:{guestId}", "related:{key}", "rec:{key}",
         ])
-        // Every stateful step after its pipeline's rekey, except the guest side of recently viewed.
-        for p in config.pipelines where p.name != "recently-viewed" {
+        // The purchases table of issue 12, created by the engine.
+        let table = try #require(config.sqlSinks.first)
+        #expect(config.sqlSinks.count == 1)
+        #expect(table.table == "purchases" && table.key == ["orderId"] && table.mode == .upsert && table.create)
+        #expect(table.columns.map { "\($0.name) \($0.type?.sql ?? "-")" } == [
+            "orderId VARCHAR(64)", "userId VARCHAR(64)", "productId VARCHAR(64)", "category VARCHAR(64)",
+            "price DECIMAL(12,2)", "quantity INT", "purchasedAt DATETIME(3)",
+        ])
+        // Every stateful step after its pipeline's rekey, except the guest side of recently viewed
+        // and the viewer sessions of related products (both rely on their producers' keys).
+        for p in config.pipelines where !["recently-viewed", "related-products"].contains(p.name) && p.steps.contains(where: \.isStateful) {
             let firstStateful = p.steps.firstIndex { $0.isStateful }
             #expect(p.rekeyIndex != nil && firstStateful.map { $0 > p.rekeyIndex! } == true, "pipeline \(p.name)")
         }

@@ -16,12 +16,15 @@ extension ShopPipelineTests {
             let showcase = try #require(ShopDemo.pickShowcase(generated.logins, events: options.events))
 
             let summary = try await ShopDemo.run(options, logger: logger) { _ in }
-            for heading in ["Top categories", "Cheapest platforms", "the most frequent buyer", "logs in as \(showcase.memberId)"] {
+            for heading in ["Top categories", "Cheapest platforms", "Related products", "the most frequent buyer", "logs in as \(showcase.memberId)"] {
                 #expect(summary.contains(heading), "no \(heading) in:\n\(summary)")
             }
             // After the login the guest key is gone, and every product the guest viewed is in the member's list.
             #expect(summary.contains("recent:guest:\(showcase.guestId)  (no key: merged"), "\(summary)")
             #expect(summary.contains("of the guest's \(showcase.guestViewsBeforeLogin(in: generated.records)) products"), "\(summary)")
+            // The purchases table holds every valid purchase once.
+            let valid = generated.records.filter { $0.topic == ShopEvents.purchasesTopic && !$0.malformed }.count
+            #expect(summary.contains("table purchases: \(valid) rows, \(valid) distinct orderId"), "\(summary)")
             // Every malformed record is dead-lettered by each pipeline it breaks, and nothing else is:
             // the generated input is in event-time order per topic, so no purchase is late for its
             // trending window after the rekey (tasks aligned in event time).
@@ -36,10 +39,11 @@ extension ShopPipelineTests {
         static func pipelinesBroken(_ r: GeneratedRecord) -> Int {
             switch r.topic {
             case ShopEvents.pricesTopic: return 1  // lowest-price
-            case ShopEvents.purchasesTopic: return 4  // user-stats, category-popularity, trending, recommendations
+            case ShopEvents.purchasesTopic: return 5  // user-stats, category-popularity, trending, recommendations, purchase-records
             default:
-                // An unknown type breaks behaviour only; a bad timestamp every user_events pipeline.
-                return String(decoding: r.value, as: UTF8.self).contains(#""type":"hover""#) ? 1 : 3
+                // An unknown type breaks behaviour only (related-products keeps views alone); a bad
+                // timestamp every user_events pipeline: behaviour, recently-viewed, recommendations, related-products.
+                return String(decoding: r.value, as: UTF8.self).contains(#""type":"hover""#) ? 1 : 4
             }
         }
     }

@@ -3,6 +3,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import StreamEngine
+import StreamEngineTesting
 import Testing
 import Topologies
 
@@ -11,16 +12,12 @@ import Topologies
 @Suite("Shop pipelines on embedded Kafka and a real Redis", .serialized)
 struct ShopPipelineTests {}
 
-/// An embedded Kafka cluster and a real redis-server for one test, running
-/// pipelines of the repository's `topologies.yaml` with the shop operators.
-/// (Adapted from the engine tests' `EngineHarness`, which is not importable.)
+/// The shared ``EngineTestHarness`` (embedded Kafka, a real redis-server) set up for the
+/// repository's `topologies.yaml`: the shop operators and its input topics; its properties
+/// (`kafka`, `redis`, `stateDir`, …) are the harness's.
+@dynamicMemberLookup
 final class ShopHarness: Sendable {
-    let kafka: EmbeddedKafkaCluster
-    let redisServer: LocalRedisServer
-    let redis: RedisConnection
-    let stateDir: String
-    let logger: Logger
-    let registry: OperatorRegistry
+    let engine: EngineTestHarness
 
     /// The repository's `topologies.yaml`.
     static let topologiesPath = URL(fileURLWithPath: #filePath)
@@ -31,25 +28,20 @@ final class ShopHarness: Sendable {
     static let inputTopics = ["product_prices", "purchases", "user_events", "logins"]
 
     init() throws {
-        var logger = Logger(label: "topologies-test")
-        logger.logLevel = ProcessInfo.processInfo.environment["ENGINE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
-        self.logger = logger
-        kafka = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
-        redisServer = try LocalRedisServer()
-        redis = RedisConnection(url: redisServer.url, logger: logger)
-        stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("shop-state-\(UUID().uuidString)").path
-        registry = shopOperatorRegistry()
-        for topic in Self.inputTopics { try kafka.createTopic(topic, partitions: 4) }
+        engine = try EngineTestHarness(registry: shopOperatorRegistry(), label: "topologies-test")
+        for topic in Self.inputTopics { try engine.createTopic(topic, partitions: 4) }
     }
 
-    deinit {
-        redisServer.stop()
-        try? FileManager.default.removeItem(atPath: stateDir)
-    }
+    subscript<T>(dynamicMember keyPath: KeyPath<EngineTestHarness, T>) -> T { engine[keyPath: keyPath] }
 
     /// `topologies.yaml` reduced to the named pipelines.
     func config(_ pipelines: String...) throws -> StreamConfig {
-        var config = try ConfigLoader.load(path: Self.topologiesPath, registry: registry.names, environment: [:])
+        try Self.config(pipelines, registry: engine.registry)
+    }
+
+    /// `topologies.yaml` reduced to the named pipelines (also for the TopologyTestDriver).
+    static func config(_ pipelines: [String], registry: OperatorRegistry = shopOperatorRegistry()) throws -> StreamConfig {
+        var config = try ConfigLoader.load(path: topologiesPath, registry: registry.names, environment: [:])
         let unknown = Set(pipelines).subtracting(config.pipelines.map(\.name))
         precondition(unknown.isEmpty, "no pipelines \(unknown) in topologies.yaml")
         config.pipelines = config.pipelines.filter { pipelines.contains($0.name) }
@@ -59,66 +51,44 @@ final class ShopHarness: Sendable {
     /// Produces JSON values, each to the given partition (tests choose partitions
     /// unlike the engine's partitioner on purpose), and waits for delivery.
     func produce(_ topic: String, _ records: [(key: String, value: JSONValue, partition: Int32)]) async throws {
-        let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        for r in records {
-            try producer.send(ProducerRecord(topic: topic, partition: r.partition, key: Array(r.key.utf8), value: r.value.serialized()))
-        }
-        try await producer.flush()
+        try await engine.produce(topic, records)
     }
 
     /// Produces raw (possibly malformed) values.
     func produceRaw(_ topic: String, _ values: [String], partition: Int32 = 0) async throws {
-        let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        for v in values { try producer.send(ProducerRecord(topic: topic, partition: partition, key: Array("bad".utf8), value: Array(v.utf8))) }
-        try await producer.flush()
+        try await engine.produce(topic, values.map { (key: Optional("bad"), value: $0) }, partition: partition)
     }
 
     /// Runs the configuration to the end of its input (with a time limit); returns the runtime for its stats.
     @discardableResult
     func runToEnd(_ config: StreamConfig, timeout: Duration = .seconds(120)) async throws -> StreamRuntime {
-        let rt = StreamRuntime(
-            config: config, registry: registry, kafka: .embedded(kafka), redisURL: redisServer.url,
-            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: true), logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await rt.run() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw StreamEngineError("engine did not reach the end of its input within \(timeout)")
-            }
-            try await group.next()
-            group.cancelAll()
-        }
-        return rt
+        try await engine.runToEnd(config, timeout: timeout)
     }
 
     // MARK: Redis
 
     /// A sorted set, lowest score first, as `[member: score]` pairs in Redis order.
     func zset(_ key: String) async throws -> [Pair] {
-        let items = try await redis.command(["ZRANGE", key, "0", "-1", "WITHSCORES"]).array ?? []
-        return stride(from: 0, to: items.count - 1, by: 2).map { Pair(items[$0].string ?? "", Double(items[$0 + 1].string ?? "") ?? .nan) }
+        try await engine.zrangeWithScores(key).map { Pair($0.member, $0.score) }
     }
 
     /// A hash.
     func hash(_ key: String) async throws -> [String: String] {
-        let items = try await redis.command(["HGETALL", key]).array ?? []
-        var out: [String: String] = [:]
-        for i in stride(from: 0, to: items.count - 1, by: 2) { out[items[i].string ?? ""] = items[i + 1].string ?? "" }
-        return out
+        try await engine.hgetall(key)
     }
 
     func exists(_ key: String) async throws -> Bool {
-        try await redis.command(["EXISTS", key]).int == 1
+        try await engine.redis.command(["EXISTS", key]).int == 1
     }
 
     /// Milliseconds to live (-1 without expiry, -2 when the key does not exist).
     func pttl(_ key: String) async throws -> Int64 {
-        try await redis.command(["PTTL", key]).int ?? -3
+        try await engine.redis.command(["PTTL", key]).int ?? -3
     }
 
     /// Every key matching a pattern, sorted.
     func keys(_ pattern: String) async throws -> [String] {
-        (try await redis.command(["KEYS", pattern]).array ?? []).compactMap(\.string).sorted()
+        (try await engine.redis.command(["KEYS", pattern]).array ?? []).compactMap(\.string).sorted()
     }
 }
 

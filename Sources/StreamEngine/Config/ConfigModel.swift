@@ -70,6 +70,9 @@ public struct StreamConfig: Sendable {
     /// `http.listen` (`host:port`), if an `http:` section is present: the address of the
     /// instance's HTTP service (`stream-engine run --http` overrides it).
     public var httpListen: String?
+    /// `sql.url` (`mysql://user:password@host:port/database`), if a `sql:` section is
+    /// present; `run --sql-url` replaces it. Holds a password: never log it as is.
+    public var sqlURL: String?
     /// `defaults.processing.guarantee` (default at-least-once).
     public var processingGuarantee: ProcessingGuarantee
     /// `defaults.commit.interval.ms` (default 100).
@@ -107,8 +110,10 @@ public struct StreamConfig: Sendable {
         defaultPartitions: Int = 4,
         globalTables: [GlobalTableSpec] = [],
         pipelines: [PipelineSpec] = [],
-        sourceFile: String = "topologies.yaml"
+        sourceFile: String = "topologies.yaml",
+        sqlURL: String? = nil
     ) {
+        self.sqlURL = sqlURL
         self.applicationId = applicationId
         self.kafka = kafka
         self.redisURL = redisURL
@@ -271,15 +276,17 @@ public enum StepSpec: Sendable {
     case to(ToSpec, location: SourceLocation)
     /// `redis`: write the record to Redis (records continue to the next step).
     case redis(RedisSinkSpec, location: SourceLocation)
+    /// `sql`: write the record as a row of a MySQL/MariaDB table (records continue to the next step).
+    case sql(SQLSinkSpec, location: SourceLocation)
 
     /// All step kinds, as written in the file, in canonical order.
-    public static let kindNames = ["filter", "select", "rekey", "aggregate", "window", "process", "to", "redis"]
+    public static let kindNames = ["filter", "select", "rekey", "aggregate", "window", "process", "to", "redis", "sql"]
 
     /// Where the step is declared.
     public var location: SourceLocation {
         switch self {
         case .filter(_, let l), .select(_, let l), .rekey(_, let l), .aggregate(_, let l),
-             .window(_, let l), .process(_, let l), .to(_, let l), .redis(_, let l):
+             .window(_, let l), .process(_, let l), .to(_, let l), .redis(_, let l), .sql(_, let l):
             return l
         }
     }
@@ -295,6 +302,7 @@ public enum StepSpec: Sendable {
         case .process: return "process"
         case .to: return "to"
         case .redis: return "redis"
+        case .sql: return "sql"
         }
     }
 
@@ -311,10 +319,10 @@ public enum StepSpec: Sendable {
     /// Whether the step keeps state (owns at least one store).
     public var isStateful: Bool { !storeNames.isEmpty }
 
-    /// Whether the step writes records out of the engine (`to` or `redis`).
+    /// Whether the step writes records out of the engine (`to`, `redis` or `sql`).
     public var isSink: Bool {
         switch self {
-        case .to, .redis: return true
+        case .to, .redis, .sql: return true
         default: return false
         }
     }
@@ -576,113 +584,4 @@ public struct RedisSinkSpec: Sendable, Hashable {
         self.mode = mode
         self.ttlMillis = ttlMillis
     }
-}
-
-/// A Redis key template such as `user:{userId}:stats`.
-///
-/// `{name}` is replaced by the field `name` of the record value, `{key}` by the record key;
-/// `{{` and `}}` stand for literal braces. Any other use of braces is an error.
-public struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
-    /// A piece of a template.
-    public enum Part: Sendable, Hashable {
-        /// Literal text.
-        case literal(String)
-        /// The value of a record field.
-        case field(String)
-        /// The record key.
-        case key
-    }
-
-    /// The pieces, in order.
-    public var parts: [Part]
-    /// The template as written.
-    public var source: String
-
-    /// Parses a template; throws a message describing the first problem.
-    public init(parsing template: String) throws(KeyTemplateError) {
-        var parts: [Part] = []
-        var literal = ""
-        var scalars = Array(template.unicodeScalars)[...]
-        var offset = 0
-        func flush() {
-            if !literal.isEmpty { parts.append(.literal(literal)); literal = "" }
-        }
-        while let c = scalars.first {
-            if c == "{" {
-                if scalars.dropFirst().first == "{" {
-                    literal += "{"; scalars = scalars.dropFirst(2); offset += 2; continue
-                }
-                guard let close = scalars.firstIndex(of: "}") else {
-                    throw KeyTemplateError(message: "unclosed '{' at offset \(offset) in key template '\(template)'; expected '{field}', '{key}' or '{{' for a literal brace", offset: offset)
-                }
-                let name = String(String.UnicodeScalarView(scalars[scalars.index(after: scalars.startIndex)..<close]))
-                guard !name.isEmpty, name.unicodeScalars.allSatisfy(KeyTemplate.isNameScalar) else {
-                    let shown = name.isEmpty ? "{}" : "{\(name)}"
-                    throw KeyTemplateError(message: "invalid placeholder '\(shown)' in key template '\(template)'; expected '{field}' with a field name of letters, digits, '_', '.' or '-', or '{key}' for the record key", offset: offset)
-                }
-                flush()
-                parts.append(name == "key" ? .key : .field(name))
-                offset += name.unicodeScalars.count + 2
-                scalars = scalars[scalars.index(after: close)...]
-            } else if c == "}" {
-                if scalars.dropFirst().first == "}" {
-                    literal += "}"; scalars = scalars.dropFirst(2); offset += 2; continue
-                }
-                throw KeyTemplateError(message: "unmatched '}' at offset \(offset) in key template '\(template)'; expected '}}' for a literal brace", offset: offset)
-            } else {
-                literal.unicodeScalars.append(c)
-                scalars = scalars.dropFirst(); offset += 1
-            }
-        }
-        flush()
-        self.parts = parts
-        self.source = template
-    }
-
-    private static func isNameScalar(_ s: Unicode.Scalar) -> Bool {
-        (s >= "a" && s <= "z") || (s >= "A" && s <= "Z") || (s >= "0" && s <= "9") || s == "_" || s == "." || s == "-"
-    }
-
-    /// The record fields the template refers to, in order of first use.
-    public var referencedFields: [String] {
-        var seen = Set<String>()
-        return parts.compactMap { if case .field(let f) = $0, seen.insert(f).inserted { return f } else { return nil } }
-    }
-
-    /// Whether the template refers to the record key.
-    public var usesRecordKey: Bool { parts.contains(.key) }
-
-    /// Renders the key for one record. Returns nil if a referenced field (or the key) is unavailable.
-    ///
-    /// - Parameters:
-    ///   - recordKey: the record key as a string (for `{key}`).
-    ///   - fieldLookup: the string form of a top-level field of the record value, or nil if absent.
-    public func render(recordKey: String?, fieldLookup: (String) throws -> String?) rethrows -> String? {
-        var out = ""
-        for part in parts {
-            switch part {
-            case .literal(let s): out += s
-            case .key:
-                guard let k = recordKey else { return nil }
-                out += k
-            case .field(let f):
-                guard let v = try fieldLookup(f) else { return nil }
-                out += v
-            }
-        }
-        return out
-    }
-
-    /// The template as written.
-    public var description: String { source }
-}
-
-/// Why a key template could not be parsed.
-public struct KeyTemplateError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What is wrong and what was expected.
-    public var message: String
-    /// The offset (in Unicode scalars) of the problem in the template.
-    public var offset: Int
-    /// The message.
-    public var description: String { message }
 }

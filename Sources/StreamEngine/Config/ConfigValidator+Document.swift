@@ -5,7 +5,7 @@ import Foundation
 extension ConfigValidator {
     // MARK: - Document
 
-    static let topLevelKeys = ["application.id", "kafka", "redis", "http", "defaults", "global_tables", "topologies"]
+    static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "http", "defaults", "global_tables", "topologies"]
     static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
@@ -54,6 +54,7 @@ extension ConfigValidator {
                 }
             }
         }
+        let sqlURL = optional(top, "sql", nullIsAbsent: true).flatMap(sqlSection)
 
         var guarantee = ProcessingGuarantee.atLeastOnce
         var commitInterval = 100
@@ -108,7 +109,7 @@ extension ConfigValidator {
             applicationId: applicationId, kafka: kafka, redisURL: redisURL,
             processingGuarantee: guarantee, commitIntervalMs: commitInterval, dlqTopic: dlqTopic,
             onError: onError, defaultPartitions: partitions, globalTables: globalTables,
-            pipelines: pipelines, sourceFile: file)
+            pipelines: pipelines, sourceFile: file, sqlURL: sqlURL)
         config.maxTaskIdleMs = maxTaskIdle
         config.maxDriftMs = maxDrift
         config.httpListen = httpListen

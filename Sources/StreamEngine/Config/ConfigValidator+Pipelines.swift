@@ -166,6 +166,8 @@ extension ConfigValidator {
             return toStep(body).map { .to($0, location: loc) }
         case "redis":
             return redisStep(body).map { .redis($0, location: loc) }
+        case "sql":
+            return sqlStep(body).map { .sql($0, location: loc) }
         default:
             report(loc, "unknown step '\(kind)'; expected one of \(ConfigSuggest.list(kinds))" + ConfigSuggest.hint(for: kind, in: kinds))
             return nil

@@ -23,6 +23,7 @@ public enum TopologyDescriber {
         out.append("on error: \(config.onError.rawValue)")
         out.append("dead-letter topic: \(config.dlqTopic)")
         if let url = config.redisURL { out.append("redis: \(url)") }
+        if let url = config.sqlURL { out.append("sql: \(SQLSinkDescription.maskedURL(url))") }
 
         out.append("")
         if config.globalTables.isEmpty {
@@ -114,7 +115,7 @@ public enum TopologyDescriber {
             for (index, step) in pipeline.steps.enumerated() {
                 let sid = "\(pid)_s\(index + 1)"
                 let label = escape("\(index + 1). \(stepDescription(step))")
-                if case .redis = step {
+                if step.isSink, step.toSpec == nil {
                     body.append("    \(sid){{\"\(label)\"}}")
                 } else {
                     body.append("    \(sid)[\"\(label)\"]")
@@ -200,6 +201,8 @@ public enum TopologyDescriber {
             return "to: topic \(t.topic)" + (t.keyField.map { " (key: field \($0))" } ?? "")
         case .redis(let r, _):
             return "redis: " + redisDescription(r)
+        case .sql(let q, _):
+            return "sql: " + SQLSinkDescription.describe(q)
         }
     }
 
@@ -207,6 +210,7 @@ public enum TopologyDescriber {
         switch step {
         case .to(let t, _): return "topic \(t.topic)" + (t.keyField.map { " (key: field \($0))" } ?? "")
         case .redis(let r, _): return "redis " + redisDescription(r)
+        case .sql(let q, _): return "sql " + SQLSinkDescription.describe(q)
         default: return nil
         }
     }

@@ -29,17 +29,26 @@ public typealias ProcessorFactory = @Sendable (JSONObject) throws -> any Process
 public final class ProcessorContext {
     private let stores: [String: KeyValueStore]
     private let globals: GlobalTables
-    /// Records forwarded by the current `process` call.
-    var forwarded: [StreamRecord] = []
+    /// Records forwarded by the current `process` call (the task clears it before each call).
+    public internal(set) var forwarded: [StreamRecord] = []
     /// The task's stream time (the largest event time seen), epoch ms.
     public internal(set) var streamTime: Int64 = .min
     /// The task's partition.
     public let partition: Int32
 
-    init(stores: [String: KeyValueStore], globals: GlobalTables, partition: Int32) {
+    /// A context for a processor outside a task, for unit tests of operators: the stores
+    /// the step declares, global tables (fill them with `GlobalTables.apply`), a partition
+    /// and a stream time. What the processor forwards collects in ``forwarded``.
+    public init(stores: [String: KeyValueStore] = [:], globals: GlobalTables = GlobalTables(), partition: Int32 = 0, streamTime: Int64 = .min) {
         self.stores = stores
         self.globals = globals
         self.partition = partition
+        self.streamTime = streamTime
+    }
+
+    /// Forgets what was forwarded, as the task does before each record.
+    public func clearForwarded() {
+        forwarded.removeAll(keepingCapacity: true)
     }
 
     /// A store the step declared in `stores:`.

@@ -26,7 +26,9 @@ public final class GlobalTables: Sendable {
     /// Number of keys of a table.
     public func count(_ table: String) -> Int { tables.withLock { $0[table]?.count ?? 0 } }
 
-    func apply(_ table: String, key: String, value: JSONValue?) {
+    /// Sets (or, with nil, removes) a key of a table: what the table's topic does, and
+    /// what the test driver does to feed a table.
+    package func apply(_ table: String, key: String, value: JSONValue?) {
         let changed = tables.withLock { t -> Bool in
             let old = t[table]?[key]
             t[table, default: [:]][key] = value

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
 import ServiceLifecycle
 import Synchronization
@@ -42,6 +43,8 @@ public struct FaultInjection: Sendable {
         case afterKafkaFlush
         /// Redis written, input offsets not yet committed.
         case afterRedisWrite
+        /// SQL sinks' transactions committed, input offsets not yet committed.
+        case afterSQLWrite
     }
     /// The 1-based commit (counting commits that had work) at which to crash.
     public var commit: Int
@@ -169,7 +172,9 @@ public final class StreamRuntime: Service {
             try await globals.start(table: g.name, topic: g.topic, kafkaConfig: config.kafka, logger: logger)
         }
 
-        let env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        let sql = try await startSQLSinks()
+        env.sqlKinds = try await sql?.prepare()
         let rebalanceError = Mutex<(any Error)?>(nil)
         let managerBox = Mutex<TaskManager?>(nil)
         var consumerConfig = config.kafka
@@ -199,7 +204,7 @@ public final class StreamRuntime: Service {
         readerConfig["isolation.level"] = "read_uncommitted"
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, queries: queries)
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries)
         queries.setRunning(true)
         defer { queries.setRunning(false) }
         managerBox.withLock { $0 = manager }
@@ -222,7 +227,19 @@ public final class StreamRuntime: Service {
         statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: deadLettered, commits: commits) }
         await producer.close()
         await redis?.close()
+        await sql?.close()
         try outcome.get()
+    }
+
+    /// The writer of the `sql` steps, if there are any (`sql.url` or `run --sql-url`).
+    private func startSQLSinks() async throws -> SQLSinkWriter? {
+        guard !config.sqlSinks.isEmpty else { return nil }
+        guard let text = config.sqlURL, !text.isEmpty else {
+            throw StreamEngineError("topologies.yaml has sql sinks but no SQL URL is configured (sql.url or --sql-url)")
+        }
+        let url: MariaDBURL
+        do { url = try MariaDBURL(text) } catch { throw StreamEngineError("\(error.message)") }
+        return SQLSinkWriter(url: url, config: config, logger: logger)
     }
 
     private var isEmbedded: Bool { if case .embedded = connection { return true } else { return false } }

@@ -3,14 +3,54 @@ import KafkaClient
 import Logging
 import Metrics
 
-/// What every task shares: configuration, the producer and lookups.
-struct TaskEnvironment: Sendable {
+/// Where a task's records go (outputs, repartition, dead letters, changelogs): the Kafka
+/// producer in the runtime, memory in `StreamEngineTesting`'s `TopologyTestDriver`.
+package protocol RecordCollector: Sendable {
+    func send(_ record: ProducerRecord) throws(KafkaError)
+}
+
+extension KafkaProducer: RecordCollector {}
+
+/// What every task shares: configuration, where records go and lookups.
+package struct TaskEnvironment: Sendable {
     let config: StreamConfig
     let registry: OperatorRegistry
-    let producer: KafkaProducer
+    let collector: any RecordCollector
+    private let kafkaProducer: KafkaProducer?
     let globals: GlobalTables
     let logger: Logger
     let stateDir: String
+
+    /// The runtime's environment: records go to `producer`.
+    init(config: StreamConfig, registry: OperatorRegistry, producer: KafkaProducer, globals: GlobalTables, logger: Logger, stateDir: String) {
+        self.init(config: config, registry: registry, collector: producer, kafkaProducer: producer, globals: globals, logger: logger, stateDir: stateDir)
+    }
+
+    /// An environment without Kafka (the test driver): records go to `collector`.
+    package init(config: StreamConfig, registry: OperatorRegistry, collector: any RecordCollector, globals: GlobalTables, logger: Logger, stateDir: String) {
+        self.init(config: config, registry: registry, collector: collector, kafkaProducer: nil, globals: globals, logger: logger, stateDir: stateDir)
+    }
+
+    private init(config: StreamConfig, registry: OperatorRegistry, collector: any RecordCollector, kafkaProducer: KafkaProducer?,
+                 globals: GlobalTables, logger: Logger, stateDir: String) {
+        self.config = config
+        self.registry = registry
+        self.collector = collector
+        self.kafkaProducer = kafkaProducer
+        self.globals = globals
+        self.logger = logger
+        self.stateDir = stateDir
+    }
+
+    /// The Kafka producer, for the task manager's flushes and transactions (the runtime's
+    /// environment always has one; the test driver has no task manager).
+    var producer: KafkaProducer {
+        guard let kafkaProducer else { preconditionFailure("this task environment has no Kafka producer") }
+        return kafkaProducer
+    }
+
+    /// Column conversions of the `sql` steps, resolved against the database at start.
+    var sqlKinds: SQLColumnKinds? = nil
 }
 
 /// Identifies a task: a sub-topology and a partition.
@@ -22,15 +62,18 @@ public struct TaskID: Hashable, Sendable, CustomStringConvertible, Comparable {
 }
 
 /// What a task hands over at a commit.
-struct TaskCommit: Sendable {
-    let task: TaskID
-    let tag: CommitTag
+package struct TaskCommit: Sendable {
+    package let task: TaskID
+    package let tag: CommitTag
     /// Next offsets to read per input partition.
-    let offsets: [TopicPartitionOffset]
-    let redisCommands: [[String]]
+    package let offsets: [TopicPartitionOffset]
+    /// The Redis writes of the commit, in order.
+    package let redisCommands: [[String]]
     /// Redis writes of periodic work (`Processor.punctuate`), applied after
     /// `redisCommands` under a fence of their own: a wall-clock sequence.
-    var punctuationCommands: [[String]] = []
+    package var punctuationCommands: [[String]] = []
+    /// Rows of `sql` steps, written fenced by the task's input offsets.
+    var sqlRows: [SQLPendingRow] = []
 }
 
 /// A record that failed with `on_error: fail`.
@@ -47,7 +90,7 @@ public struct RecordFailure: Error, CustomStringConvertible, Sendable {
 /// One task: a sub-topology on one partition. An actor that owns its state
 /// stores, processors and pending sink writes; the task manager feeds it
 /// batches and asks it to commit.
-actor StreamTask {
+package actor StreamTask {
     let id: TaskID
     let sub: SubTopology
     let partition: Int32
@@ -59,6 +102,7 @@ actor StreamTask {
     private var processed: [String: Int64] = [:]
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
+    private var sqlBatch = SQLWriteBatch()
     /// Per upstream input partition (`topic/partition`), the last repartition record applied.
     private var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
@@ -81,8 +125,8 @@ actor StreamTask {
     private let dlqCounter: Counter
     private let lateCounter: Counter
     private let outCounter: Counter
-    private(set) var recordsProcessed = 0
-    private(set) var recordsDeadLettered = 0
+    package private(set) var recordsProcessed = 0
+    package private(set) var recordsDeadLettered = 0
 
     enum CompiledStep {
         case filter([FieldPredicate])
@@ -93,6 +137,7 @@ actor StreamTask {
         case process(ProcessorBox, ProcessorContext)
         case to(topic: String, keyField: String?)
         case redis(RedisSinkStep)
+        case sql(SQLSinkStep)
     }
 
     final class ProcessorBox {
@@ -100,7 +145,7 @@ actor StreamTask {
         init(_ p: any Processor) { processor = p }
     }
 
-    init(sub: SubTopology, partition: Int32, env: TaskEnvironment) throws {
+    package init(sub: SubTopology, partition: Int32, env: TaskEnvironment) throws {
         self.id = TaskID(subTopology: sub.id, partition: partition)
         self.sub = sub
         self.partition = partition
@@ -139,6 +184,9 @@ actor StreamTask {
                 return .process(ProcessorBox(try factory(p.params)), ProcessorContext(stores: own, globals: env.globals, partition: partition))
             case .to(let t, _): return .to(topic: t.topic, keyField: t.keyField)
             case .redis(let r, _): return .redis(RedisSinkStep(spec: r))
+            case .sql(let q, _):
+                let index = env.config.sqlSinkIndex(of: q) ?? 0
+                return .sql(SQLSinkStep(index: index, spec: q, kinds: env.sqlKinds?.bySink[index]))
             }
         }
     }
@@ -226,7 +274,7 @@ actor StreamTask {
     /// waiting (every partition treated as at its end); returns how many went to
     /// the dead-letter topic.
     @discardableResult
-    func process(_ messages: [KafkaMessage]) throws -> Int {
+    package func process(_ messages: [KafkaMessage]) throws -> Int {
         _ = enqueue(messages)
         return try drain(mayRunAhead: Set(input.topics)).deadLettered
     }
@@ -353,10 +401,25 @@ actor StreamTask {
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
                 try sink.write(record, into: &redisBatch)
+            case .sql(let sink):
+                sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
             i += 1
         }
         if sub.index == 1 || sub.pipeline.rekeyIndex == nil { outCounter.increment() }  // it passed the pipeline's last step
+    }
+
+    /// The entries of one of the task's stores (nil if the task has no such store).
+    package func storeEntries(_ name: String) -> [String: StoreEntry]? {
+        stores[name]?.allEntries
+    }
+
+    /// Moves stream time forward without a record (a test driver's punctuation): windows
+    /// that are due close and their results flow on.
+    package func advanceStreamTime(to time: Int64) throws(RecordError) {
+        guard time > streamTime else { return }
+        streamTime = time
+        try closeWindows()
     }
 
     private func closeWindows() throws(RecordError) {
@@ -384,7 +447,7 @@ actor StreamTask {
     private var sendError: KafkaError?
 
     private func send(_ r: ProducerRecord) {
-        do { try env.producer.send(r) } catch { if sendError == nil { sendError = error } }
+        do { try env.collector.send(r) } catch { if sendError == nil { sendError = error } }
     }
 
     private func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
@@ -484,7 +547,7 @@ actor StreamTask {
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
-    func prepareCommit() throws -> TaskCommit? {
+    package func prepareCommit() throws -> TaskCommit? {
         try emitDeferredResults()
         punctuate()
         if let e = sendError { sendError = nil; throw e }
@@ -493,11 +556,11 @@ actor StreamTask {
         }
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty else { return nil }
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                try env.producer.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
+                try env.collector.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
             }
         }
         let commands = redisBatch.flattened
@@ -505,10 +568,12 @@ actor StreamTask {
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
         let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands)
+        let rows = sqlBatch.rows
+        sqlBatch = SQLWriteBatch()
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
     }
 
-    func markCommitted(_ tag: CommitTag) {
+    package func markCommitted(_ tag: CommitTag) {
         lastCommittedTag = tag
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import Metrics
+import MariaDBClient
 import RedisClient
 
 /// A commit failed because the group rebalanced: the tasks were dropped.
@@ -21,6 +22,8 @@ actor TaskManager {
     /// 2.0.2 times out while that member's assignment is being set up.
     let offsetReader: KafkaConsumer
     let redis: RedisConnection?
+    /// Writes the rows of `sql` steps (nil without any).
+    let sql: SQLSinkWriter?
     let admin: any TopicAdministrator
     let logger: Logger
     private var tasks: [TaskID: StreamTask] = [:]
@@ -44,7 +47,9 @@ actor TaskManager {
     private var scheduler: InputScheduler
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
-         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, queries: RuntimeQueries = RuntimeQueries()) {
+         stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil,
+         queries: RuntimeQueries = RuntimeQueries()) {
+        self.sql = sql
         self.queries = queries
         self.transactional = transactional
         self.faultInjection = faultInjection
@@ -274,6 +279,13 @@ actor TaskManager {
                 _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
             }
         }
+        // SQL sinks: one transaction per task, fenced by its input offsets (see SQLSinkWriter).
+        if let sql {
+            for c in commits where !c.sqlRows.isEmpty {
+                _ = try await retrying("write to SQL") { try await sql.write(task: c.task.description, tag: c.tag, rows: c.sqlRows) }
+            }
+            try crashIfInjected(.afterSQLWrite)
+        }
         let t2 = clock.now
         try crashIfInjected(.afterRedisWrite)
         let offsets = commits.flatMap(\.offsets)
@@ -401,6 +413,12 @@ actor TaskManager {
                 logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
             } catch let error as RedisError {
                 throw StreamEngineError("\(what): Redis answered an error: \(error)")
+            } catch let error as MariaDBError where error.isRetryable {
+                attempt += 1
+                if (stopping || stopRequested()) && attempt > 3 { throw StreamEngineError("\(what) failed while stopping: \(error)") }
+                logger.warning("\(what) failed (attempt \(attempt)), retrying in \(delay): \(error)")
+            } catch let error as MariaDBError {
+                throw StreamEngineError("\(what): MariaDB answered an error: \(error)")
             }
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))

@@ -169,8 +169,8 @@ struct ConfigLoaderDiagnosticTests {
         let d = diagnostics.first
         #expect(d?.line == 7)
         #expect(d?.column == 9)
-        #expect(d?.message == "unknown step 'agregate'; expected one of filter, select, rekey, aggregate, window, process, to, redis (did you mean 'aggregate'?)")
-        #expect(d?.description == "topologies.yaml:7:9: error: unknown step 'agregate'; expected one of filter, select, rekey, aggregate, window, process, to, redis (did you mean 'aggregate'?)")
+        #expect(d?.message == "unknown step 'agregate'; expected one of filter, select, rekey, aggregate, window, process, to, redis, sql (did you mean 'aggregate'?)")
+        #expect(d?.description == "topologies.yaml:7:9: error: unknown step 'agregate'; expected one of filter, select, rekey, aggregate, window, process, to, redis, sql (did you mean 'aggregate'?)")
     }
 
     @Test func unknownKeySuggestsTopics() {

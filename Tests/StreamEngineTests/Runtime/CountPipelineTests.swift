@@ -1,44 +1,41 @@
 import Foundation
 import KafkaClient
+import StreamEngine
+import StreamEngineTesting
 import Testing
-@testable import StreamEngine
 
 @Suite("Engine: count per key over embedded Kafka into Redis", .serialized)
 struct CountPipelineTests {
-    static let yaml = """
-        application.id: count-app
-        defaults:
-          commit.interval.ms: 50
-        topologies:
-          - name: clicks
-            source:
-              topics: [clicks]
-              key: user
-              timestamp: ts
-              required: { user: string, ts: string }
-            steps:
-              - aggregate: { store: clicks-per-user, aggregator: count }
-              - redis: { key: "clicks:{key}", mode: hash, fields: { count: count } }
-        """
-
     @Test("Counts per key in Redis equal the counts computed here")
     func countsPerKey() async throws {
-        let h = try EngineHarness()
-        try h.createTopic("clicks", partitions: 4)
-        var expected: [String: Int] = [:]
-        var records: [(key: String?, value: String)] = []
-        for i in 0..<3000 {
-            let user = "u\((i * 7919) % 53)"
-            expected[user, default: 0] += 1
-            records.append((user, #"{"user":"\#(user)","ts":"2024-12-14T12:00:\#(String(format: "%02d", i % 60))Z","n":\#(i)}"#))
-        }
-        try await h.produce("clicks", records)
-        let config = try h.config(Self.yaml)
+        let h = try EngineTestHarness()
+        try h.createTopic(CountPipelineFixture.topic, partitions: 4)
+        let (records, expected) = CountPipelineFixture.clicks(count: 3000, users: 53, numbered: true)
+        try await h.produce(CountPipelineFixture.topic, records.map { (key: Optional($0.key), value: $0.value) })
+        let config = try h.config(CountPipelineFixture.yaml)
         let rt = try await h.runToEnd(config)
         #expect(rt.stats.processed == 3000)
         for (user, n) in expected {
             let hash = try await h.hgetall("clicks:\(user)")
             #expect(hash["count"] == String(n), "user \(user)")
         }
+    }
+}
+
+@Suite("Count per key on the TopologyTestDriver")
+struct CountPipelineDriverTests {
+    @Test("Counts per key in the store, the changelog and Redis equal the counts computed here; nothing reaches Redis before a commit")
+    func countsPerKeyInMemory() async throws {
+        let driver = try TopologyTestDriver(yaml: CountPipelineFixture.yaml, partitions: 4)
+        let (records, expected) = CountPipelineFixture.clicks(count: 3000, users: 53, numbered: true)
+        for r in records { try await driver.pipeInput(topic: CountPipelineFixture.topic, key: r.key, value: r.value) }
+        #expect(driver.redis.keys.isEmpty, "Redis is written at commits only")
+        try await driver.advanceWallClockTime(by: .milliseconds(50))
+        let store = await driver.storeValues(CountPipelineFixture.store)
+        #expect(store.mapValues { $0.intValue.map(Int.init) } == expected.mapValues { Optional($0) })
+        for (user, n) in expected { #expect(driver.redis.hgetall("clicks:\(user)")["count"] == String(n), "user \(user)") }
+        // One changelog record per changed key per commit: 53 users, one commit.
+        #expect(driver.changelog(store: CountPipelineFixture.store).count == expected.count)
+        #expect(await driver.counts().processed == 3000)
     }
 }

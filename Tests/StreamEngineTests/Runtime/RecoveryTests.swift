@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Testing
 @testable import StreamEngine
+import StreamEngineTesting
 
 @Suite("Engine: crash recovery, snapshots and rebalancing", .serialized)
 struct RecoveryTests {
@@ -38,7 +39,7 @@ struct RecoveryTests {
     }
 
     func crashThenRecover(guarantee: String, point: FaultInjection.Point) async throws {
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("orders", partitions: 4)
         let (records, totals) = Self.orders()
         try await h.produce("orders", records)
@@ -88,7 +89,7 @@ struct RecoveryTests {
 
     @Test("Restore from snapshot + changelog tail equals a full changelog replay; a corrupt snapshot is detected and replaced by a replay")
     func snapshotRestore() async throws {
-        let h = try EngineHarness()
+        let h = try EngineTestHarness()
         try h.createTopic("orders", partitions: 4)
         let (records, totals) = Self.orders()
         try await h.produce("orders", Array(records[..<2000]))
@@ -133,7 +134,7 @@ struct RecoveryTests {
 
     @Test("Two instances split the partitions; one stops, the other restores its stores and the results are exact")
     func twoInstances() async throws {
-        let h = try EngineHarness(brokers: 3)
+        let h = try EngineTestHarness(brokers: 3)
         try h.createTopic("orders", partitions: 4)
         var (records, totals) = Self.orders()
         // More input so that both instances are busy when one stops.

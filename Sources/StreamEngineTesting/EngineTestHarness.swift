@@ -2,21 +2,29 @@ import Foundation
 import KafkaClient
 import Logging
 import RedisClient
-@testable import StreamEngine
+import StreamEngine
+import ThreadExecutors
 
-/// An embedded Kafka cluster and a real redis-server for one test, with helpers
-/// to produce input, run the engine and read results.
-final class EngineHarness: Sendable {
-    let kafka: EmbeddedKafkaCluster
-    let redisServer: LocalRedisServer
-    let redis: RedisConnection
-    let stateDir: String
-    let logger: Logger
+/// The real parts for one end-to-end test: an embedded Kafka cluster (librdkafka's mock,
+/// the real protocol on loopback) and a real `redis-server`, with helpers to produce
+/// input, run the engine and read results back. For logic alone, ``TopologyTestDriver``
+/// needs neither.
+///
+/// `ENGINE_TEST_LOG=debug` (or another level) shows the engine's and librdkafka's logs.
+public final class EngineTestHarness: Sendable {
+    public let kafka: EmbeddedKafkaCluster
+    public let redisServer: LocalRedisServer
+    public let redis: RedisConnection
+    public let stateDir: String
+    public let logger: Logger
+    /// The operators runs and configurations use unless told otherwise.
+    public let registry: OperatorRegistry
 
-    init(brokers: Int = 1) throws {
-        var logger = Logger(label: "engine-test")
+    public init(brokers: Int = 1, registry: OperatorRegistry = OperatorRegistry(), label: String = "engine-test") throws {
+        var logger = Logger(label: label)
         logger.logLevel = ProcessInfo.processInfo.environment["ENGINE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         self.logger = logger
+        self.registry = registry
         kafka = try EmbeddedKafkaCluster(brokers: brokers, logger: logger)
         redisServer = try LocalRedisServer()
         redis = RedisConnection(url: redisServer.url, logger: logger)
@@ -28,35 +36,45 @@ final class EngineHarness: Sendable {
         try? FileManager.default.removeItem(atPath: stateDir)
     }
 
-    func config(_ yaml: String, registry: OperatorRegistry = OperatorRegistry()) throws -> StreamConfig {
+    /// Loads YAML text with the harness's operators.
+    public func config(_ yaml: String) throws -> StreamConfig {
         try ConfigLoader.load(yaml: yaml, file: "test.yaml", registry: registry.names, environment: [:])
     }
 
-    func createTopic(_ name: String, partitions: Int) throws {
+    public func createTopic(_ name: String, partitions: Int) throws {
         try kafka.createTopic(name, partitions: partitions)
     }
 
-    /// Produces JSON values (keyed) and waits for delivery.
-    func produce(_ topic: String, _ records: [(key: String?, value: String)], partition: Int32? = nil) async throws {
+    /// Produces text values (keyed), all to `partition` or by the producer's partitioner, and waits for delivery.
+    public func produce(_ topic: String, _ records: [(key: String?, value: String)], partition: Int32? = nil) async throws {
+        try await produce(records.map { ProducerRecord(topic: topic, partition: partition, key: $0.key.map { Array($0.utf8) }, value: Array($0.value.utf8)) })
+    }
+
+    /// Produces JSON values, each to the given partition, and waits for delivery.
+    public func produce(_ topic: String, _ records: [(key: String, value: JSONValue, partition: Int32)]) async throws {
+        try await produce(records.map { ProducerRecord(topic: topic, partition: $0.partition, key: Array($0.key.utf8), value: $0.value.serialized()) })
+    }
+
+    /// Produces records and waits for delivery.
+    public func produce(_ records: [ProducerRecord]) async throws {
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        for r in records {
-            try producer.send(ProducerRecord(topic: topic, partition: partition, key: r.key.map { Array($0.utf8) }, value: Array(r.value.utf8)))
-        }
+        for r in records { try producer.send(r) }
         try await producer.flush()
     }
 
-    func runtime(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), stopAtEnd: Bool = true, stateDir: String? = nil,
-                 batchSize: Int = 5000, fault: FaultInjection? = nil) -> StreamRuntime {
+    /// A runtime on the harness's cluster and Redis.
+    public func runtime(_ config: StreamConfig, registry: OperatorRegistry? = nil, stopAtEnd: Bool = true, stateDir: String? = nil,
+                        batchSize: Int = 5000, fault: FaultInjection? = nil) -> StreamRuntime {
         StreamRuntime(
-            config: config, registry: registry, kafka: .embedded(kafka), redisURL: redisServer.url,
+            config: config, registry: registry ?? self.registry, kafka: .embedded(kafka), redisURL: redisServer.url,
             options: RuntimeOptions(stateDir: stateDir ?? self.stateDir, stopAtEnd: stopAtEnd, pollBatchSize: batchSize, faultInjection: fault),
             logger: logger)
     }
 
     /// Runs to the end of the input (with a time limit).
     @discardableResult
-    func runToEnd(_ config: StreamConfig, registry: OperatorRegistry = OperatorRegistry(), stateDir: String? = nil, batchSize: Int = 5000,
-                  fault: FaultInjection? = nil, timeout: Duration = .seconds(90)) async throws -> StreamRuntime {
+    public func runToEnd(_ config: StreamConfig, registry: OperatorRegistry? = nil, stateDir: String? = nil, batchSize: Int = 5000,
+                         fault: FaultInjection? = nil, timeout: Duration = .seconds(90)) async throws -> StreamRuntime {
         let rt = runtime(config, registry: registry, stateDir: stateDir, batchSize: batchSize, fault: fault)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await rt.run() }
@@ -71,7 +89,7 @@ final class EngineHarness: Sendable {
     }
 
     /// Reads every record of a topic (all partitions) up to its current end.
-    func readAll(_ topic: String) async throws -> [KafkaMessage] {
+    public func readAll(_ topic: String) async throws -> [KafkaMessage] {
         let n = try await kafka.partitionCount(topic: topic) ?? 0
         var out: [KafkaMessage] = []
         for p in 0..<Int32(n) {
@@ -79,7 +97,7 @@ final class EngineHarness: Sendable {
             if end == 0 { continue }
             let consumer = try KafkaConsumer(config: kafka.clientConfig, logger: logger)
             try consumer.assign([TopicPartitionOffset(topic, p, KafkaOffset.beginning)])
-            let msgs = try await onDedicatedThread("read") {
+            let msgs = try await runOnDedicatedThread("read") {
                 var got: [KafkaMessage] = []
                 let deadline = ContinuousClock.now + .seconds(30)
                 while (got.last?.offset ?? -1) < end - 1, ContinuousClock.now < deadline {
@@ -94,13 +112,14 @@ final class EngineHarness: Sendable {
     }
 
     /// Parses every record of a topic as a JSON object.
-    func readJSON(_ topic: String) async throws -> [(key: String, value: JSONObject, message: KafkaMessage)] {
+    public func readJSON(_ topic: String) async throws -> [(key: String, value: JSONObject, message: KafkaMessage)] {
         try await readAll(topic).map { m in
             (String(decoding: m.key ?? [], as: UTF8.self), try JSONValue.parse(m.value ?? []).objectValue ?? [:], m)
         }
     }
 
-    func hgetall(_ key: String) async throws -> [String: String] {
+    /// `HGETALL key`.
+    public func hgetall(_ key: String) async throws -> [String: String] {
         let reply = try await redis.command(["HGETALL", key])
         var out: [String: String] = [:]
         let items = reply.array ?? []
@@ -108,13 +127,15 @@ final class EngineHarness: Sendable {
         return out
     }
 
-    func zrangeWithScores(_ key: String) async throws -> [(member: String, score: Double)] {
+    /// `ZRANGE key 0 -1 WITHSCORES`.
+    public func zrangeWithScores(_ key: String) async throws -> [(member: String, score: Double)] {
         let reply = try await redis.command(["ZRANGE", key, "0", "-1", "WITHSCORES"])
         let items = reply.array ?? []
         return stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", Double(items[$0 + 1].string ?? "") ?? .nan) }
     }
 
-    func get(_ key: String) async throws -> String? {
+    /// `GET key`.
+    public func get(_ key: String) async throws -> String? {
         try await redis.command(["GET", key]).string
     }
 }

@@ -1,0 +1,179 @@
+import Foundation
+import StreamEngine
+
+/// `session_co_views`: per viewer (the record key), the products the viewer
+/// viewed or bought in the same session, emitted as co-occurrences — the first
+/// half of related products (`related:{productId}`, in place of the seed's
+/// Elasticsearch "more like this" search).
+///
+/// A session is a group of the viewer's events in which consecutive events are
+/// less than `gap` (default 30m) apart, as in `behaviour_stats`: the processor
+/// keeps the viewer's recent sessions with their products and merges an event
+/// into every session it is less than `gap` from (a late event may join two
+/// sessions). When a product enters a session (a new product, or two sessions
+/// merging), each new pair of distinct products in the session is emitted once,
+/// dated by the later of the two products' first events in the session. So the
+/// pairs emitted for a session are the pairs of its products, whatever order its
+/// events arrive in. A session takes at most `max_products` (default 30)
+/// products; later ones are not paired (a bound on the pairs per session).
+/// Sessions that ended more than `horizon` (default 1d) before the viewer's
+/// latest event are dropped, and an event older than that is ignored.
+///
+/// Input: `{"productId"}` (views and purchases; the pipeline filters the types).
+/// Output, one record per product that gained partners: key and `productId` the
+/// product, `related` an object of partner → pair time (epoch ms).
+///
+/// Store: viewer → `{"last": ms, "sessions": [{"s": start, "e": end, "p": {productId: first ms}}]}`.
+public struct SessionCoViewsProcessor: Processor {
+    let store: String
+    let gap: Int64
+    let horizon: Int64
+    let maxProducts: Int
+
+    static func make(_ p: JSONObject) throws -> any Processor {
+        let op = "session_co_views"
+        let gap = try p.duration("gap", default: "30m", for: op)
+        let horizon = try p.duration("horizon", default: "1d", for: op)
+        guard horizon > gap else { throw OperatorConfigError("\(op): 'horizon' must be longer than 'gap'") }
+        return SessionCoViewsProcessor(
+            store: p.string("store", default: "session-products"), gap: gap, horizon: horizon,
+            maxProducts: try p.positiveInt("max_products", default: 30, for: op))
+    }
+
+    struct Session {
+        var start: Int64
+        var end: Int64
+        var products: [String: Int64]
+    }
+
+    public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
+        let product = try record.requiredString("productId")
+        let t = record.timestamp
+        let store = context.store(self.store)
+        let state = store.get(record.key)?.objectValue ?? [:]
+        let previousLast = state["last"]?.intValue
+        if let previousLast, t < previousLast - horizon { return }
+        let last = max(previousLast ?? t, t)
+        var sessions = (state["sessions"]?.arrayValue ?? []).compactMap(Self.session)
+
+        // Merge the event into every session it touches; pairs across merged sessions are new.
+        var pairs: [(String, String, Int64)] = []
+        var merged = Session(start: t, end: t, products: [:])
+        sessions.removeAll { s in
+            guard s.start - t < gap && t - s.end < gap else { return false }
+            for (a, ta) in s.products where merged.products[a] == nil {
+                for (b, tb) in merged.products { pairs.append((a, b, max(ta, tb))) }
+            }
+            for (a, ta) in s.products { merged.products[a] = min(merged.products[a] ?? ta, ta) }
+            merged.start = min(merged.start, s.start)
+            merged.end = max(merged.end, s.end)
+            return true
+        }
+        if let first = merged.products[product] {
+            merged.products[product] = min(first, t)
+        } else if merged.products.count < maxProducts {
+            for (b, tb) in merged.products { pairs.append((product, b, max(t, tb))) }
+            merged.products[product] = t
+        }
+        sessions.append(merged)
+        sessions.removeAll { $0.end < last - horizon }
+        sessions.sort { $0.start < $1.start }
+        store.put(record.key, .object([
+            "last": .millis(last),
+            "sessions": .array(sessions.map { s in
+                .object(["s": .millis(s.start), "e": .millis(s.end), "p": .object(JSONObject(s.products.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.millis($0.value)) }))])
+            }),
+        ]))
+
+        var partners: [String: [String: Int64]] = [:]
+        for (a, b, at) in pairs where a != b {
+            partners[a, default: [:]][b] = at
+            partners[b, default: [:]][a] = at
+        }
+        for (p, related) in partners.sorted(by: { $0.key < $1.key }) {
+            let value: JSONObject = ["productId": .string(p), "related": .object(JSONObject(related.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.millis($0.value)) }))]
+            context.forward(StreamRecord(key: p, value: value, timestamp: related.values.max() ?? t, origin: record.origin))
+        }
+    }
+
+    static func session(_ v: JSONValue) -> Session? {
+        guard let s = v["s"]?.intValue, let e = v["e"]?.intValue, let p = v["p"]?.objectValue else { return nil }
+        var products: [String: Int64] = [:]
+        for (k, t) in p { products[k] = t.intValue ?? s }
+        return Session(start: s, end: e, products: products)
+    }
+}
+
+/// `related_products`: per product (the record key), the products most often in
+/// the same session with it, by a time-decayed co-occurrence count — the second
+/// half of related products.
+///
+/// ```
+/// related(p, q) = Σ over sessions s holding both p and q of 2^(−(T_p − t_s) / half_life)
+/// ```
+///
+/// where `t_s` is the pair's time in session `s` (see `session_co_views`) and
+/// `T_p` the latest pair time seen for `p`. Each session counts 1 when it is the
+/// newest and half as much every `half_life` (default 7d) older, so the list
+/// follows current taste; the sum does not depend on the order records arrive
+/// in. The store keeps the `keep` (default 100) strongest partners of each
+/// product and drops weights below 0.001; the output holds the `top` (default
+/// 20), strongest first (ties: product id), rounded to 4 decimals.
+///
+/// Input: `{"productId", "related": {partner: pair time ms}}`. Output:
+/// `{"productId", "related": {partner: weight}}`.
+///
+/// Store: product → `{"t": T_p, "w": {partner: weight at T_p}}`.
+public struct RelatedProductsProcessor: Processor {
+    let store: String
+    let halfLife: Int64
+    let top: Int
+    let keep: Int
+
+    static func make(_ p: JSONObject) throws -> any Processor {
+        let op = "related_products"
+        let top = try p.positiveInt("top", default: 20, for: op)
+        let keep = try p.positiveInt("keep", default: 100, for: op)
+        guard keep >= top else { throw OperatorConfigError("\(op): 'keep' must be at least 'top'") }
+        return RelatedProductsProcessor(
+            store: p.string("store", default: "related-weights"), halfLife: try p.duration("half_life", default: "7d", for: op), top: top, keep: keep)
+    }
+
+    public mutating func process(_ record: StreamRecord, context: ProcessorContext) throws(RecordError) {
+        guard let related = record.field("related")?.objectValue else {
+            throw RecordError(.missingField, "field 'related' (an object of product: time) is missing")
+        }
+        let store = context.store(self.store)
+        let state = store.get(record.key)?.objectValue ?? [:]
+        var reference = state["t"]?.intValue
+        var weights: [String: Double] = [:]
+        for (q, w) in state["w"]?.objectValue ?? [:] { weights[q] = w.doubleValue ?? 0 }
+        for (q, at) in related where q != record.key {
+            guard let t = at.intValue else { continue }
+            if let r = reference, t <= r {
+                weights[q, default: 0] += decay(r - t)
+            } else {
+                if let r = reference {
+                    let factor = decay(t - r)
+                    for k in weights.keys { weights[k]! *= factor }
+                }
+                reference = t
+                weights[q, default: 0] += 1
+            }
+        }
+        let ranked = weights.filter { $0.value >= 0.001 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        let kept = ranked.prefix(keep)
+        store.put(record.key, .object([
+            "t": .millis(reference ?? record.timestamp),
+            "w": .object(JSONObject(kept.map { (key: $0.key, value: JSONValue.number($0.value)) })),
+        ]))
+        let out = kept.prefix(top).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) }
+        context.forward(StreamRecord(
+            key: record.key, value: ["productId": .string(record.key), "related": .object(JSONObject(out))],
+            timestamp: record.timestamp, origin: record.origin))
+    }
+
+    private func decay(_ age: Int64) -> Double {
+        exp2(-Double(age) / Double(halfLife))
+    }
+}
