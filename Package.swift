@@ -10,10 +10,10 @@ let package = Package(
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamValues", targets: ["StreamValues"]),
         .library(name: "Topologies", targets: ["Topologies"]),
-        .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
         // For tests of pipelines and operators: TopologyTestDriver (in memory) and
         // EngineTestHarness (embedded Kafka + a real redis-server).
         .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
+        .library(name: "StreamEngineHTTP", targets: ["StreamEngineHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: [
-                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "ChildProcess", "ThreadExecutors",
+                "StreamEngine", "Topologies", "CLISupport", "KafkaClient", "RedisClient", "MariaDBClient", "ChildProcess", "ThreadExecutors",
                 "StreamEngineHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -67,12 +67,12 @@ public struct StreamConfig: Sendable {
     public var kafka: [String: String]
     /// `redis.url`, if a `redis:` section is present.
     public var redisURL: String?
-    /// `http.listen` (`host:port`), if an `http:` section is present: the address of the
-    /// instance's HTTP service (`stream-engine run --http` overrides it).
-    public var httpListen: String?
     /// `sql.url` (`mysql://user:password@host:port/database`), if a `sql:` section is
     /// present; `run --sql-url` replaces it. Holds a password: never log it as is.
     public var sqlURL: String?
+    /// `http.listen` (`host:port`), if an `http:` section is present: the address of the
+    /// instance's HTTP service (`stream-engine run --http` overrides it).
+    public var httpListen: String?
     /// `defaults.processing.guarantee` (default at-least-once).
     public var processingGuarantee: ProcessingGuarantee
     /// `defaults.commit.interval.ms` (default 100).

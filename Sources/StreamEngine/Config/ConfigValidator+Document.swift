@@ -40,6 +40,7 @@ extension ConfigValidator {
             }
         }
 
+        let sqlURL = optional(top, "sql", nullIsAbsent: true).flatMap(sqlSection)
         var httpListen: String?
         if let node = optional(top, "http", nullIsAbsent: true),
            let m = map(node, "'http'", expected: "a map with 'listen'") {
@@ -54,7 +55,6 @@ extension ConfigValidator {
                 }
             }
         }
-        let sqlURL = optional(top, "sql", nullIsAbsent: true).flatMap(sqlSection)
 
         var guarantee = ProcessingGuarantee.atLeastOnce
         var commitInterval = 100

@@ -1,8 +1,8 @@
 import Foundation
 import KafkaClient
 import Logging
-import Metrics
 import MariaDBClient
+import Metrics
 import RedisClient
 
 /// A commit failed because the group rebalanced: the tasks were dropped.
