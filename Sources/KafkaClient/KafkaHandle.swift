@@ -208,7 +208,8 @@ func kafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t, _ 
     guard let rk else { return }
     let ctx = opaque.map { Unmanaged<KafkaCallbackContext>.fromOpaque($0).takeUnretainedValue() }
     let list = partitions.map { topicPartitions(of: $0) } ?? []
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    // NULL when the consumer is not (or no longer) in a group, e.g. while it closes.
+    let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
     let handler = ctx?.rebalance.withLock { $0 }
     switch err {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
