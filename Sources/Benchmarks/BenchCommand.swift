@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
+import MariaDBClient
 import RedisClient
 import StreamEngine
 import Topologies
@@ -177,10 +178,20 @@ struct BenchCommand: AsyncParsableCommand {
 
         // The generator's mix for the full topologies run, loaded once.
         var fullConfig: StreamConfig?
+        var localMariaDB: LocalMariaDBServer?
+        defer { localMariaDB?.close() }
         let shopRegistry = makeRegistry()
         if !skipped.contains(.full) {
             fullConfig = try loadConfig(topologies, registry: shopRegistry)
             for t in fullConfig!.inputTopics { try cluster.createTopic(t, partitions: 4, replicationFactor: 3) }
+            if !fullConfig!.sqlSinks.isEmpty, fullConfig!.sqlURL == nil {
+                // The sql steps (table purchases) write to a private mariadbd, as `run` does.
+                progress("starting a private mariadbd for the sql steps of \(topologies)")
+                let server = try await LocalMariaDBServer.start(database: "shop")
+                localMariaDB = server
+                fullConfig!.sqlURL = server.url.urlString
+                report.checks.append("full run: the sql steps write to a private mariadbd (\(server.url))")
+            }
             progress("loading \(BenchFormat.int(fullN)) generated shop events (seed 42) for the full \(topologies) run")
             let p = try KafkaProducer(config: producerConfig, logger: logger)
             let generated = EventGenerator.generate(GeneratorOptions(events: fullN, seed: 42)).records

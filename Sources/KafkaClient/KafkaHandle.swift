@@ -208,7 +208,7 @@ func kafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t, _ 
     guard let rk else { return }
     let ctx = opaque.map { Unmanaged<KafkaCallbackContext>.fromOpaque($0).takeUnretainedValue() }
     let list = partitions.map { topicPartitions(of: $0) } ?? []
-    // NULL when the consumer is not (or no longer) in a group, e.g. while it closes.
+    // NULL when the handle has no consumer group (any more): not cooperative.
     let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
     let handler = ctx?.rebalance.withLock { $0 }
     switch err {

@@ -137,7 +137,10 @@ public final class LocalMariaDBServer: Sendable {
     public func stop() {
         process.withLock { pids in
             guard let running = pids else { return }
-            if let watchdog = running.watchdog { ChildProcess.terminate(watchdog, grace: .zero) }
+            if let watchdog = running.watchdog {
+                kill(watchdog, SIGKILL)  // it ignores SIGTERM
+                _ = try? ChildProcess.waitForExit(watchdog)
+            }
             kill(running.server, SIGCONT)  // a paused server cannot shut down
             Self.terminate(running.server)
             pids = nil
@@ -230,7 +233,10 @@ public final class LocalMariaDBServer: Sendable {
             if (try? MySQLHandle.connect(
                 host: "localhost", port: 0, unixSocket: "\(directory)/mariadb.sock", user: "root", password: nil, database: nil,
                 connectTimeout: .seconds(1), readTimeout: .seconds(2), writeTimeout: .seconds(2))) != nil {
+                // Signals for the whole process group (a terminal's SIGHUP or SIGINT, a test
+                // runner's) must not take the watchdog away before the server.
                 let script = """
+                    trap '' HUP INT TERM QUIT
                     while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
                     kill -CONT \(pid) 2>/dev/null; kill -TERM \(pid) 2>/dev/null
                     i=0; while kill -0 \(pid) 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done

@@ -31,7 +31,7 @@ extension ShopPipelineTests {
             let dlqLine = String(try #require(summary.split(separator: "\n").first { $0.contains("dead-letter topic") }))
             let totalText = dlqLine.firstMatch(of: /: ([0-9,]+) records/)?.1.replacing(",", with: "")
             let total = try #require(totalText.flatMap { Int($0) })
-            #expect(!dlqLine.contains(" late in "), "\(dlqLine)")  // the kind, not "related-products"
+            #expect(!dlqLine.contains(" late in "), "\(dlqLine)")
             #expect(total == generated.records.filter(\.malformed).map(Self.pipelinesBroken).reduce(0, +), "\(dlqLine)")
         }
 

@@ -313,7 +313,7 @@ actor TaskManager {
         let t4 = clock.now
         commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
         if t4 - t0 > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
+            logger.info("slow commit of \(commits.count) tasks: Kafka flush \(t1 - t0), Redis and SQL \(t2 - t1), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
     }
 
