@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "StreamEngineHTTP",
             dependencies: [
-                "StreamEngine", "KafkaClient",
+                "StreamEngine", "KafkaClient", "ThreadExecutors",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -156,13 +156,14 @@ struct HTTPBenchOptions: ParsableArguments {
         """
     }
 
-    /// Paced: 40 connections, each waiting 40,000 / rate ms between requests (minus the ~1 ms a request takes);
-    /// unpaced: 32 connections back to back.
+    /// Paced: 64 connections, each waiting 64,000 / (1.05 × rate) − 2 ms between requests (wrk has no
+    /// fixed rate; its delays are whole milliseconds and the request itself takes a few, so the pacing
+    /// aims 5 % high to reach the asked rate); unpaced: 32 connections back to back.
     func runWrk(name: String, script: String, paced: Int?, seconds: Int, base: String, work: String) async throws -> WrkResult {
         let file = "\(work)/\(UUID().uuidString.prefix(6)).lua"
         try script.write(toFile: file, atomically: true, encoding: .utf8)
-        let connections = paced == nil ? 32 : 40
-        let delay = paced.map { max(0, connections * 1000 / $0 - 1) } ?? 0
+        let connections = paced == nil ? 32 : 64
+        let delay = paced.map { max(0, Int(Double(connections * 1000) / (Double($0) * 1.05)) - 2) } ?? 0
         let p = try BenchChildProcess(wrk, ["-t2", "-c\(connections)", "-d\(seconds)s", "--timeout", "5s", "-s", file, base],
                                  environment: ["BENCH_DELAY_MS": String(delay)])
         guard try await p.wait(timeout: .seconds(Double(seconds + 60))) == 0,
@@ -312,8 +313,8 @@ struct HTTPBenchOptions: ParsableArguments {
             a \(Self.buildConfiguration) build, `\((["stream-engine-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "))`. \
             One `stream-engine run --http\(jobKafka.map { " --kafka \($0)" }.joined())` process (embedded 3-broker Kafka, local \
             redis-server, every pipeline of `\(config)` running and processing what the load posts) after \(events) generated events; wrk (`-t2`, `--timeout 5s`) on loopback, on the \
-            same 2 cores. Paced runs: 40 connections, each pausing 40,000 / rate − 1 ms between requests (wrk has no \
-            fixed-rate mode; the achieved rate is what counts). Unpaced: 32 connections back to back. GET spreads over the \
+            same 2 cores. Paced runs: 64 connections, each pausing 64,000 / (1.05 × rate) − 2 ms between requests (wrk has no \
+            fixed-rate mode; the achieved rate is what counts, and must reach 98 % of the asked one). Unpaced: 32 connections back to back. GET spreads over the \
             \(products) products that have prices; POST sends valid purchases of 5,000 users, each answered 202 after Kafka's acknowledgement.
 
             | run | asked (req/s) | achieved (req/s) | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | goal |
@@ -323,7 +324,7 @@ struct HTTPBenchOptions: ParsableArguments {
         for r in results {
             let goal: String
             if let asked = r.asked {
-                let met = r.p99 <= 10 && r.errors == 0 && r.rate >= Double(asked) * 0.95
+                let met = r.p99 <= 10 && r.errors == 0 && r.rate >= Double(asked) * 0.98
                 goal = "p99 ≤ 10 ms, no errors at \(asked)/s: **\(met ? "met" : "not met")**"
             } else {
                 goal = "highest rate"

@@ -108,13 +108,16 @@ public final class ShopAPI: Sendable {
         return JSONResponse.make(.object(["userId": .string(userId), "items": .array(try await popularFallback()), "source": "popular"]))
     }
 
-    /// Why a product is recommended, from the integer part of its score (README "Recommendation score").
+    /// Why a product is recommended, from its score (README "Recommendation score"): the tens
+    /// are the recent interest (10 viewed, 20 in the cart, 30 both); the rest is the popularity
+    /// in one of the user's categories (up to 1) or the relation to an anchor product (above 1).
     static func reason(score: Double) -> String {
-        switch Int(score.rounded(.down)) / 10 * 10 {
-        case 30...: "viewed-and-in-cart"
-        case 20: "in-cart"
-        case 10: "viewed"
-        default: "popular-in-your-categories"
+        let interest = Int((score / 10).rounded(.down)) * 10
+        switch interest {
+        case 30...: return "viewed-and-in-cart"
+        case 20: return "in-cart"
+        case 10: return "viewed"
+        default: return score - Double(interest) > 1 ? "related" : "popular-in-your-categories"
         }
     }
 

@@ -6,6 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import StreamEngine
 import Synchronization
+import ThreadExecutors
 
 /// `host:port` the HTTP service listens on.
 public struct HTTPListenAddress: Sendable, Hashable, CustomStringConvertible {
@@ -84,21 +85,25 @@ public final class EngineHTTPService: Service, Sendable {
         readerConfig["group.id"] = config.applicationId
         readerConfig["enable.auto.commit"] = "false"
         let reader = try KafkaConsumer(config: readerConfig, logger: logger)
+        // The reader's blocking calls (metadata, offsets) run on one thread of their own.
+        let readerThread = DedicatedThreadExecutor(name: "http-kafka-reader")
         do {
-            try await serve(plan: plan, reader: reader)
+            try await serve(plan: plan, reader: reader, readerThread: readerThread)
         } catch {
+            readerThread.execute { readerThread.shutdown() }
             await reader.close()
             throw error
         }
+        readerThread.execute { readerThread.shutdown() }
         await reader.close()
     }
 
-    private func serve(plan: TopologyPlan, reader: KafkaConsumer) async throws {
+    private func serve(plan: TopologyPlan, reader: KafkaConsumer, readerThread: DedicatedThreadExecutor) async throws {
         let directory = try InstanceDirectory(applicationId: config.applicationId, kafkaConfig: config.kafka, logger: logger)
         let admin = self.admin
 
         let urlStream = AsyncStream.makeStream(of: String.self)
-        let router = buildRouter(plan: plan, directory: directory, reader: reader, selfURL: { [self] in self.boundURL ?? "" })
+        let router = buildRouter(plan: plan, directory: directory, reader: reader, readerThread: readerThread, selfURL: { [self] in self.boundURL ?? "" })
         let advertisedHost = self.advertisedHost ?? (listen.host == "0.0.0.0" || listen.host == "::" ? ProcessInfo.processInfo.hostName : listen.host)
         let app = Application(
             router: router,
@@ -110,7 +115,7 @@ public final class EngineHTTPService: Service, Sendable {
             },
             logger: logger)
         let queries = self.queries
-        let gauges = queries.map { RuntimeGauges(queries: $0, reader: reader, logger: logger) }
+        let gauges = queries.map { RuntimeGauges(queries: $0, reader: reader, executor: readerThread, logger: logger) }
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await app.runService() }
@@ -143,7 +148,7 @@ public final class EngineHTTPService: Service, Sendable {
         }
     }
 
-    private func buildRouter(plan: TopologyPlan, directory: InstanceDirectory, reader: KafkaConsumer, selfURL: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
+    private func buildRouter(plan: TopologyPlan, directory: InstanceDirectory, reader: KafkaConsumer, readerThread: DedicatedThreadExecutor, selfURL: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
         let router = Router()
         router.middlewares.add(ProblemMiddleware(openAPI: self.openAPI))
         let queries = self.queries
@@ -158,7 +163,7 @@ public final class EngineHTTPService: Service, Sendable {
                 "ready": .bool(queries.isReady), "tasks": .number(Double(a.tasks.count)), "restoring": .number(Double(a.pending.count)),
             ])
             guard queries.isReady else {
-                let why = !a.running ? "the engine is not running" : !a.joined ? "waiting for the consumer group's first assignment"
+                let why = !a.running ? "the engine is not processing yet (setting up topics, global tables and Redis, or stopped)" : !a.joined ? "waiting for the consumer group's first assignment"
                     : "\(a.pending.count) assigned partitions are still restoring"
                 throw Problem(status: .serviceUnavailable, type: "urn:stream-engine:problem:not-ready", title: "Not Ready", detail: why,
                               extra: body.objectValue ?? [:], retryAfter: 1)
@@ -192,7 +197,7 @@ public final class EngineHTTPService: Service, Sendable {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
         }
         StoreQueryRoutes(plan: plan, queries: queries, directory: directory, client: ForwardingClient(),
-                         partitionCounts: PartitionCounts(reader: reader), selfURL: selfURL).register(on: router)
+                         partitionCounts: PartitionCounts(reader: reader, executor: readerThread), selfURL: selfURL).register(on: router)
         for r in routes { r(router) }
         return router
     }

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import StreamEngine
 import Synchronization
+import ThreadExecutors
 
 /// Samples what no counter reports, about once a second, into gauges:
 /// consumer lag per assigned partition (end offset − the group's committed
@@ -11,6 +12,7 @@ import Synchronization
 final class RuntimeGauges: Sendable {
     let queries: RuntimeQueries
     let reader: KafkaConsumer
+    let executor: DedicatedThreadExecutor
     let logger: Logger
     private let lagGauges = Mutex<[TopicPartition: Gauge]>([:])
     private let keyGauges = Mutex<[LiveStorePartition: Gauge]>([:])
@@ -20,9 +22,10 @@ final class RuntimeGauges: Sendable {
     /// Last lag per partition, for the dashboard and `/ready`.
     let lastLag = Mutex<[TopicPartition: Int64]>([:])
 
-    init(queries: RuntimeQueries, reader: KafkaConsumer, logger: Logger) {
+    init(queries: RuntimeQueries, reader: KafkaConsumer, executor: DedicatedThreadExecutor, logger: Logger) {
         self.queries = queries
         self.reader = reader
+        self.executor = executor
         self.logger = logger
     }
 
@@ -56,7 +59,7 @@ final class RuntimeGauges: Sendable {
         guard !partitions.isEmpty else { return }
         let reader = self.reader
         do {
-            let (committed, ends) = try await runBlocking {
+            let (committed, ends) = try await executor.run {
                 (try reader.committed(partitions, timeoutMs: 5000), try reader.endOffsets(partitions, timeoutMs: 5000))
             }
             var lags: [TopicPartition: Int64] = [:]

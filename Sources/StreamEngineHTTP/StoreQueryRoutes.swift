@@ -5,6 +5,7 @@ import KafkaClient
 import Logging
 import StreamEngine
 import Synchronization
+import ThreadExecutors
 
 /// Interactive queries over the state stores of every instance of the
 /// application: `GET /stores`, `GET /stores/{store}/{key}` and
@@ -189,10 +190,15 @@ struct StoreQueryRoutes: Sendable {
 /// mock cluster a metadata request naming a topic would create it), cached.
 final class PartitionCounts: Sendable {
     private let reader: KafkaConsumer
+    private let executor: DedicatedThreadExecutor
     private let cache = Mutex<[String: Int32]>([:])
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(reader: KafkaConsumer) { self.reader = reader }
+    /// - Parameter executor: the thread that makes the reader's blocking librdkafka calls.
+    init(reader: KafkaConsumer, executor: DedicatedThreadExecutor) {
+        self.reader = reader
+        self.executor = executor
+    }
 
     func count(topic: String) async -> Int32? {
         if let n = cache.withLock({ $0[topic] }) { return n }
@@ -204,17 +210,8 @@ final class PartitionCounts: Sendable {
         }
         guard due else { return nil }
         let reader = self.reader
-        guard let counts = try? await runBlocking({ try reader.topicPartitionCounts(timeoutMs: 5000) }) else { return nil }
+        guard let counts = try? await executor.run({ try reader.topicPartitionCounts(timeoutMs: 5000) }) else { return nil }
         cache.withLock { c in for (t, n) in counts where n > 0 { c[t] = Int32(n) } }
         return cache.withLock { $0[topic] }
-    }
-}
-
-/// Runs a blocking call (a librdkafka request) on a thread of its own, off the cooperative pool.
-func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        let t = Thread { cont.resume(with: Result { try body() }) }
-        t.name = "stream-engine-http-blocking"
-        t.start()
     }
 }

@@ -145,7 +145,10 @@ actor TaskManager {
         // One seek for all, after every restore; librdkafka discards what it fetched before.
         let seeks = partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning) }
         try await consumer.seek(seeks, timeoutMs: 30_000)
+        // The scheduler forgets them, paused ones included: they stay assigned through a
+        // cooperative rebalance, so librdkafka would keep them paused for good.
         scheduler.forget(partitions, tasks: [])
+        do { try consumer.resume(Array(partitions)) } catch { logger.warning("resume \(Self.summary(Array(partitions))): \(error)") }
         publishQueries()
     }
 
@@ -225,14 +228,6 @@ actor TaskManager {
         }
     }
 
-    /// A live store value, from the task of this instance that holds `key`'s partition.
-    func lookup(store: String, key: String) async -> JSONValue? {
-        for id in tasks.keys.sorted() {
-            guard let task = tasks[id], task.sub.stores.contains(store) else { continue }
-            if let v = await task.value(store: store, key: key) { return v }
-        }
-        return nil
-    }
 
     // MARK: Processing
 
