@@ -59,6 +59,21 @@ struct DedicatedThreadExecutorTests {
         }
     }
 
+    /// Occupies the executor's thread with a closure that waits on the returned gate; returns
+    /// once the closure runs. Signal the gate and await the task to let it go.
+    private func holdThread(of executor: DedicatedThreadExecutor) async throws -> (gate: DispatchSemaphore, blocker: Task<Void, any Error>) {
+        let gate = DispatchSemaphore(value: 0)
+        let blocked = Locked(false)
+        let blocker = Task {
+            try await executor.run {
+                blocked.withLock { $0 = true }
+                gate.wait()
+            }
+        }
+        try await waitUntil { blocked.withLock { $0 } }
+        return (gate, blocker)
+    }
+
     @Test("actor methods run on the dedicated thread, serially")
     func actorIsolation() async throws {
         let executor = DedicatedThreadExecutor(name: "actor-thread-with-a-long-name")
@@ -94,18 +109,10 @@ struct DedicatedThreadExecutorTests {
     func fifoOrder() async throws {
         let executor = DedicatedThreadExecutor(name: "test-fifo")
         defer { executor.shutdown() }
-        let gate = DispatchSemaphore(value: 0)
-        let blocked = Locked(false)
         let order = Locked<[Int]>([])
 
         // Hold the thread so that the following closures queue up behind it.
-        let blocker = Task {
-            try await executor.run {
-                blocked.withLock { $0 = true }
-                gate.wait()
-            }
-        }
-        try await waitUntil { blocked.withLock { $0 } }
+        let (gate, blocker) = try await holdThread(of: executor)
         var tasks: [Task<Void, any Error>] = []
         for index in 0..<200 {
             tasks.append(Task { try await executor.run { order.withLock { $0.append(index) } } })
@@ -147,16 +154,8 @@ struct DedicatedThreadExecutorTests {
     @Test("shutdown() drains the queue first; run(_:) afterwards throws")
     func shutdownDrains() async throws {
         let executor = DedicatedThreadExecutor(name: "test-shutdown")
-        let gate = DispatchSemaphore(value: 0)
-        let blocked = Locked(false)
         let done = Locked(0)
-        let blocker = Task {
-            try await executor.run {
-                blocked.withLock { $0 = true }
-                gate.wait()
-            }
-        }
-        try await waitUntil { blocked.withLock { $0 } }
+        let (gate, blocker) = try await holdThread(of: executor)
         var tasks: [Task<Void, any Error>] = []
         for _ in 0..<50 {
             tasks.append(Task { try await executor.run { done.withLock { $0 += 1 } } })
