@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "KafkaClient",
             dependencies: [
-                "CRdKafka", "CKafkaMockLimits",
+                "CRdKafka", "CKafkaMockLimits", "ThreadExecutors",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ThreadExecutors"),
@@ -149,7 +149,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
-        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "ThreadExecutors"]),
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),

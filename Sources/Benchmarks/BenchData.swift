@@ -57,7 +57,7 @@ struct PurchaseWorkload: Sendable {
             let (record, price, quantity) = Self.event(index: firstIndex + i, user: user(u), rng: &rng)
             var r = record
             r.topic = topic
-            try producer.send(r)
+            try await producer.send(r)
             totals[u].orders += 1
             totals[u].items += Int64(quantity)
             totals[u].cents += try Cents.of(price: price, quantity: Int64(quantity))

@@ -79,7 +79,7 @@ func measureLatency(
     for (i, u) in warm.enumerated() {
         var r = PurchaseWorkload.event(index: i, user: u, rng: &rng).record
         r.topic = topic
-        try producer.send(r)
+        try await producer.send(r)
     }
     try await producer.flush()
     let warmDeadline = ContinuousClock.now + .seconds(120)
@@ -139,7 +139,7 @@ func measureLatency(
                 var r = PurchaseWorkload.event(index: sent, user: users[u], rng: &rng).record
                 r.topic = topic
                 times[u].append((ContinuousClock.now - origin).seconds)
-                try producer.send(r)
+                while try !producer.trySend(r) { usleep(200) }  // this thread is the sender's own
                 sent += 1
             }
             usleep(500)

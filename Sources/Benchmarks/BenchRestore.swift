@@ -161,7 +161,7 @@ struct RestoreBench {
         config["group.id"] = group
         let consumer = try KafkaConsumer(config: config, logger: logger)
         let offsets = try await runOnDedicatedThread("bench-committed") { () throws -> [TopicPartition: Int64] in
-            defer { consumer.close() }
+            defer { consumer.closeBlocking() }
             return try consumer.committed((0..<Int32(4)).map { TopicPartition(topic, $0) })
         }
         var out: [Int32: Int64] = [:]

@@ -34,7 +34,7 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     config["group.id"] = "bench-raw-\(UUID().uuidString)"
     let consumer = try KafkaConsumer(config: config, logger: logger)
     return try await runOnDedicatedThread("bench-raw-consume") {
-        defer { consumer.close() }
+        defer { consumer.closeBlocking() }
         let started = ContinuousClock.now
         try consumer.assign((0..<Int32(n)).map { TopicPartitionOffset(topic, $0, KafkaOffset.beginning) })
         var records = 0
@@ -280,7 +280,7 @@ func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Log
     let consumer = try KafkaConsumer(config: config, logger: logger)
     let targets = ends.filter { $0.value > 0 }
     let records = try await runOnDedicatedThread("bench-count") { () throws -> Int in
-        defer { consumer.close() }
+        defer { consumer.closeBlocking() }
         try consumer.assign(targets.keys.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
         var count = 0
         var done: Set<TopicPartition> = []

@@ -51,8 +51,23 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
         logger.debug("embedded Kafka cluster (librdkafka \(librdkafkaVersion) mock) at \(bootstrapServers)")
     }
 
+    private let alive = RunFlag()
+
     deinit {
-        rd_kafka_mock_cluster_destroy(cluster.pointer)
+        // Never block here: the brokers stop on the host handle's own thread.
+        guard alive.clear() else { return }
+        let cluster = self.cluster, host = self.host
+        host.executor.execute {
+            rd_kafka_mock_cluster_destroy(cluster.pointer)
+            withExtendedLifetime(host) {}
+        }
+    }
+
+    /// Stops the brokers (waiting for them, on the host handle's executor).
+    public func close() async {
+        guard alive.clear() else { return }
+        let cluster = self.cluster
+        _ = try? await host.blocking { rd_kafka_mock_cluster_destroy(cluster.pointer) }
     }
 
     /// Whether the brokers hide aborted transactions and store transactional
@@ -101,6 +116,10 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
 
     public func watermarks(_ tp: TopicPartition) async throws -> Watermarks {
         try await metadata.watermarks(tp)
+    }
+
+    public func topicPartitionCounts() async throws -> [String: Int] {
+        try await metadata.topicPartitionCounts()
     }
 
     /// Partitions of `topic` whose oldest records the mock dropped (low watermark > 0), with that low watermark.

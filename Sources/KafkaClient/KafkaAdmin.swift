@@ -29,6 +29,8 @@ public protocol TopicAdministrator: Sendable {
     func partitionCount(topic: String) async throws -> Int?
     /// Low and high watermark of one partition.
     func watermarks(_ tp: TopicPartition) async throws -> Watermarks
+    /// Partition count of every topic of the cluster (one Metadata request).
+    func topicPartitionCounts() async throws -> [String: Int]
 }
 
 extension TopicAdministrator {
@@ -57,7 +59,7 @@ public final class KafkaAdmin: TopicAdministrator {
         guard !topics.isEmpty else { return }
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await runBlocking("kafka-admin") {
+        try await handle.blocking {
             let rk = handle.pointer
             var errbuf = [CChar](repeating: 0, count: 512)
             var newTopics: [OpaquePointer?] = []
@@ -105,19 +107,33 @@ public final class KafkaAdmin: TopicAdministrator {
     public func partitionCount(topic: String) async throws -> Int? {
         let handle = self.handle
         let ms = timeout.milliseconds
-        return try await runBlocking("kafka-metadata") { try handle.partitionCount(topic: topic, timeoutMs: ms) }
+        return try await handle.blocking { try handle.partitionCount(topic: topic, timeoutMs: ms) }
     }
 
     /// Partition count of every topic of the cluster.
     public func topicPartitionCounts() async throws -> [String: Int] {
         let handle = self.handle
         let ms = timeout.milliseconds
-        return try await runBlocking("kafka-metadata") { try handle.topicPartitionCounts(timeoutMs: ms) }
+        return try await handle.blocking { try handle.topicPartitionCounts(timeoutMs: ms) }
+    }
+
+    /// The cluster id the brokers report (`nil` if none answered within the timeout).
+    public func clusterId() async throws -> String? {
+        let handle = self.handle
+        let ms = timeout.milliseconds
+        return try await handle.blocking { handle.clusterId(timeoutMs: ms) }
+    }
+
+    /// Whether a cluster id is that of librdkafka's mock cluster (`mockCluster…`):
+    /// an embedded cluster or a `stream-engine dev-broker`. Such a cluster has
+    /// no CreateTopics, no transactional isolation and drops TxnOffsetCommit offsets.
+    public static func isMockCluster(id: String?) -> Bool {
+        id?.hasPrefix("mockCluster") ?? false
     }
 
     public func watermarks(_ tp: TopicPartition) async throws -> Watermarks {
         let handle = self.handle
         let ms = timeout.milliseconds
-        return try await runBlocking("kafka-watermarks") { try handle.queryWatermarks(tp, timeoutMs: ms) }
+        return try await handle.blocking { try handle.queryWatermarks(tp, timeoutMs: ms) }
     }
 }

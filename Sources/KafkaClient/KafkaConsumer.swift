@@ -5,16 +5,25 @@ import Synchronization
 
 /// A Kafka consumer over librdkafka, in a consumer group or with manual assignment.
 ///
-/// Threading: `poll`/`pollBatch` block and must be called from one dedicated
-/// thread (the loop that owns the consumer queue), never from Swift's
-/// cooperative pool. Rebalance handlers run inside those calls, before the
-/// assignment changes: revoke work (flush, commit) happens there.
+/// Threading: every blocking call runs on the handle's executor (one
+/// dedicated thread). The async API (`poll`, `batches`, `commit`, `close`…)
+/// suspends the caller; the synchronous methods block and are for code that
+/// already runs on a thread of its own (tools, benchmarks).
+///
+/// Rebalances: with `manualRebalance`, librdkafka's rebalance callback only
+/// records the event; it reaches the owner in the next polled `Batch`, and the
+/// assignment changes when the owner calls `applyAssignment` /
+/// `applyRevocation` (after committing revoked work, restoring new tasks).
+/// Otherwise the callback applies the change itself and calls `rebalance`
+/// (assigned: after the change; revoked: before it).
 /// Offsets are never committed automatically by default (`enable.auto.commit=false`).
 public final class KafkaConsumer: Sendable {
     let handle: KafkaHandle
     private let queue: KafkaPointer
     private let open = RunFlag()
     private let logger: Logger
+    /// Whether the owner applies rebalances (`applyAssignment` / `applyRevocation`).
+    public let manualRebalance: Bool
 
     public static let defaultConfig: [String: String] = [
         "enable.auto.commit": "false",
@@ -25,37 +34,175 @@ public final class KafkaConsumer: Sendable {
     /// - Parameters:
     ///   - config: librdkafka configuration passed through unchanged (on top of
     ///     `defaultConfig`); `group.id` is required by librdkafka for `subscribe`.
+    ///   - manualRebalance: the owner applies assignment changes (see the type's documentation).
     ///   - rebalance: called on the polling thread inside librdkafka's rebalance
-    ///     callback; the call blocks that thread until the handler returns.
-    public init(config: [String: String], logger: Logger, rebalance: (@Sendable (RebalanceEvent) async -> Void)? = nil) throws(KafkaError) {
+    ///     callback; it must return quickly (record, do not wait).
+    public init(config: [String: String], logger: Logger, manualRebalance: Bool = false, rebalance: (@Sendable (RebalanceEvent) -> Void)? = nil) throws(KafkaError) {
         self.logger = logger
+        self.manualRebalance = manualRebalance
         var merged = Self.defaultConfig.merging(config) { _, new in new }
         if merged["group.id"] == nil { merged["group.id"] = "stream-engine-unassigned-\(UUID().uuidString)" }
         let handle = try KafkaHandle(kind: RD_KAFKA_CONSUMER, config: merged, logger: logger) { conf in
-            rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
-        }
-        self.handle = handle
-        if let rebalance {
-            handle.context.rebalance.withLock {
-                $0 = { event in
-                    // We are on the polling thread, never the cooperative pool: block it
-                    // until the asynchronous revoke/assign work has finished.
-                    let done = DispatchSemaphore(value: 0)
-                    Task { await rebalance(event); done.signal() }
-                    done.wait()
-                }
+            if manualRebalance {
+                rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
+            } else {
+                rd_kafka_conf_set_rebalance_cb(conf, kafkaAutoRebalanceCallback)
             }
         }
+        self.handle = handle
+        handle.context.rebalanceObserver.withLock { $0 = rebalance }
         rd_kafka_poll_set_consumer(handle.pointer)
         self.queue = KafkaPointer(pointer: rd_kafka_queue_get_consumer(handle.pointer))
     }
 
     deinit {
-        rd_kafka_queue_destroy(queue.pointer)
-        if open.clear() {
+        // Never block here: leave the group and release the queue on the handle's thread.
+        // (`close()` and `closeBlocking()` released the queue already.)
+        guard open.clear() else { return }
+        let queue = self.queue, handle = self.handle
+        handle.context.closing.store(true, ordering: .releasing)
+        handle.executor.execute {
             rd_kafka_consumer_close(handle.pointer)
+            rd_kafka_queue_destroy(queue.pointer)
+            withExtendedLifetime(handle) {}
         }
     }
+
+    /// Leaves the group (with `manualRebalance`, the revocation is applied
+    /// without further work: commit before closing) and destroys the handle.
+    public func close() async {
+        let queue = self.queue, handle = self.handle, logger = self.logger
+        handle.context.closing.store(true, ordering: .releasing)
+        if open.clear() {
+            _ = try? await handle.blocking {
+                let err = rd_kafka_consumer_close(handle.pointer)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("consumer close: \(KafkaError(err))") }
+                rd_kafka_queue_destroy(queue.pointer)
+            }
+            await handle.destroy()
+        }
+    }
+
+    // MARK: Async API (on the handle's executor)
+
+    /// Polls up to `maxMessages` (waiting up to `timeoutMs` for the first) and
+    /// returns them with the rebalance events recorded meanwhile.
+    public func poll(maxMessages: Int, timeoutMs: Int32) async throws -> Batch {
+        var batch = try await handle.blocking { try self.pollBatch(maxMessages: maxMessages, timeoutMs: timeoutMs) }
+        batch.rebalanceEvents = handle.context.rebalanceEvents.withLock { events in
+            defer { events.removeAll() }
+            return events
+        }
+        return batch
+    }
+
+    /// The consumer as an async sequence of batches. Back-pressure: the next
+    /// poll happens only when the next batch is asked for. Ends when the
+    /// consumer is closed or the task is cancelled.
+    public func batches(maxMessages: Int, timeoutMs: Int32 = 100) -> Batches {
+        Batches(consumer: self, maxMessages: maxMessages, timeoutMs: timeoutMs)
+    }
+
+    public struct Batches: AsyncSequence, Sendable {
+        public typealias Element = Batch
+        let consumer: KafkaConsumer
+        let maxMessages: Int
+        let timeoutMs: Int32
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let consumer: KafkaConsumer
+            let maxMessages: Int
+            let timeoutMs: Int32
+            public mutating func next() async throws -> Batch? {
+                guard consumer.open.isSet, !Task.isCancelled else { return nil }
+                return try await consumer.poll(maxMessages: maxMessages, timeoutMs: timeoutMs)
+            }
+        }
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer, maxMessages: maxMessages, timeoutMs: timeoutMs) }
+    }
+
+    /// Whether the group uses the cooperative (incremental) rebalance protocol.
+    public var isCooperative: Bool { usesCooperativeProtocol(handle.pointer) }
+
+    /// Acts on an `.assigned` event (manual rebalance): adds the partitions
+    /// (cooperative) or sets the assignment (eager). An offset of
+    /// `KafkaOffset.invalid` starts from the group's committed offset.
+    public func applyAssignment(_ partitions: [TopicPartitionOffset]) async throws {
+        let handle = self.handle
+        try await handle.blocking {
+            let list = makePartitionList(partitions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            if usesCooperativeProtocol(handle.pointer) {
+                if let e = rd_kafka_incremental_assign(handle.pointer, list) { throw KafkaError(consuming: e) }
+            } else {
+                try KafkaError.check(rd_kafka_assign(handle.pointer, list), "assign")
+            }
+        }
+    }
+
+    /// Acts on a `.revoked` event (manual rebalance), after the revoked work was committed.
+    public func applyRevocation(_ partitions: [TopicPartition]) async throws {
+        let handle = self.handle
+        try await handle.blocking {
+            if usesCooperativeProtocol(handle.pointer) {
+                let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                if let e = rd_kafka_incremental_unassign(handle.pointer, list) { throw KafkaError(consuming: e) }
+            } else {
+                try KafkaError.check(rd_kafka_assign(handle.pointer, nil), "unassign")
+            }
+        }
+    }
+
+    /// Commits offsets (offset = next offset to read); suspends until the coordinator answered.
+    public func commit(_ offsets: [TopicPartitionOffset]) async throws {
+        guard !offsets.isEmpty else { return }
+        try await handle.blocking { try self.commit(offsets) }
+    }
+
+    /// The group's committed offsets (`KafkaOffset.invalid` when none).
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64] {
+        try await handle.blocking { try self.committed(partitions, timeoutMs: timeoutMs) }
+    }
+
+    /// The group's committed offsets with their commit metadata.
+    public func committedWithMetadata(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: TopicPartitionOffset] {
+        let handle = self.handle
+        return try await handle.blocking {
+            let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_committed(handle.pointer, list, timeoutMs), "committed offsets")
+            var out: [TopicPartition: TopicPartitionOffset] = [:]
+            for tpo in topicPartitionOffsets(of: list) { out[tpo.topicPartition] = tpo }
+            return out
+        }
+    }
+
+    /// Moves the fetch position of assigned partitions.
+    public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) async throws {
+        try await handle.blocking { try self.seek(offsets, timeoutMs: timeoutMs) }
+    }
+
+    /// End offsets of many partitions in one round.
+    public func endOffsets(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64] {
+        try await handle.blocking { try self.endOffsets(partitions, timeoutMs: timeoutMs) }
+    }
+
+    /// Partition count of every topic of the cluster.
+    public func topicPartitionCounts(timeoutMs: Int32 = 10_000) async throws -> [String: Int] {
+        try await handle.blocking { try self.topicPartitionCounts(timeoutMs: timeoutMs) }
+    }
+
+    /// Low and high watermark of a partition.
+    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) async throws -> Watermarks {
+        try await handle.blocking { try self.watermarks(tp, timeoutMs: timeoutMs) }
+    }
+
+    /// Runs a series of blocking calls on this consumer's executor (e.g. a restore loop).
+    public func withExecutor<T: Sendable>(_ body: @escaping @Sendable (KafkaConsumer) throws -> T) async throws -> T {
+        try await handle.blocking { try body(self) }
+    }
+
+    // MARK: Blocking API
 
     /// Subscribes to topics (consumer group; partitions come through rebalances).
     public func subscribe(_ topics: [String]) throws(KafkaError) {
@@ -90,6 +237,8 @@ public final class KafkaConsumer: Sendable {
     /// Result of `pollBatch`.
     public struct Batch: Sendable {
         public var messages: [KafkaMessage] = []
+        /// Rebalance events recorded during the poll (async `poll` with `manualRebalance`).
+        public var rebalanceEvents: [RebalanceEvent] = []
         /// Partitions that reached their end (`enable.partition.eof=true`), with the end offset.
         public var partitionEOFs: [TopicPartitionOffset] = []
     }
@@ -173,11 +322,6 @@ public final class KafkaConsumer: Sendable {
         try KafkaError.check(rd_kafka_commit(handle.pointer, list, 0), "commit")
     }
 
-    /// Commits offsets on a thread of its own.
-    public func commitAsync(_ offsets: [TopicPartitionOffset]) async throws {
-        try await runBlocking("kafka-commit") { try self.commit(offsets) }
-    }
-
     /// Committed offsets of the group for `partitions` (`KafkaOffset.invalid` when none). Blocking.
     public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
@@ -253,12 +397,49 @@ public final class KafkaConsumer: Sendable {
     /// A fatal error the client reported.
     public var fatalError: KafkaError? { handle.context.fatalError.withLock { $0 } }
 
-    /// Leaves the group (revoking through the rebalance handler) and closes.
-    /// Blocking: call from the polling thread or a dedicated one.
-    public func close() {
+    /// Leaves the group and closes, blocking the calling thread (tools on a
+    /// thread of their own); the handle is destroyed when the last reference goes.
+    public func closeBlocking() {
+        handle.context.closing.store(true, ordering: .releasing)
         if open.clear() {
             let err = rd_kafka_consumer_close(handle.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("consumer close: \(KafkaError(err))") }
+            rd_kafka_queue_destroy(queue.pointer)
         }
     }
+}
+
+/// Applies rebalances inside the callback (consumers without `manualRebalance`):
+/// assigned partitions are assigned before the observer hears of them, revoked
+/// ones go after it returned.
+func kafkaAutoRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let rk, let opaque else { return }
+    let ctx = Unmanaged<KafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    let list = partitions.map { topicPartitions(of: $0) } ?? []
+    let cooperative = usesCooperativeProtocol(rk)
+    let observer = ctx.rebalanceObserver.withLock { $0 }
+    if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+        if cooperative {
+            if let e = rd_kafka_incremental_assign(rk, partitions) { ctx.logger.error("incremental assign: \(KafkaError(consuming: e))") }
+        } else {
+            rd_kafka_assign(rk, partitions)
+        }
+        observer?(.assigned(list))
+    } else {
+        if err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS { ctx.logger.error("rebalance error: \(KafkaError(err))") }
+        observer?(.revoked(list, lost: err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk) != 0))
+        if cooperative {
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { ctx.logger.error("incremental unassign: \(KafkaError(consuming: e))") }
+        } else if rd_kafka_assign(rk, nil) != RD_KAFKA_RESP_ERR_NO_ERROR, let partitions {
+            // No protocol known any more (closing) and a cooperative assignment: unassign incrementally.
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { ctx.logger.error("unassign: \(KafkaError(consuming: e))") }
+        }
+    }
+}
+
+/// Whether the consumer's group uses the cooperative protocol. librdkafka
+/// answers NULL when the consumer is in no group (e.g. while it closes).
+func usesCooperativeProtocol(_ rk: OpaquePointer) -> Bool {
+    guard let name = rd_kafka_rebalance_protocol(rk) else { return false }
+    return String(cString: name) == "COOPERATIVE"
 }

@@ -2,6 +2,7 @@ import CRdKafka
 import Foundation
 import Logging
 import Synchronization
+import ThreadExecutors
 
 /// What librdkafka's callbacks reach through the `opaque` pointer of an
 /// `rd_kafka_t`. The owning `KafkaHandle` keeps it alive for longer than the
@@ -9,8 +10,16 @@ import Synchronization
 /// unretained pointer given to librdkafka is valid in every callback.
 final class KafkaCallbackContext: Sendable {
     let logger: Logger
-    /// Set by consumers that want rebalance events.
-    let rebalance: Mutex<(@Sendable (RebalanceEvent) -> Void)?> = Mutex(nil)
+    /// Rebalance events recorded by the rebalance callback, not yet taken by the consumer's owner.
+    let rebalanceEvents: Mutex<[RebalanceEvent]> = Mutex([])
+    /// Set while the consumer closes: the rebalance callback then applies the
+    /// revocation itself (nobody polls events any more, and
+    /// `rd_kafka_consumer_close` waits for it).
+    let closing = Atomic<Bool>(false)
+    /// Called (on the polling thread) after an event was recorded; it must not block.
+    let rebalanceObserver: Mutex<(@Sendable (RebalanceEvent) -> Void)?> = Mutex(nil)
+    /// Callers of `KafkaProducer.send` waiting for room in librdkafka's queue.
+    let spaceWaiters: Mutex<[CheckedContinuation<Void, Never>]> = Mutex([])
     /// Delivery bookkeeping for producers.
     let deliveries = Mutex(DeliveryState())
     /// A fatal error reported through the error callback.
@@ -29,12 +38,16 @@ struct DeliveryState {
     var firstFailure: KafkaError?
 }
 
-/// A rebalance event handed to the consumer's handler from inside
-/// librdkafka's rebalance callback (on the consumer's poll thread, before the
-/// assignment changes).
-public enum RebalanceEvent: Sendable {
+/// A rebalance event recorded by librdkafka's rebalance callback (on the
+/// consumer's poll thread). The assignment changes only when the consumer's
+/// owner acts on it: `KafkaConsumer.applyAssignment` / `applyRevocation`
+/// (incremental for `cooperative-sticky`, whole for eager assignors).
+public enum RebalanceEvent: Sendable, Equatable {
+    /// Partitions given to this member (eager: the whole new assignment).
     case assigned([TopicPartition])
-    case revoked([TopicPartition])
+    /// Partitions taken away; `lost` when the member was kicked out of the
+    /// group (its offsets can no longer be committed).
+    case revoked([TopicPartition], lost: Bool)
 }
 
 /// librdkafka's `rd_kafka_t` is thread-safe (its API may be called from any
@@ -44,12 +57,37 @@ struct KafkaPointer: @unchecked Sendable {
 }
 
 /// Owns one `rd_kafka_t` and its callback context.
+///
+/// Every blocking librdkafka call on the handle runs on `executor`, one
+/// dedicated thread per handle (never Swift's cooperative pool, never a
+/// thread per call). `destroy()` ends it; `deinit` never blocks: when the
+/// owner did not destroy the handle, `rd_kafka_destroy` runs as the
+/// executor's last job.
 final class KafkaHandle: Sendable {
     let rk: KafkaPointer
     let context: KafkaCallbackContext
     let kind: rd_kafka_type_t
+    /// The serial executor of this handle's blocking calls.
+    let executor: DedicatedThreadExecutor
+    private let alive = RunFlag()
 
     var pointer: OpaquePointer { rk.pointer }
+
+    /// Runs a blocking call on the handle's executor; the caller suspends.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await executor.run(body)
+    }
+
+    /// Destroys the `rd_kafka_t` on its executor (waiting for it) and stops the executor.
+    func destroy() async {
+        guard alive.clear() else { return }
+        let rk = self.rk, context = self.context, executor = self.executor
+        _ = try? await executor.run {
+            rd_kafka_destroy(rk.pointer)
+            withExtendedLifetime(context) {}
+            executor.shutdown()  // from its own thread: returns at once
+        }
+    }
 
     init(kind: rd_kafka_type_t, config: [String: String], logger: Logger, configure: (OpaquePointer) -> Void = { _ in }) throws(KafkaError) {
         let conf = rd_kafka_conf_new()!
@@ -73,10 +111,18 @@ final class KafkaHandle: Sendable {
         self.rk = KafkaPointer(pointer: rk)
         self.context = context
         self.kind = kind
+        self.executor = DedicatedThreadExecutor(name: kind == RD_KAFKA_CONSUMER ? "rdk-consumer" : "rdk-producer")
     }
 
     deinit {
-        rd_kafka_destroy(rk.pointer)
+        guard alive.clear() else { return }
+        // Never block here: the destroy runs on the handle's own thread, which then exits.
+        let rk = self.rk, context = self.context, executor = self.executor
+        executor.execute {
+            rd_kafka_destroy(rk.pointer)
+            withExtendedLifetime(context) {}
+            executor.shutdown()
+        }
     }
 
     /// Low and high watermark of a partition, asked of the broker.
@@ -104,6 +150,13 @@ final class KafkaHandle: Sendable {
             out[TopicPartition(String(cString: e.topic), e.partition)] = e.offset
         }
         return out
+    }
+
+    /// The cluster id from the brokers' metadata (`nil` if none answered in time).
+    func clusterId(timeoutMs: Int32) -> String? {
+        guard let id = rd_kafka_clusterid(rk.pointer, timeoutMs) else { return nil }
+        defer { rd_kafka_mem_free(rk.pointer, id) }
+        return String(cString: id)
     }
 
     /// Partition count of `topic`, or `nil` if the topic does not exist.
@@ -197,42 +250,60 @@ func kafkaDeliveryCallback(_ rk: OpaquePointer?, _ msg: UnsafePointer<rd_kafka_m
     }
 }
 
-/// Carries one awaiting sender's continuation through librdkafka's per-message opaque.
+/// One awaiting sender's delivery report, carried through librdkafka's
+/// per-message opaque: the report may arrive before or after the sender awaits it.
 final class DeliveryWaiter: Sendable {
-    let continuation: CheckedContinuation<DeliveryReport, any Error>
-    init(_ continuation: CheckedContinuation<DeliveryReport, any Error>) { self.continuation = continuation }
-    func resume(_ result: Result<DeliveryReport, KafkaError>) { continuation.resume(with: result.mapError { $0 }) }
+    private enum State {
+        case pending
+        case waiting(CheckedContinuation<DeliveryReport, any Error>)
+        case done(Result<DeliveryReport, KafkaError>)
+    }
+    private let state = Mutex(State.pending)
+
+    func resume(_ result: Result<DeliveryReport, KafkaError>) {
+        let cont: CheckedContinuation<DeliveryReport, any Error>? = state.withLock { s in
+            if case .waiting(let c) = s { s = .done(result); return c }
+            s = .done(result)
+            return nil
+        }
+        cont?.resume(with: result.mapError { $0 })
+    }
+
+    func report() async throws -> DeliveryReport {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<DeliveryReport, any Error>) in
+            let ready: Result<DeliveryReport, KafkaError>? = state.withLock { s in
+                if case .done(let r) = s { return r }
+                s = .waiting(c)
+                return nil
+            }
+            if let ready { c.resume(with: ready.mapError { $0 }) }
+        }
+    }
 }
 
+/// Only records the event: the consumer's owner acts on it later, outside
+/// librdkafka's callback (`KafkaConsumer.applyAssignment` / `applyRevocation`).
+/// Until then librdkafka keeps the rebalance open (heartbeats go on).
 func kafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let rk else { return }
-    let ctx = opaque.map { Unmanaged<KafkaCallbackContext>.fromOpaque($0).takeUnretainedValue() }
+    guard let rk, let opaque else { return }
+    let ctx = Unmanaged<KafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    if ctx.closing.load(ordering: .acquiring) {
+        kafkaAutoRebalanceCallback(rk, err, partitions, opaque)
+        return
+    }
     let list = partitions.map { topicPartitions(of: $0) } ?? []
-    // NULL when the handle has no consumer group (any more): not cooperative.
-    let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
-    let handler = ctx?.rebalance.withLock { $0 }
+    let event: RebalanceEvent
     switch err {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        // Assign first so that the handler can seek or query positions.
-        if cooperative {
-            if let e = rd_kafka_incremental_assign(rk, partitions) { ctx?.logger.error("incremental assign: \(KafkaError(consuming: e))") }
-        } else {
-            rd_kafka_assign(rk, partitions)
-        }
-        handler?(.assigned(list))
+        event = .assigned(list)
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        // Revoke work (flush, commit) happens here, before the partitions go.
-        handler?(.revoked(list))
-        if cooperative {
-            if let e = rd_kafka_incremental_unassign(rk, partitions) { ctx?.logger.error("incremental unassign: \(KafkaError(consuming: e))") }
-        } else {
-            rd_kafka_assign(rk, nil)
-        }
+        event = .revoked(list, lost: rd_kafka_assignment_lost(rk) != 0)
     default:
-        ctx?.logger.error("rebalance error: \(KafkaError(err))")
-        handler?(.revoked(list))
-        rd_kafka_assign(rk, nil)
+        ctx.logger.error("rebalance error: \(KafkaError(err))")
+        event = .revoked(list, lost: true)
     }
+    ctx.rebalanceEvents.withLock { $0.append(event) }
+    ctx.rebalanceObserver.withLock { $0 }?(event)
 }
 
 func topicPartitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition] {
@@ -245,27 +316,27 @@ func topicPartitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list
 func topicPartitionOffsets(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartitionOffset] {
     (0..<Int(list.pointee.cnt)).map { i in
         let e = list.pointee.elems[i]
-        return TopicPartitionOffset(String(cString: e.topic), e.partition, e.offset)
+        let metadata: String? = e.metadata.flatMap { m in
+            e.metadata_size > 0 ? String(decoding: UnsafeRawBufferPointer(start: m, count: e.metadata_size), as: UTF8.self) : nil
+        }
+        return TopicPartitionOffset(String(cString: e.topic), e.partition, e.offset, metadata: metadata)
     }
 }
 
-/// Builds an `rd_kafka_topic_partition_list_t`; the caller destroys it.
+/// Builds an `rd_kafka_topic_partition_list_t` (with commit metadata); the caller destroys it.
 func makePartitionList(_ items: [TopicPartitionOffset]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
     let list = rd_kafka_topic_partition_list_new(Int32(max(items.count, 1)))!
     for item in items {
-        rd_kafka_topic_partition_list_add(list, item.topic, item.partition).pointee.offset = item.offset
+        let e = rd_kafka_topic_partition_list_add(list, item.topic, item.partition)!
+        e.pointee.offset = item.offset
+        if let metadata = item.metadata, !metadata.isEmpty {
+            // librdkafka frees it with the list (rd_free, i.e. free).
+            let bytes = Array(metadata.utf8)
+            let buffer = malloc(bytes.count)!
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            e.pointee.metadata = buffer
+            e.pointee.metadata_size = bytes.count
+        }
     }
     return list
-}
-
-/// Runs a blocking librdkafka call on a thread of its own, never on the
-/// cooperative pool, and resumes the caller with its result.
-func runBlocking<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        let thread = Thread {
-            cont.resume(with: Result { try body() })
-        }
-        thread.name = name
-        thread.start()
-    }
 }

@@ -5,14 +5,16 @@ import Synchronization
 
 /// A Kafka producer over librdkafka.
 ///
-/// Idempotent (`enable.idempotence=true`) unless configured otherwise. Delivery
-/// reports are served by a dedicated poll thread: `send(_:)` enqueues and counts
-/// the outcome (see `flush(timeout:)`), `sendAndWait(_:)` awaits its own report.
-/// With a `transactional.id` the transactional API is available.
+/// Idempotent (`enable.idempotence=true`) unless configured otherwise.
+/// Delivery reports are served on the handle's executor (one dedicated
+/// thread): a poll job that re-enqueues itself, so the blocking calls
+/// (`flush`, transactions) queued on the same executor run between polls.
+/// `send(_:)` suspends while librdkafka's queue is full (back-pressure, no
+/// sleeping thread); `trySend(_:)` never waits. With a `transactional.id` the
+/// transactional API is available. `close()` flushes and destroys the handle.
 public final class KafkaProducer: Sendable {
     let handle: KafkaHandle
     private let running = RunFlag()
-    private let pollThreadDone = DispatchSemaphore(value: 0)
     private let logger: Logger
 
     /// Defaults applied under the caller's configuration.
@@ -30,60 +32,79 @@ public final class KafkaProducer: Sendable {
         self.handle = try KafkaHandle(kind: RD_KAFKA_PRODUCER, config: merged, logger: logger) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, kafkaDeliveryCallback)
         }
-        let handle = self.handle
-        let running = self.running
-        let done = self.pollThreadDone
-        let thread = Thread {
-            // The one loop that serves this producer's main queue (delivery reports, logs, errors).
-            while running.isSet {
-                rd_kafka_poll(handle.pointer, 50)
-            }
-            done.signal()
+        Self.schedulePoll(handle: handle, running: running)
+    }
+
+    /// One `rd_kafka_poll` on the executor, then again (behind whatever was queued meanwhile) while running.
+    private static func schedulePoll(handle: KafkaHandle, running: RunFlag) {
+        handle.executor.execute {
+            guard running.isSet else { return }
+            rd_kafka_poll(handle.pointer, 20)
+            wakeSpaceWaiters(handle)
+            schedulePoll(handle: handle, running: running)
         }
-        thread.name = "kafka-producer-poll"
-        thread.start()
+    }
+
+    /// Resumes the senders waiting for room in the queue (they retry).
+    private static func wakeSpaceWaiters(_ handle: KafkaHandle) {
+        let waiters = handle.context.spaceWaiters.withLock { w in
+            defer { w.removeAll() }
+            return w
+        }
+        for w in waiters { w.resume() }
     }
 
     deinit {
-        stopPolling()
+        // Never block: the poll job ends, and the handle is destroyed on its own thread.
+        _ = running.clear()
+        Self.wakeSpaceWaiters(handle)
     }
 
-    private func stopPolling() {
-        if running.clear() {
-            pollThreadDone.wait()
-        }
+    /// Enqueues a record; suspends while librdkafka's queue is full (logging
+    /// every 5 s that it waits). The outcome is counted; `flush` reports failures.
+    public func send(_ record: ProducerRecord) async throws {
+        try await produce(record, opaque: nil)
     }
 
-    /// Enqueues a record. Blocks briefly (serving nothing, the poll thread does)
-    /// while librdkafka's queue is full. The outcome is counted; `flush` reports failures.
-    public func send(_ record: ProducerRecord) throws(KafkaError) {
-        try produce(record, opaque: nil)
+    /// Enqueues a record without waiting: false when librdkafka's queue is full.
+    public func trySend(_ record: ProducerRecord) throws(KafkaError) -> Bool {
+        let err = produceOnce(record, opaque: nil)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+        if err == RD_KAFKA_RESP_ERR__QUEUE_FULL { return false }
+        throw KafkaError(err, "produce to \(record.topic): \(String(cString: rd_kafka_err2str(err)))")
     }
 
     /// Enqueues a record and waits for its delivery report.
     public func sendAndWait(_ record: ProducerRecord) async throws -> DeliveryReport {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<DeliveryReport, any Error>) in
-            let waiter = Unmanaged.passRetained(DeliveryWaiter(cont))
-            do {
-                try produce(record, opaque: waiter.toOpaque())
-            } catch {
-                waiter.release()
-                cont.resume(throwing: error)
-            }
+        let waiter = DeliveryWaiter()
+        let opaque = Unmanaged.passRetained(waiter).toOpaque()
+        do {
+            try await produce(record, opaque: opaque)
+        } catch {
+            Unmanaged<DeliveryWaiter>.fromOpaque(opaque).release()
+            throw error
         }
+        return try await waiter.report()
     }
 
-    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer?) throws(KafkaError) {
-        var attempts = 0
+    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer?) async throws {
+        let started = ContinuousClock.now
+        var lastLog = started
         while true {
             let err = produceOnce(record, opaque: opaque)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL, attempts < 6000 {
-                attempts += 1
-                usleep(1000)
-                continue
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+                throw KafkaError(err, "produce to \(record.topic): \(String(cString: rd_kafka_err2str(err)))")
             }
-            throw KafkaError(err, "produce to \(record.topic): \(String(cString: rd_kafka_err2str(err)))")
+            guard running.isSet else { throw KafkaError.client("produce to \(record.topic): the producer is closed") }
+            if ContinuousClock.now - lastLog >= .seconds(5) {
+                lastLog = ContinuousClock.now
+                logger.warning("producer queue full for \(ContinuousClock.now - started) (\(rd_kafka_outq_len(handle.pointer)) records undelivered): waiting for the brokers to acknowledge")
+            }
+            // Woken by the poll job after it served delivery reports.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                handle.context.spaceWaiters.withLock { $0.append(c) }
+            }
         }
     }
 
@@ -134,13 +155,13 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Waits (on a thread of its own) until every enqueued record has a
+    /// Waits (on the handle's executor) until every enqueued record has a
     /// delivery report, at most `timeout`; throws on timeout or if any record
     /// sent with `send(_:)` failed since the last flush.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let handle = self.handle
         let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let err = try await runBlocking("kafka-flush") { rd_kafka_flush(handle.pointer, ms) }
+        let err = try await handle.blocking { rd_kafka_flush(handle.pointer, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, "flush: \(rd_kafka_outq_len(handle.pointer)) records still undelivered after \(timeout)")
         }
@@ -169,7 +190,7 @@ public final class KafkaProducer: Sendable {
     public func initTransactions(timeout: Duration = .seconds(30)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await runBlocking("kafka-txn-init") {
+        try await handle.blocking {
             try KafkaError.check(rd_kafka_init_transactions(handle.pointer, ms))
         }
     }
@@ -185,7 +206,7 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         let group = consumer.groupMetadata()
         let ms = timeout.milliseconds
-        try await runBlocking("kafka-txn-offsets") {
+        try await handle.blocking {
             let list = makePartitionList(offsets)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             try KafkaError.check(rd_kafka_send_offsets_to_transaction(handle.pointer, list, group.pointer, ms))
@@ -196,7 +217,7 @@ public final class KafkaProducer: Sendable {
     public func commitTransaction(timeout: Duration = .seconds(60)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await runBlocking("kafka-txn-commit") {
+        try await handle.blocking {
             try KafkaError.check(rd_kafka_commit_transaction(handle.pointer, ms))
         }
     }
@@ -205,22 +226,24 @@ public final class KafkaProducer: Sendable {
     public func abortTransaction(timeout: Duration = .seconds(60)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await runBlocking("kafka-txn-abort") {
+        try await handle.blocking {
             try KafkaError.check(rd_kafka_abort_transaction(handle.pointer, ms))
         }
     }
 
-    /// Flushes (bounded) and stops the poll thread. The handle is destroyed when the last reference goes.
+    /// Flushes (bounded), stops the poll job and destroys the handle.
     public func close(timeout: Duration = .seconds(10)) async {
         do { try await flush(timeout: timeout) } catch { logger.warning("producer close: \(error)") }
-        stopPolling()
+        _ = running.clear()
+        Self.wakeSpaceWaiters(handle)
+        await handle.destroy()
     }
 
     /// Partition count of a topic (Metadata request), `nil` if it does not exist.
     public func partitionCount(topic: String, timeout: Duration = .seconds(10)) async throws -> Int? {
         let handle = self.handle
         let ms = timeout.milliseconds
-        return try await runBlocking("kafka-metadata") { try handle.partitionCount(topic: topic, timeoutMs: ms) }
+        return try await handle.blocking { try handle.partitionCount(topic: topic, timeoutMs: ms) }
     }
 }
 

@@ -13,13 +13,17 @@ public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
 public struct TopicPartitionOffset: Hashable, Sendable, CustomStringConvertible {
     public var topicPartition: TopicPartition
     public var offset: Int64
-    public init(_ topic: String, _ partition: Int32, _ offset: Int64) {
+    /// Commit metadata stored with the offset by the group coordinator (e.g. a task's stream time).
+    public var metadata: String?
+    public init(_ topic: String, _ partition: Int32, _ offset: Int64, metadata: String? = nil) {
         self.topicPartition = TopicPartition(topic, partition)
         self.offset = offset
+        self.metadata = metadata
     }
-    public init(_ tp: TopicPartition, _ offset: Int64) {
+    public init(_ tp: TopicPartition, _ offset: Int64, metadata: String? = nil) {
         self.topicPartition = tp
         self.offset = offset
+        self.metadata = metadata
     }
     public var topic: String { topicPartition.topic }
     public var partition: Int32 { topicPartition.partition }

@@ -16,9 +16,15 @@ struct DevBrokerCommand: AsyncParsableCommand {
             then serves until SIGTERM/SIGINT and exits 0. Other processes connect to it: kcat -b <bootstrap> -L, \
             `stream-engine run --bootstrap-servers <bootstrap>`, `stream-engine state … --from-changelog --bootstrap-servers <bootstrap>`.
 
-            The mock cluster (librdkafka \(librdkafkaVersion)) implements no CreateTopics request: create every topic \
-            a job needs here with --topic (inputs, <application.id>-<store>-changelog, <application.id>-<pipeline>-repartition, \
-            <application.id>-dlq, output topics). Topics created here keep all their data; the mock does not compact.
+            Create the input topics with --topic. The mock cluster (librdkafka \(librdkafkaVersion)) answers no CreateTopics \
+            request, so this process serves topic requests instead: `stream-engine run` and `stream-engine topics --create` \
+            produce one record per topic they need (changelogs, repartition, dead-letter, output and global-table topics) to \
+            \(MockTopicRequests.topic), and the dev-broker creates each topic with its partition count. Topics created here \
+            keep all their data (the mock's 5 MiB/partition retention is lifted); the mock does not compact.
+
+            Consumer groups on the mock: its coordinator waits a dead member's session.timeout.ms, then \
+            session.timeout.ms − 1 s for the others to rejoin; `stream-engine run` sets session.timeout.ms=3000 and \
+            heartbeat.interval.ms=250 on a mock cluster, so a killed instance's partitions move within seconds.
             """)
 
     @Option(help: "Number of brokers.")
@@ -95,8 +101,12 @@ struct DevBrokerService: Service {
     let ready: @Sendable () throws -> Void
 
     func run() async throws {
+        // The request topic exists before anyone learns the bootstrap list.
+        try cluster.createTopic(MockTopicRequests.topic, partitions: 1)
         try ready()
-        try await gracefulShutdown()
+        try await cancelWhenGracefulShutdown { [cluster, logger] in
+            try await cluster.serveTopicRequests(logger: logger)
+        }
         logger.info("shutdown requested: stopping the brokers at \(cluster.bootstrapServers)")
     }
 }

@@ -50,6 +50,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Exit 0 once the input present at start is consumed and committed.")
     var stopAtEnd = false
 
+    @Option(help: "Static group membership: this instance's group.instance.id (unique per instance; a restart with the same id takes its partitions back).")
+    var instanceId: String?
+
     @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
     var kafkaSettings: [String] = []
 
@@ -117,7 +120,7 @@ struct RunCommand: AsyncParsableCommand {
         if httpAddress != nil { EngineMetrics.bootstrap() }
         let runtime = StreamRuntime(
             config: config, registry: registry, kafka: connection, redisURL: redisURL,
-            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd), logger: logger)
+            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd, instanceId: instanceId), logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)]
         let http = try httpAddress.map { address in
             try HTTPServiceSetup(

@@ -17,6 +17,7 @@ struct StreamEngineCommand: AsyncParsableCommand {
             ValidateCommand.self,
             DescribeCommand.self,
             RunCommand.self,
+            TopicsCommand.self,
             ServeCommand.self,
             DevBrokerCommand.self,
             StateCommand.self,

@@ -87,10 +87,18 @@ public final class EngineHTTPService: Service, Sendable {
         let reader = try KafkaConsumer(config: readerConfig, logger: logger)
         // The reader's blocking calls (metadata, offsets) run on one thread of their own.
         let readerThread = DedicatedThreadExecutor(name: "http-kafka-reader")
-        defer {
+        do {
+            try await serve(plan: plan, reader: reader, readerThread: readerThread)
+        } catch {
             readerThread.shutdown()
-            reader.close()
+            await reader.close()
+            throw error
         }
+        readerThread.shutdown()
+        await reader.close()
+    }
+
+    private func serve(plan: TopologyPlan, reader: KafkaConsumer, readerThread: DedicatedThreadExecutor) async throws {
         let directory = try InstanceDirectory(applicationId: config.applicationId, kafkaConfig: config.kafka, logger: logger)
         let admin = self.admin
 

@@ -136,7 +136,7 @@ public final class InstanceDirectory: Sendable {
         // Leave: a tombstone tells the others at once (if they ever heard of this instance).
         if last != nil { _ = try? await producer.sendAndWait(ProducerRecord(topic: topic, key: Array(me.utf8), value: nil)) }
         await readerDone.value
-        reader.close()
+        await reader.close()
         await producer.close()
     }
 

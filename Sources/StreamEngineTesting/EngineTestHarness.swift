@@ -58,7 +58,7 @@ public final class EngineTestHarness: Sendable {
     /// Produces records and waits for delivery.
     public func produce(_ records: [ProducerRecord]) async throws {
         let producer = try KafkaProducer(config: kafka.clientConfig, logger: logger)
-        for r in records { try producer.send(r) }
+        for r in records { try await producer.send(r) }
         try await producer.flush()
     }
 
@@ -97,15 +97,15 @@ public final class EngineTestHarness: Sendable {
             if end == 0 { continue }
             let consumer = try KafkaConsumer(config: kafka.clientConfig, logger: logger)
             try consumer.assign([TopicPartitionOffset(topic, p, KafkaOffset.beginning)])
-            let msgs = try await runOnDedicatedThread("read") {
+            let msgs = try await consumer.withExecutor { consumer in
                 var got: [KafkaMessage] = []
                 let deadline = ContinuousClock.now + .seconds(30)
                 while (got.last?.offset ?? -1) < end - 1, ContinuousClock.now < deadline {
                     got += try consumer.pollBatch(maxMessages: 1000, timeoutMs: 100).messages
                 }
-                consumer.close()
                 return got
             }
+            await consumer.close()
             out += msgs
         }
         return out

@@ -229,7 +229,12 @@ public struct TestRecord: Sendable {
 private final class MemoryCollector: RecordCollector {
     private let sent = Mutex<[ProducerRecord]>([])
 
-    func send(_ record: ProducerRecord) throws(KafkaError) {
+    func trySend(_ record: ProducerRecord) throws(KafkaError) -> Bool {
+        sent.withLock { $0.append(record) }
+        return true
+    }
+
+    func send(_ record: ProducerRecord) async throws {
         sent.withLock { $0.append(record) }
     }
 

@@ -87,7 +87,7 @@ public struct ChangelogReader: Sendable {
         } catch {
             throw InspectionError(.io, "cannot create a Kafka consumer for \(bootstrap): \(error)")
         }
-        defer { consumer.close() }
+        defer { consumer.closeBlocking() }
         let all = (0..<Int32(count)).map { $0 }
         let selected = wanted ?? all
         for p in selected where !all.contains(p) {

@@ -190,7 +190,7 @@ public struct StateInspector: Sendable {
                     let counts = try TopicMetadata.partitionCounts(config: config, logger: logger, timeoutMs: timeout)
                     let reader = ChangelogReader(kafkaConfig: config, topic: "", logger: logger)
                     let consumer = try KafkaConsumer(config: reader.consumerConfig, logger: logger)
-                    defer { consumer.close() }
+                    defer { consumer.closeBlocking() }
                     var out: [String: (count: Int?, ends: [Int32: Int64])] = [:]
                     for topic in topics {
                         let n = counts[topic]

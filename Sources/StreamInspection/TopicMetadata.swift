@@ -22,7 +22,7 @@ public enum TopicMetadata {
     public static func partitionCounts(config: [String: String], logger: Logger, timeoutMs: Int32 = 10_000) throws -> [String: Int] {
         // A consumer that joins no group and commits nothing: it only asks for metadata.
         let consumer = try KafkaConsumer(config: config.merging(["enable.auto.commit": "false"]) { $1 }, logger: logger)
-        defer { consumer.close() }
+        defer { consumer.closeBlocking() }
         return try consumer.topicPartitionCounts(timeoutMs: timeoutMs)
     }
 }

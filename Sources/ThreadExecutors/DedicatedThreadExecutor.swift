@@ -159,6 +159,12 @@ public final class DedicatedThreadExecutor: SerialExecutor, TaskExecutor {
         }
     }
 
+    /// Enqueues a closure to run on the dedicated thread and returns at once
+    /// (fire and forget). Runs even after ``shutdown()`` (a new thread starts for it).
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        submit(.closure(body))
+    }
+
     /// Stops the dedicated thread after it has run every job already enqueued.
     ///
     /// When called from another thread, waits until the thread has drained the queue and

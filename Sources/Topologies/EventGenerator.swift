@@ -336,7 +336,7 @@ extension EventGenerator {
         var budget = 0.0  // seconds that sending the records so far should take at `rate`
         var sent = 0
         for r in records {
-            try producer.send(r.producerRecord)
+            try await producer.send(r.producerRecord)
             sent += 1
             if let rate, rate > 0 {
                 budget += 1 / (r.inSpike ? rate * 5 : rate)

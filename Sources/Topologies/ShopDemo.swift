@@ -4,6 +4,7 @@ import Logging
 import MariaDBClient
 import RedisClient
 import StreamEngine
+import ThreadExecutors
 
 /// Options of `stream-engine demo`.
 public struct DemoOptions: Sendable {
@@ -56,10 +57,10 @@ public enum ShopDemo {
         // mariadb-install-db takes seconds: start it while Kafka and Redis start.
         let needsSQL = !config.sqlSinks.isEmpty
         let givenSQL = options.sqlURL
-        async let localMariaDB: LocalMariaDBServer? = needsSQL && givenSQL == nil ? blocking { try LocalMariaDBServer(database: "shop") } : nil
+        async let localMariaDB: LocalMariaDBServer? = needsSQL && givenSQL == nil ? runOnDedicatedThread("local-mariadb") { try LocalMariaDBServer(database: "shop") } : nil
         progress("starting embedded Kafka (3 brokers)")
         // Both block while they start: off the cooperative pool.
-        let kafka = try await blocking { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
+        let kafka = try await runOnDedicatedThread("embedded-kafka") { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
         var localRedis: LocalRedisServer?
         let redisURL: RedisURL
         if let url = options.redisURL {
@@ -67,7 +68,7 @@ public enum ShopDemo {
             // A run of its own: fresh fence keys and topic names next to whatever that Redis holds.
             config.applicationId += "-demo-\(Int(Date().timeIntervalSince1970))"
         } else {
-            let server = try await blocking { try LocalRedisServer() }
+            let server = try await runOnDedicatedThread("local-redis") { try LocalRedisServer() }
             localRedis = server
             redisURL = server.url
         }
@@ -181,7 +182,7 @@ public enum ShopDemo {
         if targets.isEmpty { return [:] }
         let consumer = try KafkaConsumer(config: kafka.clientConfig, logger: logger)
         try consumer.assign(targets.keys.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
-        let counts = try await blocking {
+        let counts = try await consumer.withExecutor { consumer in
             var counts: [String: Int] = [:]
             var positions: [TopicPartition: Int64] = [:]
             let deadline = ContinuousClock.now + .seconds(30)
@@ -194,7 +195,7 @@ public enum ShopDemo {
             }
             return counts
         }
-        consumer.close()
+        await consumer.close()
         return counts
     }
 
@@ -219,12 +220,6 @@ public enum ShopDemo {
     }
 }
 
-/// Runs a blocking call on a thread of its own (never on the cooperative pool).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        Thread { cont.resume(with: Result { try body() }) }.start()
-    }
-}
 
 /// The readable summary, read back from Redis.
 struct Summary {

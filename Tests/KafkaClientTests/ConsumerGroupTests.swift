@@ -57,11 +57,9 @@ struct ConsumerGroupTests {
         try cluster.createTopic("events", partitions: 4)
         let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)
         func produce(_ range: Range<Int>) async throws {
-            for i in range { try producer.send(ProducerRecord(topic: "events", partition: Int32(i % 4), key: bytes("k\(i)"), value: bytes("\(i)"))) }
+            for i in range { try await producer.send(ProducerRecord(topic: "events", partition: Int32(i % 4), key: bytes("k\(i)"), value: bytes("\(i)"))) }
             try await producer.flush()
         }
-        try await produce(0..<2000)
-
         let config = cluster.clientConfig.merging([
             "group.id": "split", "heartbeat.interval.ms": "100", "session.timeout.ms": "6000",
             "partition.assignment.strategy": "range",
@@ -78,14 +76,21 @@ struct ConsumerGroupTests {
             for e in m.box.events.withLock({ $0 }) {
                 switch e {
                 case .assigned(let tps): owned.formUnion(tps)
-                case .revoked(let tps): owned.subtract(tps)
+                case .revoked(let tps, _): owned.subtract(tps)
                 }
             }
             return owned
         }
+        // Records only once the group settled: the mock refuses commits while it rebalances
+        // (JoinGroup phase), and this member commits after every batch.
+        while ContinuousClock.now < deadline {
+            if !assigned(a).isEmpty, !assigned(b).isEmpty, assigned(a).count + assigned(b).count == 4 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await produce(0..<2000)
         while ContinuousClock.now < deadline {
             let total = a.box.seen.withLock { $0.count } + b.box.seen.withLock { $0.count }
-            if total >= 2000, !assigned(a).isEmpty, !assigned(b).isEmpty { break }
+            if total >= 2000 { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let bOwned = assigned(b)
@@ -95,7 +100,7 @@ struct ConsumerGroupTests {
         // B leaves the group; A must get B's partitions and read on from B's commits.
         b.box.running.store(false, ordering: .releasing)
         try await runB
-        try await onThread { b.consumer.close() }
+        try await onThread { b.consumer.closeBlocking() }
         try await produce(2000..<4000)
         while ContinuousClock.now < deadline {
             if assigned(a).count == 4, a.box.seen.withLock({ $0.count }) + b.box.seen.withLock({ $0.count }) >= 4000 { break }
@@ -111,7 +116,7 @@ struct ConsumerGroupTests {
         let values = all.compactMap { text($0.value).flatMap(Int.init) }
         #expect(Set(values).count == 4000 && Set(values) == Set(0..<4000), "no message lost")
         #expect(values.count == 4000, "none read twice: B committed before it left")
-        try await onThread { a.consumer.close() }
+        try await onThread { a.consumer.closeBlocking() }
     }
 
     @Test("Transactions on the embedded cluster: a committed transaction is visible to read_committed; the mock's missing aborted-record filtering and transactional offsets are asserted as such")
@@ -125,13 +130,13 @@ struct ConsumerGroupTests {
         try await producer.initTransactions()
 
         try producer.beginTransaction()
-        for i in 0..<10 { try producer.send(ProducerRecord(topic: "out", value: bytes("aborted-\(i)"))) }
+        for i in 0..<10 { try await producer.send(ProducerRecord(topic: "out", value: bytes("aborted-\(i)"))) }
         try await producer.sendOffsetsToTransaction([TopicPartitionOffset("in", 0, 3)], consumer: input)
         try await producer.flush()  // the aborted records reach the log (abort would otherwise purge them unsent)
         try await producer.abortTransaction()
 
         try producer.beginTransaction()
-        for i in 0..<10 { try producer.send(ProducerRecord(topic: "out", value: bytes("committed-\(i)"))) }
+        for i in 0..<10 { try await producer.send(ProducerRecord(topic: "out", value: bytes("committed-\(i)"))) }
         try await producer.sendOffsetsToTransaction([TopicPartitionOffset("in", 0, 5)], consumer: input)
         try await producer.commitTransaction()
 
@@ -160,6 +165,6 @@ struct ConsumerGroupTests {
             #expect(Array(values.prefix(10)) == aborted, "the mock serves aborted records to read_committed consumers")
             #expect(committed[TopicPartition("in", 0)] != 5, "the mock drops offsets sent with a transaction")
         }
-        try await onThread { input.close() }
+        try await onThread { input.closeBlocking() }
     }
 }

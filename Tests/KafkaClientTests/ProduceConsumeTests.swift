@@ -12,7 +12,7 @@ struct ProduceConsumeTests {
         let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)
         let total = 10_000
         for i in 0..<total {
-            try producer.send(ProducerRecord(
+            try await producer.send(ProducerRecord(
                 topic: "orders", key: bytes("key-\(i % 97)"), value: bytes("value-\(i)"),
                 headers: [KafkaHeader("seq", "\(i)"), KafkaHeader("empty", nil)]))
         }
@@ -22,7 +22,7 @@ struct ProduceConsumeTests {
         let consumer = try KafkaConsumer(config: cluster.clientConfig.merging(["group.id": "rt"]) { $1 }, logger: testLogger)
         try consumer.subscribe(["orders"])
         let messages = try await pollUntil(consumer) { all, _ in all.count >= total }
-        consumer.close()
+        await consumer.close()
         #expect(messages.count == total)
 
         var partitionsOfKey: [String: Set<Int32>] = [:]
@@ -55,7 +55,7 @@ struct ProduceConsumeTests {
         let payload = [UInt8](repeating: 0x61, count: 1000)
         let total = 8_000  // ~8 MB uncompressed, 80+ message sets
         for i in 0..<total {
-            try producer.send(ProducerRecord(topic: "big", partition: 0, key: bytes("\(i)"), value: payload))
+            try await producer.send(ProducerRecord(topic: "big", partition: 0, key: bytes("\(i)"), value: payload))
         }
         try await producer.flush()
         let wm = try await cluster.watermarks(TopicPartition("big", 0))
@@ -79,7 +79,7 @@ struct ProduceConsumeTests {
         let producer = try KafkaProducer(config: cluster.clientConfig.merging(["compression.type": "none", "batch.num.messages": "100"]) { $1 }, logger: testLogger)
         let payload = [UInt8](repeating: 0x62, count: 1000)
         for i in 0..<7_000 {
-            try producer.send(ProducerRecord(topic: "auto", partition: 0, key: bytes("\(i)"), value: payload))
+            try await producer.send(ProducerRecord(topic: "auto", partition: 0, key: bytes("\(i)"), value: payload))
         }
         try await producer.flush()
         let truncated = try await cluster.truncatedPartitions(topic: "auto")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import KafkaClient
+import ThreadExecutors
 
 let testLogger: Logger = {
     var l = Logger(label: "kafka-test")
@@ -10,7 +11,9 @@ let testLogger: Logger = {
 
 /// Runs `body` on a thread of its own (blocking librdkafka calls never run on the cooperative pool).
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await runBlocking("test-consumer", body)
+    let executor = DedicatedThreadExecutor(name: "test-consumer")
+    defer { executor.execute { executor.shutdown() } }
+    return try await executor.run(body)
 }
 
 /// Polls until `stop` says so or `timeout` passes; returns every message.

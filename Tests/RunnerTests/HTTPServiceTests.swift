@@ -252,7 +252,7 @@ struct HTTPServiceTests {
         let users = (0..<40).map { "u-\($0)" }
         for u in users {
             let v = #"{"orderId":"o-\#(u)","userId":"\#(u)","productId":"p-1","category":"music","price":10,"quantity":1,"timestamp":"2024-12-16T10:00:00Z"}"#
-            try producer.send(ProducerRecord(topic: "purchases", key: Array(u.utf8), value: Array(v.utf8)))
+            try await producer.send(ProducerRecord(topic: "purchases", key: Array(u.utf8), value: Array(v.utf8)))
         }
         try await producer.flush(timeout: .seconds(30))
         await producer.close()

@@ -178,7 +178,7 @@ extension ShopHarness {
             }
             for e in batch.partitionEOFs { ended.insert(e.topicPartition) }
         }
-        consumer.close()
+        await consumer.close()
         return out
     }
 }

@@ -68,13 +68,11 @@ public enum TopologyDescriber {
         }
 
         out.append("")
-        out.append("engine-owned topics:")
-        out.append("  \(config.dlqTopic) (dead letters)")
-        for pipeline in config.pipelines where pipeline.rekeyIndex != nil {
-            out.append("  \(config.repartitionTopic(pipeline: pipeline.name)) (repartition, pipeline \(pipeline.name))")
-        }
-        for store in config.storeNames {
-            out.append("  \(config.changelogTopic(store: store)) (changelog, store \(store))")
+        out.append("topics the engine uses (`run` creates every one but the inputs; `stream-engine topics` prints or creates them):")
+        for t in TopicSetup.plannedTopics(config: config, inputCounts: [:]) {
+            let partitions = t.partitionsFrom.map { "partitions as \($0)" } ?? (t.role == .input ? "must exist" : "partitions as the largest input")
+            let cfg = t.configs.isEmpty ? "" : ", " + t.configs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            out.append("  \(t.name) (\(t.role.rawValue), \(partitions)\(cfg))")
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -1,23 +1,33 @@
 import Foundation
 import KafkaClient
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Global tables: compacted topics materialised fully on every instance
-/// (every partition), for lookups by processors. A dedicated thread keeps
-/// each one up to date; `bootstrap` blocks until each has caught up with the
-/// end offsets it had when the runtime started.
-public final class GlobalTables: Sendable {
+/// (every partition), for lookups by processors.
+///
+/// A `Service`: `run()` reads each table's topic from the beginning up to
+/// the end offsets it had at start (then `waitUntilReady()` returns), then
+/// follows the topics until cancelled or graceful shutdown, and closes its
+/// consumers. Each consumer's blocking polls run on that consumer's executor.
+public final class GlobalTables: Service, Sendable {
     private let tables = Mutex<[String: [String: JSONValue]]>([:])
+    private let specs: [GlobalTableSpec]
+    private let kafkaConfig: [String: String]
+    private let logger: Logger
+    private let ready: (stream: AsyncThrowingStream<Void, any Error>, continuation: AsyncThrowingStream<Void, any Error>.Continuation)
     /// Per table: a change counter and, per key, the counter value of its last change.
     private let changes = Mutex<[String: (sequence: UInt64, keys: [String: UInt64])]>([:])
     /// Per partition of every followed topic: the next offset to read.
     private let positions = Mutex<[TopicPartition: Int64]>([:])
-    private let running = Atomic<Bool>(true)
-    private let stopped = DispatchSemaphore(value: 0)
-    private let threadCount = Mutex(0)
 
-    public init() {}
+    public init(specs: [GlobalTableSpec] = [], kafkaConfig: [String: String] = [:], logger: Logger = Logger(label: "global-tables")) {
+        self.specs = specs
+        self.kafkaConfig = kafkaConfig
+        self.logger = logger
+        self.ready = AsyncThrowingStream.makeStream()
+    }
 
     public func lookup(_ table: String, _ key: String) -> JSONValue? {
         tables.withLock { $0[table]?[key] }
@@ -57,60 +67,83 @@ public final class GlobalTables: Sendable {
         positions.withLock { p in ends.allSatisfy { p[$0.key, default: 0] >= $0.value } }
     }
 
-    /// Reads `topic` from the beginning into `table` until its current end,
-    /// then keeps following it on a thread of its own until `stop()`.
-    func start(table: String, topic: String, kafkaConfig: [String: String], logger: Logger) async throws {
-        var followerConfig = kafkaConfig
-        followerConfig["enable.partition.eof"] = "true"  // positions past transaction markers
-        let consumer = try KafkaConsumer(config: followerConfig, logger: logger)
-        guard let n = try consumer.partitionCount(topic: topic) else {
-            throw KafkaError.client("global table \(table): topic \(topic) does not exist")
-        }
-        let partitions = (0..<Int32(n)).map { TopicPartition(topic, $0) }
-        var endOffsets: [TopicPartition: Int64] = [:]
-        for tp in partitions { endOffsets[tp] = try consumer.watermarks(tp).high }
-        let targets = endOffsets
-        try consumer.assign(partitions.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
-        threadCount.withLock { $0 += 1 }
-        let ready = AsyncStream<Void>.makeStream()
-        let thread = Thread { [self] in
-            var positions: [TopicPartition: Int64] = [:]
-            var signalled = false
-            while running.load(ordering: .acquiring) {
-                do {
-                    let batch = try consumer.pollBatch(maxMessages: 5000, timeoutMs: 100)
-                    for m in batch.messages {
-                        positions[m.topicPartition] = m.offset + 1
-                        self.positions.withLock { $0[m.topicPartition] = m.offset + 1 }
-                        let key = String(decoding: m.key ?? [], as: UTF8.self)
-                        let value = m.value.flatMap { try? JSONValue.parse($0) }
-                        apply(table, key: key, value: value)
-                    }
-                    for e in batch.partitionEOFs {
-                        positions[e.topicPartition] = max(positions[e.topicPartition] ?? 0, e.offset)
-                        self.positions.withLock { $0[e.topicPartition] = max($0[e.topicPartition] ?? 0, e.offset) }
-                    }
-                } catch {
-                    logger.warning("global table \(table): \(error)")
-                }
-                if !signalled, targets.allSatisfy({ positions[$0.key, default: 0] >= $0.value }) {
-                    signalled = true
-                    ready.continuation.yield()
-                    ready.continuation.finish()
-                }
-            }
-            consumer.close()
-            stopped.signal()
-        }
-        thread.name = "global-table-\(table)"
-        thread.start()
-        for await _ in ready.stream { break }
-        logger.info("global table \(table) ready: \(count(table)) keys from \(topic)")
+    /// Returns once every table caught up with its topic's end offsets at
+    /// start; throws what stopped `run()` before that.
+    public func waitUntilReady() async throws {
+        for try await _ in ready.stream { return }
     }
 
-    /// Stops the follower threads.
-    func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        for _ in 0..<threadCount.withLock({ $0 }) { stopped.wait() }
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await self.follow() }
+    }
+
+    private struct Follower: Sendable {
+        let table: String
+        let consumer: KafkaConsumer
+        let targets: [TopicPartition: Int64]
+    }
+
+    private func follow() async throws {
+        var followers: [Follower] = []
+        do {
+            for spec in specs {
+                var followerConfig = kafkaConfig
+                followerConfig["enable.partition.eof"] = "true"  // positions past transaction markers
+                let consumer = try KafkaConsumer(config: followerConfig, logger: logger)
+                followers.append(try await bootstrap(spec, consumer))
+            }
+        } catch {
+            ready.continuation.finish(throwing: error)
+            for f in followers { await f.consumer.close() }
+            throw error
+        }
+        ready.continuation.yield()
+        ready.continuation.finish()
+        // Follow every table until cancelled: one poll each in turn.
+        while !Task.isCancelled, !followers.isEmpty {
+            for f in followers {
+                do {
+                    apply(f.table, try await f.consumer.poll(maxMessages: 5000, timeoutMs: 100 / Int32(followers.count)))
+                } catch is CancellationError {
+                    break
+                } catch {
+                    logger.warning("global table \(f.table): \(error)")
+                }
+            }
+        }
+        for f in followers { await f.consumer.close() }
+    }
+
+    private func bootstrap(_ spec: GlobalTableSpec, _ consumer: KafkaConsumer) async throws -> Follower {
+        guard let n = try await consumer.topicPartitionCounts()[spec.topic] else {
+            await consumer.close()
+            throw KafkaError.client("global table \(spec.name): topic \(spec.topic) does not exist")
+        }
+        let partitions = (0..<Int32(n)).map { TopicPartition(spec.topic, $0) }
+        let targets = try await consumer.endOffsets(partitions)
+        try consumer.assign(partitions.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
+        var lastLog = ContinuousClock.now
+        while !hasReached(targets) {
+            try Task.checkCancellation()
+            apply(spec.name, try await consumer.poll(maxMessages: 5000, timeoutMs: 100))
+            if ContinuousClock.now - lastLog >= .seconds(5) {
+                lastLog = ContinuousClock.now
+                let read = positions.withLock { p in targets.keys.reduce(Int64(0)) { $0 + (p[$1] ?? 0) } }
+                logger.info("global table \(spec.name): loading \(spec.topic), \(read) of \(targets.values.reduce(0, +)) records")
+            }
+        }
+        logger.info("global table \(spec.name) ready: \(count(spec.name)) keys from \(spec.topic)")
+        return Follower(table: spec.name, consumer: consumer, targets: targets)
+    }
+
+    /// Applies a polled batch: values by key, and the positions (end-of-partition events too).
+    private func apply(_ table: String, _ batch: KafkaConsumer.Batch) {
+        for m in batch.messages {
+            apply(table, key: String(decoding: m.key ?? [], as: UTF8.self), value: m.value.flatMap { try? JSONValue.parse($0) })
+        }
+        positions.withLock { p in
+            for m in batch.messages { p[m.topicPartition] = max(p[m.topicPartition] ?? 0, m.offset + 1) }
+            for e in batch.partitionEOFs { p[e.topicPartition] = max(p[e.topicPartition] ?? 0, e.offset) }
+        }
     }
 }

@@ -25,8 +25,13 @@ public struct RuntimeOptions: Sendable {
     public var pollBatchSize: Int
     /// Crash simulation for recovery tests; `nil` in normal use.
     public var faultInjection: FaultInjection?
+    /// Static group membership (`group.instance.id`, KIP-345): a restarted
+    /// instance with the same id takes its partitions back without a rebalance
+    /// of the others (on a real cluster). Unique per instance.
+    public var instanceId: String?
 
-    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000, faultInjection: FaultInjection? = nil) {
+    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000, faultInjection: FaultInjection? = nil, instanceId: String? = nil) {
+        self.instanceId = instanceId
         self.stateDir = stateDir
         self.stopAtEnd = stopAtEnd
         self.pollBatchSize = pollBatchSize
@@ -78,10 +83,12 @@ public struct RuntimeStats: Sendable {
 /// partitions until stopped (graceful shutdown, `stop()`) or, with
 /// `stopAtEnd`, until the input is consumed.
 ///
-/// One thread owns the consumer and polls it; it hands each batch to the task
-/// manager and waits (back-pressure: nothing is buffered beyond one batch).
-/// Rebalance callbacks run on that thread, so revoked tasks are committed and
-/// closed before their partitions go.
+/// Structured end to end: `run()` owns a task group with the global tables
+/// (a `Service` following their topics) and the poll loop. The loop takes the
+/// consumer's batches as an async sequence (the next poll only when a batch
+/// is done: back-pressure), hands them to the task manager, acts on the
+/// rebalance events the batch carries (the callback only records them) and
+/// commits. Blocking librdkafka calls run on one dedicated executor per handle.
 public final class StreamRuntime: Service {
     public let config: StreamConfig
     public let plan: TopologyPlan
@@ -126,17 +133,19 @@ public final class StreamRuntime: Service {
         }
     }
 
-    private var admin: any TopicAdministrator {
-        get throws {
-            switch connection {
-            case .embedded(let cluster): return cluster
-            case .external(let cfg): return try KafkaAdmin(config: cfg.merging(config.kafka) { $1 }, logger: logger)
-            }
+    private func makeAdmin(_ cluster: ClusterKind) throws -> any TopicAdministrator {
+        switch connection {
+        case .embedded(let embedded): return embedded
+        case .external(let cfg):
+            let merged = cfg.merging(config.kafka) { $1 }
+            if cluster.isMock { return try MockClusterTopicRequester(config: merged, logger: logger) }
+            return try KafkaAdmin(config: merged, logger: logger)
         }
     }
 
     private func runEngine() async throws {
-        let admin = try self.admin
+        let cluster = try await ClusterKind.detect(connection: connection, config: config, logger: logger)
+        let admin = try makeAdmin(cluster)
         let sourcePartitions = try await TopicSetup(config: config, plan: plan, admin: admin, embedded: isEmbedded, logger: logger).ensureTopics()
         var endTargets: [TopicPartition: Int64] = [:]
         if options.stopAtEnd {
@@ -153,10 +162,17 @@ public final class StreamRuntime: Service {
         // exactly_once: on a real cluster one Kafka transaction per commit (EOS v2: one
         // transactional producer per instance, fenced through the consumer group).
         // librdkafka 2.0.2's mock neither hides aborted records nor stores transactional
-        // offsets, so on the embedded cluster the engine relies on its own mechanisms alone:
-        // changelog records tagged with their commit's input offsets, de-duplicated
+        // offsets, so on it (embedded or a dev-broker) the engine relies on its own mechanisms
+        // alone: changelog records tagged with their commit's input offsets, de-duplicated
         // repartition records and the Redis fence (see README "Processing guarantees").
-        let transactional = config.processingGuarantee == .exactlyOnce && !isEmbedded
+        let transactional = config.processingGuarantee == .exactlyOnce && !cluster.isMock
+        if config.processingGuarantee == .exactlyOnce && cluster.isMock {
+            logger.notice("""
+                exactly_once on librdkafka's mock cluster (\(cluster)): it has no transactional isolation and drops \
+                TxnOffsetCommit offsets, so Kafka transactions are not used; exactly-once results come from changelog \
+                commit tags, de-duplicated repartition records and the Redis fence (README "Processing guarantees")
+                """)
+        }
         if transactional {
             producerConfig["transactional.id"] = producerConfig["transactional.id"] ?? "\(config.applicationId)-\(UUID().uuidString)"
         }
@@ -166,69 +182,91 @@ public final class StreamRuntime: Service {
             try producer.beginTransaction()
         }
         let redis = try await connectRedis()
-        let globals = GlobalTables()
-        defer { globals.stop() }
-        for g in config.globalTables {
-            try await globals.start(table: g.name, topic: g.topic, kafkaConfig: config.kafka, logger: logger)
-        }
+        let globals = GlobalTables(specs: config.globalTables, kafkaConfig: config.kafka, logger: logger)
 
         var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
         let sql = try await startSQLSinks()
         env.sqlKinds = try await sql?.prepare()
-        let rebalanceError = Mutex<(any Error)?>(nil)
-        let managerBox = Mutex<TaskManager?>(nil)
-        var consumerConfig = config.kafka
-        consumerConfig["group.id"] = config.applicationId
-        consumerConfig["partition.assignment.strategy"] = consumerConfig["partition.assignment.strategy"] ?? "range"
-        consumerConfig["isolation.level"] = "read_committed"
-        // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
-        consumerConfig["enable.partition.eof"] = "true"
-        if isEmbedded {
-            // The mock coordinator waits a leaving member's whole session timeout before
-            // completing the next rebalance: keep it short so that restarts take seconds.
-            consumerConfig["session.timeout.ms"] = consumerConfig["session.timeout.ms"] ?? "3000"
-            consumerConfig["heartbeat.interval.ms"] = consumerConfig["heartbeat.interval.ms"] ?? "250"
+        let consumerConfig = try Self.consumerConfig(config, plan: plan, cluster: cluster, instanceId: options.instanceId)
+        if consumerConfig["partition.assignment.strategy"] == "range" && config.kafka["partition.assignment.strategy"] == nil {
+            let multi = plan.subTopologies.filter { $0.sourceTopics.count > 1 }.map { "\($0.id) (\($0.sourceTopics.joined(separator: " + ")))" }
+            logger.notice("rebalancing is eager (range assignor): \(multi.joined(separator: ", ")) read several co-partitioned topics, which cooperative-sticky would split between members")
         }
-        let consumer = try KafkaConsumer(config: consumerConfig, logger: logger) { event in
-            guard let manager = managerBox.withLock({ $0 }) else { return }
-            do {
-                switch event {
-                case .assigned(let tps): await manager.assigned(tps)
-                case .revoked(let tps): try await manager.revoked(tps)
-                }
-            } catch {
-                rebalanceError.withLock { if $0 == nil { $0 = error } }
-            }
-        }
+        let consumer = try KafkaConsumer(config: consumerConfig, logger: logger, manualRebalance: true)
         var readerConfig = consumerConfig
         readerConfig["isolation.level"] = "read_uncommitted"
+        readerConfig.removeValue(forKey: "group.instance.id")
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
             stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries)
         queries.setRunning(true)
         defer { queries.setRunning(false) }
-        managerBox.withLock { $0 = manager }
-        try consumer.subscribe(plan.subscribedTopics)
-        logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", "))")
-
         let loop = PollLoop(
-            consumer: consumer, manager: manager, producer: producer, admin: admin, plan: plan,
+            consumer: consumer, manager: manager, producer: producer, plan: plan,
             commitInterval: .milliseconds(config.commitIntervalMs), batchSize: options.pollBatchSize,
             endTargets: options.stopAtEnd ? endTargets : nil, stopRequested: { [self] in stopRequested.load(ordering: .acquiring) },
-            rebalanceError: { rebalanceError.withLock { $0 } }, liveStats: { [self] s in statsBox.withLock { $0 = s } }, logger: logger)
-        let outcome: Result<Void, any Error> = await withCheckedContinuation { cont in
-            let thread = Thread { cont.resume(returning: Result { try loop.run() }) }
-            thread.name = "stream-engine-poll"
-            thread.start()
+            liveStats: { [self] s in statsBox.withLock { $0 = s } }, logger: logger)
+
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do { try await globals.run() } catch { self.logger.error("global tables stopped: \(error)") }
+            }
+            defer { group.cancelAll() }
+            do {
+                try await globals.waitUntilReady()
+                try consumer.subscribe(plan.subscribedTopics)
+                logger.info("\(config.applicationId): running \(config.pipelines.count) pipelines on \(plan.subscribedTopics.joined(separator: ", ")) (\(consumerConfig["partition.assignment.strategy"] ?? "?")\(options.instanceId.map { ", group.instance.id \($0)" } ?? ""))")
+                try await loop.run()
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
         }
         let processed = await manager.processedTotal
         let commits = await manager.commits
         let deadLettered = await manager.deadLetteredTotal
         statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: deadLettered, commits: commits) }
+        await consumer.close()
+        await offsetReader.close()
         await producer.close()
         await redis?.close()
         await sql?.close()
         try outcome.get()
+    }
+
+    /// The group member's configuration: `cooperative-sticky` by default
+    /// (KIP-429: partitions that stay keep processing through a rebalance) —
+    /// unless a task reads several topics: then `range`, the assignor that
+    /// gives one member the same partition of co-partitioned topics (the sticky
+    /// assignor places each topic's partitions independently, which would split
+    /// a task between members). `group.instance.id` for static membership, and
+    /// on librdkafka's mock short session timeouts (its coordinator waits a
+    /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
+    /// the others to rejoin).
+    static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
+        var c = config.kafka
+        c["group.id"] = config.applicationId
+        let multiTopic = plan.subTopologies.filter { $0.sourceTopics.count > 1 }
+        if let configured = c["partition.assignment.strategy"] {
+            if !multiTopic.isEmpty, configured.contains("cooperative-sticky") || configured.contains("roundrobin") {
+                throw StreamEngineError("""
+                    partition.assignment.strategy \(configured) cannot keep co-partitioned topics together, but \
+                    \(multiTopic.map { "\($0.id) reads \($0.sourceTopics.joined(separator: " + "))" }.joined(separator: "; ")): \
+                    remove the setting (the engine then uses range for such topologies)
+                    """)
+            }
+        } else {
+            c["partition.assignment.strategy"] = multiTopic.isEmpty ? "cooperative-sticky" : "range"
+        }
+        c["isolation.level"] = "read_committed"
+        // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
+        c["enable.partition.eof"] = "true"
+        if let instanceId { c["group.instance.id"] = instanceId }
+        if cluster.isMock {
+            c["session.timeout.ms"] = c["session.timeout.ms"] ?? "3000"
+            c["heartbeat.interval.ms"] = c["heartbeat.interval.ms"] ?? "250"
+        }
+        return c
     }
 
     /// The writer of the `sql` steps, if there are any (`sql.url` or `run --sql-url`).
@@ -263,183 +301,157 @@ public final class StreamRuntime: Service {
     }
 }
 
-/// The thread that owns the consumer: poll, process, commit, and — with
-/// `--stop-at-end` — decide when the input is done.
-final class PollLoop: Sendable {
+/// The loop that owns the consumer: poll, process, act on rebalances,
+/// commit, and — with `--stop-at-end` — decide when the input is done.
+struct PollLoop: Sendable {
     let consumer: KafkaConsumer
     let manager: TaskManager
     let producer: KafkaProducer
-    let admin: any TopicAdministrator
     let plan: TopologyPlan
     let commitInterval: Duration
     let batchSize: Int
     let endTargets: [TopicPartition: Int64]?
     let stopRequested: @Sendable () -> Bool
-    let rebalanceError: @Sendable () -> (any Error)?
     let liveStats: @Sendable (RuntimeStats) -> Void
     let logger: Logger
 
-    init(consumer: KafkaConsumer, manager: TaskManager, producer: KafkaProducer, admin: any TopicAdministrator, plan: TopologyPlan,
-         commitInterval: Duration, batchSize: Int, endTargets: [TopicPartition: Int64]?,
-         stopRequested: @escaping @Sendable () -> Bool, rebalanceError: @escaping @Sendable () -> (any Error)?,
-         liveStats: @escaping @Sendable (RuntimeStats) -> Void, logger: Logger) {
-        self.consumer = consumer
-        self.manager = manager
-        self.producer = producer
-        self.admin = admin
-        self.plan = plan
-        self.commitInterval = commitInterval
-        self.batchSize = batchSize
-        self.endTargets = endTargets
-        self.stopRequested = stopRequested
-        self.rebalanceError = rebalanceError
-        self.liveStats = liveStats
-        self.logger = logger
-    }
-
-    func run() throws {
-        let manager = self.manager
+    func run() async throws {
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
-        var endProgress = EndProgress()
+        var end = EndTracker()
         do {
-            while !stopRequested() {
-                let batch = try consumer.pollBatch(maxMessages: batchSize, timeoutMs: 100)
-                if let e = rebalanceError() { throw e }
-                // Tasks of newly assigned partitions start here, outside the rebalance callback.
-                var messages = batch.messages
-                if bridge({ await manager.hasPendingAssignment }) {
-                    let restarted = try bridge { try await manager.startPendingTasks() }
-                    // They were rewound to their committed offsets: what was polled before is read again.
-                    if !restarted.isEmpty { messages.removeAll { restarted.contains($0.topicPartition) } }
+            for try await batch in consumer.batches(maxMessages: batchSize, timeoutMs: 100) {
+                // Records first: they were fetched for partitions still assigned. Tasks buffer
+                // them and process in event-time order (end-of-partition events: lag 0).
+                let buffered = await manager.hasBufferedInput
+                if !batch.messages.isEmpty || !batch.partitionEOFs.isEmpty || buffered {
+                    try await manager.process(batch.messages, endOfPartition: batch.partitionEOFs)
+                    liveStats(await manager.stats)
                 }
-                if !messages.isEmpty || !batch.partitionEOFs.isEmpty || bridge({ await manager.hasBufferedInput }) {
-                    let toProcess = messages
-                    let eofs = batch.partitionEOFs
-                    liveStats(try bridge {
-                        try await manager.process(toProcess, endOfPartition: eofs)
-                        return await manager.stats
-                    })
-                }
+                // Then what the rebalance callback recorded: revoked work is committed before the partitions go.
+                for event in batch.rebalanceEvents { try await manager.handle(event) }
+                try await manager.restartDroppedTasks()
                 let idle = batch.messages.isEmpty
-                if ContinuousClock.now - lastCommit >= commitInterval || (idle && bridge { await manager.hasUncommittedWork }) {
+                let dueByIdle = idle ? await manager.hasUncommittedWork : false
+                if ContinuousClock.now - lastCommit >= commitInterval || dueByIdle {
                     do {
-                        try bridge { try await manager.commit() }
+                        try await manager.commit()
                     } catch is TaskMigrated {
-                        // Rejoin: the next polls bring the new assignment.
+                        // Tasks restart from the committed offsets (restartDroppedTasks).
                     }
                     lastCommit = ContinuousClock.now
                 }
                 if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
                     lastEndCheck = ContinuousClock.now
-                    if try reachedEnd(endTargets, &endProgress) {
+                    if try await end.reached(endTargets, loop: self) {
                         logger.info("--stop-at-end: every input partition consumed and committed")
                         break
                     }
                 }
+                if stopRequested() { break }
             }
             do {
-                try bridge {
-                    await manager.setStopping()
-                    try await manager.closeAll()
-                }
+                await manager.setStopping()
+                try await manager.closeAll()
             } catch is TaskMigrated {
                 logger.warning("final commit lost to a rebalance: the next owner replays the uncommitted records")
             }
         } catch {
-            // After a (simulated) crash nothing more may happen: the manager ignores the revoke.
-            consumer.close()
+            // After a (simulated) crash nothing more may happen: the manager ignores further work.
             throw error
         }
-        consumer.close()
     }
 
-    /// Where `--stop-at-end` stands.
-    struct EndProgress {
+    /// Where `--stop-at-end` stands: the group committed every input
+    /// partition up to its start end offset, then every repartition partition
+    /// up to its end; then the global tables caught up with what the pipelines
+    /// wrote to them and a commit ran after that with no periodic work left (so
+    /// processors that recompute from global tables have seen their final contents).
+    struct EndTracker {
         /// End offsets of the repartition topics, once the inputs are committed.
         var repartition: [TopicPartition: Int64]?
         /// End offsets of the global tables' topics, once the repartition topics are committed.
         var globalTables: [TopicPartition: Int64]?
         /// The commit round after which the global tables had caught up.
         var caughtUpAtRound: Int?
-    }
+        var lastWaitLog = ContinuousClock.now
 
-    /// Whether the group committed every input partition up to its start end
-    /// offset, then every repartition partition up to its end; then whether the
-    /// global tables caught up with what the pipelines wrote to them and a
-    /// commit ran after that with no periodic work left (so processors that
-    /// recompute from global tables have seen their final contents).
-    private func reachedEnd(_ inputs: [TopicPartition: Int64], _ progress: inout EndProgress) throws -> Bool {
-        let manager = self.manager
-        if progress.repartition == nil {
-            guard try committedReach(inputs) else { return false }
-            // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
-            let producer = self.producer
-            try bridge { try await producer.flush() }
-            let counts = try consumer.topicPartitionCounts()
-            let partitions = plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
-            progress.repartition = try consumer.endOffsets(partitions)
-        }
-        guard try committedReach(progress.repartition ?? [:]) else { return false }
-        let tableTopics = plan.config.globalTables.map(\.topic)
-        if tableTopics.isEmpty { return true }
-        if progress.globalTables == nil {
-            let producer = self.producer
-            try bridge { try await producer.flush() }
-            let counts = try consumer.topicPartitionCounts()
-            let partitions = tableTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
-            progress.globalTables = try consumer.endOffsets(partitions)
-        }
-        if progress.caughtUpAtRound == nil {
-            let targets = progress.globalTables ?? [:]
-            guard bridge({ await manager.env.globals.hasReached(targets) }) else {
-                logger.debug("--stop-at-end: waiting for the global tables to read up to \(targets)")
-                return false
+        mutating func reached(_ inputs: [TopicPartition: Int64], loop: PollLoop) async throws -> Bool {
+            if repartition == nil {
+                guard try await committedReach(inputs, loop: loop) else { return false }
+                // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
+                try await loop.producer.flush()
+                let counts = try await loop.consumer.topicPartitionCounts()
+                let partitions = loop.plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+                repartition = try await loop.consumer.endOffsets(partitions)
             }
-            progress.caughtUpAtRound = bridge { await manager.commitRounds }
-        }
-        let round = progress.caughtUpAtRound ?? 0
-        return bridge {
+            guard try await committedReach(repartition ?? [:], loop: loop) else { return false }
+            let tableTopics = loop.plan.config.globalTables.map(\.topic)
+            if tableTopics.isEmpty { return true }
+            if globalTables == nil {
+                try await loop.producer.flush()
+                let counts = try await loop.consumer.topicPartitionCounts()
+                let partitions = tableTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+                globalTables = try await loop.consumer.endOffsets(partitions)
+            }
+            let manager = loop.manager
+            if caughtUpAtRound == nil {
+                let targets = globalTables ?? [:]
+                guard manager.env.globals.hasReached(targets) else {
+                    if ContinuousClock.now - lastWaitLog >= .seconds(5) {
+                        lastWaitLog = ContinuousClock.now
+                        loop.logger.info("--stop-at-end: waiting for the global tables to read up to \(targets.sorted { $0.key.description < $1.key.description }.map { "\($0.key)@\($0.value)" }.joined(separator: ", "))")
+                    }
+                    return false
+                }
+                caughtUpAtRound = await manager.commitRounds
+            }
+            let round = caughtUpAtRound ?? 0
             let rounds = await manager.commitRounds
             let pendingWork = await manager.hasPendingWork
             let uncommitted = await manager.hasUncommittedWork
             return rounds > round + 1 && !pendingWork && !uncommitted
         }
-    }
 
-    private func committedReach(_ targets: [TopicPartition: Int64]) throws -> Bool {
-        let pending = targets.filter { $0.value > 0 }
-        if pending.isEmpty { return true }
-        let reader = bridge { [manager] in await manager.offsetReader }
-        let committed = try reader.committed(Array(pending.keys))
-        let done = pending.allSatisfy { committed[$0.key, default: -1] >= $0.value }
-        if done { logger.debug("end reached: committed \(committed.sorted { $0.key.description < $1.key.description }) for targets \(pending.sorted { $0.key.description < $1.key.description })") }
-        return done
+        private mutating func committedReach(_ targets: [TopicPartition: Int64], loop: PollLoop) async throws -> Bool {
+            let pending = targets.filter { $0.value > 0 }
+            if pending.isEmpty { return true }
+            let committed = try await loop.manager.offsetReader.committed(Array(pending.keys))
+            let behind = pending.filter { committed[$0.key, default: -1] < $0.value }.sorted { $0.key.description < $1.key.description }
+            if behind.isEmpty { return true }
+            if ContinuousClock.now - lastWaitLog >= .seconds(5) {
+                lastWaitLog = ContinuousClock.now
+                let list = behind.prefix(8).map { "\($0.key) committed \(committed[$0.key].map { $0 < 0 ? "none" : String($0) } ?? "none") of \($0.value)" }
+                loop.logger.info("--stop-at-end: waiting for the group's committed offsets to reach the end on \(behind.count) partitions: \(list.joined(separator: ", "))\(behind.count > 8 ? ", …" : "")")
+            }
+            return false
+        }
     }
 }
 
-/// Runs async work from a dedicated (non-cooperative) thread and waits for it.
-func bridge<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let result = Mutex<Result<T, any Error>?>(nil)
-    Task {
-        let r: Result<T, any Error>
-        do { r = .success(try await body()) } catch { r = .failure(error) }
-        result.withLock { $0 = r }
-        done.signal()
-    }
-    done.wait()
-    return try result.withLock { $0! }.get()
-}
+/// What kind of cluster the engine talks to, from the cluster id in the brokers' metadata.
+struct ClusterKind: Sendable, CustomStringConvertible {
+    /// The cluster id (`mockCluster…` for librdkafka's mock).
+    var id: String?
+    /// The mock runs in this process (`.embedded`).
+    var embedded: Bool
 
-func bridge<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
-    let done = DispatchSemaphore(value: 0)
-    let result = Mutex<T?>(nil)
-    Task {
-        let r = await body()
-        result.withLock { $0 = r }
-        done.signal()
+    /// librdkafka's mock cluster: embedded, or a `stream-engine dev-broker` in another process.
+    var isMock: Bool { embedded || KafkaAdmin.isMockCluster(id: id) }
+
+    var description: String {
+        let what = embedded ? "embedded mock cluster" : isMock ? "mock cluster in another process (dev-broker)" : "Kafka cluster"
+        return "\(what), cluster id \(id ?? "unknown")"
     }
-    done.wait()
-    return result.withLock { $0! }
+
+    static func detect(connection: KafkaConnection, config: StreamConfig, logger: Logger) async throws -> ClusterKind {
+        switch connection {
+        case .embedded: return ClusterKind(id: nil, embedded: true)
+        case .external(let cfg):
+            let admin = try KafkaAdmin(config: cfg.merging(config.kafka) { $1 }, logger: logger, timeout: .seconds(10))
+            let id = try await admin.clusterId()
+            if id == nil { logger.warning("the cluster at \(config.kafka["bootstrap.servers"] ?? "?") reported no cluster id within 10 s: treating it as a real Kafka cluster") }
+            return ClusterKind(id: id, embedded: false)
+        }
+    }
 }

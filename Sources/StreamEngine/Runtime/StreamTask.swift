@@ -143,17 +143,16 @@ package actor StreamTask {
 
     // MARK: Restore
 
-    /// Restores every store (blocking Kafka reads run on a thread of their own).
-    func restore(committed: [String: Int64]) async throws -> [RestoreReport] {
+    /// Restores every store (blocking Kafka reads run on the restore consumer's executor).
+    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min) async throws -> [RestoreReport] {
+        if restoredStreamTime > streamTime { streamTime = restoredStreamTime }
         var reports: [RestoreReport] = []
         let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
         for (name, store) in stores.sorted(by: { $0.key < $1.key }) {
             let topic = env.config.changelogTopic(store: name)
             let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)
             let partition = self.partition
-            let (entries, report) = try await onDedicatedThread("restore-\(name)-\(partition)") {
-                try restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
-            }
+            let (entries, report) = try await restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
             store.replaceAll(entries)
             reports.append(report)
         }
@@ -198,7 +197,7 @@ package actor StreamTask {
     /// record is beyond `cap`.
     /// - Parameter mayRunAhead: source topics whose partition is at its end
     ///   (or whose wait was given up): their empty queue does not hold the task back.
-    func drain(mayRunAhead: Set<String>, cap: Int64 = .max) throws -> DrainReport {
+    func drain(mayRunAhead: Set<String>, cap: Int64 = .max) async throws -> DrainReport {
         var report = DrainReport()
         let dlqBefore = recordsDeadLettered
         let topics = input.topics
@@ -208,6 +207,8 @@ package actor StreamTask {
             case .take(let i):
                 try process(input.removeFirst(i))
                 report.processed += 1
+                // Records the producer's full queue did not take wait here (back-pressure).
+                if !backlog.isEmpty { try await drainBacklog() }
             default:
                 report.stoppedBecause = next
                 if case .starved(let i) = next { report.starvedOn = topics[i] }
@@ -224,9 +225,9 @@ package actor StreamTask {
     /// waiting (every partition treated as at its end); returns how many went to
     /// the dead-letter topic.
     @discardableResult
-    package func process(_ messages: [KafkaMessage]) throws -> Int {
+    package func process(_ messages: [KafkaMessage]) async throws -> Int {
         _ = enqueue(messages)
-        return try drain(mayRunAhead: Set(input.topics)).deadLettered
+        return try await drain(mayRunAhead: Set(input.topics)).deadLettered
     }
 
     private func process(_ p: PartitionGroup.Pending) throws {
@@ -396,8 +397,28 @@ package actor StreamTask {
 
     private var sendError: KafkaError?
 
+    /// Records waiting for room in the producer's queue, in order.
+    private var backlog: [ProducerRecord] = []
+
+    /// Enqueues without waiting; when librdkafka's queue is full the record
+    /// (and every later one, to keep their order) waits in `backlog`, which
+    /// `drainBacklog` sends with back-pressure after the current record.
     private func send(_ r: ProducerRecord) {
-        do { try env.collector.send(r) } catch { if sendError == nil { sendError = error } }
+        if !backlog.isEmpty { backlog.append(r); return }
+        do {
+            if try !env.collector.trySend(r) { backlog.append(r) }
+        } catch {
+            if sendError == nil { sendError = error }
+        }
+    }
+
+    /// Sends the backlog, suspending while the producer's queue is full.
+    private func drainBacklog() async throws {
+        while !backlog.isEmpty {
+            let pending = backlog
+            backlog = []
+            for r in pending { try await env.collector.send(r) }
+        }
     }
 
     private func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
@@ -497,9 +518,10 @@ package actor StreamTask {
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
-    package func prepareCommit() throws -> TaskCommit? {
+    package func prepareCommit() async throws -> TaskCommit? {
         try emitDeferredResults()
         punctuate()
+        try await drainBacklog()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
             for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
@@ -510,14 +532,17 @@ package actor StreamTask {
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                try env.collector.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
+                send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
             }
         }
+        try await drainBacklog()
+        if let e = sendError { sendError = nil; throw e }
         let commands = redisBatch.flattened
         redisBatch = RedisWriteBatch()
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
-        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1) }
+        let metadata = streamTime == .min ? nil : StreamTimeMetadata.format(streamTime)
+        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1, metadata: metadata) }
         let rows = sqlBatch.rows
         sqlBatch = SQLWriteBatch()
         return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
@@ -539,8 +564,20 @@ package actor StreamTask {
         }
     }
 
+    /// The live value of `key` in one of this task's stores.
+    func value(store: String, key: String) -> JSONValue? { stores[store]?.get(key) }
+
     /// Input offsets processed (next offset to read) per topic.
     var nextOffsets: [String: Int64] { processed.mapValues { $0 + 1 } }
+}
+
+/// A task's stream time in the metadata of its committed offsets (`st=<epoch ms>`).
+enum StreamTimeMetadata {
+    static func format(_ streamTime: Int64) -> String { "st=\(streamTime)" }
+    static func parse(_ metadata: String) -> Int64? {
+        guard metadata.hasPrefix("st=") else { return nil }
+        return Int64(metadata.dropFirst(3))
+    }
 }
 
 /// Headers the engine puts on the records it writes to repartition and output topics.
@@ -549,15 +586,6 @@ enum Headers {
     /// The input partition a record came from, as `topic/partition`.
     static let upstreamPartition = "se-up"
     static let upstreamSequence = "se-seq"
-}
-
-/// Runs a blocking call on a thread of its own (never on the cooperative pool).
-func onDedicatedThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-        let t = Thread { cont.resume(with: Result { try body() }) }
-        t.name = name
-        t.start()
-    }
 }
 
 extension StreamTask.CompiledStep {

@@ -4,7 +4,11 @@ import Logging
 /// Where a task's records go (outputs, repartition, dead letters, changelogs): the Kafka
 /// producer in the runtime, memory in `StreamEngineTesting`'s `TopologyTestDriver`.
 package protocol RecordCollector: Sendable {
-    func send(_ record: ProducerRecord) throws(KafkaError)
+    /// Takes a record without waiting; false when the destination is full
+    /// (the task keeps it and the ones after it, and sends them with `send`).
+    func trySend(_ record: ProducerRecord) throws(KafkaError) -> Bool
+    /// Takes a record, suspending while the destination is full (back-pressure).
+    func send(_ record: ProducerRecord) async throws
 }
 
 extension KafkaProducer: RecordCollector {}

@@ -92,84 +92,117 @@ actor TaskManager {
 
     // MARK: Rebalance
 
-    /// Partitions assigned but whose tasks are not started yet.
-    private var pendingAssignment: [TopicPartition] = []
-    /// Partitions whose tasks were dropped dirty: their fetch position is past the committed offset.
-    private var rewind: Set<TopicPartition> = []
+    /// Tasks started here that have not committed yet, with the time their partitions came.
+    private var awaitingFirstCommit: [TaskID: ContinuousClock.Instant] = [:]
+    /// Partitions this member owns (assignment applied).
+    private(set) var assignedPartitions: Set<TopicPartition> = []
+    /// Partitions whose tasks were dropped dirty while still assigned: they
+    /// restart from the committed offsets (`restartDroppedTasks`).
+    private var dropped: Set<TopicPartition> = []
 
-    /// Called inside the rebalance callback: only records the partitions.
-    /// The tasks start (and restore) in `startPendingTasks`, outside the
-    /// callback, where the group's committed offsets can be fetched.
-    func assigned(_ partitions: [TopicPartition]) {
-        pendingAssignment += partitions
+    /// Acts on a rebalance event the consumer recorded. Revoked: commits,
+    /// snapshots and closes the tasks, then gives the partitions up (lost:
+    /// drops them uncommitted). Assigned: creates and restores the tasks, then
+    /// takes the partitions from their committed offsets. Partitions that stay
+    /// (cooperative-sticky) are untouched: their tasks keep processing.
+    func handle(_ event: RebalanceEvent) async throws {
+        guard !crashed else { return }
+        commitsHeldSince = nil
+        switch event {
+        case .revoked(let partitions, let lost):
+            logger.info("rebalance: \(lost ? "lost" : "revoked") \(partitions.count) partitions: \(Self.summary(partitions))")
+            if lost {
+                dropTasks(of: partitions)
+            } else {
+                try await revoked(partitions)
+            }
+            assignedPartitions.subtract(partitions)
+            dropped.subtract(partitions)
+            pendingOffsets = pendingOffsets.filter { !Set(partitions).contains($0.key) }
+            try await consumer.applyRevocation(partitions)
+            publishQueries()
+        case .assigned(let partitions):
+            logger.info("rebalance: assigned \(partitions.count) partitions: \(Self.summary(partitions))")
+            let committed = try await startTasks(for: partitions)
+            assignedPartitions.formUnion(partitions)
+            try await consumer.applyAssignment(partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.invalid) })
+            publishQueries()
+        }
+    }
+
+    /// Tells the HTTP service's read-only view what this instance owns now.
+    private func publishQueries() {
+        queries.publish(tasks: tasks, assigned: assignedPartitions, pending: [])
+    }
+
+    /// Restarts the tasks dropped dirty on partitions still assigned, from the committed offsets.
+    func restartDroppedTasks() async throws {
+        guard !dropped.isEmpty, !crashed else { return }
+        let partitions = dropped.filter { assignedPartitions.contains($0) }
+        dropped = []
+        guard !partitions.isEmpty else { return }
+        let committed = try await startTasks(for: Array(partitions))
+        // One seek for all, after every restore; librdkafka discards what it fetched before.
+        let seeks = partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning) }
+        try await consumer.seek(seeks, timeoutMs: 30_000)
+        scheduler.forget(partitions, tasks: [])
         publishQueries()
     }
 
-    private func publishQueries() {
-        queries.publish(tasks: tasks, assigned: tasksByPartition.keys, pending: pendingAssignment)
-    }
-
-    var hasPendingAssignment: Bool { !pendingAssignment.isEmpty }
-
-    /// Creates and restores the tasks of newly assigned partitions and moves
-    /// their fetch position to the committed offsets; returns those partitions
-    /// (records already polled for them are stale and must be dropped).
-    @discardableResult
-    func startPendingTasks() async throws -> Set<TopicPartition> {
-        guard !pendingAssignment.isEmpty else { return [] }
-        let partitions = pendingAssignment
-        pendingAssignment = []
-        var restarted: Set<TopicPartition> = []
-        var seekTo: [TopicPartition: TopicPartitionOffset] = [:]
+    /// Creates and restores the tasks of `partitions` (those not running);
+    /// returns the group's committed offsets of the partitions.
+    private func startTasks(for partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
+        let startedAt = ContinuousClock.now
         var wanted: Set<TaskID> = []
         var subsByID: [String: SubTopology] = [:]
         for tp in partitions {
             for sub in plan.subTopologies where sub.sourceTopics.contains(tp.topic) {
-                wanted.insert(TaskID(subTopology: sub.id, partition: tp.partition))
+                let id = TaskID(subTopology: sub.id, partition: tp.partition)
+                wanted.insert(id)
                 subsByID[sub.id] = sub
-                tasksByPartition[tp, default: []].append(TaskID(subTopology: sub.id, partition: tp.partition))
+                if !(tasksByPartition[tp] ?? []).contains(id) { tasksByPartition[tp, default: []].append(id) }
             }
         }
-        for tp in tasksByPartition.keys { tasksByPartition[tp] = Array(Set(tasksByPartition[tp]!)).sorted() }
-        for id in wanted.sorted() where tasks[id] == nil {
+        var allCommitted: [TopicPartition: Int64] = [:]
+        var committedWithMetadata: [TopicPartition: TopicPartitionOffset] = [:]
+        let ids = wanted.sorted().filter { tasks[$0] == nil }
+        let neededPartitions = Set(ids.flatMap { id in subsByID[id.subTopology]!.sourceTopics.map { TopicPartition($0, id.partition) } }).union(partitions)
+        if !neededPartitions.isEmpty {
+            committedWithMetadata = try await reportingWhileWaiting("the group's committed offsets of \(Self.summary(Array(neededPartitions)))", logger: logger) { [offsetReader] in
+                try await offsetReader.committedWithMetadata(Array(neededPartitions))
+            }
+            allCommitted = committedWithMetadata.mapValues(\.offset)
+        }
+        for id in ids {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
-            let tps = sub.sourceTopics.map { TopicPartition($0, id.partition) }
-            let reader = self.offsetReader
-            let committedOffsets = try await onDedicatedThread("committed-offsets") { try reader.committed(tps) }
             var committed: [String: Int64] = [:]
-            for (tp, o) in committedOffsets where o >= 0 { committed[tp.topic] = o }
-            _ = try await task.restore(committed: committed)
-            // Partitions whose tasks were dropped dirty read on from the committed offsets
-            // (a fresh assignment already fetches from there).
-            for tp in tps where rewind.contains(tp) {
-                seekTo[tp] = TopicPartitionOffset(tp, committed[tp.topic] ?? KafkaOffset.beginning)
+            for topic in sub.sourceTopics {
+                if let o = allCommitted[TopicPartition(topic, id.partition)], o >= 0 { committed[topic] = o }
             }
+            // The stream time the task had at its last commit (commit metadata, as Kafka Streams
+            // keeps partition time): late records and closed windows stay as they were.
+            let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
+            _ = try await task.restore(committed: committed, streamTime: streamTime)
             tasks[id] = task
+            awaitingFirstCommit[id] = startedAt
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
         }
-        if !seekTo.isEmpty {
-            // One seek for all, after every restore.
-            let list = Array(seekTo.values)
-            let consumer = self.consumer
-            try await onDedicatedThread("seek") { try consumer.seek(list, timeoutMs: 30_000) }
-            restarted = Set(seekTo.keys)
-            rewind.subtract(restarted)
-            scheduler.forget(restarted, tasks: [])
-        }
-        publishQueries()
-        return restarted
+        return allCommitted
     }
 
-    func revoked(_ partitions: [TopicPartition]) async throws {
+    private func revoked(_ partitions: [TopicPartition]) async throws {
         guard !partitions.isEmpty, !crashed else { return }
-        let revokedSet = Set(partitions)
-        pendingAssignment.removeAll { revokedSet.contains($0) }
-        rewind.subtract(revokedSet)
         do {
             try await commit()
         } catch is TaskMigrated {
             return  // tasks already dropped; their work is replayed by the next owner
+        }
+        if !pendingOffsets.isEmpty {
+            // The group refused the commit: the next owner replays from the committed offsets.
+            logger.warning("revoked partitions go without their last offsets committed (the group refused the commit): the next owner replays those records")
+            dropTasks(of: partitions)
+            return
         }
         let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
         for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
@@ -180,6 +213,25 @@ actor TaskManager {
             logger.info("task \(id) closed")
         }
         publishQueries()
+    }
+
+    /// Drops the tasks of lost partitions without committing (another member owns them already).
+    private func dropTasks(of partitions: [TopicPartition]) {
+        let gone = Set(partitions.flatMap { tasksByPartition[$0] ?? [] })
+        for tp in partitions { tasksByPartition.removeValue(forKey: tp) }
+        scheduler.forget(partitions, tasks: gone)
+        for id in gone.sorted() where tasks.removeValue(forKey: id) != nil {
+            logger.warning("task \(id) dropped uncommitted: its partitions were lost to the group; the new owner replays its uncommitted records")
+        }
+    }
+
+    /// A live store value, from the task of this instance that holds `key`'s partition.
+    func lookup(store: String, key: String) async -> JSONValue? {
+        for id in tasks.keys.sorted() {
+            guard let task = tasks[id], task.sub.stores.contains(store) else { continue }
+            if let v = await task.value(store: store, key: key) { return v }
+        }
+        return nil
     }
 
     // MARK: Processing
@@ -259,7 +311,11 @@ actor TaskManager {
             if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
         }
         uncommitted = false
-        guard !commits.isEmpty else { commitRounds += 1; return }
+        guard !commits.isEmpty else {
+            commitRounds += 1
+            if !pendingOffsets.isEmpty && !transactional { try await commitPendingOffsets([]) }
+            return
+        }
         let clock = ContinuousClock()
         let t0 = clock.now
         try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
@@ -289,21 +345,30 @@ actor TaskManager {
         let t2 = clock.now
         try crashIfInjected(.afterRedisWrite)
         let offsets = commits.flatMap(\.offsets)
-        let consumer = self.consumer
-        do {
-            if transactional {
-                try await commitTransaction(offsets)
-            } else {
-                try await retrying("commit offsets") { try await onDedicatedThread("commit") { try consumer.commit(offsets) } }
+        if transactional {
+            do {
+                try await reportingWhileWaiting("transaction commit with offsets \(Self.summary(offsets))", logger: logger) {
+                    try await self.commitTransaction(offsets)
+                }
+            } catch let error as KafkaError where Self.isGroupChange(error) || error.requiresAbort {
+                // The aborted transaction took the tasks' state changes with it: restart them.
+                try await abortTransaction()
+                dropTasksDirty(because: error)
+                throw TaskMigrated()
             }
-        } catch let error as KafkaError where Self.isGroupChange(error) || error.requiresAbort {
-            if transactional { try await abortTransaction() }
-            try dropTasksDirty(because: error)
-            throw TaskMigrated()
+        } else {
+            try await commitPendingOffsets(offsets)
+            // Refused while the group rebalances: no snapshot of state ahead of the committed offsets.
+            if !pendingOffsets.isEmpty { return }
         }
         for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
         self.commits += 1
         commitRounds += 1
+        for c in commits {
+            if let started = awaitingFirstCommit.removeValue(forKey: c.task) {
+                logger.info("task \(c.task): first commit since it started here, \(Int((ContinuousClock.now - started).seconds * 1000)) ms after its assignment")
+            }
+        }
         let t3 = clock.now
         var due: [StreamTask] = []
         for c in commits {
@@ -326,6 +391,17 @@ actor TaskManager {
         return lastPunctuationFence
     }
 
+    /// A short list of offsets for logs.
+    static func summary(_ partitions: [TopicPartition]) -> String {
+        let sorted = partitions.map(\.description).sorted()
+        return sorted.prefix(8).joined(separator: ", ") + (sorted.count > 8 ? ", … (\(sorted.count) partitions)" : "")
+    }
+
+    static func summary(_ offsets: [TopicPartitionOffset]) -> String {
+        let sorted = offsets.sorted { $0.description < $1.description }
+        return sorted.prefix(8).map(\.description).joined(separator: ", ") + (sorted.count > 8 ? ", … (\(sorted.count) partitions)" : "")
+    }
+
     private func snapshot(_ task: StreamTask) async throws {
         try await snapshot([task])
     }
@@ -334,8 +410,7 @@ actor TaskManager {
     private func snapshot(_ tasks: [StreamTask]) async throws {
         guard !tasks.isEmpty else { return }
         let partitions = tasks.flatMap { task in task.sub.stores.map { TopicPartition(env.config.changelogTopic(store: $0), task.partition) } }
-        let reader = offsetReader
-        let offsets = try await onDedicatedThread("changelog-ends") { try reader.endOffsets(partitions) }
+        let offsets = try await offsetReader.endOffsets(partitions)
         for task in tasks {
             var ends: [String: Int64] = [:]
             for name in task.sub.stores { ends[name] = offsets[TopicPartition(env.config.changelogTopic(store: name), task.partition)] }
@@ -353,6 +428,50 @@ actor TaskManager {
         try await snapshot(all)
         tasksByPartition.removeAll()
         publishQueries()
+    }
+
+    /// Input offsets whose commit the group refused while it rebalanced; they
+    /// are committed with the next commit (the changelog and sink writes of
+    /// their records are done, so only the offsets are missing).
+    private var pendingOffsets: [TopicPartition: TopicPartitionOffset] = [:]
+    private var refusedCommits = 0
+    /// Set when the group refused a commit because it rebalances; cleared by the next rebalance event.
+    private var commitsHeldSince: ContinuousClock.Instant?
+
+    /// Commits `offsets` plus the offsets pending from refused commits, for
+    /// partitions still owned. A commit refused because the group is
+    /// rebalancing (cooperative: it keeps its partitions) stays pending and is
+    /// retried at the next commit, logged; a member removed from the group
+    /// drops its tasks (the lost-partitions event follows).
+    private func commitPendingOffsets(_ offsets: [TopicPartitionOffset]) async throws {
+        for o in offsets where o.offset >= (pendingOffsets[o.topicPartition]?.offset ?? -1) { pendingOffsets[o.topicPartition] = o }
+        let all = pendingOffsets.filter { assignedPartitions.isEmpty || assignedPartitions.contains($0.key) }.map(\.value)
+        guard !all.isEmpty else { pendingOffsets = [:]; return }
+        // While the group rebalances, a commit with the old generation makes librdkafka
+        // declare the assignment lost: hold commits until the rebalance's event arrived (bounded).
+        if let held = commitsHeldSince, ContinuousClock.now - held < .seconds(10) { return }
+        if commitsHeldSince != nil { logger.warning("no rebalance event 10 s after a refused commit: trying again (\(Self.summary(all)))") }
+        commitsHeldSince = nil
+        let consumer = self.consumer, logger = self.logger
+        do {
+            try await retrying("commit offsets") {
+                try await reportingWhileWaiting("commit of offsets \(Self.summary(all))", logger: logger) {
+                    try await consumer.commit(all)
+                }
+            }
+            pendingOffsets = [:]
+            if refusedCommits > 0 { logger.info("offsets committed after \(refusedCommits) refused attempts: \(Self.summary(all))") }
+            refusedCommits = 0
+        } catch let error as KafkaError where Self.isGroupChange(error) {
+            refusedCommits += 1
+            if error.code == 25 || error.code == 82 {  // UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID: no longer a member
+                pendingOffsets = [:]
+                dropTasksDirty(because: error)
+                throw TaskMigrated()
+            }
+            commitsHeldSince = ContinuousClock.now
+            logger.warning("offset commit refused (\(error.name): the group is rebalancing), attempt \(refusedCommits); committing again once the rebalance completed (at most 10 s): \(Self.summary(all))")
+        }
     }
 
     /// exactly_once on a real cluster: changelog, output and repartition
@@ -381,14 +500,13 @@ actor TaskManager {
     /// closes "dirty" tasks after a TaskMigratedException). What they processed
     /// since the last commit is replayed by whoever owns the partitions next —
     /// exactly, thanks to changelog tags and the Redis fence. The partitions
-    /// still assigned restart from their committed offsets.
-    private func dropTasksDirty(because error: KafkaError) throws {
+    /// still assigned restart from their committed offsets (`restartDroppedTasks`).
+    private func dropTasksDirty(because error: KafkaError) {
         logger.warning("the consumer group moved on (\(error.name)): dropping \(tasks.count) tasks uncommitted; they restart from the committed offsets")
         scheduler.forget(tasksByPartition.keys, tasks: tasks.keys)
         tasks.removeAll()
         tasksByPartition.removeAll()
-        pendingAssignment = (try? consumer.assignment()) ?? []
-        rewind.formUnion(pendingAssignment)
+        dropped.formUnion(assignedPartitions)
         publishQueries()
     }
 
@@ -423,5 +541,25 @@ actor TaskManager {
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))
         }
+    }
+}
+
+/// Runs `body`; while it has not finished, logs every `every` that it is
+/// still waiting for `what` (never a silent stall).
+func reportingWhileWaiting<T: Sendable>(_ what: String, every: Duration = .seconds(5), logger: Logger, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            let started = ContinuousClock.now
+            while true {
+                try await Task.sleep(for: every)
+                logger.warning("still waiting for \(what) after \(ContinuousClock.now - started)")
+            }
+        }
+        defer { group.cancelAll() }
+        while let next = try await group.next() {
+            if let value = next { return value }
+        }
+        throw CancellationError()
     }
 }

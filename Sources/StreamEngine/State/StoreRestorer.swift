@@ -44,12 +44,38 @@ public struct StoreRestorer: Sendable {
     ///   - committed: the task's committed input offsets (next offset to read) per topic;
     ///     `nil` to apply every record (inspection tools reading a changelog).
     public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) throws -> (entries: [String: StoreEntry], report: RestoreReport) {
+        let consumer = try makeConsumer()
+        defer { consumer.closeBlocking() }
+        return try restore(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
+    }
+
+    /// Restores `store` with a consumer of its own whose blocking reads run on
+    /// that consumer's executor; the caller suspends meanwhile.
+    public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) async throws -> (entries: [String: StoreEntry], report: RestoreReport) {
+        let consumer = try makeConsumer()
+        let result: Result<(entries: [String: StoreEntry], report: RestoreReport), any Error>
+        do {
+            result = .success(try await consumer.withExecutor { c in
+                try self.restore(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: c)
+            })
+        } catch {
+            result = .failure(error)
+        }
+        await consumer.close()
+        return try result.get()
+    }
+
+    private func makeConsumer() throws -> KafkaConsumer {
+        try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "true", "isolation.level": "read_committed"]) { $1 }, logger: logger)
+    }
+
+    private func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer) throws -> (entries: [String: StoreEntry], report: RestoreReport) {
         let target = KeyValueStore(name: store, partition: partition)
-        let report = try restore(into: target, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed)
+        let report = try restore(into: target, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
         return (target.allEntries, report)
     }
 
-    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) throws -> RestoreReport {
+    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer) throws -> RestoreReport {
         let started = ContinuousClock.now
         var startOffset: Int64 = 0
         var fromSnapshot = false
@@ -70,8 +96,6 @@ public struct StoreRestorer: Sendable {
                 store.replaceAll([:])
             }
         }
-        let consumer = try KafkaConsumer(config: kafkaConfig.merging(["enable.partition.eof": "true", "isolation.level": "read_committed"]) { $1 }, logger: logger)
-        defer { consumer.close() }
         let tp = TopicPartition(changelogTopic, store.partition)
         let wm = try consumer.watermarks(tp)
         if wm.low > startOffset, wm.high > startOffset {

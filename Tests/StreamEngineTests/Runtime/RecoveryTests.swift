@@ -111,8 +111,8 @@ struct RecoveryTests {
         var restoredKeys = 0
         for p in Int32(0)..<4 {
             let path = StoreSnapshot.path(stateDir: old, applicationId: "crash-app", store: "totals-by-user", partition: p)
-            let fromSnapshot = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil) }
-            let fromChangelog = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: nil, committed: nil) }
+            let fromSnapshot = try await restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil)
+            let fromChangelog = try await restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: nil, committed: nil)
             #expect(fromSnapshot.report.fromSnapshot)
             #expect(fromSnapshot.report.changelogRecords < fromChangelog.report.changelogRecords, "only the tail was replayed")
             #expect(fromSnapshot.entries == fromChangelog.entries)
@@ -122,7 +122,7 @@ struct RecoveryTests {
             var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
             bytes[bytes.count / 2] ^= 0xFF
             FileManager.default.createFile(atPath: path, contents: Data(bytes))
-            let afterCorruption = try await onDedicatedThread("r") { try restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil) }
+            let afterCorruption = try await restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil)
             #expect(!afterCorruption.report.fromSnapshot)
             #expect(afterCorruption.report.snapshotProblem?.contains(path) == true)
             #expect(afterCorruption.entries == fromChangelog.entries)

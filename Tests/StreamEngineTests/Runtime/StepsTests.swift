@@ -50,7 +50,8 @@ struct StepsTests {
             Issue.record("the run should have failed")
         } catch let error as StreamEngineError {
             #expect(error.message.contains("mm-app-clicks-per-user-changelog"))
-            #expect(error.message.contains("has 2 partitions") && error.message.contains("has 4"))
+            #expect(error.message.contains("exists with 2 partitions, expected 4"), "\(error.message)")
+            #expect(error.message.contains("delete the topic"), "the way out: \(error.message)")
         }
     }
 }

@@ -1,0 +1,249 @@
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import Synchronization
+import Testing
+
+/// The runtime as a cluster member, the way a user runs it: a
+/// `stream-engine dev-broker` started with only the input topic, separate
+/// `stream-engine run` processes joining, leaving, killed; results in Redis
+/// compared with totals the test computes itself.
+@Suite("stream-engine run as a cluster member on a dev-broker", .serialized)
+struct ClusterMemberTests {
+    static let yaml = """
+        application.id: scale-app
+        defaults:
+          processing.guarantee: exactly_once
+          commit.interval.ms: 100
+        topologies:
+          - name: totals
+            source:
+              topics: [orders]
+              key: user
+              timestamp: ts
+              required: { user: string, amount: number, ts: string }
+            steps:
+              - rekey: { field: user }
+              - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
+              - redis: { key: "total:{key}", mode: hash }
+        """
+
+    static let users = 60
+
+    /// Order `i` and its amount.
+    static func order(_ i: Int) -> (user: String, amount: Int, record: ProducerRecord) {
+        let user = "u\((i * 7) % users)"
+        let amount = 1 + (i * 37) % 11
+        let value = #"{"user":"\#(user)","amount":\#(amount),"ts":"2024-12-14T12:00:00Z"}"#
+        return (user, amount, ProducerRecord(topic: "orders", key: Array("k\(i % 97)".utf8), value: Array(value.utf8)))
+    }
+
+    static func totals(upTo n: Int) -> [String: Int] {
+        var t: [String: Int] = [:]
+        for i in 0..<n { let o = order(i); t[o.user, default: 0] += o.amount }
+        return t
+    }
+
+    /// A dev-broker, a redis-server and a config file for one test.
+    final class Cluster: Sendable {
+        let dir: TemporaryDirectory
+        let broker: CLIProcess
+        let bootstrap: String
+        let redisServer: LocalRedisServer
+        let redis: RedisConnection
+        let config: String
+        let logger: Logger
+
+        init(topics: [String], yaml: String = ClusterMemberTests.yaml) async throws {
+            var logger = Logger(label: "cluster-test")
+            logger.logLevel = .error
+            self.logger = logger
+            dir = try TemporaryDirectory()
+            let file = dir.file("bootstrap")
+            broker = try CLIProcess(["dev-broker", "--bootstrap-file", file] + topics.flatMap { ["--topic", $0] })
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !FileManager.default.fileExists(atPath: file) {
+                guard broker.isRunning, ContinuousClock.now < deadline else {
+                    throw CLIError("dev-broker did not start: \(broker.outputSoFar)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            bootstrap = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            redisServer = try LocalRedisServer()
+            redis = RedisConnection(url: redisServer.url, logger: logger)
+            config = try dir.write("topologies.yaml", yaml)
+        }
+
+        /// `stream-engine run` as instance `name` (its own state directory and group.instance.id).
+        func instance(_ name: String, _ extra: [String] = []) throws -> CLIProcess {
+            try CLIProcess([
+                "run", "--config", config, "--bootstrap-servers", bootstrap, "--redis-url", redisServer.url.description,
+                "--state-dir", dir.file("state-\(name)"), "--instance-id", name,
+            ] + extra)
+        }
+
+        func producer() throws -> KafkaProducer {
+            try KafkaProducer(config: ["bootstrap.servers": bootstrap], logger: logger)
+        }
+
+        /// Per-user sums in Redis.
+        func redisTotals() async throws -> [String: Int] {
+            var out: [String: Int] = [:]
+            for u in 0..<ClusterMemberTests.users {
+                let reply = try await redis.command(["HGET", "total:u\(u)", "sum"])
+                if let s = reply.string, let v = Int(s) { out["u\(u)"] = v }
+            }
+            return out
+        }
+
+        func stop() {
+            broker.signal(SIGTERM)
+            redisServer.stop()
+            dir.cleanup()
+        }
+    }
+
+    /// Waits until `condition` holds, checking every 100 ms; false after `timeout`.
+    static func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await condition()
+    }
+
+    static func firstCommits(_ p: CLIProcess) -> Int {
+        p.outputSoFar.stderr.components(separatedBy: "first commit since it started here").count - 1
+    }
+
+    /// How many times `p` logged the first commit of one of `tasks`.
+    static func firstCommits(_ p: CLIProcess, of tasks: Set<String>) -> Int {
+        tasks.reduce(0) { $0 + p.outputSoFar.stderr.components(separatedBy: "task \($1): first commit since it started here").count - 1 }
+    }
+
+    /// The tasks `p` runs now, from its log ("task X started" / "task X closed" / "dropped").
+    static func ownedTasks(_ p: CLIProcess) -> Set<String> {
+        var owned: Set<String> = []
+        for line in p.outputSoFar.stderr.split(separator: "\n") {
+            guard let r = line.range(of: "] task ") else { continue }
+            let rest = line[r.upperBound...]
+            let id = String(rest.prefix { $0 != " " && $0 != ":" })
+            if rest.contains(" started") { owned.insert(id) }
+            if rest.contains(" closed") || rest.contains(" dropped") { owned.remove(id) }
+        }
+        return owned
+    }
+
+    @Test("1 → 3 → 1 instances while a producer writes, one SIGKILLed and one SIGTERMed: internal topics created by run, Redis exact")
+    func scaleOutKillScaleIn() async throws {
+        let c = try await Cluster(topics: ["orders:4"])
+        defer { c.stop() }
+        let total = 24_000
+        let producer = try c.producer()
+        let produced = Atomic<Int>(0)
+        // The producer keeps writing through every membership change (~2,000 records/s).
+        let writer = Task {
+            for i in 0..<total {
+                try await producer.send(Self.order(i).record)
+                produced.store(i + 1, ordering: .releasing)
+                if i % 100 == 99 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try await producer.flush()
+        }
+
+        let a = try c.instance("a")
+        defer { if a.isRunning { a.signal(SIGKILL) } }
+        #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(a) > 0 }, "instance a commits: \(a.outputSoFar.stderr)")
+
+        let b = try c.instance("b")
+        defer { if b.isRunning { b.signal(SIGKILL) } }
+        let cc = try c.instance("c")
+        defer { if cc.isRunning { cc.signal(SIGKILL) } }
+        #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(b) > 0 && Self.firstCommits(cc) > 0 },
+                "b and c take partitions and commit:\nb: \(b.outputSoFar.stderr)\nc: \(cc.outputSoFar.stderr)")
+
+        // SIGKILL b once the group settled: its tasks must be processing again on a or c within seconds.
+        try await Task.sleep(for: .seconds(2))
+        let bTasks = Self.ownedTasks(b)
+        #expect(!bTasks.isEmpty, "b runs tasks: \(b.outputSoFar.stderr)")
+        let before = Self.firstCommits(a, of: bTasks) + Self.firstCommits(cc, of: bTasks)
+        let killedAt = ContinuousClock.now
+        b.signal(SIGKILL)
+        let moved = try await Self.eventually(.seconds(60)) { Self.firstCommits(a, of: bTasks) + Self.firstCommits(cc, of: bTasks) > before }
+        let failover = ContinuousClock.now - killedAt
+        print("cluster-member test: SIGKILL of an instance -> first commit of one of its \(bTasks.count) tasks on a survivor: \(String(format: "%.2f", failover.seconds)) s")
+        #expect(moved, "b's tasks move to a survivor:\na: \(a.outputSoFar.stderr)\nc: \(cc.outputSoFar.stderr)")
+        #expect(failover < .seconds(20), "failover took \(failover)")
+
+        // SIGTERM c: graceful, exit 0, its partitions go back to a.
+        cc.signal(SIGTERM)
+        let cResult = try await cc.wait(timeout: .seconds(60))
+        #expect(cResult.status == 0, "\(cResult)")
+
+        try await writer.value
+        #expect(produced.load(ordering: .acquiring) == total)
+        let expected = Self.totals(upTo: total)
+        let exact = try await Self.eventually(.seconds(90)) { try await c.redisTotals() == expected }
+        let got = try await c.redisTotals()
+        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10))")
+        // Nothing more arrives later (no double counting after the fact).
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await c.redisTotals() == expected)
+        a.signal(SIGTERM)
+        let aResult = try await a.wait(timeout: .seconds(60))
+        #expect(aResult.status == 0, "\(aResult)")
+        #expect(aResult.stderr.contains("exactly_once on librdkafka's mock cluster"), "the mode is said once at start")
+    }
+
+    @Test("exactly_once on a dev-broker: SIGKILL mid-run, restart with --stop-at-end finishes and Redis is exact")
+    func exactlyOnceKillRestart() async throws {
+        let c = try await Cluster(topics: ["orders:4"])
+        defer { c.stop() }
+        let total = 20_000
+        let producer = try c.producer()
+        for i in 0..<total { try await producer.send(Self.order(i).record) }
+        try await producer.flush()
+        await producer.close()
+
+        let first = try c.instance("x", ["--stop-at-end"])
+        #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(first) >= 2 || !first.isRunning }, "\(first.outputSoFar.stderr)")
+        first.signal(SIGKILL)
+        _ = try? await first.wait(timeout: .seconds(10))
+        let partial = try await c.redisTotals()
+        #expect(partial != Self.totals(upTo: total), "the kill left the work unfinished")
+
+        let second = try c.instance("x", ["--stop-at-end"])
+        let result = try await second.wait(timeout: .seconds(120))
+        #expect(result.status == 0, "\(result)")
+        #expect(try await c.redisTotals() == Self.totals(upTo: total))
+    }
+
+    @Test("stream-engine topics prints every topic with its partition count and status; --create creates the missing ones on a dev-broker")
+    func topicsCommand() async throws {
+        let c = try await Cluster(topics: ["orders:3"])
+        defer { c.stop() }
+        let listed = try await cli(["topics", "--config", c.config, "--bootstrap-servers", c.bootstrap])
+        #expect(listed.status == 0, "\(listed)")
+        let names = ["orders", "scale-app-totals-repartition", "scale-app-totals-by-user-changelog", "scale-app-totals-dedupe-changelog", "scale-app-dlq"]
+        for name in names { #expect(listed.stdout.contains(name + "\t"), "\(name) listed: \(listed.stdout)") }
+        #expect(listed.stdout.contains("scale-app-totals-dedupe-changelog\tdedupe-changelog\t3\tmissing"), "\(listed.stdout)")
+        let created = try await cli(["topics", "--config", c.config, "--bootstrap-servers", c.bootstrap, "--create"])
+        #expect(created.status == 0, "\(created)")
+        for name in names { #expect(created.stdout.contains(name + "\t"), "\(created.stdout)") }
+        #expect(!created.stdout.contains("missing"), "\(created.stdout)")
+        #expect(created.stdout.contains("scale-app-totals-by-user-changelog\tchangelog\t3\texists"), "\(created.stdout)")
+    }
+
+    @Test("An engine-owned topic that exists with the wrong partition count: run fails naming the topic, both counts and the way out")
+    func wrongPartitionCount() async throws {
+        let c = try await Cluster(topics: ["orders:4", "scale-app-totals-by-user-changelog:2"])
+        defer { c.stop() }
+        let result = try await c.instance("w").wait(timeout: .seconds(60))
+        #expect(result.status == 1, "\(result)")
+        #expect(result.stderr.contains("scale-app-totals-by-user-changelog"), "\(result.stderr)")
+        #expect(result.stderr.contains("exists with 2 partitions, expected 4"), "\(result.stderr)")
+        #expect(result.stderr.contains("delete the topic"), "\(result.stderr)")
+    }
+}
