@@ -32,11 +32,7 @@ struct RunCommand: AsyncParsableCommand {
             on failure the reason is printed as `stream-engine: <reason>` and the exit code is 1.
             """)
 
-    @Option(help: "The configuration file.")
-    var config = "topologies.yaml"
-
-    @Option(help: "Kafka bootstrap servers (overrides kafka bootstrap.servers of the file).")
-    var bootstrapServers: String?
+    @OptionGroup var job: JobConfigOptions
 
     @Option(help: "Redis URL redis://[user:password@]host:port/db (overrides redis url of the file).")
     var redisUrl: String?
@@ -53,9 +49,6 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Static group membership: this instance's group.instance.id (unique per instance; a restart with the same id takes its partitions back).")
     var instanceId: String?
 
-    @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
-    var kafkaSettings: [String] = []
-
     @OptionGroup var httpOptions: HTTPOptions
 
     @OptionGroup var logging: LoggingOptions
@@ -63,9 +56,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(defaultLevel: .info)
         let registry = makeRegistry()
-        var config = try loadConfig(self.config, registry: registry)
-        config.kafka.merge(try parseKeyValues(kafkaSettings, option: "--kafka")) { $1 }
-        if let bootstrapServers { config.kafka["bootstrap.servers"] = bootstrapServers }
+        var config = try job.load(registry: registry)
 
         // Kafka: external, or embedded in this process for as long as the job runs.
         var cluster: EmbeddedKafkaCluster?

@@ -21,17 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
             holding the keys. SIGTERM or SIGINT stops it.
             """)
 
-    @Option(help: "The configuration file.")
-    var config = "topologies.yaml"
-
-    @Option(help: "Kafka bootstrap servers (overrides kafka bootstrap.servers of the file).")
-    var bootstrapServers: String?
+    @OptionGroup var job: JobConfigOptions
 
     @Option(help: "Redis URL redis://[user:password@]host:port/db (overrides redis url of the file).")
     var redisUrl: String?
-
-    @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka setting, passed through (repeatable).", valueName: "KEY=VALUE"))
-    var kafkaSettings: [String] = []
 
     @OptionGroup var httpOptions: HTTPOptions
 
@@ -40,9 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(defaultLevel: .info)
         let registry = makeRegistry()
-        var config = try loadConfig(self.config, registry: registry)
-        config.kafka.merge(try parseKeyValues(kafkaSettings, option: "--kafka")) { $1 }
-        if let bootstrapServers { config.kafka["bootstrap.servers"] = bootstrapServers }
+        var config = try job.load(registry: registry)
         guard !config.usesEmbeddedCluster else {
             throw CLIFailure("serve needs the application's Kafka cluster: pass --bootstrap-servers (or set kafka bootstrap.servers)", exitCode: ExitStatus.usage)
         }
