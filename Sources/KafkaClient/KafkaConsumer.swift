@@ -244,12 +244,27 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Polls up to `maxMessages` (blocking up to `timeoutMs` for the first),
-    /// through `rd_kafka_consume_batch_queue`. Serves rebalance callbacks.
+    /// through `rd_kafka_consume_queue`, then `rd_kafka_consume_batch_queue` without
+    /// waiting for what is already fetched. Serves rebalance callbacks.
     /// Throws consumer errors other than partition EOF.
     public func pollBatch(maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> Batch {
         var ptrs = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        let n = rd_kafka_consume_batch_queue(queue.pointer, timeoutMs, &ptrs, maxMessages)
-        if n < 0 { throw KafkaError(rd_kafka_last_error(), "consume batch") }
+        // Wait (up to the timeout) for the first message only, then take what is already
+        // there: a batch call with a timeout waits for a full batch, which makes every
+        // record of a quiet stream wait the whole timeout.
+        guard let first = rd_kafka_consume_queue(queue.pointer, timeoutMs) else { return Batch() }
+        ptrs[0] = first
+        var n = 1
+        if maxMessages > 1 {
+            let more = ptrs.withUnsafeMutableBufferPointer { buf in
+                rd_kafka_consume_batch_queue(queue.pointer, 0, buf.baseAddress! + 1, maxMessages - 1)
+            }
+            if more < 0 {
+                rd_kafka_message_destroy(first)
+                throw KafkaError(rd_kafka_last_error(), "consume batch")
+            }
+            n += more
+        }
         var batch = Batch()
         batch.messages.reserveCapacity(n)
         var firstError: KafkaError?
