@@ -68,7 +68,18 @@ package actor StreamTask {
     private var deferredAggregates: Set<Int> = []
     /// Per deferred step: keys changed since the last commit, in first-change
     /// order, with the event time and message of the last record of each.
-    private var dirtyKeys: [Int: (order: [String], last: [String: (timestamp: Int64, message: KafkaMessage)])] = [:]
+    private var dirtyKeys: [Int: DirtyKeys] = [:]
+
+    /// Keys an aggregate step changed since the last commit, in first-change order.
+    struct DirtyKeys {
+        var order: [String] = []
+        /// The event time and message of each key's last record.
+        var last: [String: (timestamp: Int64, message: KafkaMessage)] = [:]
+
+        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage) {
+            if last.updateValue((timestamp, message), forKey: key) == nil { order.append(key) }
+        }
+    }
     /// When the last record was processed (wall clock), for `close_idle_after`.
     private var lastRecordAt = ContinuousClock.now
     private let processedCounter: Counter
@@ -440,9 +451,8 @@ package actor StreamTask {
     // MARK: Deferred aggregate results
 
     private func markDirty(step: Int, key: String, timestamp: Int64, message: KafkaMessage) {
-        var d = dirtyKeys[step] ?? ([], [:])
-        if d.last.updateValue((timestamp, message), forKey: key) == nil { d.order.append(key) }
-        dirtyKeys[step] = d
+        // In place: copying the set out and back would copy it once per record.
+        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, message: message)
     }
 
     /// Computes the result of every key changed since the last commit once and
