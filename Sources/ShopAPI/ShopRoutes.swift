@@ -7,6 +7,7 @@ import RedisClient
 import StreamEngine
 import StreamEngineHTTP
 import Synchronization
+import Topologies
 
 /// The shop's HTTP API over what the pipelines of `topologies.yaml` write to
 /// Redis (see README "What the demo computes"), and its write path into Kafka:
@@ -101,24 +102,11 @@ public final class ShopAPI: Sendable {
         let pairs = Self.scoredMembers(reply)
         if !pairs.isEmpty {
             let items: [JSONValue] = pairs.map { p in
-                .object(["productId": .string(p.member), "score": .number(p.score), "reason": .string(Self.reason(score: p.score))])
+                .object(["productId": .string(p.member), "score": .number(p.score), "reason": .string(RecommendationReason(score: p.score).code)])
             }
             return JSONResponse.make(.object(["userId": .string(userId), "items": .array(items), "source": "personal"]))
         }
         return JSONResponse.make(.object(["userId": .string(userId), "items": .array(try await popularFallback()), "source": "popular"]))
-    }
-
-    /// Why a product is recommended, from its score (README "Recommendation score"): the tens
-    /// are the recent interest (10 viewed, 20 in the cart, 30 both); the rest is the popularity
-    /// in one of the user's categories (up to 1) or the relation to an anchor product (above 1).
-    static func reason(score: Double) -> String {
-        let interest = Int((score / 10).rounded(.down)) * 10
-        switch interest {
-        case 30...: return "viewed-and-in-cart"
-        case 20: return "in-cart"
-        case 10: return "viewed"
-        default: return score - Double(interest) > 1 ? "related" : "popular-in-your-categories"
-        }
     }
 
     /// A user without recommendations gets the 20 best sellers over all categories

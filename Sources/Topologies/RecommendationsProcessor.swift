@@ -247,4 +247,15 @@ public enum RecommendationReason: String, Sendable, CaseIterable {
         default: self = .popularInTopCategory
         }
     }
+
+    /// The reason as `GET /recommendation` reports it (the enum of its OpenAPI schema).
+    public var code: String {
+        switch self {
+        case .inCartAndViewed: return "viewed-and-in-cart"
+        case .inCart: return "in-cart"
+        case .viewedRecently: return "viewed"
+        case .related: return "related"
+        case .popularInTopCategory: return "popular-in-your-categories"
+        }
+    }
 }
