@@ -163,23 +163,9 @@ extension ShopPipelineTests {
 extension ShopHarness {
     /// The dead-letter topic's records: `error.kind` header and the record's `orderId`.
     func deadLetters() async throws -> [(kind: String, order: String?)] {
-        let consumer = try KafkaConsumer(config: engine.kafka.clientConfig.merging(["enable.partition.eof": "true"]) { $1 }, logger: engine.logger)
-        guard let n = try consumer.partitionCount(topic: "shop-dlq") else { return [] }
-        let partitions = (0..<Int32(n)).map { TopicPartition("shop-dlq", $0) }
-        try consumer.assign(partitions.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
-        var out: [(kind: String, order: String?)] = []
-        var ended: Set<TopicPartition> = []
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ended.count < partitions.count, ContinuousClock.now < deadline {
-            let batch = try consumer.pollBatch(maxMessages: 1000, timeoutMs: 200)
-            for m in batch.messages {
-                let order = m.value.flatMap { try? JSONValue.parse($0) }?["orderId"]?.stringValue
-                out.append((m.header("error.kind")?.stringValue ?? "", order))
-            }
-            for e in batch.partitionEOFs { ended.insert(e.topicPartition) }
+        try await engine.readAll("shop-dlq").map { m in
+            (m.header("error.kind")?.stringValue ?? "", m.value.flatMap { try? JSONValue.parse($0) }?["orderId"]?.stringValue)
         }
-        await consumer.close()
-        return out
     }
 }
 
@@ -195,12 +181,12 @@ extension ShopPipelineTests.EventTimeTests {
         }
 
         let live = try ShopHarness()
-        try await live.produceRecords(generated.records.map(\.producerRecord))
+        try await live.engine.produce(generated.records.map(\.producerRecord))
         try await live.runToEnd(try config(live), timeout: .seconds(300))
 
         let replay = try ShopHarness()
         for topic in [ShopEvents.loginsTopic, ShopEvents.pricesTopic, ShopEvents.purchasesTopic, ShopEvents.userEventsTopic] {
-            try await replay.produceRecords(generated.records.filter { $0.topic == topic }.map(\.producerRecord))
+            try await replay.engine.produce(generated.records.filter { $0.topic == topic }.map(\.producerRecord))
         }
         try await replay.runToEnd(try config(replay), timeout: .seconds(300))
 
@@ -214,11 +200,6 @@ extension ShopPipelineTests.EventTimeTests {
 }
 
 extension ShopHarness {
-    /// Produces records as they are (the producer's partitioner picks partitions) and waits for delivery.
-    func produceRecords(_ records: [ProducerRecord]) async throws {
-        try await engine.produce(records)
-    }
-
     /// Every key but the engine's fences, with its value as text (sorted sets and hashes in Redis order).
     func dump() async throws -> [String: String] {
         var out: [String: String] = [:]
