@@ -230,17 +230,8 @@ struct HTTPServiceTests {
                   - rekey: { field: userId }
                   - aggregate: { store: user-purchases, aggregator: purchase_stats }
             """)
-        // The engine's topics up front: the mock has no CreateTopics.
-        var plan: TopologyPlan {
-            get throws {
-                var registry = OperatorRegistry()
-                Topologies.registerShopOperators(into: &registry)
-                return TopologyPlan(config: try ConfigLoader.load(path: config, registry: registry.names, environment: [:]))
-            }
-        }
-        let p = try plan
-        var topics = ["purchases", p.config.dlqTopic] + p.repartitionTopics + p.stores.map(\.changelog)
-        topics = Array(Set(topics)).sorted()
+        // Only the input topic, as a user starts it: the instances ask the dev-broker for the engine's topics.
+        let topics = ["purchases"]
         let bootstrapFile = dir.file("bootstrap")
         let broker = try CLIProcess(["dev-broker", "--brokers", "1", "--bootstrap-file", bootstrapFile] + topics.flatMap { ["--topic", "\($0):4"] })
         defer { if broker.isRunning { broker.signal(SIGKILL) } }
