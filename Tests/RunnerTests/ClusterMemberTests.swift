@@ -123,6 +123,11 @@ struct ClusterMemberTests {
         tasks.reduce(0) { $0 + p.outputSoFar.stderr.components(separatedBy: "task \($1): first commit since it started here").count - 1 }
     }
 
+    /// How many rebalance events `p` logged so far.
+    static func rebalances(_ p: CLIProcess) -> Int {
+        p.outputSoFar.stderr.components(separatedBy: "] rebalance: ").count - 1
+    }
+
     /// The tasks `p` runs now, from its log ("task X started" / "task X closed" / "dropped").
     static func ownedTasks(_ p: CLIProcess) -> Set<String> {
         var owned: Set<String> = []
@@ -164,8 +169,14 @@ struct ClusterMemberTests {
         #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(b) > 0 && Self.firstCommits(cc) > 0 },
                 "b and c take partitions and commit:\nb: \(b.outputSoFar.stderr)\nc: \(cc.outputSoFar.stderr)")
 
-        // SIGKILL b once the group settled: its tasks must be processing again on a or c within seconds.
-        try await Task.sleep(for: .seconds(2))
+        // SIGKILL b once the group settled (every member owns tasks and no rebalance for 3 s: c's join may
+        // move partitions again after b's first commit): its tasks must be processing again on a or c within seconds.
+        let settled = try await Self.eventually(.seconds(60)) {
+            let before = [a, b, cc].map(Self.rebalances)
+            try await Task.sleep(for: .seconds(3))
+            return [a, b, cc].map(Self.rebalances) == before && [a, b, cc].allSatisfy { !Self.ownedTasks($0).isEmpty }
+        }
+        #expect(settled, "the group settles with tasks on every member:\nb: \(b.outputSoFar.stderr)\nc: \(cc.outputSoFar.stderr)")
         let bTasks = Self.ownedTasks(b)
         #expect(!bTasks.isEmpty, "b runs tasks: \(b.outputSoFar.stderr)")
         let before = Self.firstCommits(a, of: bTasks) + Self.firstCommits(cc, of: bTasks)
