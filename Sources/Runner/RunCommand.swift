@@ -49,6 +49,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Static group membership: this instance's group.instance.id (unique per instance; a restart with the same id takes its partitions back).")
     var instanceId: String?
 
+    @Option(help: "Warm copies of the stores of tasks on other instances (replaces defaults.num.standby.replicas; 0: none; any number above 0 keeps a copy of every store partition this instance does not own).")
+    var standbyReplicas: Int?
+
     @OptionGroup var httpOptions: HTTPOptions
 
     @OptionGroup var logging: LoggingOptions
@@ -111,7 +114,7 @@ struct RunCommand: AsyncParsableCommand {
         if httpAddress != nil { EngineMetrics.bootstrap() }
         let runtime = StreamRuntime(
             config: config, registry: registry, kafka: connection, redisURL: redisURL,
-            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd, instanceId: instanceId), logger: logger)
+            options: RuntimeOptions(stateDir: stateDir, stopAtEnd: stopAtEnd, instanceId: instanceId, standbyReplicas: standbyReplicas), logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)]
         let http = try httpAddress.map { address in
             try HTTPServiceSetup(

@@ -231,6 +231,60 @@ struct ClusterMemberTests {
         #expect(try await c.redisTotals() == Self.totals(upTo: total))
     }
 
+    @Test("num.standby.replicas 1: the survivor takes a SIGKILLed instance's tasks over from its warm copies (only the tail restored); Redis exact")
+    func standbyFailover() async throws {
+        let c = try await Cluster(topics: ["orders:4"])
+        defer { c.stop() }
+        let total = 12_000
+        let producer = try c.producer()
+        let writer = Task {
+            for i in 0..<total {
+                try await producer.send(Self.order(i).record)
+                if i % 100 == 99 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try await producer.flush()
+        }
+        let a = try c.instance("a", ["--standby-replicas", "1"])
+        defer { if a.isRunning { a.signal(SIGKILL) } }
+        #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(a) > 0 }, "instance a commits: \(a.outputSoFar.stderr)")
+        let b = try c.instance("b", ["--standby-replicas", "1"])
+        defer { if b.isRunning { b.signal(SIGKILL) } }
+        let settled = try await Self.eventually(.seconds(60)) {
+            let before = [a, b].map(Self.rebalances)
+            try await Task.sleep(for: .seconds(3))
+            return [a, b].map(Self.rebalances) == before && [a, b].allSatisfy { !Self.ownedTasks($0).isEmpty }
+        }
+        #expect(settled, "the group settles with tasks on both:\na: \(a.outputSoFar.stderr)\nb: \(b.outputSoFar.stderr)")
+        // a's stateful tasks (after the rekey) and the warm copies b keeps of their store.
+        let aStateful = Self.ownedTasks(a).filter { $0.hasPrefix("totals.1-") }
+        let partitions = aStateful.map { String($0.dropFirst("totals.1-".count)) }
+        #expect(!partitions.isEmpty, "a runs stateful tasks: \(a.outputSoFar.stderr)")
+        let warm = try await Self.eventually(.seconds(60)) {
+            partitions.allSatisfy { b.outputSoFar.stderr.contains("standby: warm copy of totals-by-user[\($0)] is up to date") }
+        }
+        #expect(warm, "b keeps warm copies of a's partitions \(partitions): \(b.outputSoFar.stderr)")
+
+        let killedAt = ContinuousClock.now
+        a.signal(SIGKILL)
+        let moved = try await Self.eventually(.seconds(60)) { Self.firstCommits(b, of: aStateful) > 0 }
+        print("cluster-member test: SIGKILL with a standby -> first commit of one of a's tasks on b: \(String(format: "%.2f", (ContinuousClock.now - killedAt).seconds)) s")
+        #expect(moved, "a's tasks move to b: \(b.outputSoFar.stderr)")
+        for p in partitions {
+            #expect(b.outputSoFar.stderr.contains("standby: handing the warm copy of totals-by-user[\(p)] to its task"), "\(b.outputSoFar.stderr)")
+            #expect(b.outputSoFar.stderr.contains("restored totals-by-user[\(p)]:") && b.outputSoFar.stderr.contains("(warm copy "),
+                    "the task restored from the warm copy: \(b.outputSoFar.stderr)")
+        }
+
+        try await writer.value
+        let expected = Self.totals(upTo: total)
+        let exact = try await Self.eventually(.seconds(90)) { try await c.redisTotals() == expected }
+        let got = try await c.redisTotals()
+        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10))")
+        b.signal(SIGTERM)
+        let bResult = try await b.wait(timeout: .seconds(60))
+        #expect(bResult.status == 0, "\(bResult)")
+    }
+
     @Test("stream-engine topics prints every topic with its partition count and status; --create creates the missing ones on a dev-broker")
     func topicsCommand() async throws {
         let c = try await Cluster(topics: ["orders:3"])

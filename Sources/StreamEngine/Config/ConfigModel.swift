@@ -93,6 +93,11 @@ public struct StreamConfig: Sendable {
     /// repartition topic may run ahead of their slowest sibling; `nil`: the
     /// default, 1 minute or the smallest window grace downstream of a rekey if smaller.
     public var maxDriftMs: Int?
+    /// `defaults.num.standby.replicas`: 0 (default) or 1 and more: keep warm
+    /// copies of the stores of tasks running on other instances (see
+    /// `StandbyReplicas`: with librdkafka's assignors every instance keeps a copy
+    /// of every store partition it does not own, whatever the number above 0).
+    public var numStandbyReplicas: Int = 0
     /// `topologies`: the pipelines, in file order.
     public var pipelines: [PipelineSpec]
     /// The file the configuration was loaded from.

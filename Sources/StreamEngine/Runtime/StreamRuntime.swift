@@ -29,9 +29,13 @@ public struct RuntimeOptions: Sendable {
     /// instance with the same id takes its partitions back without a rebalance
     /// of the others (on a real cluster). Unique per instance.
     public var instanceId: String?
+    /// Replaces `defaults.num.standby.replicas` of the configuration when set.
+    public var standbyReplicas: Int?
 
-    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000, faultInjection: FaultInjection? = nil, instanceId: String? = nil) {
+    public init(stateDir: String = "state", stopAtEnd: Bool = false, pollBatchSize: Int = 5000, faultInjection: FaultInjection? = nil, instanceId: String? = nil,
+                standbyReplicas: Int? = nil) {
         self.instanceId = instanceId
+        self.standbyReplicas = standbyReplicas
         self.stateDir = stateDir
         self.stopAtEnd = stopAtEnd
         self.pollBatchSize = pollBatchSize
@@ -197,8 +201,16 @@ public final class StreamRuntime: Service {
         readerConfig["isolation.level"] = "read_uncommitted"
         readerConfig.removeValue(forKey: "group.instance.id")
         let offsetReader = try KafkaConsumer(config: readerConfig, logger: logger)
+        let standbyCount = options.standbyReplicas ?? config.numStandbyReplicas
+        let standbys = standbyCount > 0 && !plan.stores.isEmpty
+            ? try StandbyReplicas(plan: plan, partitionCounts: sourcePartitions, consumerConfig: consumerConfig, stateDir: options.stateDir, logger: logger)
+            : nil
+        if standbys != nil {
+            logger.info("standby replicas on: this instance keeps warm copies of every store partition it does not own (num.standby.replicas \(standbyCount))")
+        }
         let manager = TaskManager(plan: plan, env: env, consumer: consumer, offsetReader: offsetReader, redis: redis, admin: admin, faultInjection: options.faultInjection,
-            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries)
+            stopRequested: { [self] in stopRequested.load(ordering: .acquiring) }, transactional: transactional, sql: sql, queries: queries,
+            standbys: standbys)
         queries.setRunning(true)
         defer { queries.setRunning(false) }
         let loop = PollLoop(
@@ -210,6 +222,9 @@ public final class StreamRuntime: Service {
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do { try await globals.run() } catch { self.logger.error("global tables stopped: \(error)") }
+            }
+            if let standbys {
+                group.addTask { await standbys.run() }
             }
             defer { group.cancelAll() }
             do {
@@ -228,6 +243,7 @@ public final class StreamRuntime: Service {
         statsBox.withLock { $0 = RuntimeStats(processed: processed, deadLettered: deadLettered, commits: commits) }
         await consumer.close()
         await offsetReader.close()
+        await standbys?.close()
         await producer.close()
         await redis?.close()
         await sql?.close()

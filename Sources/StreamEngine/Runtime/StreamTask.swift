@@ -155,7 +155,9 @@ package actor StreamTask {
     // MARK: Restore
 
     /// Restores every store (blocking Kafka reads run on the restore consumer's executor).
-    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min) async throws -> [RestoreReport] {
+    /// Restores the task's stores (from `warm` copies of a standby where given, else from
+    /// local snapshots and changelogs), applying only committed changelog records.
+    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min, warm: [String: WarmStoreCopy] = [:]) async throws -> [RestoreReport] {
         if restoredStreamTime > streamTime { streamTime = restoredStreamTime }
         var reports: [RestoreReport] = []
         let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
@@ -163,7 +165,7 @@ package actor StreamTask {
             let topic = env.config.changelogTopic(store: name)
             let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)
             let partition = self.partition
-            let (entries, report) = try await restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed)
+            let (entries, report) = try await restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed, warm: warm[name])
             store.replaceAll(entries)
             reports.append(report)
         }

@@ -45,10 +45,13 @@ actor TaskManager {
     let queries: RuntimeQueries
     /// Event-time order of buffered input, alignment and back-pressure.
     private var scheduler: InputScheduler
+    /// Warm copies of the stores of tasks running elsewhere (`num.standby.replicas`).
+    let standbys: StandbyReplicas?
 
     init(plan: TopologyPlan, env: TaskEnvironment, consumer: KafkaConsumer, offsetReader: KafkaConsumer, redis: RedisConnection?, admin: any TopicAdministrator, faultInjection: FaultInjection? = nil,
          stopRequested: @escaping @Sendable () -> Bool = { false }, transactional: Bool = false, sql: SQLSinkWriter? = nil,
-         queries: RuntimeQueries = RuntimeQueries()) {
+         queries: RuntimeQueries = RuntimeQueries(), standbys: StandbyReplicas? = nil) {
+        self.standbys = standbys
         self.sql = sql
         self.queries = queries
         self.transactional = transactional
@@ -128,6 +131,7 @@ actor TaskManager {
             try await consumer.applyAssignment(partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.invalid) })
             publishQueries()
         }
+        await standbys?.owned(assignedPartitions)
     }
 
     /// Tells the HTTP service's read-only view what this instance owns now.
@@ -186,7 +190,8 @@ actor TaskManager {
             // The stream time the task had at its last commit (commit metadata, as Kafka Streams
             // keeps partition time): late records and closed windows stay as they were.
             let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
-            _ = try await task.restore(committed: committed, streamTime: streamTime)
+            let warm = await standbys?.take(stores: sub.stores, partition: id.partition) ?? [:]
+            _ = try await task.restore(committed: committed, streamTime: streamTime, warm: warm)
             tasks[id] = task
             awaitingFirstCommit[id] = startedAt
             logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")

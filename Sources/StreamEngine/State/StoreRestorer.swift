@@ -51,12 +51,16 @@ public struct StoreRestorer: Sendable {
 
     /// Restores `store` with a consumer of its own whose blocking reads run on
     /// that consumer's executor; the caller suspends meanwhile.
-    public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?) async throws -> (entries: [String: StoreEntry], report: RestoreReport) {
+    ///   - warm: a standby's warm copy of the store partition: restores only the
+    ///     records after it (its pending ones included) instead of the snapshot.
+    public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, warm: WarmStoreCopy? = nil) async throws -> (entries: [String: StoreEntry], report: RestoreReport) {
         let consumer = try makeConsumer()
         let result: Result<(entries: [String: StoreEntry], report: RestoreReport), any Error>
         do {
             result = .success(try await consumer.withExecutor { c in
-                try self.restore(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: c)
+                let target = KeyValueStore(name: store, partition: partition)
+                let report = try self.restore(into: target, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: c, warm: warm)
+                return (target.allEntries, report)
             })
         } catch {
             result = .failure(error)
@@ -75,13 +79,28 @@ public struct StoreRestorer: Sendable {
         return (target.allEntries, report)
     }
 
-    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer) throws -> RestoreReport {
+    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer, warm: WarmStoreCopy? = nil) throws -> RestoreReport {
         let started = ContinuousClock.now
         var startOffset: Int64 = 0
         var fromSnapshot = false
         var problem: String?
         var snapshotKeys = 0
-        if let snapshotPath {
+        var applied = 0
+        var skipped = 0
+        if let warm {
+            // A standby's copy: its entries, then its pending records by the rule of every record.
+            store.replaceAll(warm.entries)
+            for record in warm.pending {
+                if let committed, !(record.tag?.isCommitted(by: committed) ?? false) {
+                    skipped += 1
+                } else {
+                    store.restore(record.key, record.entry)
+                    applied += 1
+                }
+            }
+            startOffset = warm.nextOffset
+            snapshotKeys = warm.entries.count
+        } else if let snapshotPath {
             do {
                 let snap = try StoreSnapshot.read(from: snapshotPath)
                 store.replaceAll(snap.entries)
@@ -101,12 +120,10 @@ public struct StoreRestorer: Sendable {
         if wm.low > startOffset, wm.high > startOffset {
             throw ChangelogTruncatedError(topic: changelogTopic, partition: store.partition, needed: startOffset, lowWatermark: wm.low)
         }
-        var applied = 0
-        var skipped = 0
         let toRead = max(0, wm.high - startOffset)
         let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
         if toRead > 0 {
-            logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : "")")
+            logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : warm != nil ? " after a standby's warm copy of \(snapshotKeys) keys" : "")")
             var read: Int64 = 0
             var lastLog = ContinuousClock.now
             do {
@@ -136,8 +153,8 @@ public struct StoreRestorer: Sendable {
             store: store.name, partition: store.partition, fromSnapshot: fromSnapshot, snapshotProblem: problem,
             snapshotKeys: snapshotKeys, changelogRecords: applied, skippedUncommitted: skipped, keys: store.count,
             seconds: (ContinuousClock.now - started).seconds)
-        if toRead > 0 || fromSnapshot {
-            logger.info("restored \(store.name)[\(store.partition)]: \(store.count) keys (snapshot \(snapshotKeys), changelog \(applied), skipped \(skipped) uncommitted) in \(String(format: "%.2f", report.seconds)) s")
+        if toRead > 0 || fromSnapshot || warm != nil {
+            logger.info("restored \(store.name)[\(store.partition)]: \(store.count) keys (\(warm != nil ? "warm copy" : "snapshot") \(snapshotKeys), changelog \(applied), skipped \(skipped) uncommitted) in \(String(format: "%.2f", report.seconds)) s")
         }
         return report
     }

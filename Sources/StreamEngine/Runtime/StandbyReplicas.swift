@@ -1,0 +1,255 @@
+import Foundation
+import KafkaClient
+import Logging
+import Metrics
+
+/// Standby replicas (`defaults.num.standby.replicas` ≥ 1): warm copies of
+/// the store partitions of tasks this instance does not run, kept up to date
+/// from their changelogs, so that a task moving here (its owner died or left)
+/// restores only the changelog tail written after the copy.
+///
+/// Kafka Streams places standbys with its own partition assignor and then
+/// moves active tasks to the instances that hold them. librdkafka's assignors
+/// (cooperative-sticky, range) cannot be told where standbys are, so the new
+/// owner of a partition cannot be chosen: every instance keeps a warm copy of
+/// every store partition it does not own. That costs one full copy of the
+/// state per instance (memory, and the CPU of reading every changelog) and
+/// makes any survivor a warm one.
+///
+/// One consumer of its own (manual assignment, never a group member) reads
+/// the changelogs; its blocking calls run on its dedicated executor. A record
+/// is applied once the group's committed offsets cover its commit tag — the
+/// restore's rule (``WarmStoreBuilder``) — so a copy never holds what an
+/// owner wrote but never committed.
+actor StandbyReplicas {
+    /// A store partition: the store's name and the partition.
+    struct Key: Hashable, Sendable, Comparable {
+        var store: String
+        var partition: Int32
+        static func < (a: Key, b: Key) -> Bool { (a.store, a.partition) < (b.store, b.partition) }
+    }
+
+    private struct StoreInfo: Sendable {
+        var changelog: String
+        var sub: SubTopology
+    }
+
+    private let stores: [String: StoreInfo]
+    /// Partitions of each sub-topology (of its source topics).
+    private let partitionCounts: [String: Int]
+    private let config: StreamConfig
+    private let stateDir: String
+    private let consumer: KafkaConsumer
+    private let logger: Logger
+    /// Copies being kept.
+    private var copies: [Key: WarmStoreBuilder] = [:]
+    /// The store partitions wanted now (nil until the first assignment is known).
+    private var wanted: Set<Key>?
+    /// The consumer's assignment no longer matches `copies`.
+    private var assignmentStale = false
+    /// The group's committed offsets of the owning tasks' input partitions.
+    private var committed: [TopicPartition: Int64] = [:]
+    private var lastCommittedRefresh = ContinuousClock.now - .seconds(60)
+    private var lastReport = ContinuousClock.now
+    private var caughtUpLogged: Set<Key> = []
+    private let lagGauge = Gauge(label: "stream_engine_standby_lag_records")
+
+    /// - Parameters:
+    ///   - partitionCounts: partition count of every source topic (from the topic set-up).
+    ///   - consumerConfig: the group member's configuration (its `group.id` is used to read committed offsets; this consumer never joins).
+    init(plan: TopologyPlan, partitionCounts: [String: Int], consumerConfig: [String: String], stateDir: String, logger: Logger) throws {
+        var stores: [String: StoreInfo] = [:]
+        var counts: [String: Int] = [:]
+        for (store, changelog, sub) in plan.stores {
+            stores[store] = StoreInfo(changelog: changelog, sub: sub)
+            counts[sub.id] = sub.sourceTopics.compactMap { partitionCounts[$0] }.max() ?? 0
+        }
+        self.stores = stores
+        self.partitionCounts = counts
+        self.config = plan.config
+        self.stateDir = stateDir
+        self.logger = logger
+        var c = consumerConfig
+        c.removeValue(forKey: "group.instance.id")
+        c["isolation.level"] = "read_committed"
+        c["enable.partition.eof"] = "false"
+        self.consumer = try KafkaConsumer(config: c, logger: logger)
+    }
+
+    /// Whether the topology has any store to keep copies of.
+    nonisolated var isEmpty: Bool { stores.isEmpty }
+
+    /// Tells the standbys which tasks run here now (the partitions assigned to
+    /// this member); they keep copies of every other store partition.
+    func owned(_ assigned: Set<TopicPartition>) {
+        var want: Set<Key> = []
+        for (store, info) in stores {
+            for p in 0..<Int32(partitionCounts[info.sub.id] ?? 0) {
+                let runsHere = info.sub.sourceTopics.contains { assigned.contains(TopicPartition($0, p)) }
+                if !runsHere { want.insert(Key(store: store, partition: p)) }
+            }
+        }
+        for key in copies.keys where !want.contains(key) {
+            copies.removeValue(forKey: key)
+            assignmentStale = true
+        }
+        wanted = want
+    }
+
+    /// Hands over the warm copies of a task's stores (they stop being kept here):
+    /// `store → copy`, only for stores with one.
+    func take(stores names: [String], partition: Int32) -> [String: WarmStoreCopy] {
+        var out: [String: WarmStoreCopy] = [:]
+        for name in names {
+            let key = Key(store: name, partition: partition)
+            wanted?.remove(key)
+            guard var builder = copies.removeValue(forKey: key) else { continue }
+            assignmentStale = true
+            builder.resolve(committed: committedOffsets(of: key))
+            out[name] = builder.copy()
+            logger.info("standby: handing the warm copy of \(name)[\(partition)] to its task (\(builder.entries.count) keys, changelog offset \(builder.nextOffset), \(builder.pendingCount) records awaiting their commit)")
+        }
+        return out
+    }
+
+    /// Keeps the copies up to date until the task is cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            do {
+                try await step()
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.warning("standby replicas: \(error); retrying in 1 s")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Leaves: closes the consumer.
+    func close() async {
+        copies = [:]
+        await consumer.close()
+    }
+
+    private func step() async throws {
+        guard let wanted else {
+            try await Task.sleep(for: .milliseconds(100))
+            return
+        }
+        // Start the copies that are wanted and missing, from a local snapshot when there is one.
+        for key in wanted.subtracting(copies.keys).sorted() {
+            let builder = try await start(key)
+            // The task may have taken the partition meanwhile.
+            if self.wanted?.contains(key) ?? false, copies[key] == nil {
+                copies[key] = builder
+                assignmentStale = true
+            }
+        }
+        if copies.isEmpty {
+            if assignmentStale {
+                try await consumer.withExecutor { try $0.assign([]) }
+                assignmentStale = false
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            return
+        }
+        if assignmentStale {
+            let positions = copies.map { TopicPartitionOffset(stores[$0.key.store]!.changelog, $0.key.partition, $0.value.nextOffset) }
+            try await consumer.withExecutor { try $0.assign(positions) }
+            assignmentStale = false
+        }
+        if ContinuousClock.now - lastCommittedRefresh > .milliseconds(250) {
+            try await refreshCommitted()
+        }
+        let batch = try await consumer.withExecutor { try $0.pollBatch(maxMessages: 10_000, timeoutMs: 100) }
+        guard !batch.messages.isEmpty else {
+            await reportProgress()
+            return
+        }
+        var byTopic: [String: [String]] = [:]
+        for (store, info) in stores { byTopic[info.changelog, default: []].append(store) }
+        for m in batch.messages {
+            for store in byTopic[m.topic] ?? [] {
+                let key = Key(store: store, partition: m.partition)
+                guard copies[key] != nil else { continue }
+                let decoded: (key: String, entry: StoreEntry?, tag: CommitTag?)
+                do {
+                    decoded = try ChangelogCodec.decode(m)
+                } catch {
+                    logger.warning("standby: changelog record \(m.topic)[\(m.partition)]@\(m.offset) is not a store record (\(error)); skipped")
+                    continue
+                }
+                let record = ChangelogRecord(partition: m.partition, offset: m.offset, key: decoded.key, entry: decoded.entry, tag: decoded.tag)
+                copies[key]!.add(record, committed: committedOffsets(of: key))
+            }
+        }
+        await reportProgress()
+    }
+
+    /// A new copy: from the local snapshot of the store partition (left by an
+    /// earlier owner on this instance) when it is readable, else empty from offset 0.
+    private func start(_ key: Key) async throws -> WarmStoreBuilder {
+        let info = stores[key.store]!
+        let path = StoreSnapshot.path(stateDir: stateDir, applicationId: config.applicationId, store: key.store, partition: key.partition)
+        let snapshot: StoreSnapshot? = FileManager.default.fileExists(atPath: path)
+            ? try? await consumer.withExecutor { _ in try StoreSnapshot.read(from: path) }
+            : nil
+        if let snapshot {
+            logger.info("standby: keeping a warm copy of \(key.store)[\(key.partition)] from its local snapshot (\(snapshot.entries.count) keys, changelog offset \(snapshot.changelogOffset))")
+            return WarmStoreBuilder(store: key.store, partition: key.partition, entries: snapshot.entries, nextOffset: snapshot.changelogOffset)
+        }
+        logger.info("standby: keeping a warm copy of \(key.store)[\(key.partition)] from the start of \(info.changelog)")
+        return WarmStoreBuilder(store: key.store, partition: key.partition)
+    }
+
+    private func committedOffsets(of key: Key) -> [String: Int64] {
+        guard let info = stores[key.store] else { return [:] }
+        var out: [String: Int64] = [:]
+        for topic in info.sub.sourceTopics {
+            if let o = committed[TopicPartition(topic, key.partition)], o >= 0 { out[topic] = o }
+        }
+        return out
+    }
+
+    private func refreshCommitted() async throws {
+        lastCommittedRefresh = .now
+        var partitions: Set<TopicPartition> = []
+        for key in copies.keys {
+            for topic in stores[key.store]!.sub.sourceTopics { partitions.insert(TopicPartition(topic, key.partition)) }
+        }
+        guard !partitions.isEmpty else { return }
+        let fetched = try await consumer.committed(Array(partitions))
+        var moved = false
+        for (tp, o) in fetched where o >= 0 && o > (committed[tp] ?? -1) {
+            committed[tp] = o
+            moved = true
+        }
+        guard moved else { return }
+        for key in Array(copies.keys) {
+            copies[key]!.resolve(committed: committedOffsets(of: key))
+        }
+    }
+
+    /// Logs each copy once it reached the changelog's end; records the total lag (every 2 s).
+    private func reportProgress() async {
+        let now = ContinuousClock.now
+        guard now - lastReport > .seconds(2) else { return }
+        lastReport = now
+        var lag: Int64 = 0
+        for (key, builder) in copies.sorted(by: { $0.key < $1.key }) {
+            let tp = TopicPartition(stores[key.store]!.changelog, key.partition)
+            guard let wm = try? await consumer.watermarks(tp, timeoutMs: 2_000) else { continue }
+            let l = max(0, wm.high - builder.nextOffset)
+            lag += l
+            // (1: a transaction marker may end the partition on a real cluster)
+            if l <= 1 {
+                if caughtUpLogged.insert(key).inserted {
+                    logger.info("standby: warm copy of \(key.store)[\(key.partition)] is up to date (\(builder.entries.count) keys, changelog offset \(builder.nextOffset))")
+                }
+            }
+        }
+        caughtUpLogged.formIntersection(copies.keys)
+        lagGauge.record(lag)
+    }
+}
