@@ -31,7 +31,7 @@ struct BenchCommand: AsyncParsableCommand {
             """)
 
     enum Phase: String, ExpressibleByArgument, CaseIterable, Sendable {
-        case raw, engine, full, peers, latency, restore
+        case raw, engine, full, peers, latency, restore, failover
     }
 
     @Option(help: "Purchase events loaded for the throughput runs (default 1,000,000; 50,000 with --quick).")
@@ -67,7 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "commit.interval.ms of the engine (and Quix's commit_interval) in the throughput runs.")
     var commitIntervalMs = 1000
 
-    @Option(parsing: .upToNextOption, help: "Phases to leave out: raw, engine, full, peers, latency, restore.")
+    @Option(parsing: .upToNextOption, help: "Phases to leave out: raw, engine, full, peers, latency, restore, failover.")
     var skip: [Phase] = []
 
     @Flag(inversion: .prefixedNo, help: "Pin the broker and Redis to CPU 0 and the clients to CPU 1 (needs 2 cores).")
@@ -325,6 +325,16 @@ struct BenchCommand: AsyncParsableCommand {
             report.checks += r.checks
         } else {
             report.skipped.append("restore and memory (`--skip restore`)")
+        }
+        if !skipped.contains(.failover) {
+            let f = try await FailoverBench(
+                cluster: cluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: producerConfig, clientCPU: clientCPU,
+                logger: logger, progress: progress
+            ).run()
+            report.failover = f
+            report.checks += f.checks
+        } else {
+            report.skipped.append("failover (`--skip failover`)")
         }
         await redis.close()
 

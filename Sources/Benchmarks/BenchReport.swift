@@ -29,6 +29,7 @@ struct BenchReport: Sendable {
     var latency: [LatencyResult] = []
     var latencySeconds: Double?
     var restore: RestoreResults?
+    var failover: FailoverResults?
     var checks: [String] = []
     var skipped: [String] = []
 
@@ -200,6 +201,10 @@ struct BenchReport: Sendable {
             }
         }
 
+        if let f = failover {
+            md += "\n" + f.markdown
+        }
+
         if !quix.isEmpty {
             md += """
 
@@ -270,6 +275,11 @@ struct BenchReport: Sendable {
             s += "| restore \(BenchFormat.int(r.keys)) keys from the changelog | \(BenchFormat.rate(Spread(r.fromChangelog.map(\.changelogRate)).median)) records/s (goal ≥ 500,000) |\n"
             s += "| restore from snapshot + tail | \(BenchFormat.seconds(Spread(r.fromSnapshot.map(\.seconds)).median)) (goal ≤ 2 s for 1M keys) |\n"
             if let m = r.rssPerMillionKeysKiB { s += "| peak RSS per million keys | \(BenchFormat.mib(Int(m))) |\n" }
+        }
+        if let f = failover, !f.samples.isEmpty {
+            let with = Spread(f.samples.filter(\.standby).map(\.killToFirstCommit)).median
+            let without = Spread(f.samples.filter { !$0.standby }.map(\.killToFirstCommit)).median
+            s += "| failover, SIGKILL → first commit, \(BenchFormat.int(f.keys)) keys | \(BenchFormat.seconds(with)) with a standby, \(BenchFormat.seconds(without)) without (goal ≤ 2 s) |\n"
         }
         return s
     }
