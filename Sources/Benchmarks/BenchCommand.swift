@@ -82,6 +82,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Also replace the `## Benchmarks` section of this README with the headline figures.")
     var readme: String?
 
+    @Option(help: "session.timeout.ms of the engine processes in the failover phase (the engine's default on a mock cluster: 3000).")
+    var failoverSessionTimeoutMs = 3000
+
     @OptionGroup var logging: LoggingOptions
 
     @OptionGroup var http: HTTPBenchOptions
@@ -329,7 +332,7 @@ struct BenchCommand: AsyncParsableCommand {
         if !skipped.contains(.failover) {
             let f = try await FailoverBench(
                 cluster: cluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: producerConfig, clientCPU: clientCPU,
-                logger: logger, progress: progress
+                logger: logger, progress: progress, sessionTimeoutMs: failoverSessionTimeoutMs
             ).run()
             report.failover = f
             report.checks += f.checks

@@ -43,11 +43,11 @@ struct FailoverBench {
     let clientCPU: Int?
     let logger: Logger
     let progress: @Sendable (String) -> Void
-    /// The engine's default on a mock cluster.
-    static let sessionTimeoutMs = 3000
+    /// `session.timeout.ms` of the engine processes (3,000: the engine's default on a mock cluster).
+    var sessionTimeoutMs = 3000
 
     func run() async throws -> FailoverResults {
-        var results = FailoverResults(keys: keys, sessionTimeoutMs: Self.sessionTimeoutMs)
+        var results = FailoverResults(keys: keys, sessionTimeoutMs: sessionTimeoutMs)
         for run in 1...runs {
             for standby in [true, false] {
                 progress("failover run \(run)/\(runs), \(standby ? "with a standby" : "without standbys"): \(BenchFormat.int(keys)) keys")
@@ -149,7 +149,8 @@ struct FailoverBench {
     private func engineArgs(config: String, instance: String, standby: Bool) throws -> [String] {
         var argv = [try streamEngineExecutablePath(), "run", "--config", config, "--bootstrap-servers", cluster.bootstrapServers,
                     "--state-dir", "\(workDir)/failover-state-\(UUID().uuidString.prefix(6))", "--instance-id", instance,
-                    "--standby-replicas", standby ? "1" : "0", "--log-level", "info"]
+                    "--standby-replicas", standby ? "1" : "0", "--log-level", "info",
+                    "--kafka", "session.timeout.ms=\(sessionTimeoutMs)", "--kafka", "heartbeat.interval.ms=\(max(50, sessionTimeoutMs / 12))"]
         if let clientCPU { argv = ["taskset", "-c", String(clientCPU)] + argv }
         return argv
     }
@@ -236,7 +237,7 @@ extension FailoverResults {
             built by a alone; b then joins and takes two partitions). A trickle of 80 events/s keeps every partition busy. \
             a is killed with SIGKILL; the clock stops at b's first commit of one of a's tasks, read from b's log every 10 ms. \
             With `--standby-replicas 1` b keeps warm copies of a's partitions and was up to date before the kill. \
-            Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (the engine's default on a mock cluster): \
+            Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (3,000 is the engine's default on a mock cluster; `--failover-session-timeout-ms`): \
             librdkafka's mock coordinator notices a dead member on its 1 s session check after the timeout, then waits \
             `session.timeout.ms − 1 s` for the others to rejoin — a floor of about \(BenchFormat.seconds(Double(sessionTimeoutMs * 2 - 1000) / 1000)) \
             before any member can take the partitions. On a real cluster the floor is the broker's \
