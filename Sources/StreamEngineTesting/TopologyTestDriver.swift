@@ -45,9 +45,10 @@ public final class TopologyTestDriver {
         self.partitions = partitions
         var logger = Logger(label: "topology-test-driver")
         logger.logLevel = .error
-        let env = TaskEnvironment(
+        var env = TaskEnvironment(
             config: config, registry: registry, collector: collector, globals: globals, logger: logger,
             stateDir: FileManager.default.temporaryDirectory.appendingPathComponent("topology-test-driver").path)
+        for topic in plan.subTopologies.flatMap(\.sourceTopics) { env.partitionCounts[topic] = Int(partitions) }
         for sub in plan.subTopologies {
             for p in 0..<partitions { tasks.append((sub, p, try StreamTask(sub: sub, partition: p, env: env))) }
         }

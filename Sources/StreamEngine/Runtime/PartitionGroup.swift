@@ -32,7 +32,17 @@ struct PartitionGroup {
     /// Event time of the last record processed per queue (partition time).
     private(set) var partitionTimes: [Int64]
 
-    init(topics: [String]) {
+    /// For a task reading a repartition topic (its only source): the merge of its
+    /// upstream tasks' records in canonical order (queue 0; see `UpstreamMerge`).
+    private(set) var merge: UpstreamMerge?
+    /// Take merged records without waiting for upstream progress (the test driver).
+    var releaseAll = false
+
+    init(topics: [String], mergingUpstreams: Int32? = nil) {
+        if let n = mergingUpstreams {
+            precondition(topics.count == 1, "a merged input has one topic")
+            merge = UpstreamMerge(upstreams: n)
+        }
         self.topics = topics
         queues = Array(repeating: [], count: topics.count)
         heads = Array(repeating: 0, count: topics.count)
@@ -43,13 +53,35 @@ struct PartitionGroup {
     func index(of topic: String) -> Int? { topics.firstIndex(of: topic) }
 
     /// Records buffered in queue `i`.
-    func count(_ i: Int) -> Int { queues[i].count - heads[i] }
+    func count(_ i: Int) -> Int { merge?.count ?? (queues[i].count - heads[i]) }
 
     /// Records buffered in every queue.
     var total: Int { (0..<topics.count).reduce(0) { $0 + count($1) } }
 
     /// The event time of the head of queue `i`, `nil` when it is empty.
-    func headTimestamp(_ i: Int) -> Int64? { count(i) > 0 ? queues[i][heads[i]].timestamp : nil }
+    /// For a merged input: the event time of the record that may go next (nil while it waits).
+    func headTimestamp(_ i: Int) -> Int64? {
+        if let merge {
+            guard let q = merge.next(releaseAll: releaseAll).queue else { return nil }
+            return merge.timestamp(ofQueue: q)
+        }
+        return count(i) > 0 ? queues[i][heads[i]].timestamp : nil
+    }
+
+    /// Takes an upstream progress marker (merged input only).
+    mutating func marker(_ message: KafkaMessage) {
+        merge?.marker(message)
+    }
+
+    /// Restores upstream progress (merged input only).
+    mutating func restoreProgress(_ saved: [Int32: UpstreamMerge.Progress]) {
+        merge?.restore(saved)
+    }
+
+    /// Upstream progress changed since the last call (merged input only).
+    mutating func takeChangedProgress() -> [Int32: UpstreamMerge.Progress] {
+        merge?.takeChangedProgress() ?? [:]
+    }
 
     /// Appends a decoded record (or a decode failure) to its topic's queue.
     mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>) {
@@ -59,6 +91,10 @@ struct PartitionGroup {
         case .failure: ts = lastEnqueued[i] == .min ? (message.timestamp ?? .min) : lastEnqueued[i]
         }
         if ts > lastEnqueued[i] { lastEnqueued[i] = ts }
+        if merge != nil {
+            merge!.append(Pending(message: message, timestamp: ts, decoded: decoded))
+            return
+        }
         queues[i].append(Pending(message: message, timestamp: ts, decoded: decoded))
     }
 
@@ -86,7 +122,8 @@ struct PartitionGroup {
         for i in 0..<topics.count {
             if let ts = headTimestamp(i) {
                 if best == nil || ts < bestTs { best = i; bestTs = ts }
-            } else if starved == nil, !mayRunAhead(i) {
+            } else if starved == nil, !mayRunAhead(i) || count(i) > 0 {
+                // A merged input with records that wait for an upstream task waits even at its end.
                 starved = i
             }
         }
@@ -97,6 +134,12 @@ struct PartitionGroup {
 
     /// Removes and returns the head of queue `i`, advancing its partition time.
     mutating func removeFirst(_ i: Int) -> Pending {
+        if merge != nil {
+            let q = merge!.next(releaseAll: releaseAll).queue!
+            let p = merge!.removeFirst(q)
+            if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
+            return p
+        }
         let p = queues[i][heads[i]]
         heads[i] += 1
         if heads[i] == queues[i].count {

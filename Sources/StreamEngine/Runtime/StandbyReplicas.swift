@@ -47,8 +47,8 @@ actor StandbyReplicas {
     private var wanted: Set<Key>?
     /// The consumer's assignment no longer matches `copies`.
     private var assignmentStale = false
-    /// The group's committed offsets of the owning tasks' input partitions.
-    private var committed: [TopicPartition: Int64] = [:]
+    /// The group's committed offsets (with their metadata) of the owning tasks' input partitions.
+    private var committed: [TopicPartition: TopicPartitionOffset] = [:]
     private var lastCommittedRefresh = ContinuousClock.now - .seconds(60)
     private var lastReport = ContinuousClock.now
     private var caughtUpLogged: Set<Key> = []
@@ -203,13 +203,10 @@ actor StandbyReplicas {
         return WarmStoreBuilder(store: key.store, partition: key.partition)
     }
 
+    /// The committed positions of the owning task, as its commit tags count them.
     private func committedOffsets(of key: Key) -> [String: Int64] {
         guard let info = stores[key.store] else { return [:] }
-        var out: [String: Int64] = [:]
-        for topic in info.sub.sourceTopics {
-            if let o = committed[TopicPartition(topic, key.partition)], o >= 0 { out[topic] = o }
-        }
-        return out
+        return CommittedPositions.of(sub: info.sub, partition: key.partition, committed: committed)
     }
 
     private func refreshCommitted() async throws {
@@ -219,9 +216,9 @@ actor StandbyReplicas {
             for topic in stores[key.store]!.sub.sourceTopics { partitions.insert(TopicPartition(topic, key.partition)) }
         }
         guard !partitions.isEmpty else { return }
-        let fetched = try await consumer.committed(Array(partitions))
+        let fetched = try await consumer.committedWithMetadata(Array(partitions))
         var moved = false
-        for (tp, o) in fetched where o >= 0 && o > (committed[tp] ?? -1) {
+        for (tp, o) in fetched where o.offset >= 0 && (o.offset != committed[tp]?.offset || o.metadata != committed[tp]?.metadata) {
             committed[tp] = o
             moved = true
         }

@@ -189,6 +189,7 @@ public final class StreamRuntime: Service {
         let globals = GlobalTables(specs: config.globalTables, kafkaConfig: config.kafka, logger: logger)
 
         var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        env.partitionCounts = sourcePartitions
         let sql = try await startSQLSinks()
         env.sqlKinds = try await sql?.prepare()
         let consumerConfig = try Self.consumerConfig(config, plan: plan, cluster: cluster, instanceId: options.instanceId)

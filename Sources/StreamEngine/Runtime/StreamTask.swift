@@ -60,6 +60,16 @@ package actor StreamTask {
     private var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     private var input: PartitionGroup
+    /// A merged repartition input: records taken so far in the canonical merge order
+    /// (the position its commit tags and commit metadata count; see `UpstreamMerge`).
+    private var mergePosition: Int64 = 0
+    /// The repartition topic this task writes and its partition count (progress markers go to each).
+    private var repartitionOut: (topic: String, partitions: Int32)?
+    /// The progress last sent in markers: stream time and whether the input was at its end.
+    private var lastMarker: (streamTime: Int64, idle: Bool)?
+    /// Since when a merged input waits for an upstream task, and when that was last logged.
+    private var mergeWaitSince: ContinuousClock.Instant?
+    private var mergeWaitLogged: ContinuousClock.Instant?
     /// The input message being processed.
     private var currentMessage: KafkaMessage?
     /// Indices of `aggregate` steps whose results only feed filter/select and
@@ -114,7 +124,13 @@ package actor StreamTask {
         var stores: [String: KeyValueStore] = [:]
         for name in sub.stores { stores[name] = KeyValueStore(name: name, partition: partition) }
         self.stores = stores
-        self.input = PartitionGroup(topics: sub.sourceTopics)
+        self.input = PartitionGroup(
+            topics: sub.sourceTopics,
+            mergingUpstreams: sub.fromRepartition ? Int32(env.partitionCounts[sub.sourceTopics[0]] ?? 1) : nil)
+        if !sub.fromRepartition && sub.pipeline.rekeyIndex != nil {
+            let topic = env.config.repartitionTopic(pipeline: sub.pipeline.name)
+            repartitionOut = (topic, Int32(env.partitionCounts[topic] ?? 1))
+        }
         let dims = [("pipeline", sub.pipeline.name)]
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
         dlqCounter = Counter(label: "stream_engine_records_dead_lettered", dimensions: dims)
@@ -171,10 +187,19 @@ package actor StreamTask {
         }
         for step in steps { if case .window(let w) = step { w.rebuildIndex() } }
         if let d = sub.dedupeStore, let store = stores[d] {
+            var progress: [Int32: UpstreamMerge.Progress] = [:]
             for (k, e) in store.allEntries {
-                if let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue { dedupe[k] = (o, Int(i)) }
+                if k.hasPrefix(Self.progressKeyPrefix) {
+                    if let u = Int32(k.dropFirst(Self.progressKeyPrefix.count)), let st = e.value["st"]?.intValue, let o = e.value["o"]?.intValue {
+                        progress[u] = UpstreamMerge.Progress(streamTime: st, idle: e.value["idle"]?.boolValue ?? false, offset: o)
+                    }
+                } else if let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue {
+                    dedupe[k] = (o, Int(i))
+                }
             }
+            input.restoreProgress(progress)
         }
+        if input.merge != nil, let topic = sub.sourceTopics.first { mergePosition = committed[topic] ?? 0 }
         lastCommittedTag = CommitTag(committed)
         return reports
     }
@@ -186,6 +211,10 @@ package actor StreamTask {
     func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
         for m in messages {
             guard let i = input.index(of: m.topic) else { continue }
+            if input.merge != nil && UpstreamMerge.isMarker(m) {
+                input.marker(m)
+                continue
+            }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             let decoded: Result<StreamRecord, RecordError>
             do throws(RecordError) { decoded = .success(try decode(m, origin: origin)) } catch { decoded = .failure(error) }
@@ -239,6 +268,7 @@ package actor StreamTask {
     /// the dead-letter topic.
     @discardableResult
     package func process(_ messages: [KafkaMessage]) async throws -> Int {
+        input.releaseAll = true
         _ = enqueue(messages)
         return try await drain(mayRunAhead: Set(input.topics)).deadLettered
     }
@@ -247,13 +277,20 @@ package actor StreamTask {
         let m = p.message
         currentMessage = m
         defer { currentMessage = nil }
-        processed[m.topic] = m.offset
+        if input.merge != nil {
+            // A replayed record already applied before the restart does not count again.
+            if isDuplicate(m) { return }
+            processed[m.topic] = mergePosition
+            mergePosition += 1
+        } else {
+            processed[m.topic] = m.offset
+        }
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
             let record = try p.decoded.get()
-            if sub.fromRepartition && isDuplicate(m) { return }
+            if sub.fromRepartition && input.merge == nil && isDuplicate(m) { return }
             if record.timestamp > streamTime { streamTime = record.timestamp }
             lastRecordAt = ContinuousClock.now
             try run(record, from: 0)
@@ -405,7 +442,29 @@ package actor StreamTask {
     }
 
     private func produceRepartition(_ record: StreamRecord, key: String, topic: String) {
-        send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
+        var headers = positionHeaders(record)
+        headers.append(KafkaHeader(Headers.upstreamTask, String(partition)))
+        headers.append(KafkaHeader(Headers.upstreamStreamTime, String(streamTime)))
+        send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: headers))
+    }
+
+    /// Key prefix of upstream progress entries in the de-duplication store.
+    static let progressKeyPrefix = "~progress/"
+
+    /// Sends a progress marker to every partition of the repartition topic this
+    /// task writes when its stream time or idleness changed; true if it did.
+    private func sendProgressMarkers(inputIdle: Bool) -> Bool {
+        guard let out = repartitionOut else { return false }
+        if let last = lastMarker, last.streamTime == streamTime, last.idle == inputIdle { return false }
+        lastMarker = (streamTime, inputIdle)
+        let headers = [
+            KafkaHeader(Headers.upstreamTask, String(partition)), KafkaHeader(Headers.upstreamStreamTime, String(streamTime)),
+            KafkaHeader(Headers.upstreamIdle, inputIdle ? "1" : "0"),
+        ]
+        for q in 0..<out.partitions {
+            send(ProducerRecord(topic: out.topic, partition: q, key: nil, value: nil, headers: headers))
+        }
+        return true
     }
 
     private var sendError: KafkaError?
@@ -530,17 +589,33 @@ package actor StreamTask {
 
     /// Writes one changelog record per changed key and hands over offsets and
     /// Redis writes; `nil` when nothing happened since the last commit.
-    package func prepareCommit() async throws -> TaskCommit? {
+    /// - Parameter inputIdle: every input partition of the task is at its end and nothing is
+    ///   buffered (said in the progress markers of a task that writes a repartition topic).
+    package func prepareCommit(inputIdle: Bool = false) async throws -> TaskCommit? {
         try emitDeferredResults()
         punctuate()
+        let markersSent = sendProgressMarkers(inputIdle: inputIdle)
         try await drainBacklog()
         if let e = sendError { sendError = nil; throw e }
         if streamTime != .min {
             for store in stores.values where store.name != sub.dedupeStore { store.expire(streamTime: streamTime) }
         }
+        // A merged input: persist what upstream tasks said, and resume reading at the first record not taken yet.
+        var resume: TopicPartitionOffset?
+        if let merge = input.merge, let topic = sub.sourceTopics.first {
+            for (u, p) in input.takeChangedProgress() {
+                stores[sub.dedupeStore!]?.put("\(Self.progressKeyPrefix)\(u)", .object(["st": .number(Double(p.streamTime)), "idle": .bool(p.idle), "o": .number(Double(p.offset))]))
+            }
+            if merge.lastOffset >= 0 {
+                resume = TopicPartitionOffset(topic, partition, merge.minQueuedOffset ?? merge.lastOffset + 1)
+            }
+        }
+        let resumeMoved = resume.map { $0.offset != lastResumeOffset } ?? false
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
-        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty else { return nil }
+        guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty
+            || markersSent || resumeMoved else { return nil }
+        lastResumeOffset = resume?.offset
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
@@ -553,12 +628,20 @@ package actor StreamTask {
         redisBatch = RedisWriteBatch()
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
-        let metadata = streamTime == .min ? nil : StreamTimeMetadata.format(streamTime)
-        let offsets = processed.map { TopicPartitionOffset($0.key, partition, $0.value + 1, metadata: metadata) }
+        let metadata = StreamTimeMetadata.format(streamTime == .min ? nil : streamTime, mergePosition: input.merge == nil ? nil : mergePosition)
+        var offsets: [TopicPartitionOffset]
+        if let resume {
+            offsets = [TopicPartitionOffset(resume.topicPartition, resume.offset, metadata: metadata)]
+        } else {
+            offsets = processed.filter { _ in input.merge == nil }.map { TopicPartitionOffset($0.key, partition, $0.value + 1, metadata: metadata) }
+        }
         let rows = sqlBatch.rows
         sqlBatch = SQLWriteBatch()
         return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
     }
+
+    /// The Kafka offset last handed over for a merged input.
+    private var lastResumeOffset: Int64?
 
     package func markCommitted(_ tag: CommitTag) {
         lastCommittedTag = tag

@@ -53,4 +53,8 @@ package struct TaskEnvironment: Sendable {
 
     /// Column conversions of the `sql` steps, resolved against the database at start.
     var sqlKinds: SQLColumnKinds? = nil
+
+    /// Partition count of the source and repartition topics (repartition readers merge
+    /// one queue per upstream task; upstream tasks send progress markers to every partition).
+    package var partitionCounts: [String: Int] = [:]
 }

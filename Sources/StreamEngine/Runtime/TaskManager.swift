@@ -134,6 +134,13 @@ actor TaskManager {
         await standbys?.owned(assignedPartitions)
     }
 
+    /// Whether every input partition of task `id` is at its end and it has nothing buffered
+    /// (what its progress markers say, when it writes a repartition topic).
+    private func inputIdle(_ id: TaskID) -> Bool {
+        guard let task = tasks[id], (scheduler.statuses[id]?.total ?? 0) == 0 else { return false }
+        return task.sub.sourceTopics.allSatisfy { scheduler.atEnd(TopicPartition($0, id.partition)) }
+    }
+
     /// Tells the HTTP service's read-only view what this instance owns now.
     private func publishQueries() {
         queries.publish(tasks: tasks, assigned: assignedPartitions, pending: [])
@@ -183,10 +190,7 @@ actor TaskManager {
         for id in ids {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
-            var committed: [String: Int64] = [:]
-            for topic in sub.sourceTopics {
-                if let o = allCommitted[TopicPartition(topic, id.partition)], o >= 0 { committed[topic] = o }
-            }
+            let committed = CommittedPositions.of(sub: sub, partition: id.partition, committed: committedWithMetadata)
             // The stream time the task had at its last commit (commit metadata, as Kafka Streams
             // keeps partition time): late records and closed windows stay as they were.
             let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
@@ -308,7 +312,7 @@ actor TaskManager {
         guard !crashed else { throw SimulatedCrash() }
         var commits: [TaskCommit] = []
         for id in tasks.keys.sorted() {
-            if let c = try await tasks[id]!.prepareCommit() { commits.append(c) }
+            if let c = try await tasks[id]!.prepareCommit(inputIdle: inputIdle(id)) { commits.append(c) }
         }
         uncommitted = false
         guard !commits.isEmpty else {
