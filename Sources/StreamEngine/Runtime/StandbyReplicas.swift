@@ -138,7 +138,9 @@ actor StandbyReplicas {
             return
         }
         // Start the copies that are wanted and missing, from a local snapshot when there is one.
-        for key in wanted.subtracting(copies.keys).sorted() {
+        let missing = wanted.subtracting(copies.keys).sorted()
+        if !missing.isEmpty { try await refreshCommitted(including: missing) }
+        for key in missing {
             let builder = try await start(key)
             // The task may have taken the partition meanwhile.
             if self.wanted?.contains(key) ?? false, copies[key] == nil {
@@ -195,7 +197,8 @@ actor StandbyReplicas {
         let snapshot: StoreSnapshot? = FileManager.default.fileExists(atPath: path)
             ? try? await consumer.withExecutor { _ in try StoreSnapshot.read(from: path) }
             : nil
-        if let snapshot {
+        // A snapshot ahead of the committed positions holds uncommitted state: not a start for a copy.
+        if let snapshot, snapshot.inputOffsets.allSatisfy({ $0.value <= (committedOffsets(of: key)[$0.key] ?? 0) }) {
             logger.info("standby: keeping a warm copy of \(key.store)[\(key.partition)] from its local snapshot (\(snapshot.entries.count) keys, changelog offset \(snapshot.changelogOffset))")
             return WarmStoreBuilder(store: key.store, partition: key.partition, entries: snapshot.entries, nextOffset: snapshot.changelogOffset)
         }
@@ -209,10 +212,10 @@ actor StandbyReplicas {
         return CommittedPositions.of(sub: info.sub, partition: key.partition, committed: committed)
     }
 
-    private func refreshCommitted() async throws {
+    private func refreshCommitted(including extra: [Key] = []) async throws {
         lastCommittedRefresh = .now
         var partitions: Set<TopicPartition> = []
-        for key in copies.keys {
+        for key in Array(copies.keys) + extra {
             for topic in stores[key.store]!.sub.sourceTopics { partitions.insert(TopicPartition(topic, key.partition)) }
         }
         guard !partitions.isEmpty else { return }

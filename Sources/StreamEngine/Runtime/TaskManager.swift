@@ -134,6 +134,38 @@ actor TaskManager {
         await standbys?.owned(assignedPartitions)
     }
 
+    /// The position (next offset, with metadata) each task last handed over, per input partition.
+    private var positions: [TaskID: [TopicPartition: TopicPartitionOffset]] = [:]
+    /// The group's committed offset of each assigned partition when its tasks started.
+    private var startPositions: [TopicPartition: Int64] = [:]
+
+    /// The offsets to commit for the partitions of `commits`: per partition the
+    /// smallest position of the tasks that read it. Tasks buffer their input and
+    /// take it in event-time order, so the tasks of one partition (one per
+    /// sub-topology reading its topic) are at different offsets; the group's
+    /// single offset per partition may only move past what every one of them
+    /// has processed. A task ahead of it finds its later changelog records
+    /// uncommitted after a restart and replays them.
+    private func groupOffsets(_ commits: [TaskCommit]) -> [TopicPartitionOffset] {
+        var touched: Set<TopicPartition> = []
+        for c in commits {
+            for o in c.offsets {
+                positions[c.task, default: [:]][o.topicPartition] = o
+                touched.insert(o.topicPartition)
+            }
+        }
+        var out: [TopicPartitionOffset] = []
+        for tp in touched.sorted(by: { $0.description < $1.description }) {
+            var slowest: TopicPartitionOffset?
+            for id in tasksByPartition[tp] ?? [] where tasks[id] != nil {
+                let o = positions[id]?[tp] ?? TopicPartitionOffset(tp, max(0, startPositions[tp] ?? 0))
+                if slowest == nil || o.offset < slowest!.offset { slowest = o }
+            }
+            if let slowest { out.append(slowest) }
+        }
+        return out
+    }
+
     /// Whether every input partition of task `id` is at its end and it has nothing buffered
     /// (what its progress markers say, when it writes a repartition topic).
     private func inputIdle(_ id: TaskID) -> Bool {
@@ -186,7 +218,9 @@ actor TaskManager {
                 try await offsetReader.committedWithMetadata(Array(neededPartitions))
             }
             allCommitted = committedWithMetadata.mapValues(\.offset)
+            for (tp, o) in allCommitted { startPositions[tp] = o }
         }
+        for id in ids { positions.removeValue(forKey: id) }
         for id in ids {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
@@ -348,7 +382,7 @@ actor TaskManager {
         }
         let t2 = clock.now
         try crashIfInjected(.afterRedisWrite)
-        let offsets = commits.flatMap(\.offsets)
+        let offsets = groupOffsets(commits)
         if transactional {
             do {
                 try await reportingWhileWaiting("transaction commit with offsets \(Self.summary(offsets))", logger: logger) {

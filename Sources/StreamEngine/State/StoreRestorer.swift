@@ -103,6 +103,11 @@ public struct StoreRestorer: Sendable {
         } else if let snapshotPath {
             do {
                 let snap = try StoreSnapshot.read(from: snapshotPath)
+                if let committed, let ahead = snap.inputOffsets.first(where: { $0.value > (committed[$0.key] ?? 0) }) {
+                    // Written after a commit of this task that the group's offsets have not reached
+                    // (another task of the partition was behind): it holds uncommitted state.
+                    throw SnapshotError(path: snapshotPath, reason: "written at \(ahead.key) position \(ahead.value), past the group's committed \(committed[ahead.key] ?? 0): it holds state of uncommitted records")
+                }
                 store.replaceAll(snap.entries)
                 startOffset = snap.changelogOffset
                 fromSnapshot = true
