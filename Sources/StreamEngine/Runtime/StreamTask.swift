@@ -83,11 +83,11 @@ package actor StreamTask {
     /// Keys an aggregate step changed since the last commit, in first-change order.
     struct DirtyKeys {
         var order: [String] = []
-        /// The event time and message of each key's last record.
-        var last: [String: (timestamp: Int64, message: KafkaMessage)] = [:]
+        /// The event time, message and input position of each key's last record.
+        var last: [String: (timestamp: Int64, message: KafkaMessage, position: Int64?)] = [:]
 
-        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage) {
-            if last.updateValue((timestamp, message), forKey: key) == nil { order.append(key) }
+        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage, position: Int64?) {
+            if last.updateValue((timestamp, message, position), forKey: key) == nil { order.append(key) }
         }
     }
     /// When the last record was processed (wall clock), for `close_idle_after`.
@@ -258,6 +258,7 @@ package actor StreamTask {
             }
         }
         if report.processed > 0 { processedCounter.increment(by: Int64(report.processed)) }
+        noteMergeWait()
         report.deadLettered = recordsDeadLettered - dlqBefore
         report.status = input.status
         return report
@@ -285,6 +286,8 @@ package actor StreamTask {
         } else {
             processed[m.topic] = m.offset
         }
+        currentPosition = processed[m.topic]
+        defer { currentPosition = nil }
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
         emitIndex = 0
         recordsProcessed += 1
@@ -298,6 +301,38 @@ package actor StreamTask {
         } catch {
             try deadLetter(m, error)
         }
+    }
+
+    /// Input position (offset, or merge position) of the record being processed.
+    private var currentPosition: Int64?
+    /// Per input topic, the position through which the task's Redis writes were applied before
+    /// it started here (its fence hash): a replay after a crash does not write them again.
+    private var redisAppliedThrough: [String: Int64] = [:]
+
+    /// Sets what the task's Redis fence says was applied (read when the task starts).
+    func setRedisAppliedThrough(_ applied: [String: Int64]) { redisAppliedThrough = applied }
+
+    /// Whether the current record's Redis writes were applied before this task started: a
+    /// replayed record whose position the fence covers. Writing them again could undo what
+    /// another task did since (a guest product the member side removed, for one).
+    private var inRedisAlready: Bool {
+        guard let topic = currentOrigin?.topic, let position = currentPosition, let applied = redisAppliedThrough[topic] else { return false }
+        return position <= applied
+    }
+
+    /// Logs (every 10 s) a merged input that holds records back for an upstream task: never a silent stall.
+    private func noteMergeWait() {
+        guard let merge = input.merge, merge.count > 0, let u = merge.next(releaseAll: input.releaseAll).waitingFor else {
+            mergeWaitSince = nil
+            return
+        }
+        let now = ContinuousClock.now
+        let since = mergeWaitSince ?? now
+        mergeWaitSince = since
+        guard now - since >= .seconds(10), now - (mergeWaitLogged ?? since) >= .seconds(10) else { return }
+        mergeWaitLogged = now
+        let said = merge.progress[u].map { "its last stream time \($0.streamTime == .min ? "none yet" : String($0.streamTime)), \($0.idle ? "idle" : "busy")" } ?? "nothing heard from it yet"
+        env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(now - since) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
     }
 
     /// Whether a repartition record was already applied (a replay after a
@@ -401,7 +436,7 @@ package actor StreamTask {
                 let key = keyField.flatMap { record.field($0)?.keyText } ?? record.key
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
-                try sink.write(record, into: &redisBatch)
+                if !inRedisAlready { try sink.write(record, into: &redisBatch) }
             case .sql(let sink):
                 sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
@@ -513,7 +548,7 @@ package actor StreamTask {
 
     private func markDirty(step: Int, key: String, timestamp: Int64, message: KafkaMessage) {
         // In place: copying the set out and back would copy it once per record.
-        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, message: message)
+        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, message: message, position: currentPosition)
     }
 
     /// Computes the result of every key changed since the last commit once and
@@ -528,6 +563,7 @@ package actor StreamTask {
                 guard let last = d.last[key], let state = store.get(key) else { continue }
                 let m = last.message
                 currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+                currentPosition = last.position
                 emitIndex = 0
                 let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
                 do throws(RecordError) { try run(record, from: step + 1) } catch { try deadLetter(m, error) }

@@ -228,6 +228,17 @@ actor TaskManager {
             // The stream time the task had at its last commit (commit metadata, as Kafka Streams
             // keeps partition time): late records and closed windows stay as they were.
             let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
+            if let redis, sub.steps.contains(where: { if case .redis = $0 { return true } else { return false } }) {
+                let fenceKey = "se:fence:\(env.config.applicationId):\(id)"
+                let reply = try await retrying("read the Redis fence of \(id)") { try await redis.command(["HGETALL", fenceKey]) }
+                var applied: [String: Int64] = [:]
+                let items = reply.array ?? []
+                for i in stride(from: 0, to: items.count - 1, by: 2) {
+                    guard let field = items[i].string, !field.hasPrefix("~"), let value = items[i + 1].string.flatMap({ Int64($0) }) else { continue }
+                    applied[field] = value
+                }
+                await task.setRedisAppliedThrough(applied)
+            }
             let warm = await standbys?.take(stores: sub.stores, partition: id.partition) ?? [:]
             _ = try await task.restore(committed: committed, streamTime: streamTime, warm: warm)
             tasks[id] = task
