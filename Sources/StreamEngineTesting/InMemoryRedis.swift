@@ -4,7 +4,7 @@ import StreamEngine
 /// ``TopologyTestDriver``: what a test would read back from a real Redis after a commit.
 ///
 /// It understands the commands the engine's Redis sink issues (`SET`, `DEL`, `HSET`, `ZADD`,
-/// `PEXPIRE`, the fence's `ZREMIFLE`) and the sorted-set trimming of `commands` steps
+/// `PEXPIRE`, the fence's `ZREMIFLE`, `ZADDIFNEWER`, `SETMAX`) and the sorted-set trimming of `commands` steps
 /// (`ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`). Expiry is not simulated: ``ttlMillis(_:)`` tells
 /// the TTL a key was given.
 public struct InMemoryRedis: Sendable {
@@ -61,6 +61,14 @@ public struct InMemoryRedis: Sendable {
         case "ZREMIFLE" where args.count == 2:  // the engine's: remove a member if its score <= the given one
             guard let score = Double(args[0]) else { throw UnsupportedCommand(command: command) }
             if let current = sortedSets[key]?[args[1]], current <= score { removeMembers(key) { $0.member == args[1] } }
+        case "ZADDIFNEWER" where args.count == 3:  // the engine's: add unless the guard key holds a score at or above
+            guard let score = Double(args[0]) else { throw UnsupportedCommand(command: command) }
+            if let guard_ = strings[args[2]].flatMap(Double.init), score <= guard_ { break }
+            sortedSets[key, default: [:]][args[1]] = score
+        case "SETMAX" where args.count == 2:  // the engine's: keep the larger number, set the TTL
+            guard let value = Double(args[0]), let ttl = Int64(args[1]) else { throw UnsupportedCommand(command: command) }
+            if let current = strings[key].flatMap(Double.init), current >= value {} else { strings[key] = args[0] }
+            ttls[key] = ttl
         case "ZREMRANGEBYRANK" where args.count == 2:
             guard var start = Int(args[0]), var stop = Int(args[1]) else { throw UnsupportedCommand(command: command) }
             let ranked = zrangeWithScores(key)

@@ -67,6 +67,10 @@ struct RecentListParams {
     func guestKey(_ guestId: String) -> String {
         guestKey.render(recordKey: guestId) { $0 == "guestId" ? guestId : nil } ?? "recent:guest:\(guestId)"
     }
+
+    /// `<guest key>:merged`: the latest login time whose merge was applied; guest views at or
+    /// before it are not added to the guest key again (`ZADDIFNEWER`).
+    func mergedGuardKey(_ guestId: String) -> String { guestKey(guestId) + ":merged" }
 }
 
 /// `recent_guest_views`: the first half of recently viewed with login merge,
@@ -133,7 +137,9 @@ public struct RecentGuestViewsProcessor: Processor {
 
         let key = params.guestKey(guest)
         var commands: [JSONValue] = []
-        if changed { commands.append(["ZADD", .string(key), .string(String(t)), .string(product)]) }
+        // Added unless a login merge at or after this view's time went through: then the member
+        // side owns the product, and a late or replayed write must not bring it back.
+        if changed { commands.append(["ZADDIFNEWER", .string(key), .string(String(t)), .string(product), .string(params.mergedGuardKey(guest))]) }
         commands.append(["ZREMRANGEBYRANK", .string(key), "0", .string(String(-(params.maxItems + 1)))])
         if let newest = list.newest {
             commands.append(["ZREMRANGEBYSCORE", .string(key), "-inf", .string("(" + String(newest - params.maxAge))])
@@ -161,7 +167,7 @@ public struct RecentGuestViewsProcessor: Processor {
             state["login"] = ["memberId": .string(member), "at": .millis(at)]
         }
         save(&state, guest, store)
-        if !merged.isEmpty { forward(member: member, guest: guest, products: merged, record, context) }
+        if !merged.isEmpty { forward(member: member, guest: guest, products: merged, loginAt: at, record, context) }
     }
 
     private func save(_ state: inout JSONObject, _ guest: String, _ store: KeyValueStore) {
@@ -174,11 +180,10 @@ public struct RecentGuestViewsProcessor: Processor {
         }
     }
 
-    private func forward(member: String, guest: String, products: JSONObject, _ record: StreamRecord, _ context: ProcessorContext) {
-        context.forward(StreamRecord(
-            key: record.key,
-            value: ["memberId": .string(member), "guestId": .string(guest), "products": .object(products), "guestCommands": []],
-            timestamp: record.timestamp, origin: record.origin))
+    private func forward(member: String, guest: String, products: JSONObject, loginAt: Int64? = nil, _ record: StreamRecord, _ context: ProcessorContext) {
+        var value: JSONObject = ["memberId": .string(member), "guestId": .string(guest), "products": .object(products), "guestCommands": []]
+        if let loginAt { value["loginAt"] = .millis(loginAt) }
+        context.forward(StreamRecord(key: record.key, value: value, timestamp: record.timestamp, origin: record.origin))
     }
 }
 
@@ -189,7 +194,10 @@ public struct RecentGuestViewsProcessor: Processor {
 /// `recent` is the whole list (a `redis` sorted-set step writes it as a whole)
 /// and, for a merge, `guestRemovals` holds `ZREMIFLE recent:guest:{g} t p` for
 /// every merged product — removed only if the guest has not viewed it again
-/// since — for a `redis` `commands` step. Both steps run in the same task and
+/// since — and `SETMAX recent:guest:{g}:merged <login time> <max_age>`, which
+/// keeps the guest side's `ZADDIFNEWER` from adding a merged view again (a
+/// replay after a crash, or a guest commit that lands after the merge), for a
+/// `redis` `commands` step. Both steps run in the same task and
 /// commit, so Redis applies them in one atomic script: no reader sees a
 /// product in both lists or in neither, and the guest key disappears with its
 /// last member.
@@ -215,6 +223,9 @@ public struct RecentMemberViewsProcessor: Processor {
             guard let t = t.intValue else { throw RecordError(.wrongType, "product times must be epoch milliseconds") }
             list.add(p, at: t)
             if let guest { removals.append(["ZREMIFLE", .string(params.guestKey(guest)), .string(String(t)), .string(p)]) }
+        }
+        if let guest, let at = record.field("loginAt")?.intValue {
+            removals.append(["SETMAX", .string(params.mergedGuardKey(guest)), .string(String(at)), .string(String(params.maxAge))])
         }
         list.trim()
         let json = list.json

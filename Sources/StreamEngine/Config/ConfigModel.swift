@@ -559,7 +559,9 @@ public enum RedisMode: Sendable, Hashable {
     /// The commands listed in `field` (an array of arrays of strings), run as
     /// they are in the task's atomic commit. Besides Redis commands the engine
     /// provides `ZREMIFLE key score member` (remove the member only if its
-    /// score is at most `score`).
+    /// score is at most `score`), `ZADDIFNEWER key score member guardKey` (add
+    /// only if `score` is above the number stored at `guardKey`, or there is none)
+    /// and `SETMAX key value ttlMillis` (keep the larger number, set the TTL).
     case commands(field: String)
 
     /// The mode as written in the file.

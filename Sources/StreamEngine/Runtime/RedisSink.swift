@@ -119,6 +119,13 @@ enum RedisFence {
           if ARGV[idx + 1] == 'ZREMIFLE' then
             local cur = redis.call('ZSCORE', ARGV[idx + 2], ARGV[idx + 4])
             if cur and tonumber(cur) <= tonumber(ARGV[idx + 3]) then redis.call('ZREM', ARGV[idx + 2], ARGV[idx + 4]) end
+          elseif ARGV[idx + 1] == 'ZADDIFNEWER' then
+            local guard = redis.call('GET', ARGV[idx + 5])
+            if not guard or tonumber(ARGV[idx + 3]) > tonumber(guard) then redis.call('ZADD', ARGV[idx + 2], ARGV[idx + 3], ARGV[idx + 4]) end
+          elseif ARGV[idx + 1] == 'SETMAX' then
+            local cur = redis.call('GET', ARGV[idx + 2])
+            if not cur or tonumber(ARGV[idx + 3]) > tonumber(cur) then redis.call('SET', ARGV[idx + 2], ARGV[idx + 3]) end
+            redis.call('PEXPIRE', ARGV[idx + 2], ARGV[idx + 4])
           else
             redis.call(unpack(ARGV, idx + 1, idx + argc))
           end
