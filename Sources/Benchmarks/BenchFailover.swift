@@ -240,7 +240,8 @@ extension FailoverResults {
             Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (3,000 is the engine's default on a mock cluster; `--failover-session-timeout-ms`): \
             librdkafka's mock coordinator notices a dead member on its 1 s session check after the timeout, then waits \
             `session.timeout.ms − 1 s` for the others to rejoin — a floor of about \(BenchFormat.seconds(Double(sessionTimeoutMs * 2 - 1000) / 1000)) \
-            before any member can take the partitions. On a real cluster the floor is the broker's \
+            before any member can take the partitions. A shorter session timeout is not possible there: the mock waits 3 s \
+            on a group's first join and drops members whose session is shorter meanwhile, so the group never forms. On a real cluster the floor is the broker's \
             `group.min.session.timeout.ms` (6 s by default) plus the rebalance. The takeover column is what the engine controls.
 
             | run | keys moved | SIGKILL → assignment (group) min / median / max | assignment → first commit (takeover) | SIGKILL → first commit | changelog records restored (median) |
