@@ -60,6 +60,9 @@ package actor StreamTask {
     private var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     private var input: PartitionGroup
+    /// Per input topic, the task's own committed position: records before it were processed
+    /// here before (the partition resumes at the slowest reader's offset).
+    private var resumeAt: [String: Int64] = [:]
     /// A merged repartition input: records taken so far in the canonical merge order
     /// (the position its commit tags and commit metadata count; see `UpstreamMerge`).
     private var mergePosition: Int64 = 0
@@ -200,6 +203,8 @@ package actor StreamTask {
             input.restoreProgress(progress)
         }
         if input.merge != nil, let topic = sub.sourceTopics.first { mergePosition = committed[topic] ?? 0 }
+        // The partition resumes at the slowest reader's offset: skip what this task had processed.
+        if input.merge == nil { resumeAt = committed }
         lastCommittedTag = CommitTag(committed)
         return reports
     }
@@ -215,6 +220,7 @@ package actor StreamTask {
                 input.marker(m)
                 continue
             }
+            if let from = resumeAt[m.topic], m.offset < from { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             let decoded: Result<StreamRecord, RecordError>
             do throws(RecordError) { decoded = .success(try decode(m, origin: origin)) } catch { decoded = .failure(error) }

@@ -16,22 +16,66 @@ enum StreamTimeMetadata {
     static func mergePosition(_ metadata: String) -> Int64? { field("p", metadata) }
 }
 
-/// The committed position of a task's inputs as its commit tags count them:
-/// the next offset per topic, except for a merged repartition input, whose
+extension Int64 {
+    /// nil for `Int64.min` (no stream time yet).
+    var nonMin: Int64? { self == .min ? nil : self }
+}
+
+/// The committed position of a task's inputs as its commit tags count them.
+///
+/// Several tasks read one partition (one per sub-topology reading its topic),
+/// each at its own pace; the group has one offset per partition, the smallest of
+/// them (reading resumes there). The commit metadata lists every reader's own
+/// position and stream time (`<task>=<offset>@<stream time>;…`): a task resumes
+/// from its own position (it skips what it had processed) and its commit tags
+/// are checked against it. For a merged repartition input (one reader) the
 /// position is the number of records taken in the canonical merge order
-/// (commit metadata `p=`; the Kafka offset there is only where reading resumes).
+/// (`p=`), and the Kafka offset is where reading resumes.
 enum CommittedPositions {
+    /// One reader's entry in the metadata.
+    struct Reader: Equatable, Sendable {
+        var offset: Int64
+        var streamTime: Int64?
+    }
+
+    /// Metadata listing every reader of a partition (the group offset is the smallest).
+    static func format(_ readers: [TaskID: Reader]) -> String {
+        readers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.offset)@\($0.value.streamTime.map(String.init) ?? "")" }.joined(separator: ";")
+    }
+
+    /// The readers listed in metadata (none in metadata of another form).
+    static func readers(_ metadata: String?) -> [String: Reader] {
+        var out: [String: Reader] = [:]
+        for part in (metadata ?? "").split(separator: ";") {
+            guard let eq = part.lastIndex(of: "="), let at = part[eq...].firstIndex(of: "@"),
+                  let offset = Int64(part[part.index(after: eq)..<at]) else { continue }
+            out[String(part[..<eq])] = Reader(offset: offset, streamTime: Int64(part[part.index(after: at)...]))
+        }
+        return out
+    }
+
     static func of(sub: SubTopology, partition: Int32, committed: [TopicPartition: TopicPartitionOffset]) -> [String: Int64] {
+        let task = TaskID(subTopology: sub.id, partition: partition).description
         var out: [String: Int64] = [:]
         for topic in sub.sourceTopics {
             guard let c = committed[TopicPartition(topic, partition)], c.offset >= 0 else { continue }
             if sub.fromRepartition {
                 out[topic] = c.metadata.flatMap(StreamTimeMetadata.mergePosition) ?? 0
             } else {
-                out[topic] = c.offset
+                out[topic] = readers(c.metadata)[task]?.offset ?? c.offset
             }
         }
         return out
+    }
+
+    /// The task's stream time at its last commit.
+    static func streamTime(sub: SubTopology, partition: Int32, committed: [TopicPartition: TopicPartitionOffset]) -> Int64 {
+        let task = TaskID(subTopology: sub.id, partition: partition).description
+        return sub.sourceTopics.compactMap { topic -> Int64? in
+            let metadata = committed[TopicPartition(topic, partition)]?.metadata
+            if sub.fromRepartition { return metadata.flatMap(StreamTimeMetadata.parse) }
+            return readers(metadata)[task]?.streamTime ?? metadata.flatMap(StreamTimeMetadata.parse)
+        }.max() ?? .min
     }
 }
 

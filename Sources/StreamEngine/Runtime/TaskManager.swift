@@ -156,12 +156,19 @@ actor TaskManager {
         }
         var out: [TopicPartitionOffset] = []
         for tp in touched.sorted(by: { $0.description < $1.description }) {
-            var slowest: TopicPartitionOffset?
-            for id in tasksByPartition[tp] ?? [] where tasks[id] != nil {
-                let o = positions[id]?[tp] ?? TopicPartitionOffset(tp, max(0, startPositions[tp] ?? 0))
-                if slowest == nil || o.offset < slowest!.offset { slowest = o }
+            let readers = (tasksByPartition[tp] ?? []).filter { tasks[$0] != nil }
+            if readers.count == 1, let only = readers.first, let o = positions[only]?[tp], tasks[only]?.sub.fromRepartition == true {
+                out.append(o)  // a merged repartition input: its own resume offset and metadata
+                continue
             }
-            if let slowest { out.append(slowest) }
+            var listed: [TaskID: CommittedPositions.Reader] = [:]
+            var slowest = Int64.max
+            for id in readers {
+                let o = positions[id]?[tp] ?? TopicPartitionOffset(tp, max(0, startPositions[tp] ?? 0))
+                listed[id] = CommittedPositions.Reader(offset: o.offset, streamTime: o.metadata.flatMap(StreamTimeMetadata.parse))
+                slowest = min(slowest, o.offset)
+            }
+            if slowest != .max { out.append(TopicPartitionOffset(tp, slowest, metadata: CommittedPositions.format(listed))) }
         }
         return out
     }
@@ -220,14 +227,21 @@ actor TaskManager {
             allCommitted = committedWithMetadata.mapValues(\.offset)
             for (tp, o) in allCommitted { startPositions[tp] = o }
         }
-        for id in ids { positions.removeValue(forKey: id) }
+        for id in ids { positions.removeValue(forKey: id) }  // set again below from the task's own committed position
         for id in ids {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
             let committed = CommittedPositions.of(sub: sub, partition: id.partition, committed: committedWithMetadata)
+            if !sub.fromRepartition {
+                for topic in sub.sourceTopics {
+                    let tp = TopicPartition(topic, id.partition)
+                    positions[id, default: [:]][tp] = TopicPartitionOffset(tp, committed[topic] ?? max(0, allCommitted[tp] ?? 0),
+                        metadata: StreamTimeMetadata.format(CommittedPositions.streamTime(sub: sub, partition: id.partition, committed: committedWithMetadata).nonMin))
+                }
+            }
             // The stream time the task had at its last commit (commit metadata, as Kafka Streams
             // keeps partition time): late records and closed windows stay as they were.
-            let streamTime = sub.sourceTopics.compactMap { committedWithMetadata[TopicPartition($0, id.partition)]?.metadata.flatMap(StreamTimeMetadata.parse) }.max() ?? .min
+            let streamTime = CommittedPositions.streamTime(sub: sub, partition: id.partition, committed: committedWithMetadata)
             if let redis, sub.steps.contains(where: { if case .redis = $0 { return true } else { return false } }) {
                 let fenceKey = "se:fence:\(env.config.applicationId):\(id)"
                 let reply = try await retrying("read the Redis fence of \(id)") { try await redis.command(["HGETALL", fenceKey]) }
