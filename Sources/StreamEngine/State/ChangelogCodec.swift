@@ -59,4 +59,12 @@ public enum ChangelogCodec {
         let exp = m.header(expiresHeader)?.stringValue.flatMap { Int64($0) }
         return (key, StoreEntry(value: json, expiresAt: exp), tag)
     }
+
+    /// Decodes the entry of a record that has a value, from the value's bytes and the
+    /// `se-exp` header's bytes (as ``decode(_:)`` does, without a ``KafkaMessage``).
+    public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?) throws -> StoreEntry {
+        let json = try JSONValue.parse(value)
+        let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+        return StoreEntry(value: json, expiresAt: exp)
+    }
 }

@@ -1,11 +1,94 @@
 /// One entry of a state store: a JSON value and, for keys with a TTL, the
 /// event time at which it expires.
+///
+/// Held compactly: one byte array with the expiry (a flag byte, then 8 bytes
+/// little-endian when there is one) followed by the value in ``JSONCompact``
+/// encoding. ``value`` decodes on every access and encodes on every set, so read
+/// it once per use. Equality and hashing are those of the decoded value and expiry.
 public struct StoreEntry: Sendable, Hashable {
-    public var value: JSONValue
-    public var expiresAt: Int64?
+    /// Expiry flag (+ 8 bytes) and the compact value.
+    private(set) var storage: [UInt8]
+
+    /// Where the compact value starts in `storage`.
+    @inline(__always)
+    private var valueStart: Int { storage.first == 1 ? 9 : 1 }
+
     public init(value: JSONValue, expiresAt: Int64? = nil) {
-        self.value = value
-        self.expiresAt = expiresAt
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((expiresAt == nil ? 1 : 9) + JSONCompact.encodedSize(value))
+        Self.appendExpiry(expiresAt, to: &bytes)
+        JSONCompact.encode(value, into: &bytes)
+        storage = bytes
+    }
+
+    /// An entry from its storage bytes as ``storage`` holds them; `nil` when they are not
+    /// well-formed (snapshot reading).
+    init?(storage bytes: [UInt8]) {
+        guard let first = bytes.first, first <= 1 else { return nil }
+        let start = first == 1 ? 9 : 1
+        guard bytes.count > start else { return nil }
+        let length = bytes.withUnsafeBytes { JSONCompact.validatedLength(of: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        guard length == bytes.count - start else { return nil }
+        storage = bytes
+    }
+
+    /// An entry from a compact value already encoded (`compactValue`), with an expiry.
+    init(compactValue: UnsafeRawBufferPointer, expiresAt: Int64?) {
+        let header = expiresAt == nil ? 1 : 9
+        storage = [UInt8](unsafeUninitializedCapacity: header + compactValue.count) { buffer, initialized in
+            var head: [UInt8] = []
+            Self.appendExpiry(expiresAt, to: &head)
+            for i in 0..<head.count { buffer[i] = head[i] }
+            if let src = compactValue.baseAddress, compactValue.count > 0 {
+                UnsafeMutableRawPointer(buffer.baseAddress! + header).copyMemory(from: src, byteCount: compactValue.count)
+            }
+            initialized = header + compactValue.count
+        }
+    }
+
+    /// The value (decoded from its compact form on every access).
+    public var value: JSONValue {
+        get {
+            let start = valueStart
+            return storage.withUnsafeBytes { JSONCompact.decode(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        }
+        set { self = StoreEntry(value: newValue, expiresAt: expiresAt) }
+    }
+
+    /// The event time after which the key is removed; `nil` for no TTL.
+    public var expiresAt: Int64? {
+        get {
+            guard storage.first == 1 else { return nil }
+            var v: UInt64 = 0
+            for b in 0..<8 { v |= UInt64(storage[1 + b]) << (8 * UInt64(b)) }
+            return Int64(bitPattern: v)
+        }
+        set {
+            let start = valueStart
+            self = storage.withUnsafeBytes { StoreEntry(compactValue: UnsafeRawBufferPointer(rebasing: $0[start...]), expiresAt: newValue) }
+        }
+    }
+
+    /// Bytes held for the entry (storage only, without the array's header).
+    public var storedBytes: Int { storage.count }
+
+    public static func == (lhs: StoreEntry, rhs: StoreEntry) -> Bool {
+        lhs.expiresAt == rhs.expiresAt && lhs.value == rhs.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(value)
+        hasher.combine(expiresAt)
+    }
+
+    private static func appendExpiry(_ expiresAt: Int64?, to bytes: inout [UInt8]) {
+        guard let expiresAt else {
+            bytes.append(0)
+            return
+        }
+        bytes.append(1)
+        let v = UInt64(bitPattern: expiresAt)
+        for b in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) }
     }
 }
 
@@ -70,6 +153,11 @@ public final class KeyValueStore {
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
         entries[key] = entry
+    }
+
+    /// Makes room for `count` keys in all (a restore that knows how many records come).
+    func reserveCapacity(_ count: Int) {
+        entries.reserveCapacity(count)
     }
 
     func replaceAll(_ newEntries: [String: StoreEntry]) {

@@ -106,9 +106,13 @@ public struct StoreRestorer: Sendable {
         let toRead = max(0, wm.high - startOffset)
         let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
         if toRead > 0 {
+            // Room for every record read (at most one new key each): no rehashing while restoring.
+            store.reserveCapacity(store.count + Int(Swift.min(toRead, 1 << 26)))
             logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : "")")
             var read: Int64 = 0
             var lastLog = ContinuousClock.now
+            var lastTag: CommitTag?
+            var lastVerdict = false
             do {
                 try ChangelogReplay.run(
                     consumer: consumer, topic: changelogTopic, ranges: [store.partition: startOffset..<wm.high],
@@ -121,9 +125,16 @@ public struct StoreRestorer: Sendable {
                         }
                     },
                     apply: { record in
-                        if let committed, !(record.tag?.isCommitted(by: committed) ?? false) {
-                            skipped += 1
-                            return
+                        if let committed {
+                            // Records of one commit share their tag: judge each distinct tag once.
+                            if record.tag != lastTag {
+                                lastTag = record.tag
+                                lastVerdict = record.tag?.isCommitted(by: committed) ?? false
+                            }
+                            if !lastVerdict {
+                                skipped += 1
+                                return
+                            }
                         }
                         store.restore(record.key, record.entry)
                         applied += 1

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import Zstd
+@testable import StreamEngine
+
+@Suite("State: compact store entries and snapshots")
+struct StoreStateTests {
+    static let stats: JSONValue = ["orders": 2, "items": 5, "cents": 12345, "last": 1_733_000_000_000, "categories": ["books": 345, "électronique": 12000.5]]
+
+    @Test("an entry gives back its value and expiry; setting one keeps the other")
+    func entryRoundTrip() {
+        var e = StoreEntry(value: Self.stats, expiresAt: 1_733_000_000_123)
+        #expect(e.value == Self.stats)
+        #expect(e.value.serializedString() == Self.stats.serializedString())
+        #expect(e.expiresAt == 1_733_000_000_123)
+        e.expiresAt = nil
+        #expect(e.expiresAt == nil)
+        #expect(e.value == Self.stats)
+        e.expiresAt = -5
+        #expect(e.expiresAt == -5)
+        e.value = ["n": 1]
+        #expect(e.value == ["n": 1])
+        #expect(e.expiresAt == -5)
+        #expect(StoreEntry(value: nil).value == .null)
+        // Smaller than the JSON text of the value.
+        #expect(StoreEntry(value: Self.stats).storedBytes < Self.stats.serialized().count)
+    }
+
+    @Test("entries compare and hash as their values do (member order ignored)")
+    func entryEquality() {
+        let a = StoreEntry(value: ["a": 1, "b": [true, "x"]])
+        let b = StoreEntry(value: ["b": [true, "x"], "a": 1])
+        #expect(a == b)
+        #expect(a.hashValue == b.hashValue)
+        #expect(a != StoreEntry(value: ["a": 1, "b": [true, "x"]], expiresAt: 7))
+        #expect(a != StoreEntry(value: ["a": 2, "b": [true, "x"]]))
+        #expect(Set([a, b]).count == 1)
+    }
+
+    static func entries() -> [String: StoreEntry] {
+        var out: [String: StoreEntry] = ["ttl": StoreEntry(value: 3, expiresAt: 1_733_000_000_000), "stats": StoreEntry(value: stats), "empty-key-value": StoreEntry(value: "")]
+        out[""] = StoreEntry(value: [nil, -0.0, 0.1, ["deep": [[["x"]]]]])
+        for i in 0..<300 { out["user-\(i)"] = StoreEntry(value: ["orders": .number(Double(i)), "s": .string(String(repeating: "é", count: i % 7))]) }
+        return out
+    }
+
+    @Test("a snapshot reads back every entry, expiry included")
+    func snapshotRoundTrip() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/s/0.snapshot"
+        let entries = Self.entries()
+        try StoreSnapshot(store: "s", partition: 3, changelogOffset: 42, inputOffsets: ["in": 7], entries: entries).write(to: path)
+        let read = try StoreSnapshot.read(from: path)
+        #expect(read.entries == entries)
+        #expect(read.entries["ttl"]?.expiresAt == 1_733_000_000_000)
+        #expect(read.entries[""]?.value[1]?.doubleValue?.sign == .minus)
+        #expect((read.store, read.partition, read.changelogOffset, read.inputOffsets) == ("s", 3, 42, ["in": 7]))
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(8)) == Array("SESNAP02".utf8))
+    }
+
+    /// A file of the given magic holding `body` after the header line, as the writer frames it.
+    static func file(magic: String, entries: Int, body: [UInt8], at path: String) throws {
+        var raw = Array(#"{"store":"s","partition":0,"changelogOffset":9,"entries":\#(entries),"inputOffsets":{"in":1}}"#.utf8) + [0x0A]
+        raw += body
+        let data = Array(magic.utf8) + (try ZstdCompressor(level: 3, checksum: true).compress(raw))
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(data)))
+    }
+
+    static func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+
+    @Test("a snapshot of the first format (JSON values) is still read")
+    func snapshotV1() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/0.snapshot"
+        var body: [UInt8] = []
+        for (key, value, exp) in [("alice", #"{"n":2,"tags":["x"]}"#, Int64(-1)), ("carol", "7", 1_733_000_000_000)] {
+            body += Self.le(UInt64(key.utf8.count), 4) + Array(key.utf8)
+            body += Self.le(UInt64(value.utf8.count), 4) + Array(value.utf8)
+            body += Self.le(UInt64(bitPattern: exp), 8)
+        }
+        try Self.file(magic: "SESNAP01", entries: 2, body: body, at: path)
+        let read = try StoreSnapshot.read(from: path)
+        #expect(read.entries == ["alice": StoreEntry(value: ["n": 2, "tags": ["x"]]), "carol": StoreEntry(value: 7, expiresAt: 1_733_000_000_000)])
+        #expect(read.changelogOffset == 9)
+    }
+
+    @Test("a snapshot entry that is not a well-formed compact entry is reported with its key")
+    func snapshotBadEntry() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/0.snapshot"
+        // "bob": an expiry flag, then an array claiming 5 elements with only one present.
+        let entry: [UInt8] = [0x00, 0x06, 0x05, 0x81]
+        let body = Self.le(3, 4) + Array("bob".utf8) + Self.le(UInt64(entry.count), 4) + entry
+        try Self.file(magic: "SESNAP02", entries: 1, body: body, at: path)
+        #expect {
+            try StoreSnapshot.read(from: path)
+        } throws: { error in
+            guard let e = error as? SnapshotError else { return false }
+            return e.description.contains(path) && e.description.contains("bob")
+        }
+        // The same entry well-formed reads.
+        let good: [UInt8] = [0x00, 0x06, 0x01, 0x81]
+        try Self.file(magic: "SESNAP02", entries: 1, body: Self.le(3, 4) + Array("bob".utf8) + Self.le(4, 4) + good, at: path)
+        #expect(try StoreSnapshot.read(from: path).entries == ["bob": StoreEntry(value: [1])])
+    }
+}
