@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import StreamValues
@@ -66,5 +67,82 @@ struct JSONCompactTests {
         // A value followed by more bytes: the length is that of the value.
         let two = JSONCompact.encoded(.string("ab")) + [0x00]
         #expect(two.withUnsafeBytes { JSONCompact.validatedLength(of: $0) } == 4)
+    }
+
+    /// What transcoding `text` gives, and what parsing and encoding give (bytes or error).
+    static func both(_ text: String) -> (transcoded: Result<[UInt8], JSONParseError>, viaTree: Result<[UInt8], JSONParseError>) {
+        both(bytes: Array(text.utf8))
+    }
+
+    static func both(bytes: [UInt8]) -> (transcoded: Result<[UInt8], JSONParseError>, viaTree: Result<[UInt8], JSONParseError>) {
+        let transcoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONParseError) -> [UInt8] in
+                var out: [UInt8] = [0xEE]  // something before: transcoding appends
+                try JSONCompact.transcode(json: raw, into: &out)
+                return Array(out.dropFirst())
+            }
+        }
+        let viaTree = Result { () throws(JSONParseError) -> [UInt8] in JSONCompact.encoded(try JSONValue.parse(bytes)) }
+        return (transcoded, viaTree)
+    }
+
+    /// The transcoder alone (no fallback to the tree): `nil` when it gave up.
+    static func fastPath(_ text: String) -> [UInt8]? {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { buf -> [UInt8]? in
+            guard let base = buf.baseAddress else { return nil }
+            var p = JSONParser(base: base, count: buf.count)
+            defer { p.release() }
+            var t = JSONCompact.Transcoder()
+            var out: [UInt8] = []
+            guard (try? t.value(&p, &out)) == true else { return nil }
+            return out
+        }
+    }
+
+    @Test("transcoding JSON text gives the bytes of parse + encode, for random trees in compact and spaced text")
+    func transcodeRandom() throws {
+        var rng = SplitMix64(seed: 29)
+        for _ in 0..<2000 {
+            let v = RandomJSON.value(&rng)
+            let compact = v.serializedString()
+            let spaced = compact.replacingOccurrences(of: ",", with: " ,\n ").replacingOccurrences(of: ":", with: " : ")
+            for text in [compact, " \t" + compact + "\n "] {
+                let (t, tree) = Self.both(text)
+                #expect(try t.get() == tree.get(), "\(text)")
+                #expect(JSONCompact.decode(try t.get()) == v)
+            }
+            // Unique keys: the transcoder itself did it.
+            #expect(Self.fastPath(compact) == JSONCompact.encoded(v), "\(compact)")
+            // Spacing inside strings changes them: only compare with the tree.
+            let (t, tree) = Self.both(spaced)
+            #expect(t == tree, "\(spaced)")
+        }
+    }
+
+    @Test("transcoding: escapes, repeated keys (first position, last value), long containers, errors as the parser's")
+    func transcodeCases() throws {
+        let big = "[" + (0..<300).map { String($0) }.joined(separator: ",") + "]"
+        let wide = "{" + (0..<200).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        let texts = [
+            #"{"a":1,"b":2,"a":3}"#, #"{"x":{"y":1,"y":[1,2]},"z":"\u00e9\n\"q\"\ud83d\ude00"}"#, #"{"":1,"\u0000":2}"#,
+            big, wide, "{\"a\":" + big + ",\"b\":" + wide + "}", "[[],{},[{}],\"\"]", "-0", "1e400", "0.1", "-12345678901234567890",
+            "", " ", "{", "[1,]", "{\"a\" 1}", "nul", "tru", "\"abc", "\"\\x\"", "{} x", "[1 2]", "\u{1}", "\"\u{1}\"",
+            String(repeating: "[", count: 129) + String(repeating: "]", count: 129),
+            String(repeating: "[", count: 128) + String(repeating: "]", count: 128),
+        ]
+        for text in texts {
+            let (t, tree) = Self.both(text)
+            #expect(t == tree, "\(text)")
+        }
+        #expect(Self.fastPath(#"{"a":1,"b":2,"a":3}"#) == nil, "a repeated key goes through the tree")
+        #expect(Self.fastPath(wide) == (try Self.both(wide).viaTree.get()), "a count above 127 is patched in place")
+        // Invalid UTF-8 is rejected as the parser does.
+        let (t, tree) = Self.both(bytes: [0x22, 0xC3, 0x28, 0x22])
+        #expect(t == tree)
+        guard case .failure = t else {
+            Issue.record("invalid UTF-8 was accepted")
+            return
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import KafkaClient
 
 /// One decoded changelog record.
@@ -70,6 +71,8 @@ public enum ChangelogReplay {
         var lastTagBytes: [UInt8] = []
         var lastTag: CommitTag?
         var failure: ChangelogReplayError?
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
         while !pending.isEmpty {
             let batch: KafkaConsumer.ViewBatchSummary
             do {
@@ -78,7 +81,7 @@ public enum ChangelogReplay {
                     let key = m.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
                     var tag: CommitTag?
                     if let t = m.header(ChangelogCodec.tagHeader) {
-                        if !t.elementsEqual(lastTagBytes) {
+                        if !Self.same(t, lastTagBytes) {
                             lastTagBytes = Array(t)
                             lastTag = CommitTag(parsing: String(decoding: t, as: UTF8.self))
                         }
@@ -87,7 +90,7 @@ public enum ChangelogReplay {
                     var entry: StoreEntry?
                     if let value = m.value {
                         do {
-                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(ChangelogCodec.expiresHeader))
+                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(ChangelogCodec.expiresHeader), scratch: &scratch)
                         } catch {
                             failure = .decode(partition: m.partition, offset: m.offset, error)
                             return false
@@ -111,5 +114,11 @@ public enum ChangelogReplay {
                 throw .stalled(partitions: pending.sorted(), after: stallTimeout)
             }
         }
+    }
+
+    /// Whether `a` holds the bytes of `b`.
+    @inline(__always)
+    static func same(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        a.count == b.count && b.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
     }
 }

@@ -36,11 +36,16 @@ public struct StoreEntry: Sendable, Hashable {
     init(compactValue: UnsafeRawBufferPointer, expiresAt: Int64?) {
         let header = expiresAt == nil ? 1 : 9
         storage = [UInt8](unsafeUninitializedCapacity: header + compactValue.count) { buffer, initialized in
-            var head: [UInt8] = []
-            Self.appendExpiry(expiresAt, to: &head)
-            for i in 0..<head.count { buffer[i] = head[i] }
+            let base = buffer.baseAddress!
+            if let expiresAt {
+                base[0] = 1
+                let v = UInt64(bitPattern: expiresAt)
+                for b in 0..<8 { base[1 + b] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(b))) }
+            } else {
+                base[0] = 0
+            }
             if let src = compactValue.baseAddress, compactValue.count > 0 {
-                UnsafeMutableRawPointer(buffer.baseAddress! + header).copyMemory(from: src, byteCount: compactValue.count)
+                UnsafeMutableRawPointer(base + header).copyMemory(from: src, byteCount: compactValue.count)
             }
             initialized = header + compactValue.count
         }
