@@ -43,9 +43,9 @@ public struct StoreSnapshot: Sendable {
         "\(stateDir)/\(applicationId)/\(store)/\(partition).snapshot"
     }
 
-    /// Writes atomically (temporary file + rename).
+    /// Writes atomically (temporary file + rename). The entries are compressed as they are
+    /// serialised, in chunks: memory use beyond the entries does not grow with the store.
     public func write(to path: String) throws {
-        var raw: [UInt8] = []
         var header: JSONObject = [
             "store": .string(store), "partition": .number(Double(partition)),
             "changelogOffset": .number(Double(changelogOffset)), "entries": .number(Double(entries.count)),
@@ -54,27 +54,33 @@ public struct StoreSnapshot: Sendable {
         let headerBytes = JSONValue.object(header).serialized()
         var size = headerBytes.count + 1
         for (key, entry) in entries { size += 8 + key.utf8.count + entry.storage.count }
-        raw.reserveCapacity(size)
-        raw += headerBytes
-        raw.append(0x0A)
-        for (key, entry) in entries {
-            var key = key
-            key.withUTF8 { k in
-                Self.append(UInt32(k.count), to: &raw)
-                raw.append(contentsOf: k)
-            }
-            Self.append(UInt32(entry.storage.count), to: &raw)
-            raw.append(contentsOf: entry.storage)
-        }
-        let compressed = try ZstdCompressor(level: 3, checksum: true).compress(raw)
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
-        var data = Data(capacity: Self.magic.count + compressed.count)
-        data.append(contentsOf: Self.magic)
-        data.append(contentsOf: compressed)
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw SnapshotError(path: tmp, reason: "cannot write")
+        do {
+            let writer = try ZstdFileWriter(path: tmp, prefix: Self.magic, contentSize: UInt64(size), level: 3, checksum: true)
+            let chunkSize = 1 << 17
+            var chunk: [UInt8] = []
+            chunk.reserveCapacity(chunkSize + 4096)
+            chunk += headerBytes
+            chunk.append(0x0A)
+            for (key, entry) in entries {
+                var key = key
+                key.withUTF8 { k in
+                    Self.append(UInt32(k.count), to: &chunk)
+                    chunk.append(contentsOf: k)
+                }
+                Self.append(UInt32(entry.storage.count), to: &chunk)
+                chunk.append(contentsOf: entry.storage)
+                if chunk.count >= chunkSize {
+                    try writer.write(chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                }
+            }
+            try writer.write(chunk)
+            try writer.finish()
+        } catch {
+            throw SnapshotError(path: tmp, reason: "cannot write: \(error)")
         }
         if rename(tmp, path) != 0 {
             throw SnapshotError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
