@@ -326,6 +326,11 @@ public final class KafkaConsumer: Sendable {
         /// The bytes of the last header named `name`; `nil` when there is none or it has no
         /// value (as ``KafkaMessage/header(_:)``'s `value`).
         public func header(_ name: String) -> UnsafeRawBufferPointer? {
+            name.withCString { header(cString: $0) }
+        }
+
+        /// ``header(_:)`` with the name as a C string (a loop keeps it, and converts it once).
+        public func header(cString name: UnsafePointer<CChar>) -> UnsafeRawBufferPointer? {
             var hdrs: OpaquePointer?
             guard rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
             var val: UnsafeRawPointer?

@@ -3,33 +3,48 @@
 extension JSONCompact {
     /// Appends the compact encoding of the JSON text `json` to `out`: exactly what
     /// `encode(try JSONValue.parse(json), into: &out)` appends, and the same errors, without
-    /// building the tree (no allocation per object, array or string). Objects with a repeated
-    /// key, and any malformed text, go through ``JSONValue/parse(_:)-(UnsafeRawBufferPointer)``.
+    /// building the tree. See ``Transcoder``; a loop over many texts keeps one transcoder.
     ///
     /// - Throws: ``JSONParseError`` as ``JSONValue/parse(_:)-(UnsafeRawBufferPointer)`` does.
     public static func transcode(json: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(JSONParseError) {
-        let start = out.count
-        if let base = json.baseAddress, json.count > 0 {
-            var parser = JSONParser(base: base.assumingMemoryBound(to: UInt8.self), count: json.count)
-            defer { parser.release() }
-            var transcoder = Transcoder()
-            let done: Bool
-            do {
-                done = try transcoder.value(&parser, &out)
-                parser.skipWhitespace()
-            } catch {
-                done = false
-            }
-            if done && parser.pos == parser.count { return }
-        }
-        // The tree's way: the parser's own duplicate-key rule and error.
-        out.removeSubrange(start...)
-        encode(try JSONValue.parse(json), into: &out)
+        var transcoder = Transcoder()
+        try transcoder.transcode(json: json, into: &out)
     }
 
-    /// The state of one transcoding: key fingerprints of the objects being read.
-    struct Transcoder {
+    /// Transcodes JSON text to the compact encoding without building a ``JSONValue`` tree (no
+    /// allocation per object, array or string); reuse one for many texts (it keeps its buffer
+    /// of key fingerprints). Objects that may repeat a key, and malformed text, go through
+    /// ``JSONValue/parse(_:)-(UnsafeRawBufferPointer)``, so the bytes and errors are the tree's.
+    public struct Transcoder {
+        /// Key fingerprints of the objects being read (duplicate-key detection).
         var fingerprints: [UInt64] = []
+
+        /// Creates a transcoder.
+        public init() {}
+
+        /// Appends the compact encoding of the JSON text `json` to `out`: exactly what
+        /// `encode(try JSONValue.parse(json), into: &out)` appends.
+        ///
+        /// - Throws: ``JSONParseError`` as ``JSONValue/parse(_:)-(UnsafeRawBufferPointer)`` does.
+        public mutating func transcode(json: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(JSONParseError) {
+            let start = out.count
+            if let base = json.baseAddress, json.count > 0 {
+                var parser = JSONParser(base: base.assumingMemoryBound(to: UInt8.self), count: json.count)
+                defer { parser.release() }
+                fingerprints.removeAll(keepingCapacity: true)
+                let done: Bool
+                do {
+                    done = try value(&parser, &out)
+                    parser.skipWhitespace()
+                } catch {
+                    done = false
+                }
+                if done && parser.pos == parser.count { return }
+            }
+            // The tree's way: the parser's own duplicate-key rule and error.
+            out.removeSubrange(start...)
+            encode(try JSONValue.parse(json), into: &out)
+        }
 
         /// Transcodes one value; `false` when an object may repeat a key (the caller falls back).
         mutating func value(_ p: inout JSONParser, _ out: inout [UInt8]) throws(JSONParseError) -> Bool {

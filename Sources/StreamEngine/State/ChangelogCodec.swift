@@ -62,11 +62,11 @@ public enum ChangelogCodec {
 
     /// Decodes the entry of a record that has a value, from the value's bytes and the
     /// `se-exp` header's bytes (as ``decode(_:)`` does, without a ``KafkaMessage`` and without
-    /// a JSON tree: the text goes straight to the compact form). `scratch` is a buffer the
-    /// caller keeps between calls.
-    public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?, scratch: inout [UInt8]) throws -> StoreEntry {
+    /// a JSON tree: the text goes straight to the compact form). `scratch` and `transcoder`
+    /// are kept by the caller between calls.
+    public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?, scratch: inout [UInt8], transcoder: inout JSONCompact.Transcoder) throws -> StoreEntry {
         scratch.removeAll(keepingCapacity: true)
-        try JSONCompact.transcode(json: value, into: &scratch)
+        try transcoder.transcode(json: value, into: &scratch)
         let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
         return scratch.withUnsafeBytes { StoreEntry(compactValue: $0, expiresAt: exp) }
     }

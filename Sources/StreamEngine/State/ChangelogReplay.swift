@@ -73,14 +73,28 @@ public enum ChangelogReplay {
         var failure: ChangelogReplayError?
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
+        var transcoder = JSONCompact.Transcoder()
+        var lastPartition: Int32 = -1
+        var lastRange: Range<Int64>?
+        let tagName = strdup(ChangelogCodec.tagHeader)!
+        let expiresName = strdup(ChangelogCodec.expiresHeader)!
+        defer {
+            free(tagName)
+            free(expiresName)
+        }
         while !pending.isEmpty {
             let batch: KafkaConsumer.ViewBatchSummary
             do {
                 batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200) { m in
-                    guard let range = ranges[m.partition] else { return true }
+                    // Batches come partition by partition: look the range up when the partition changes.
+                    if m.partition != lastPartition {
+                        lastPartition = m.partition
+                        lastRange = ranges[m.partition]
+                    }
+                    guard let range = lastRange else { return true }
                     let key = m.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
                     var tag: CommitTag?
-                    if let t = m.header(ChangelogCodec.tagHeader) {
+                    if let t = m.header(cString: tagName) {
                         if !Self.same(t, lastTagBytes) {
                             lastTagBytes = Array(t)
                             lastTag = CommitTag(parsing: String(decoding: t, as: UTF8.self))
@@ -90,7 +104,7 @@ public enum ChangelogReplay {
                     var entry: StoreEntry?
                     if let value = m.value {
                         do {
-                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(ChangelogCodec.expiresHeader), scratch: &scratch)
+                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
                         } catch {
                             failure = .decode(partition: m.partition, offset: m.offset, error)
                             return false
