@@ -102,41 +102,80 @@ public struct StoreEntry: Sendable, Hashable {
 /// Owned by exactly one task actor and never shared. Writes are cached: at a
 /// commit the task takes the changed keys (`takeChanges`) and writes one
 /// changelog record per changed key, as Kafka Streams' record cache does.
+///
+/// Entries are held compactly (``StoreEntry``). Values written since the last
+/// flush stay decoded in a small cache (at most ``decodedCacheLimit`` keys), so
+/// a key updated by many records between two commits is decoded and encoded
+/// once, not once per record; reads of the whole store, `takeChanges`, `count`
+/// and `expire` flush it first.
 public final class KeyValueStore {
     /// The store's name (from `topologies.yaml`).
     public let name: String
     /// The partition (of the store's changelog and of the task's input).
     public let partition: Int32
-    private(set) var entries: [String: StoreEntry] = [:]
+    private var compact: [String: StoreEntry] = [:]
     private var changed: Set<String> = []
+    /// Values put since the last flush, decoded, with their expiry.
+    private var decoded: [String: (value: JSONValue, expiresAt: Int64?)] = [:]
+
+    /// The most keys kept decoded before they are encoded into the store.
+    public static let decodedCacheLimit = 4096
 
     public init(name: String, partition: Int32) {
         self.name = name
         self.partition = partition
     }
 
+    /// Every entry, compact (the decoded cache flushed).
+    var entries: [String: StoreEntry] {
+        flush()
+        return compact
+    }
+
+    /// Encodes the decoded cache into the store.
+    private func flush() {
+        guard !decoded.isEmpty else { return }
+        for (key, d) in decoded { compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        decoded.removeAll(keepingCapacity: true)
+    }
+
     /// Number of keys.
-    public var count: Int { entries.count }
+    public var count: Int {
+        flush()
+        return compact.count
+    }
 
-    public func get(_ key: String) -> JSONValue? { entries[key]?.value }
+    /// The key's value.
+    public func get(_ key: String) -> JSONValue? {
+        if let d = decoded[key] { return d.value }
+        return compact[key]?.value
+    }
 
-    public func entry(_ key: String) -> StoreEntry? { entries[key] }
+    /// The key's entry (value and expiry).
+    public func entry(_ key: String) -> StoreEntry? {
+        if let d = decoded[key] { return StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        return compact[key]
+    }
 
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
-        entries[key] = StoreEntry(value: value, expiresAt: expiresAt)
+        if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
+        decoded[key] = (value, expiresAt)
         changed.insert(key)
     }
 
+    /// Removes a key.
     public func delete(_ key: String) {
-        if entries.removeValue(forKey: key) != nil { changed.insert(key) }
+        let wasDecoded = decoded.removeValue(forKey: key) != nil
+        if compact.removeValue(forKey: key) != nil || wasDecoded { changed.insert(key) }
     }
 
     /// Removes keys whose TTL ran out at `streamTime`; returns them.
     @discardableResult
     public func expire(streamTime: Int64) -> [String] {
+        flush()
         var gone: [String] = []
-        for (k, e) in entries where (e.expiresAt ?? .max) <= streamTime { gone.append(k) }
+        for (k, e) in compact where (e.expiresAt ?? .max) <= streamTime { gone.append(k) }
         for k in gone { delete(k) }
         return gone
     }
@@ -149,24 +188,27 @@ public final class KeyValueStore {
 
     /// The keys changed since the last call, with their current entry (`nil` = deleted).
     func takeChanges() -> [(key: String, entry: StoreEntry?)] {
+        flush()
         defer { changed.removeAll(keepingCapacity: true) }
-        return changed.map { ($0, entries[$0]) }
+        return changed.map { ($0, compact[$0]) }
     }
 
     var hasChanges: Bool { !changed.isEmpty }
 
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
-        entries[key] = entry
+        decoded.removeValue(forKey: key)
+        compact[key] = entry
     }
 
     /// Makes room for `count` keys in all (a restore that knows how many records come).
     func reserveCapacity(_ count: Int) {
-        entries.reserveCapacity(count)
+        compact.reserveCapacity(count)
     }
 
     func replaceAll(_ newEntries: [String: StoreEntry]) {
-        entries = newEntries
+        decoded.removeAll()
+        compact = newEntries
         changed.removeAll()
     }
 }

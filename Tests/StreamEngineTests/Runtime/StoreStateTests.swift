@@ -37,6 +37,40 @@ struct StoreStateTests {
         #expect(Set([a, b]).count == 1)
     }
 
+    @Test("a store gives the same answers whether its values are still decoded or already compact")
+    func storeDecodedCache() {
+        let store = KeyValueStore(name: "s", partition: 0)
+        let n = KeyValueStore.decodedCacheLimit + 100
+        for i in 0..<n { store.put("k\(i)", ["n": .number(Double(i))], expiresAt: i % 10 == 0 ? Int64(i) : nil) }
+        // Updates of keys that may be cached or compact by now.
+        for i in stride(from: 0, to: n, by: 7) { store.put("k\(i)", ["n": .number(Double(i + 1))], expiresAt: i % 10 == 0 ? Int64(i) : nil) }
+        store.delete("k1")
+        store.delete("k\(n - 1)")
+        store.delete("never")
+        #expect(store.get("k7") == ["n": 8])
+        #expect(store.get("k\(n - 2)") == ["n": .number(Double(n - 2))])
+        #expect(store.entry("k20") == StoreEntry(value: ["n": 20], expiresAt: 20))
+        #expect(store.get("k1") == nil)
+        #expect(store.count == n - 2)
+        let all = store.allEntries
+        #expect(all.count == n - 2)
+        #expect(all["k14"]?.value == ["n": 15])
+        #expect(all["k\(n - 1)"] == nil)
+        let changes = store.takeChanges()
+        #expect(changes.count == n)  // every key put (the deleted ones as tombstones), nothing for "never"
+        #expect(changes.first { $0.key == "k1" }.map { $0.entry == nil } == true)
+        #expect(!store.hasChanges)
+        // After a flush, updates are seen again and marked changed.
+        store.put("k2", "x")
+        #expect(store.get("k2") == "x")
+        #expect(store.takeChanges().map(\.key) == ["k2"])
+        // Expiry reaches keys still decoded.
+        store.put("fresh", 1, expiresAt: 5)
+        let gone = Set(store.expire(streamTime: 50))
+        #expect(gone.contains("fresh") && gone.contains("k50") && gone.contains("k0") && !gone.contains("k60"))
+        #expect(store.get("fresh") == nil)
+    }
+
     static func entries() -> [String: StoreEntry] {
         var out: [String: StoreEntry] = ["ttl": StoreEntry(value: 3, expiresAt: 1_733_000_000_000), "stats": StoreEntry(value: stats), "empty-key-value": StoreEntry(value: "")]
         out[""] = StoreEntry(value: [nil, -0.0, 0.1, ["deep": [[["x"]]]]])
