@@ -175,9 +175,16 @@ public enum JSONCompact {
         @inline(__always)
         mutating func varint() -> UInt64 { checkedVarint() ?? 0 }
 
+        /// A length or element count, clamped to the bytes left (each element takes at least one).
+        @inline(__always)
+        mutating func length() -> Int {
+            let n = varint()
+            return n > UInt64(count - pos) ? count - pos : Int(n)
+        }
+
         mutating func string() -> String {
-            let n = Int(varint())
-            let end = Swift.min(count, pos + n)
+            let n = length()
+            let end = pos + n
             let s = String(decoding: UnsafeBufferPointer(start: base + pos, count: end - pos), as: UTF8.self)
             pos = end
             return s
@@ -199,17 +206,17 @@ public enum JSONCompact {
                 if pos + 8 <= count {
                     bits = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self).littleEndian
                 }
-                pos += 8
+                pos = Swift.min(count, pos + 8)
                 return .number(Double(bitPattern: bits))
             case JSONCompact.string: return .string(string())
             case JSONCompact.array:
-                let n = Int(varint())
+                let n = length()
                 var elements: [JSONValue] = []
                 elements.reserveCapacity(Swift.min(n, count - pos))
                 for _ in 0..<n where pos < count { elements.append(value()) }
                 return .array(elements)
             case JSONCompact.object:
-                let n = Int(varint())
+                let n = length()
                 var members: [JSONObject.Member] = []
                 members.reserveCapacity(Swift.min(n, count - pos))
                 for _ in 0..<n where pos < count {

@@ -69,6 +69,23 @@ struct JSONCompactTests {
         #expect(two.withUnsafeBytes { JSONCompact.validatedLength(of: $0) } == 4)
     }
 
+    @Test("decoding bytes that were never encoded does not trap (decode trusts, but stays in bounds)")
+    func decodeGarbage() {
+        var rng = SplitMix64(seed: 31)
+        var decodedSome = 0
+        for i in 0..<20_000 {
+            var bytes = (0..<Int(rng.next() % 24)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            // Every tenth: a valid encoding cut short or with a byte flipped.
+            if i % 10 == 0 {
+                let valid = JSONCompact.encoded(RandomJSON.value(&rng))
+                bytes = Array(valid.prefix(Int(rng.next() % UInt64(valid.count + 1))))
+                if !bytes.isEmpty { bytes[Int(rng.next() % UInt64(bytes.count))] ^= 0xFF }
+            }
+            if case .null = JSONCompact.decode(bytes) {} else { decodedSome += 1 }
+        }
+        #expect(decodedSome > 1000)
+    }
+
     /// What transcoding `text` gives, and what parsing and encoding give (bytes or error).
     static func both(_ text: String) -> (transcoded: Result<[UInt8], JSONParseError>, viaTree: Result<[UInt8], JSONParseError>) {
         both(bytes: Array(text.utf8))

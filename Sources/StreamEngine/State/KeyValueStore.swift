@@ -201,11 +201,6 @@ public final class KeyValueStore {
         compact[key] = entry
     }
 
-    /// Makes room for `count` keys in all (a restore that knows how many records come).
-    func reserveCapacity(_ count: Int) {
-        compact.reserveCapacity(count)
-    }
-
     func replaceAll(_ newEntries: [String: StoreEntry]) {
         decoded.removeAll()
         compact = newEntries

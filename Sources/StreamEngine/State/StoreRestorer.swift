@@ -106,8 +106,6 @@ public struct StoreRestorer: Sendable {
         let toRead = max(0, wm.high - startOffset)
         let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
         if toRead > 0 {
-            // Room for every record read (at most one new key each): no rehashing while restoring.
-            store.reserveCapacity(store.count + Int(Swift.min(toRead, 1 << 26)))
             logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : "")")
             var read: Int64 = 0
             var lastLog = ContinuousClock.now
