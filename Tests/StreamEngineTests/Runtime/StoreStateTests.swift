@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import Zstd
+import KafkaClient
+import StreamEngineTesting
+import ThreadExecutors
 @testable import StreamEngine
 
 @Suite("State: compact store entries and snapshots")
@@ -140,5 +143,41 @@ struct StoreStateTests {
         let good: [UInt8] = [0x00, 0x06, 0x01, 0x81]
         try Self.file(magic: "SESNAP02", entries: 1, body: Self.le(3, 4) + Array("bob".utf8) + Self.le(4, 4) + good, at: path)
         #expect(try StoreSnapshot.read(from: path).entries == ["bob": StoreEntry(value: [1])])
+    }
+
+    @Test("a restore split into ranges replayed at once ends as the one-range replay: updates, tombstones, TTLs, uncommitted records")
+    func restoreInRanges() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("c", partitions: 2)
+        // 1,200 records for 90 keys on partition 1: updates, a tombstone every 7th record,
+        // a TTL every 5th, and commits whose tag is past the committed offset (to skip).
+        var records: [ProducerRecord] = []
+        var expected: [String: StoreEntry] = [:]
+        for i in 0..<1200 {
+            let key = "k\(i * 37 % 90)"
+            let committedTag = i % 100 < 90
+            let tag = CommitTag(["in": committedTag ? Int64(i) : 5_000 + Int64(i)])
+            let entry: StoreEntry? = i % 7 == 3 ? nil : StoreEntry(value: ["i": .number(Double(i)), "s": .string("v\(i)")], expiresAt: i % 5 == 0 ? Int64(i) : nil)
+            records.append(ChangelogCodec.record(topic: "c", partition: 1, key: key, entry: entry, tag: tag))
+            if committedTag { expected[key] = entry }
+        }
+        try await h.produce(records)
+        var restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        restorer.recordsPerRange = 100
+        #expect(StoreRestorer.split(0..<1200, parts: 4) == [0..<300, 300..<600, 600..<900, 900..<1200])
+        #expect(StoreRestorer.split(10..<13, parts: 4) == [10..<13])
+        let committed = ["in": Int64(4_999)]
+        let split = try await restorer.restore(store: "s", partition: 1, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        let single = try await runOnDedicatedThread("test-restore") { [restorer] in
+            try restorer.restore(store: "s", partition: 1, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        }
+        let wanted = expected.compactMapValues { $0 }
+        #expect(split.entries == wanted)
+        #expect(single.entries == wanted)
+        #expect(split.entries["k0"]?.expiresAt == single.entries["k0"]?.expiresAt)
+        #expect(split.report.changelogRecords == single.report.changelogRecords)
+        #expect(split.report.skippedUncommitted == single.report.skippedUncommitted)
+        #expect(split.report.skippedUncommitted == 120)
+        #expect(split.report.keys == wanted.count)
     }
 }
