@@ -173,10 +173,11 @@ struct BenchReport: Sendable {
                 A store of \(BenchFormat.int(r.keys)) keys (`purchase_stats` per user, one event per key) built by an engine process \
                 (`stream-engine run --stop-at-end`), which wrote snapshots when it stopped; then \(BenchFormat.int(r.tailEvents)) updates of existing keys \
                 processed by a second engine process, leaving a changelog tail of \(BenchFormat.int(r.tailChangelogRecords)) records behind the first snapshots \
-                (changelog: \(BenchFormat.int(r.changelogRecords + r.tailChangelogRecords)) records in all). Restored with the runtime's `StoreRestorer`, \
-                the 4 partitions one after the other as a starting instance restores its tasks (seconds: the sum of the 4 restores), until every key \
-                is ready; and from the changelog alone with the 4 partitions at once, each with its own consumer and thread (`StoreRestorer`'s async \
-                `restore` in a task group; seconds: wall time including making and closing the consumers).
+                (changelog: \(BenchFormat.int(r.changelogRecords + r.tailChangelogRecords)) records in all). Restored with the runtime's `StoreRestorer` \
+                (its async `restore`, as a task calls it: the changelog range is split into up to 4 ranges of at least 50,000 records, each \
+                replayed by its own consumer on its own executor, at once), the 4 partitions one after the other as a starting instance restores its tasks (seconds: the sum of the \
+                4 restores, making the consumers included), until every key is ready; and from the changelog alone with the 4 partitions at once \
+                (the 4 restores in a task group; seconds: wall time including making and closing the consumers).
 
                 | restore | seconds (min / median / max) | records/s (median) | keys | goal |
                 |---|---|---|---|---|

@@ -52,7 +52,8 @@ struct RestoreResults: Sendable {
 /// Builds a store of `keys` keys with an engine process of its own (the
 /// `stream-engine run --stop-at-end` of this executable, pinned when asked),
 /// adds a changelog tail with a second run, and restores it repeatedly with
-/// `StoreRestorer` — from snapshot + tail, and from the changelog alone.
+/// `StoreRestorer`'s async `restore` (as a task does) — from snapshot + tail, and from the
+/// changelog alone, the partitions one after the other and all at once.
 /// The processes' peak RSS gives the memory per million keys.
 struct RestoreBench {
     let cluster: EmbeddedKafkaCluster
@@ -175,11 +176,11 @@ struct RestoreBench {
         return out
     }
 
-    /// Restores the 4 partitions — one after the other, as a starting instance does today
-    /// (`TaskManager` restores its tasks in turn; the seconds are the sum of each restore's
-    /// own), or `concurrently` (each with its own consumer and thread, as `StoreRestorer`'s
-    /// async `restore` gives; the seconds are wall time from before the first consumer is
-    /// made to after the last is closed). Only records of completed commits count (the
+    /// Restores the 4 partitions with `StoreRestorer`'s async `restore`, as a task does (a long
+    /// changelog range is replayed by up to 4 consumers at once) — one after the other, as a
+    /// starting instance does today (`TaskManager` restores its tasks in turn; the seconds are
+    /// the sum of each restore's own, consumers' creation included), or `concurrently` (the
+    /// seconds are wall time from before the first consumer is made to after the last is closed). Only records of completed commits count (the
     /// group's committed input offsets); checks that the restored `orders` add up to the
     /// events produced.
     private func restoreAll(changelog: String, snapshotDir: String?, input: String, committed: [Int32: Int64], expectedOrders: Int64, concurrently: Bool = false) async throws -> RestoreSample {
@@ -206,9 +207,7 @@ struct RestoreBench {
         } else {
             for p in 0..<Int32(4) {
                 let (snapshotPath, committedInput) = one(p)
-                let r = try await runOnDedicatedThread("bench-restore-\(p)") {
-                    try restorer.restore(store: BenchPipeline.store, partition: p, changelogTopic: changelog, snapshotPath: snapshotPath, committed: committedInput)
-                }
+                let r = try await restorer.restore(store: BenchPipeline.store, partition: p, changelogTopic: changelog, snapshotPath: snapshotPath, committed: committedInput)
                 sample.seconds += r.report.seconds
                 results.append(r)
             }
