@@ -174,13 +174,17 @@ struct BenchReport: Sendable {
                 A store of \(BenchFormat.int(r.keys)) keys (`purchase_stats` per user, one event per key) built by an engine process \
                 (`stream-engine run --stop-at-end`), which wrote snapshots when it stopped; then \(BenchFormat.int(r.tailEvents)) updates of existing keys \
                 processed by a second engine process, leaving a changelog tail of \(BenchFormat.int(r.tailChangelogRecords)) records behind the first snapshots \
-                (changelog: \(BenchFormat.int(r.changelogRecords + r.tailChangelogRecords)) records in all). Restored with the runtime's `StoreRestorer`, \
-                the 4 partitions one after the other as a starting instance restores its tasks, until every key is ready.
+                (changelog: \(BenchFormat.int(r.changelogRecords + r.tailChangelogRecords)) records in all). Restored with the runtime's `StoreRestorer` \
+                (its async `restore`, as a task calls it: the changelog range is split into up to 4 ranges of at least 50,000 records, each \
+                replayed by its own consumer on its own executor, at once), the 4 partitions one after the other as a starting instance restores its tasks (seconds: the sum of the \
+                4 restores, making the consumers included), until every key is ready; and from the changelog alone with the 4 partitions at once \
+                (the 4 restores in a task group; seconds: wall time including making and closing the consumers).
 
                 | restore | seconds (min / median / max) | records/s (median) | keys | goal |
                 |---|---|---|---|---|
                 | from the first snapshots + the changelog tail | \(snap.text(BenchFormat.seconds)) | \(BenchFormat.rate(Spread(r.fromSnapshot.map(\.keyRate)).median)) keys/s (\(BenchFormat.int(r.fromSnapshot.first?.changelogRecords ?? 0)) tail records) | \(BenchFormat.int(r.fromSnapshot.first?.keys ?? 0)) | ≤ 2 s for 1M keys |
                 | from the changelog alone (snapshots removed) | \(log.text(BenchFormat.seconds)) | \(BenchFormat.rate(Spread(r.fromChangelog.map(\.changelogRate)).median)) records/s | \(BenchFormat.int(r.fromChangelog.first?.keys ?? 0)) | ≥ 500,000 records/s |
+                | from the changelog alone, the 4 partitions at once | \(Spread(r.fromChangelogConcurrently.map(\.seconds)).text(BenchFormat.seconds)) | \(BenchFormat.rate(Spread(r.fromChangelogConcurrently.map(\.changelogRate)).median)) records/s | \(BenchFormat.int(r.fromChangelogConcurrently.first?.keys ?? 0)) | ≥ 500,000 records/s |
 
                 ## Memory
 
@@ -272,7 +276,7 @@ struct BenchReport: Sendable {
             s += "| latency at 2,000 events/s | p50 \(BenchFormat.millis(l.p50)) ms, p99 \(BenchFormat.millis(l.p99)) ms (goal p99 ≤ 20 ms) |\n"
         }
         if let r = restore {
-            s += "| restore \(BenchFormat.int(r.keys)) keys from the changelog | \(BenchFormat.rate(Spread(r.fromChangelog.map(\.changelogRate)).median)) records/s (goal ≥ 500,000) |\n"
+            s += "| restore \(BenchFormat.int(r.keys)) keys from the changelog | \(BenchFormat.rate(Spread(r.fromChangelog.map(\.changelogRate)).median)) records/s partition after partition, \(BenchFormat.rate(Spread(r.fromChangelogConcurrently.map(\.changelogRate)).median)) records/s the 4 at once (goal ≥ 500,000) |\n"
             s += "| restore from snapshot + tail | \(BenchFormat.seconds(Spread(r.fromSnapshot.map(\.seconds)).median)) (goal ≤ 2 s for 1M keys) |\n"
             if let m = r.rssPerMillionKeysKiB { s += "| peak RSS per million keys | \(BenchFormat.mib(Int(m))) |\n" }
         }

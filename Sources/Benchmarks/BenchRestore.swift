@@ -35,6 +35,8 @@ struct RestoreResults: Sendable {
     var tailChangelogRecords: Int
     var fromSnapshot: [RestoreSample] = []
     var fromChangelog: [RestoreSample] = []
+    /// From the changelog alone, the 4 partitions restored at once.
+    var fromChangelogConcurrently: [RestoreSample] = []
     var processes: [EngineProcessRun] = []
     var checks: [String] = []
 
@@ -50,7 +52,8 @@ struct RestoreResults: Sendable {
 /// Builds a store of `keys` keys with an engine process of its own (the
 /// `stream-engine run --stop-at-end` of this executable, pinned when asked),
 /// adds a changelog tail with a second run, and restores it repeatedly with
-/// `StoreRestorer` — from snapshot + tail, and from the changelog alone.
+/// `StoreRestorer`'s async `restore` (as a task does) — from snapshot + tail, and from the
+/// changelog alone, the partitions one after the other and all at once.
 /// The processes' peak RSS gives the memory per million keys.
 struct RestoreBench {
     let cluster: EmbeddedKafkaCluster
@@ -106,8 +109,12 @@ struct RestoreBench {
             let b = try await restoreAll(changelog: changelog, snapshotDir: nil, input: topic, committed: committed, expectedOrders: expectedOrders)
             results.fromChangelog.append(b)
             progress("  \(BenchFormat.seconds(b.seconds)): \(BenchFormat.int(b.changelogRecords)) changelog records = \(BenchFormat.rate(b.changelogRate)) records/s")
-            guard a.keys == keys, b.keys == keys, b.changelogRecords == end else {
-                throw CLIFailure("restore: \(a.keys) / \(b.keys) keys restored (expected \(keys)), \(b.changelogRecords) of \(end) changelog records applied")
+            progress("restore run \(run)/\(runs): from the changelog alone, the 4 partitions at once")
+            let c = try await restoreAll(changelog: changelog, snapshotDir: nil, input: topic, committed: committed, expectedOrders: expectedOrders, concurrently: true)
+            results.fromChangelogConcurrently.append(c)
+            progress("  \(BenchFormat.seconds(c.seconds)): \(BenchFormat.int(c.changelogRecords)) changelog records = \(BenchFormat.rate(c.changelogRate)) records/s")
+            guard a.keys == keys, b.keys == keys, c.keys == keys, b.changelogRecords == end, c.changelogRecords == end else {
+                throw CLIFailure("restore: \(a.keys) / \(b.keys) / \(c.keys) keys restored (expected \(keys)), \(b.changelogRecords) / \(c.changelogRecords) of \(end) changelog records applied")
             }
         }
         results.checks.append("restore: every restore held \(BenchFormat.int(keys)) keys whose orders add up to \(BenchFormat.int(Int(expectedOrders))) (events produced); from the changelog alone all \(BenchFormat.int(end)) records were applied")
@@ -169,21 +176,44 @@ struct RestoreBench {
         return out
     }
 
-    /// Restores the 4 partitions one after the other, as a starting instance does
-    /// (only records of completed commits count: the group's committed input
-    /// offsets), and checks that the restored `orders` add up to the events produced.
-    private func restoreAll(changelog: String, snapshotDir: String?, input: String, committed: [Int32: Int64], expectedOrders: Int64) async throws -> RestoreSample {
+    /// Restores the 4 partitions with `StoreRestorer`'s async `restore`, as a task does (a long
+    /// changelog range is replayed by up to 4 consumers at once) — one after the other, as a
+    /// starting instance does today (`TaskManager` restores its tasks in turn; the seconds are
+    /// the sum of each restore's own, consumers' creation included), or `concurrently` (the
+    /// seconds are wall time from before the first consumer is made to after the last is closed). Only records of completed commits count (the
+    /// group's committed input offsets); checks that the restored `orders` add up to the
+    /// events produced.
+    private func restoreAll(changelog: String, snapshotDir: String?, input: String, committed: [Int32: Int64], expectedOrders: Int64, concurrently: Bool = false) async throws -> RestoreSample {
         let restorer = StoreRestorer(kafkaConfig: cluster.clientConfig, logger: logger)
+        func one(_ p: Int32) -> (snapshotPath: String?, committed: [String: Int64]) {
+            (snapshotDir.map { "\($0)/\(p).snapshot" }, committed[p].map { [input: $0] } ?? [:])
+        }
+        var results: [(entries: [String: StoreEntry], report: RestoreReport)] = []
         var sample = RestoreSample(seconds: 0, keys: 0, snapshotKeys: 0, changelogRecords: 0)
-        var orders: Int64 = 0
-        for p in 0..<Int32(4) {
-            let snapshotPath = snapshotDir.map { "\($0)/\(p).snapshot" }
-            let committedInput = committed[p].map { [input: $0] } ?? [:]
-            let (entries, report) = try await runOnDedicatedThread("bench-restore-\(p)") {
-                try restorer.restore(
-                    store: BenchPipeline.store, partition: p, changelogTopic: changelog, snapshotPath: snapshotPath, committed: committedInput)
+        if concurrently {
+            let started = ContinuousClock.now
+            results = try await withThrowingTaskGroup(of: (entries: [String: StoreEntry], report: RestoreReport).self) { group in
+                for p in 0..<Int32(4) {
+                    let (snapshotPath, committedInput) = one(p)
+                    group.addTask {
+                        try await restorer.restore(store: BenchPipeline.store, partition: p, changelogTopic: changelog, snapshotPath: snapshotPath, committed: committedInput)
+                    }
+                }
+                var all: [(entries: [String: StoreEntry], report: RestoreReport)] = []
+                for try await r in group { all.append(r) }
+                return all
             }
-            sample.seconds += report.seconds
+            sample.seconds = (ContinuousClock.now - started).seconds
+        } else {
+            for p in 0..<Int32(4) {
+                let (snapshotPath, committedInput) = one(p)
+                let r = try await restorer.restore(store: BenchPipeline.store, partition: p, changelogTopic: changelog, snapshotPath: snapshotPath, committed: committedInput)
+                sample.seconds += r.report.seconds
+                results.append(r)
+            }
+        }
+        var orders: Int64 = 0
+        for (entries, report) in results {
             sample.keys += report.keys
             sample.snapshotKeys += report.snapshotKeys
             sample.changelogRecords += report.changelogRecords

@@ -248,23 +248,7 @@ public final class KafkaConsumer: Sendable {
     /// waiting for what is already fetched. Serves rebalance callbacks.
     /// Throws consumer errors other than partition EOF.
     public func pollBatch(maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> Batch {
-        var ptrs = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        // Wait (up to the timeout) for the first message only, then take what is already
-        // there: a batch call with a timeout waits for a full batch, which makes every
-        // record of a quiet stream wait the whole timeout.
-        guard let first = rd_kafka_consume_queue(queue.pointer, timeoutMs) else { return Batch() }
-        ptrs[0] = first
-        var n = 1
-        if maxMessages > 1 {
-            let more = ptrs.withUnsafeMutableBufferPointer { buf in
-                rd_kafka_consume_batch_queue(queue.pointer, 0, buf.baseAddress! + 1, maxMessages - 1)
-            }
-            if more < 0 {
-                rd_kafka_message_destroy(first)
-                throw KafkaError(rd_kafka_last_error(), "consume batch")
-            }
-            n += more
-        }
+        let (ptrs, n) = try consumeQueue(maxMessages: maxMessages, timeoutMs: timeoutMs)
         var batch = Batch()
         batch.messages.reserveCapacity(n)
         var firstError: KafkaError?
@@ -294,6 +278,106 @@ public final class KafkaConsumer: Sendable {
         if batch.messages.isEmpty, let firstError { throw firstError }
         if let firstError { logger.warning("consumer error: \(firstError)") }
         return batch
+    }
+
+    /// Up to `maxMessages` messages (or events) of the queue; the caller destroys the first `n`.
+    private func consumeQueue(maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> (ptrs: [UnsafeMutablePointer<rd_kafka_message_t>?], n: Int) {
+        // Wait (up to the timeout) for the first message only, then take what is already
+        // there: a batch call with a timeout waits for a full batch, which makes every
+        // record of a quiet stream wait the whole timeout.
+        guard let first = rd_kafka_consume_queue(queue.pointer, timeoutMs) else { return ([], 0) }
+        var ptrs = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
+        ptrs[0] = first
+        var n = 1
+        if maxMessages > 1 {
+            let more = ptrs.withUnsafeMutableBufferPointer { buf in
+                rd_kafka_consume_batch_queue(queue.pointer, 0, buf.baseAddress! + 1, maxMessages - 1)
+            }
+            if more < 0 {
+                rd_kafka_message_destroy(first)
+                throw KafkaError(rd_kafka_last_error(), "consume batch")
+            }
+            n += more
+        }
+        return (ptrs, n)
+    }
+
+    /// A polled message read in place (no copy of key, value or headers): valid only during
+    /// the call of the `forEach` closure of ``pollBatch(maxMessages:timeoutMs:forEach:)``;
+    /// copy out what must outlive it.
+    public struct MessageView {
+        let msg: UnsafeMutablePointer<rd_kafka_message_t>
+
+        /// The message's partition.
+        public var partition: Int32 { msg.pointee.partition }
+        /// The message's offset.
+        public var offset: Int64 { msg.pointee.offset }
+
+        /// The key's bytes, or `nil` for no key.
+        public var key: UnsafeRawBufferPointer? {
+            msg.pointee.key.map { UnsafeRawBufferPointer(start: $0, count: msg.pointee.key_len) }
+        }
+
+        /// The value's bytes, or `nil` for no value (a tombstone).
+        public var value: UnsafeRawBufferPointer? {
+            msg.pointee.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.pointee.len) }
+        }
+
+        /// The bytes of the last header named `name`; `nil` when there is none or it has no
+        /// value (as ``KafkaMessage/header(_:)``'s `value`).
+        public func header(_ name: String) -> UnsafeRawBufferPointer? {
+            name.withCString { header(cString: $0) }
+        }
+
+        /// ``header(_:)`` with the name as a C string (a loop keeps it, and converts it once).
+        public func header(cString name: UnsafePointer<CChar>) -> UnsafeRawBufferPointer? {
+            var hdrs: OpaquePointer?
+            guard rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
+            var val: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let val else { return nil }
+            return UnsafeRawBufferPointer(start: val, count: size)
+        }
+    }
+
+    /// What ``pollBatch(maxMessages:timeoutMs:forEach:)`` saw besides the messages.
+    public struct ViewBatchSummary: Sendable {
+        /// Messages handed to the closure.
+        public var messages = 0
+        /// Partitions that reached their end (`enable.partition.eof=true`), with the end offset.
+        public var partitionEOFs: [TopicPartitionOffset] = []
+    }
+
+    /// Polls like ``pollBatch(maxMessages:timeoutMs:)`` but hands each message to `forEach`
+    /// in place, without copying it into a ``KafkaMessage`` (restore loops that keep only a
+    /// decoded form). When `forEach` returns `false` the remaining messages of the batch are
+    /// released unread. Blocking: call on the consumer's executor or a thread of its own.
+    /// Errors: as `pollBatch`, an error event is thrown only when no message came with it.
+    public func pollBatch(maxMessages: Int, timeoutMs: Int32, forEach body: (MessageView) -> Bool) throws(KafkaError) -> ViewBatchSummary {
+        var summary = ViewBatchSummary()
+        let (ptrs, n) = try consumeQueue(maxMessages: maxMessages, timeoutMs: timeoutMs)
+        var firstError: KafkaError?
+        var go = true
+        for i in 0..<n {
+            guard let msg = ptrs[i] else { continue }
+            defer { rd_kafka_message_destroy(msg) }
+            guard go else { continue }
+            let m = msg.pointee
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+                summary.partitionEOFs.append(TopicPartitionOffset(topic, m.partition, m.offset))
+                continue
+            }
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                do throws(KafkaError) { _ = try Self.convert(msg) } catch { if firstError == nil { firstError = error } }
+                continue
+            }
+            summary.messages += 1
+            go = body(MessageView(msg: msg))
+        }
+        if summary.messages == 0, let firstError { throw firstError }
+        if let firstError { logger.warning("consumer error: \(firstError)") }
+        return summary
     }
 
     static func convert(_ msg: UnsafeMutablePointer<rd_kafka_message_t>, topic knownTopic: String? = nil) throws(KafkaError) -> KafkaMessage? {

@@ -4,7 +4,16 @@ extension JSONParser {
     // MARK: Strings
 
     /// Parses a string starting at the opening quote at `pos`.
+    @inline(__always)
     mutating func parseString() throws(JSONParseError) -> String {
+        if let escaped = try scanString() { return escaped }
+        return String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: lastStringEnd - lastStringStart), as: UTF8.self)
+    }
+
+    /// Scans a string starting at the opening quote at `pos`. A string without escapes is
+    /// left in place: `nil`, and its content (valid UTF-8) is `lastStringStart..<lastStringEnd`;
+    /// a string with escapes is returned decoded.
+    mutating func scanString() throws(JSONParseError) -> String? {
         let quoteAt = pos
         pos += 1
         let start = pos
@@ -12,12 +21,11 @@ extension JSONParser {
         while pos < count {
             let b = base[pos]
             if b == ASCII.quote {
-                let s = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
                 lastStringPlainASCII = ascii
                 lastStringStart = start
                 lastStringEnd = pos
                 pos += 1
-                return s
+                return nil
             }
             if b == ASCII.backslash {
                 lastStringPlainASCII = false

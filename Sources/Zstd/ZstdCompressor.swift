@@ -82,26 +82,30 @@ public final class ZstdCompressor {
                 let last = count < inputChunk
                 let mode = last ? ZSTD_e_end : ZSTD_e_continue
                 try inputBuffer.withUnsafeBytes { inputBytes in
-                    var input = ZSTD_inBuffer(src: inputBytes.baseAddress, size: count, pos: 0)
-                    var finished = false
-                    while !finished {
-                        let (remaining, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
-                            var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: outputBytes.count, pos: 0)
-                            let remaining = ZSTD_compressStream2(context, &output, &input, mode)
-                            return (remaining, output.pos)
-                        }
-                        if ZstdError.isError(remaining) {
-                            throw ZstdError.library(remaining, reason: "compressing \(sourcePath) at byte \(totalRead)")
-                        }
-                        try destination.write(outputBuffer, count: produced)
-                        // With e_end: done when everything is flushed. With e_continue: when the
-                        // input chunk is consumed.
-                        finished = last ? remaining == 0 : input.pos == input.size
+                    try Self.stream(context, UnsafeRawBufferPointer(rebasing: inputBytes[0..<count]), mode: mode, output: &outputBuffer, to: destination) {
+                        "compressing \(sourcePath) at byte \(totalRead)"
                     }
                 }
                 if last { break }
             }
             try destination.closeChecked()
+        }
+    }
+
+    /// Compresses `input` with `mode` through `output` into `destination` until the input is
+    /// consumed (`ZSTD_e_continue`) or the frame is flushed (`ZSTD_e_end`).
+    static func stream(_ context: OpaquePointer, _ input: UnsafeRawBufferPointer, mode: ZSTD_EndDirective, output outputBuffer: inout [UInt8], to destination: CFile, where what: () -> String) throws {
+        var input = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        while true {
+            let (remaining, produced) = outputBuffer.withUnsafeMutableBytes { outputBytes in
+                var output = ZSTD_outBuffer(dst: outputBytes.baseAddress, size: outputBytes.count, pos: 0)
+                let remaining = ZSTD_compressStream2(context, &output, &input, mode)
+                return (remaining, output.pos)
+            }
+            if ZstdError.isError(remaining) { throw ZstdError.library(remaining, reason: what()) }
+            try destination.write(outputBuffer, count: produced)
+            // With e_end: done when everything is flushed. With e_continue: when the input is consumed.
+            if mode == ZSTD_e_end ? remaining == 0 : input.pos == input.size { return }
         }
     }
 

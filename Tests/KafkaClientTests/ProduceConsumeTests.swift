@@ -85,4 +85,69 @@ struct ProduceConsumeTests {
         let truncated = try await cluster.truncatedPartitions(topic: "auto")
         #expect(truncated[TopicPartition("auto", 0), default: 0] > 0)
     }
+
+    @Test("pollBatch(forEach:) shows in place what pollBatch copies: keys, values, tombstones, last header of a name, ends")
+    func inPlaceBatchMatchesCopies() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        try cluster.createTopic("views", partitions: 2)
+        let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)
+        let total = 600
+        for i in 0..<total {
+            try await producer.send(ProducerRecord(
+                topic: "views", partition: Int32(i % 2), key: i % 5 == 0 ? nil : bytes("k\(i)"), value: i % 7 == 0 ? nil : bytes("v\(i)"),
+                headers: [KafkaHeader("tag", "first-\(i)"), KafkaHeader("tag", "last-\(i)"), KafkaHeader("none", nil)]))
+        }
+        try await producer.flush(timeout: .seconds(30))
+        let config = cluster.clientConfig.merging(["enable.partition.eof": "true"]) { $1 }
+        let start = [TopicPartitionOffset("views", 0, 0), TopicPartitionOffset("views", 1, 0)]
+        let copying = try KafkaConsumer(config: config, logger: testLogger)
+        try copying.assign(start)
+        let copies = try await pollUntil(copying) { all, _ in all.count >= total }
+        await copying.close()
+
+        struct Seen: Sendable, Equatable { var partition: Int32; var offset: Int64; var key: [UInt8]?; var value: [UInt8]?; var tag: [UInt8]?; var none: Bool }
+        let viewing = try KafkaConsumer(config: config, logger: testLogger)
+        try viewing.assign(start)
+        let (seen, ends) = try await onThread { () throws -> ([Seen], Set<Int32>) in
+            var seen: [Seen] = []
+            var ends: Set<Int32> = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ends.count < 2 && ContinuousClock.now < deadline {
+                let summary = try viewing.pollBatch(maxMessages: 100, timeoutMs: 100) { m in
+                    seen.append(Seen(partition: m.partition, offset: m.offset, key: m.key.map { Array($0) }, value: m.value.map { Array($0) },
+                                     tag: m.header("tag").map { Array($0) }, none: m.header("none") == nil && m.header("absent") == nil))
+                    return true
+                }
+                #expect(summary.messages <= 100)
+                for eof in summary.partitionEOFs where eof.offset >= Int64(total / 2) { ends.insert(eof.partition) }
+            }
+            return (seen, ends)
+        }
+        await viewing.close()
+        #expect(ends == [0, 1])
+        let expected = copies.map { Seen(partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value, tag: $0.header("tag")?.value, none: true) }
+        func order(_ a: Seen, _ b: Seen) -> Bool { (a.partition, a.offset) < (b.partition, b.offset) }
+        #expect(seen.count == total)
+        #expect(seen.sorted(by: order) == expected.sorted(by: order))
+        #expect(seen.filter { $0.value == nil }.count == (0..<total).filter { $0 % 7 == 0 }.count)
+        #expect(seen.allSatisfy { $0.tag.map { String(decoding: $0, as: UTF8.self).hasPrefix("last-") } == true })
+
+        // Returning false stops the batch: the rest is released unread.
+        let stopping = try KafkaConsumer(config: config, logger: testLogger)
+        try stopping.assign([TopicPartitionOffset("views", 0, 0)])
+        let handed = try await onThread { () throws -> Int in
+            var handed = 0
+            let deadline = ContinuousClock.now + .seconds(30)
+            while handed == 0 && ContinuousClock.now < deadline {
+                let summary = try stopping.pollBatch(maxMessages: 50, timeoutMs: 200) { _ in
+                    handed += 1
+                    return false
+                }
+                #expect(summary.messages == handed)
+            }
+            return handed
+        }
+        await stopping.close()
+        #expect(handed == 1)
+    }
 }

@@ -23,6 +23,36 @@ struct ZstdTests {
         String(format: "%.2f", Double(input.count) / Double(max(output.count, 1)))
     }
 
+    @Test("ZstdFileWriter: a prefix and a frame streamed in pieces read back; a wrong content size fails and leaves no file")
+    func fileWriter() throws {
+        let dir = NSTemporaryDirectory() + "zstd-writer-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = Self.repetitiveBytes(3 << 20) + Self.randomBytes(100_000)
+        let path = "\(dir)/f"
+        let writer = try ZstdFileWriter(path: path, prefix: Array("MAGIC".utf8), contentSize: UInt64(input.count))
+        var at = 0
+        for piece in [0, 1, 70_000, 1 << 20, 5] + Array(repeating: 1 << 19, count: 10) {
+            let end = min(input.count, at + piece)
+            try writer.write(Array(input[at..<end]))
+            at = end
+        }
+        try writer.write(Array(input[at...]))
+        try writer.finish()
+        let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(Array(file.prefix(5)) == Array("MAGIC".utf8))
+        #expect(file.count < input.count / 5)
+        #expect(try ZstdDecompressor().decompress(Array(file.dropFirst(5)), maxSize: 1 << 26) == input)
+
+        let short = "\(dir)/short"
+        do {
+            let w = try ZstdFileWriter(path: short, contentSize: 10)
+            try w.write([1, 2, 3])
+            #expect(throws: ZstdError.self) { try w.finish() }
+        }
+        #expect(!FileManager.default.fileExists(atPath: short))
+    }
+
     @Test("repetitive data round-trips and compresses more than 10x")
     func repetitiveRoundTrip() throws {
         let input = Self.repetitiveBytes(1 << 20)

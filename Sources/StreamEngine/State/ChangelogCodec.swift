@@ -59,4 +59,15 @@ public enum ChangelogCodec {
         let exp = m.header(expiresHeader)?.stringValue.flatMap { Int64($0) }
         return (key, StoreEntry(value: json, expiresAt: exp), tag)
     }
+
+    /// Decodes the entry of a record that has a value, from the value's bytes and the
+    /// `se-exp` header's bytes (as ``decode(_:)`` does, without a ``KafkaMessage`` and without
+    /// a JSON tree: the text goes straight to the compact form). `scratch` and `transcoder`
+    /// are kept by the caller between calls.
+    public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?, scratch: inout [UInt8], transcoder: inout JSONCompact.Transcoder) throws -> StoreEntry {
+        scratch.removeAll(keepingCapacity: true)
+        try transcoder.transcode(json: value, into: &scratch)
+        let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+        return scratch.withUnsafeBytes { StoreEntry(compactValue: $0, expiresAt: exp) }
+    }
 }

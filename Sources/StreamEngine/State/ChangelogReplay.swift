@@ -1,3 +1,4 @@
+import Foundation
 import KafkaClient
 
 /// One decoded changelog record.
@@ -66,32 +67,72 @@ public enum ChangelogReplay {
             throw .poll(error)
         }
         var lastRecord = ContinuousClock.now
+        // Consecutive records of one commit carry the same tag: parse it once per distinct header.
+        var lastTagBytes: [UInt8] = []
+        var lastTag: CommitTag?
+        var failure: ChangelogReplayError?
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
+        var transcoder = JSONCompact.Transcoder()
+        var lastPartition: Int32 = -1
+        var lastRange: Range<Int64>?
+        let tagName = strdup(ChangelogCodec.tagHeader)!
+        let expiresName = strdup(ChangelogCodec.expiresHeader)!
+        defer {
+            free(tagName)
+            free(expiresName)
+        }
         while !pending.isEmpty {
-            let batch: KafkaConsumer.Batch
+            let batch: KafkaConsumer.ViewBatchSummary
             do {
-                batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200)
+                batch = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 200) { m in
+                    // Batches come partition by partition: look the range up when the partition changes.
+                    if m.partition != lastPartition {
+                        lastPartition = m.partition
+                        lastRange = ranges[m.partition]
+                    }
+                    guard let range = lastRange else { return true }
+                    let key = m.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    var tag: CommitTag?
+                    if let t = m.header(cString: tagName) {
+                        if !Self.same(t, lastTagBytes) {
+                            lastTagBytes = Array(t)
+                            lastTag = CommitTag(parsing: String(decoding: t, as: UTF8.self))
+                        }
+                        tag = lastTag
+                    }
+                    var entry: StoreEntry?
+                    if let value = m.value {
+                        do {
+                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
+                        } catch {
+                            failure = .decode(partition: m.partition, offset: m.offset, error)
+                            return false
+                        }
+                    }
+                    apply(ChangelogRecord(partition: m.partition, offset: m.offset, key: key, entry: entry, tag: tag))
+                    if m.offset + 1 >= range.upperBound { pending.remove(m.partition) }
+                    return true
+                }
             } catch {
                 throw .poll(error)
             }
-            for m in batch.messages where ranges[m.partition] != nil {
-                let decoded: (key: String, entry: StoreEntry?, tag: CommitTag?)
-                do {
-                    decoded = try ChangelogCodec.decode(m)
-                } catch {
-                    throw .decode(partition: m.partition, offset: m.offset, error)
-                }
-                apply(ChangelogRecord(partition: m.partition, offset: m.offset, key: decoded.key, entry: decoded.entry, tag: decoded.tag))
-                if m.offset + 1 >= ranges[m.partition]!.upperBound { pending.remove(m.partition) }
-            }
+            if let failure { throw failure }
             for eof in batch.partitionEOFs where eof.topic == topic && eof.offset >= (ranges[eof.partition]?.upperBound ?? .max) {
                 pending.remove(eof.partition)
             }
-            afterPoll(batch.messages.count)
+            afterPoll(batch.messages)
             let now = ContinuousClock.now
-            if !batch.messages.isEmpty || !batch.partitionEOFs.isEmpty { lastRecord = now }
+            if batch.messages > 0 || !batch.partitionEOFs.isEmpty { lastRecord = now }
             if let stallTimeout, !pending.isEmpty, now - lastRecord > stallTimeout {
                 throw .stalled(partitions: pending.sorted(), after: stallTimeout)
             }
         }
+    }
+
+    /// Whether `a` holds the bytes of `b`.
+    @inline(__always)
+    static func same(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        a.count == b.count && b.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
     }
 }

@@ -1,11 +1,99 @@
 /// One entry of a state store: a JSON value and, for keys with a TTL, the
 /// event time at which it expires.
+///
+/// Held compactly: one byte array with the expiry (a flag byte, then 8 bytes
+/// little-endian when there is one) followed by the value in ``JSONCompact``
+/// encoding. ``value`` decodes on every access and encodes on every set, so read
+/// it once per use. Equality and hashing are those of the decoded value and expiry.
 public struct StoreEntry: Sendable, Hashable {
-    public var value: JSONValue
-    public var expiresAt: Int64?
+    /// Expiry flag (+ 8 bytes) and the compact value.
+    private(set) var storage: [UInt8]
+
+    /// Where the compact value starts in `storage`.
+    @inline(__always)
+    private var valueStart: Int { storage.first == 1 ? 9 : 1 }
+
     public init(value: JSONValue, expiresAt: Int64? = nil) {
-        self.value = value
-        self.expiresAt = expiresAt
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((expiresAt == nil ? 1 : 9) + JSONCompact.encodedSize(value))
+        Self.appendExpiry(expiresAt, to: &bytes)
+        JSONCompact.encode(value, into: &bytes)
+        storage = bytes
+    }
+
+    /// An entry from its storage bytes as ``storage`` holds them; `nil` when they are not
+    /// well-formed (snapshot reading).
+    init?(storage bytes: [UInt8]) {
+        guard let first = bytes.first, first <= 1 else { return nil }
+        let start = first == 1 ? 9 : 1
+        guard bytes.count > start else { return nil }
+        let length = bytes.withUnsafeBytes { JSONCompact.validatedLength(of: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        guard length == bytes.count - start else { return nil }
+        storage = bytes
+    }
+
+    /// An entry from a compact value already encoded (`compactValue`), with an expiry.
+    init(compactValue: UnsafeRawBufferPointer, expiresAt: Int64?) {
+        let header = expiresAt == nil ? 1 : 9
+        storage = [UInt8](unsafeUninitializedCapacity: header + compactValue.count) { buffer, initialized in
+            let base = buffer.baseAddress!
+            if let expiresAt {
+                base[0] = 1
+                let v = UInt64(bitPattern: expiresAt)
+                for b in 0..<8 { base[1 + b] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(b))) }
+            } else {
+                base[0] = 0
+            }
+            if let src = compactValue.baseAddress, compactValue.count > 0 {
+                UnsafeMutableRawPointer(base + header).copyMemory(from: src, byteCount: compactValue.count)
+            }
+            initialized = header + compactValue.count
+        }
+    }
+
+    /// The value (decoded from its compact form on every access).
+    public var value: JSONValue {
+        get {
+            let start = valueStart
+            return storage.withUnsafeBytes { JSONCompact.decode(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        }
+        set { self = StoreEntry(value: newValue, expiresAt: expiresAt) }
+    }
+
+    /// The event time after which the key is removed; `nil` for no TTL.
+    public var expiresAt: Int64? {
+        get {
+            guard storage.first == 1 else { return nil }
+            var v: UInt64 = 0
+            for b in 0..<8 { v |= UInt64(storage[1 + b]) << (8 * UInt64(b)) }
+            return Int64(bitPattern: v)
+        }
+        set {
+            let start = valueStart
+            self = storage.withUnsafeBytes { StoreEntry(compactValue: UnsafeRawBufferPointer(rebasing: $0[start...]), expiresAt: newValue) }
+        }
+    }
+
+    /// Bytes held for the entry (storage only, without the array's header).
+    public var storedBytes: Int { storage.count }
+
+    public static func == (lhs: StoreEntry, rhs: StoreEntry) -> Bool {
+        lhs.expiresAt == rhs.expiresAt && lhs.value == rhs.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(value)
+        hasher.combine(expiresAt)
+    }
+
+    private static func appendExpiry(_ expiresAt: Int64?, to bytes: inout [UInt8]) {
+        guard let expiresAt else {
+            bytes.append(0)
+            return
+        }
+        bytes.append(1)
+        let v = UInt64(bitPattern: expiresAt)
+        for b in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) }
     }
 }
 
@@ -14,41 +102,80 @@ public struct StoreEntry: Sendable, Hashable {
 /// Owned by exactly one task actor and never shared. Writes are cached: at a
 /// commit the task takes the changed keys (`takeChanges`) and writes one
 /// changelog record per changed key, as Kafka Streams' record cache does.
+///
+/// Entries are held compactly (``StoreEntry``). Values written since the last
+/// flush stay decoded in a small cache (at most ``decodedCacheLimit`` keys), so
+/// a key updated by many records between two commits is decoded and encoded
+/// once, not once per record; reads of the whole store, `takeChanges`, `count`
+/// and `expire` flush it first.
 public final class KeyValueStore {
     /// The store's name (from `topologies.yaml`).
     public let name: String
     /// The partition (of the store's changelog and of the task's input).
     public let partition: Int32
-    private(set) var entries: [String: StoreEntry] = [:]
+    private var compact: [String: StoreEntry] = [:]
     private var changed: Set<String> = []
+    /// Values put since the last flush, decoded, with their expiry.
+    private var decoded: [String: (value: JSONValue, expiresAt: Int64?)] = [:]
+
+    /// The most keys kept decoded before they are encoded into the store.
+    public static let decodedCacheLimit = 4096
 
     public init(name: String, partition: Int32) {
         self.name = name
         self.partition = partition
     }
 
+    /// Every entry, compact (the decoded cache flushed).
+    var entries: [String: StoreEntry] {
+        flush()
+        return compact
+    }
+
+    /// Encodes the decoded cache into the store.
+    private func flush() {
+        guard !decoded.isEmpty else { return }
+        for (key, d) in decoded { compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        decoded.removeAll(keepingCapacity: true)
+    }
+
     /// Number of keys.
-    public var count: Int { entries.count }
+    public var count: Int {
+        flush()
+        return compact.count
+    }
 
-    public func get(_ key: String) -> JSONValue? { entries[key]?.value }
+    /// The key's value.
+    public func get(_ key: String) -> JSONValue? {
+        if let d = decoded[key] { return d.value }
+        return compact[key]?.value
+    }
 
-    public func entry(_ key: String) -> StoreEntry? { entries[key] }
+    /// The key's entry (value and expiry).
+    public func entry(_ key: String) -> StoreEntry? {
+        if let d = decoded[key] { return StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        return compact[key]
+    }
 
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
-        entries[key] = StoreEntry(value: value, expiresAt: expiresAt)
+        if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
+        decoded[key] = (value, expiresAt)
         changed.insert(key)
     }
 
+    /// Removes a key.
     public func delete(_ key: String) {
-        if entries.removeValue(forKey: key) != nil { changed.insert(key) }
+        let wasDecoded = decoded.removeValue(forKey: key) != nil
+        if compact.removeValue(forKey: key) != nil || wasDecoded { changed.insert(key) }
     }
 
     /// Removes keys whose TTL ran out at `streamTime`; returns them.
     @discardableResult
     public func expire(streamTime: Int64) -> [String] {
+        flush()
         var gone: [String] = []
-        for (k, e) in entries where (e.expiresAt ?? .max) <= streamTime { gone.append(k) }
+        for (k, e) in compact where (e.expiresAt ?? .max) <= streamTime { gone.append(k) }
         for k in gone { delete(k) }
         return gone
     }
@@ -61,19 +188,22 @@ public final class KeyValueStore {
 
     /// The keys changed since the last call, with their current entry (`nil` = deleted).
     func takeChanges() -> [(key: String, entry: StoreEntry?)] {
+        flush()
         defer { changed.removeAll(keepingCapacity: true) }
-        return changed.map { ($0, entries[$0]) }
+        return changed.map { ($0, compact[$0]) }
     }
 
     var hasChanges: Bool { !changed.isEmpty }
 
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
-        entries[key] = entry
+        decoded.removeValue(forKey: key)
+        compact[key] = entry
     }
 
     func replaceAll(_ newEntries: [String: StoreEntry]) {
-        entries = newEntries
+        decoded.removeAll()
+        compact = newEntries
         changed.removeAll()
     }
 }

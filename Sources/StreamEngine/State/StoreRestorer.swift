@@ -33,6 +33,10 @@ public struct RestoreReport: Sendable {
 public struct StoreRestorer: Sendable {
     public var kafkaConfig: [String: String]
     public var logger: Logger
+    /// The most consumers the async restore replays one changelog range with.
+    public var maxRanges = 4
+    /// Records per range below which the async restore does not split its changelog range further.
+    public var recordsPerRange: Int64 = 50_000
 
     public init(kafkaConfig: [String: String], logger: Logger) {
         self.kafkaConfig = kafkaConfig
@@ -49,24 +53,69 @@ public struct StoreRestorer: Sendable {
         return try restore(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
     }
 
-    /// Restores `store` with a consumer of its own whose blocking reads run on
-    /// that consumer's executor; the caller suspends meanwhile.
-    ///   - warm: a standby's warm copy of the store partition: restores only the
-    ///     records after it (its pending ones included) instead of the snapshot.
+    /// Restores `store` with consumers of its own whose blocking reads run on their
+    /// executors; the caller suspends meanwhile.
+    ///
+    /// A long changelog range is split into up to ``maxRanges`` consecutive ranges replayed
+    /// at once, each by its own consumer (the broker answers a fetch with one record batch
+    /// of a partition, so one consumer waits a round trip per batch); the later ranges' last
+    /// write per key (tombstones included) is applied over the earlier ones, in offset order.
+    /// The report's seconds include making the consumers.
+    ///
+    /// - Parameter warm: a standby's warm copy of the store partition: the restore starts
+    ///   from it (its pending records applied by the rule of every record) instead of the snapshot.
     public func restore(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, warm: WarmStoreCopy? = nil) async throws -> (entries: [String: StoreEntry], report: RestoreReport) {
-        let consumer = try makeConsumer()
+        let started = ContinuousClock.now
+        var consumers = [try makeConsumer()]
         let result: Result<(entries: [String: StoreEntry], report: RestoreReport), any Error>
         do {
-            result = .success(try await consumer.withExecutor { c in
-                let target = KeyValueStore(name: store, partition: partition)
-                let report = try self.restore(into: target, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: c, warm: warm)
-                return (target.allEntries, report)
-            })
+            let begin = try await consumers[0].withExecutor { c in
+                try self.start(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, warm: warm, consumer: c)
+            }
+            let ranges = Self.split(begin.range, parts: Int(min(Int64(maxRanges), max(1, Int64(begin.range.count) / max(1, recordsPerRange)))))
+            for _ in 1..<ranges.count { consumers.append(try makeConsumer()) }
+            logStart(store: store, partition: partition, begin: begin, ranges: ranges.count)
+            let parts = try await withThrowingTaskGroup(of: (index: Int, changes: [String: StoreEntry?], applied: Int, skipped: Int).self) { group in
+                for (i, range) in ranges.enumerated() {
+                    let consumer = consumers[i]
+                    group.addTask {
+                        try await consumer.withExecutor { c in
+                            var changes: [String: StoreEntry?] = [:]
+                            let counts = try self.replay(
+                                store: store, partition: partition, changelogTopic: changelogTopic, range: range, last: i == ranges.count - 1,
+                                total: Int64(begin.range.count), committed: committed, consumer: c
+                            ) { key, entry in changes.updateValue(entry, forKey: key) }
+                            return (i, changes, counts.applied, counts.skipped)
+                        }
+                    }
+                }
+                var all: [(index: Int, changes: [String: StoreEntry?], applied: Int, skipped: Int)] = []
+                for try await part in group { all.append(part) }
+                return all.sorted { $0.index < $1.index }
+            }
+            let target = KeyValueStore(name: store, partition: partition)
+            target.replaceAll(begin.entries)
+            for part in parts {
+                for (key, entry) in part.changes { target.restore(key, entry) }
+            }
+            let report = finish(
+                target, begin: begin, applied: begin.warmApplied + parts.reduce(0) { $0 + $1.applied },
+                skipped: begin.warmSkipped + parts.reduce(0) { $0 + $1.skipped }, started: started)
+            result = .success((target.allEntries, report))
         } catch {
             result = .failure(error)
         }
-        await consumer.close()
+        for consumer in consumers { await consumer.close() }
         return try result.get()
+    }
+
+
+    /// `range` cut into `parts` consecutive ranges of (nearly) equal length.
+    static func split(_ range: Range<Int64>, parts: Int) -> [Range<Int64>] {
+        guard parts > 1, range.count >= parts else { return [range] }
+        let n = Int64(parts)
+        let length = Int64(range.count)
+        return (0..<n).map { i in (range.lowerBound + length * i / n)..<(range.lowerBound + length * (i + 1) / n) }
     }
 
     private func makeConsumer() throws -> KafkaConsumer {
@@ -79,87 +128,140 @@ public struct StoreRestorer: Sendable {
         return (target.allEntries, report)
     }
 
-    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer, warm: WarmStoreCopy? = nil) throws -> RestoreReport {
-        let started = ContinuousClock.now
-        var startOffset: Int64 = 0
+    /// Where a restore starts: the snapshot's entries (none without a usable snapshot) and
+    /// the changelog range to replay after them.
+    struct Start: Sendable {
+        var entries: [String: StoreEntry] = [:]
+        var range: Range<Int64>
         var fromSnapshot = false
         var problem: String?
         var snapshotKeys = 0
-        var applied = 0
-        var skipped = 0
+        /// Started from a standby's warm copy; its pending records applied and skipped.
+        var fromWarmCopy = false
+        var warmApplied = 0
+        var warmSkipped = 0
+    }
+
+    /// Reads the snapshot and the changelog's watermarks; throws when the changelog no
+    /// longer holds the offsets the restore needs.
+    func start(store: String, partition: Int32, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]? = nil,
+               warm: WarmStoreCopy? = nil, consumer: KafkaConsumer) throws -> Start {
+        var begin = Start(range: 0..<0)
+        var startOffset: Int64 = 0
         if let warm {
             // A standby's copy: its entries, then its pending records by the rule of every record.
-            store.replaceAll(warm.entries)
+            begin.entries = warm.entries
             for record in warm.pending {
                 if let committed, !(record.tag?.isCommitted(by: committed) ?? false) {
-                    skipped += 1
+                    begin.warmSkipped += 1
                 } else {
-                    store.restore(record.key, record.entry)
-                    applied += 1
+                    begin.entries[record.key] = record.entry
+                    begin.warmApplied += 1
                 }
             }
             startOffset = warm.nextOffset
-            snapshotKeys = warm.entries.count
+            begin.fromWarmCopy = true
+            begin.snapshotKeys = warm.entries.count
         } else if let snapshotPath {
             do {
                 let snap = try StoreSnapshot.read(from: snapshotPath)
                 if let committed, let ahead = snap.inputOffsets.first(where: { $0.value > (committed[$0.key] ?? 0) }) {
-                    // Written after a commit of this task that the group's offsets have not reached
-                    // (another task of the partition was behind): it holds uncommitted state.
-                    throw SnapshotError(path: snapshotPath, reason: "written at \(ahead.key) position \(ahead.value), past the group's committed \(committed[ahead.key] ?? 0): it holds state of uncommitted records")
+                    // Written after a commit of this task that the group's offsets have not reached:
+                    // it holds state of uncommitted records.
+                    throw SnapshotError(path: snapshotPath, reason: "written at \(ahead.key) position \(ahead.value), past the committed \(committed[ahead.key] ?? 0): it holds state of uncommitted records")
                 }
-                store.replaceAll(snap.entries)
+                begin.entries = snap.entries
                 startOffset = snap.changelogOffset
-                fromSnapshot = true
-                snapshotKeys = snap.entries.count
+                begin.fromSnapshot = true
+                begin.snapshotKeys = snap.entries.count
             } catch let error as SnapshotError {
                 if !error.missing {
-                    problem = error.description
-                    logger.warning("\(error); restoring \(store.name)[\(store.partition)] from its changelog instead")
+                    begin.problem = error.description
+                    logger.warning("\(error); restoring \(store)[\(partition)] from its changelog instead")
                 }
-                store.replaceAll([:])
             }
         }
-        let tp = TopicPartition(changelogTopic, store.partition)
-        let wm = try consumer.watermarks(tp)
+        let wm = try consumer.watermarks(TopicPartition(changelogTopic, partition))
         if wm.low > startOffset, wm.high > startOffset {
-            throw ChangelogTruncatedError(topic: changelogTopic, partition: store.partition, needed: startOffset, lowWatermark: wm.low)
+            throw ChangelogTruncatedError(topic: changelogTopic, partition: partition, needed: startOffset, lowWatermark: wm.low)
         }
-        let toRead = max(0, wm.high - startOffset)
-        let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store.name)])
-        if toRead > 0 {
-            logger.info("restoring \(store.name)[\(store.partition)]: \(toRead) changelog records from offset \(startOffset)\(fromSnapshot ? " after a snapshot of \(snapshotKeys) keys" : warm != nil ? " after a standby's warm copy of \(snapshotKeys) keys" : "")")
-            var read: Int64 = 0
-            var lastLog = ContinuousClock.now
-            do {
-                try ChangelogReplay.run(
-                    consumer: consumer, topic: changelogTopic, ranges: [store.partition: startOffset..<wm.high],
-                    afterPoll: { count in
-                        read += Int64(count)
-                        restored.increment(by: Int64(count))
-                        if ContinuousClock.now - lastLog > .seconds(2) {
-                            lastLog = ContinuousClock.now
-                            logger.info("restoring \(store.name)[\(store.partition)]: \(read) / \(toRead)")
+        begin.range = startOffset..<max(startOffset, wm.high)
+        return begin
+    }
+
+    func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer) throws -> RestoreReport {
+        let started = ContinuousClock.now
+        let begin = try start(store: store.name, partition: store.partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
+        store.replaceAll(begin.entries)
+        logStart(store: store.name, partition: store.partition, begin: begin, ranges: 1)
+        let counts = try replay(
+            store: store.name, partition: store.partition, changelogTopic: changelogTopic, range: begin.range, last: true,
+            total: Int64(begin.range.count), committed: committed, consumer: consumer
+        ) { key, entry in store.restore(key, entry) }
+        return finish(store, begin: begin, applied: counts.applied, skipped: counts.skipped, started: started)
+    }
+
+    private func logStart(store: String, partition: Int32, begin: Start, ranges: Int) {
+        guard !begin.range.isEmpty else { return }
+        logger.info("restoring \(store)[\(partition)]: \(begin.range.count) changelog records from offset \(begin.range.lowerBound)\(begin.fromSnapshot ? " after a snapshot of \(begin.snapshotKeys) keys" : begin.fromWarmCopy ? " after a standby's warm copy of \(begin.snapshotKeys) keys" : "")\(ranges > 1 ? " in \(ranges) ranges at once" : "")")
+    }
+
+    /// Replays `range` of the store's changelog partition, handing each record of a
+    /// completed commit to `apply` in offset order; returns how many were applied and skipped.
+    /// The `last` range also applies records past its end that came in its last batch (they
+    /// were written after the end was measured); the others leave them to the next range.
+    private func replay(
+        store: String, partition: Int32, changelogTopic: String, range: Range<Int64>, last: Bool, total: Int64, committed: [String: Int64]?,
+        consumer: KafkaConsumer, apply: (String, StoreEntry?) -> Void
+    ) throws -> (applied: Int, skipped: Int) {
+        var applied = 0
+        var skipped = 0
+        guard !range.isEmpty else { return (0, 0) }
+        let restored = Counter(label: "stream_engine_restored_records", dimensions: [("store", store)])
+        var read: Int64 = 0
+        var lastLog = ContinuousClock.now
+        var lastTag: CommitTag?
+        var lastVerdict = false
+        do {
+            try ChangelogReplay.run(
+                consumer: consumer, topic: changelogTopic, ranges: [partition: range],
+                afterPoll: { count in
+                    read += Int64(count)
+                    restored.increment(by: Int64(count))
+                    if ContinuousClock.now - lastLog > .seconds(2) {
+                        lastLog = ContinuousClock.now
+                        logger.info("restoring \(store)[\(partition)]: \(read) of \(range.count) records from offset \(range.lowerBound) (\(total) in all)")
+                    }
+                },
+                apply: { record in
+                    guard last || record.offset < range.upperBound else { return }
+                    if let committed {
+                        // Records of one commit share their tag: judge each distinct tag once.
+                        if record.tag != lastTag {
+                            lastTag = record.tag
+                            lastVerdict = record.tag?.isCommitted(by: committed) ?? false
                         }
-                    },
-                    apply: { record in
-                        if let committed, !(record.tag?.isCommitted(by: committed) ?? false) {
+                        if !lastVerdict {
                             skipped += 1
                             return
                         }
-                        store.restore(record.key, record.entry)
-                        applied += 1
-                    })
-            } catch {
-                throw error.underlying
-            }
+                    }
+                    apply(record.key, record.entry)
+                    applied += 1
+                })
+        } catch {
+            throw error.underlying
         }
+        return (applied, skipped)
+    }
+
+    private func finish(_ store: KeyValueStore, begin: Start, applied: Int, skipped: Int, started: ContinuousClock.Instant) -> RestoreReport {
         let report = RestoreReport(
-            store: store.name, partition: store.partition, fromSnapshot: fromSnapshot, snapshotProblem: problem,
-            snapshotKeys: snapshotKeys, changelogRecords: applied, skippedUncommitted: skipped, keys: store.count,
+            store: store.name, partition: store.partition, fromSnapshot: begin.fromSnapshot, snapshotProblem: begin.problem,
+            snapshotKeys: begin.snapshotKeys, changelogRecords: applied, skippedUncommitted: skipped, keys: store.count,
             seconds: (ContinuousClock.now - started).seconds)
-        if toRead > 0 || fromSnapshot || warm != nil {
-            logger.info("restored \(store.name)[\(store.partition)]: \(store.count) keys (\(warm != nil ? "warm copy" : "snapshot") \(snapshotKeys), changelog \(applied), skipped \(skipped) uncommitted) in \(String(format: "%.2f", report.seconds)) s")
+        if !begin.range.isEmpty || begin.fromSnapshot || begin.fromWarmCopy {
+            logger.info("restored \(store.name)[\(store.partition)]: \(store.count) keys (\(begin.fromWarmCopy ? "warm copy" : "snapshot") \(begin.snapshotKeys), changelog \(applied), skipped \(skipped) uncommitted) in \(String(format: "%.2f", report.seconds)) s")
         }
         return report
     }

@@ -5,10 +5,14 @@ import Zstd
 /// offset and committed input offsets it covers.
 ///
 /// File: `<state-dir>/<application.id>/<store>/<partition>.snapshot` — the
-/// 8-byte magic `SESNAP01` then one zstd frame (with content checksum) of: a
-/// JSON header line, then per entry `u32 key length, key, u32 value length,
-/// value JSON, i64 expiresAt (-1 = none)`, little-endian. Written to a
-/// temporary file and renamed, so a reader never sees a half-written file.
+/// 8-byte magic `SESNAP02` then one zstd frame (with content checksum) of: a
+/// JSON header line, then per entry `u32 key length, key, u32 entry length,
+/// entry`, little-endian, where the entry is ``StoreEntry``'s compact form (an
+/// expiry flag byte, 8 bytes of expiry when set, the value in ``JSONCompact``):
+/// reading copies it without parsing. Files of the first format (`SESNAP01`:
+/// per entry `u32 key length, key, u32 value length, value JSON, i64 expiresAt
+/// (-1 = none)`) are still read. Written to a temporary file and renamed, so a
+/// reader never sees a half-written file.
 public struct StoreSnapshot: Sendable {
     public var store: String
     public var partition: Int32
@@ -22,7 +26,9 @@ public struct StoreSnapshot: Sendable {
     public var rawBytes: Int = 0
     public var fileBytes: Int = 0
 
-    static let magic: [UInt8] = Array("SESNAP01".utf8)
+    static let magic: [UInt8] = Array("SESNAP02".utf8)
+    /// The first format, with JSON values.
+    static let magicV1: [UInt8] = Array("SESNAP01".utf8)
 
     public init(store: String, partition: Int32, changelogOffset: Int64, inputOffsets: [String: Int64], entries: [String: StoreEntry]) {
         self.store = store
@@ -37,32 +43,44 @@ public struct StoreSnapshot: Sendable {
         "\(stateDir)/\(applicationId)/\(store)/\(partition).snapshot"
     }
 
-    /// Writes atomically (temporary file + rename).
+    /// Writes atomically (temporary file + rename). The entries are compressed as they are
+    /// serialised, in chunks: memory use beyond the entries does not grow with the store.
     public func write(to path: String) throws {
-        var raw: [UInt8] = []
         var header: JSONObject = [
             "store": .string(store), "partition": .number(Double(partition)),
             "changelogOffset": .number(Double(changelogOffset)), "entries": .number(Double(entries.count)),
         ]
         header["inputOffsets"] = .object(JSONObject(inputOffsets.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.number(Double($0.value))) }))
-        raw += JSONValue.object(header).serialized()
-        raw.append(0x0A)
-        for (key, entry) in entries {
-            let k = Array(key.utf8)
-            let v = entry.value.serialized()
-            Self.append(UInt32(k.count), to: &raw)
-            raw += k
-            Self.append(UInt32(v.count), to: &raw)
-            raw += v
-            Self.append(UInt64(bitPattern: entry.expiresAt ?? -1), to: &raw)
-        }
-        let compressed = try ZstdCompressor(level: 3, checksum: true).compress(raw)
+        let headerBytes = JSONValue.object(header).serialized()
+        var size = headerBytes.count + 1
+        for (key, entry) in entries { size += 8 + key.utf8.count + entry.storage.count }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
-        let data = Data(Self.magic + compressed)
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw SnapshotError(path: tmp, reason: "cannot write")
+        do {
+            let writer = try ZstdFileWriter(path: tmp, prefix: Self.magic, contentSize: UInt64(size), level: 3, checksum: true)
+            let chunkSize = 1 << 17
+            var chunk: [UInt8] = []
+            chunk.reserveCapacity(chunkSize + 4096)
+            chunk += headerBytes
+            chunk.append(0x0A)
+            for (key, entry) in entries {
+                var key = key
+                key.withUTF8 { k in
+                    Self.append(UInt32(k.count), to: &chunk)
+                    chunk.append(contentsOf: k)
+                }
+                Self.append(UInt32(entry.storage.count), to: &chunk)
+                chunk.append(contentsOf: entry.storage)
+                if chunk.count >= chunkSize {
+                    try writer.write(chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                }
+            }
+            try writer.write(chunk)
+            try writer.finish()
+        } catch {
+            throw SnapshotError(path: tmp, reason: "cannot write: \(error)")
         }
         if rename(tmp, path) != 0 {
             throw SnapshotError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
@@ -75,9 +93,14 @@ public struct StoreSnapshot: Sendable {
             throw SnapshotError(path: path, reason: "cannot read", missing: !FileManager.default.fileExists(atPath: path))
         }
         let bytes = [UInt8](data)
-        guard bytes.count > magic.count, Array(bytes[0..<magic.count]) == magic else {
+        guard bytes.count > magic.count else {
             throw SnapshotError(path: path, reason: "not a StreamEngine snapshot (bad magic)")
         }
+        let fileMagic = Array(bytes[0..<magic.count])
+        guard fileMagic == magic || fileMagic == magicV1 else {
+            throw SnapshotError(path: path, reason: "not a StreamEngine snapshot (bad magic)")
+        }
+        let compact = fileMagic == magic
         let raw: [UInt8]
         do {
             raw = try ZstdDecompressor().decompress(Array(bytes[magic.count...]), maxSize: maxBytes)
@@ -101,23 +124,41 @@ public struct StoreSnapshot: Sendable {
             defer { i += 4 }
             return Int(raw[i]) | Int(raw[i + 1]) << 8 | Int(raw[i + 2]) << 16 | Int(raw[i + 3]) << 24
         }
-        for _ in 0..<count {
-            let kl = try u32()
-            guard i + kl <= raw.count else { throw SnapshotError(path: path, reason: "corrupt: truncated key") }
-            let key = String(decoding: raw[i..<(i + kl)], as: UTF8.self)
-            i += kl
-            let vl = try u32()
-            guard i + vl + 8 <= raw.count else { throw SnapshotError(path: path, reason: "corrupt: truncated value") }
-            let value: JSONValue
-            do { value = try JSONValue.parse(Array(raw[i..<(i + vl)])) } catch {
-                throw SnapshotError(path: path, reason: "corrupt: value of key \(key): \(error)")
+        if compact {
+            try raw.withUnsafeBufferPointer { buf in
+                for _ in 0..<count {
+                    let kl = try u32()
+                    guard i + kl <= buf.count else { throw SnapshotError(path: path, reason: "corrupt: truncated key") }
+                    let key = String(decoding: UnsafeBufferPointer(rebasing: buf[i..<(i + kl)]), as: UTF8.self)
+                    i += kl
+                    let vl = try u32()
+                    guard i + vl <= buf.count else { throw SnapshotError(path: path, reason: "corrupt: truncated value") }
+                    guard let entry = StoreEntry(storage: Array(UnsafeBufferPointer(rebasing: buf[i..<(i + vl)]))) else {
+                        throw SnapshotError(path: path, reason: "corrupt: value of key \(key) is not a well-formed entry")
+                    }
+                    i += vl
+                    entries[key] = entry
+                }
             }
-            i += vl
-            var exp: UInt64 = 0
-            for b in 0..<8 { exp |= UInt64(raw[i + b]) << (8 * UInt64(b)) }
-            i += 8
-            let e = Int64(bitPattern: exp)
-            entries[key] = StoreEntry(value: value, expiresAt: e == -1 ? nil : e)
+        } else {
+            for _ in 0..<count {
+                let kl = try u32()
+                guard i + kl <= raw.count else { throw SnapshotError(path: path, reason: "corrupt: truncated key") }
+                let key = String(decoding: raw[i..<(i + kl)], as: UTF8.self)
+                i += kl
+                let vl = try u32()
+                guard i + vl + 8 <= raw.count else { throw SnapshotError(path: path, reason: "corrupt: truncated value") }
+                let value: JSONValue
+                do { value = try JSONValue.parse(Array(raw[i..<(i + vl)])) } catch {
+                    throw SnapshotError(path: path, reason: "corrupt: value of key \(key): \(error)")
+                }
+                i += vl
+                var exp: UInt64 = 0
+                for b in 0..<8 { exp |= UInt64(raw[i + b]) << (8 * UInt64(b)) }
+                i += 8
+                let e = Int64(bitPattern: exp)
+                entries[key] = StoreEntry(value: value, expiresAt: e == -1 ? nil : e)
+            }
         }
         guard i == raw.count else { throw SnapshotError(path: path, reason: "corrupt: trailing bytes") }
         var snap = StoreSnapshot(store: store, partition: Int32(partition), changelogOffset: changelogOffset, inputOffsets: inputOffsets, entries: entries)

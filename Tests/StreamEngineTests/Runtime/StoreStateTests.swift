@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+import Zstd
+import KafkaClient
+import StreamEngineTesting
+import ThreadExecutors
+@testable import StreamEngine
+
+@Suite("State: compact store entries and snapshots")
+struct StoreStateTests {
+    static let stats: JSONValue = ["orders": 2, "items": 5, "cents": 12345, "last": 1_733_000_000_000, "categories": ["books": 345, "électronique": 12000.5]]
+
+    @Test("an entry gives back its value and expiry; setting one keeps the other")
+    func entryRoundTrip() {
+        var e = StoreEntry(value: Self.stats, expiresAt: 1_733_000_000_123)
+        #expect(e.value == Self.stats)
+        #expect(e.value.serializedString() == Self.stats.serializedString())
+        #expect(e.expiresAt == 1_733_000_000_123)
+        e.expiresAt = nil
+        #expect(e.expiresAt == nil)
+        #expect(e.value == Self.stats)
+        e.expiresAt = -5
+        #expect(e.expiresAt == -5)
+        e.value = ["n": 1]
+        #expect(e.value == ["n": 1])
+        #expect(e.expiresAt == -5)
+        #expect(StoreEntry(value: nil).value == .null)
+        // Smaller than the JSON text of the value.
+        #expect(StoreEntry(value: Self.stats).storedBytes < Self.stats.serialized().count)
+    }
+
+    @Test("entries compare and hash as their values do (member order ignored)")
+    func entryEquality() {
+        let a = StoreEntry(value: ["a": 1, "b": [true, "x"]])
+        let b = StoreEntry(value: ["b": [true, "x"], "a": 1])
+        #expect(a == b)
+        #expect(a.hashValue == b.hashValue)
+        #expect(a != StoreEntry(value: ["a": 1, "b": [true, "x"]], expiresAt: 7))
+        #expect(a != StoreEntry(value: ["a": 2, "b": [true, "x"]]))
+        #expect(Set([a, b]).count == 1)
+    }
+
+    @Test("a store gives the same answers whether its values are still decoded or already compact")
+    func storeDecodedCache() {
+        let store = KeyValueStore(name: "s", partition: 0)
+        let n = KeyValueStore.decodedCacheLimit + 100
+        for i in 0..<n { store.put("k\(i)", ["n": .number(Double(i))], expiresAt: i % 10 == 0 ? Int64(i) : nil) }
+        // Updates of keys that may be cached or compact by now.
+        for i in stride(from: 0, to: n, by: 7) { store.put("k\(i)", ["n": .number(Double(i + 1))], expiresAt: i % 10 == 0 ? Int64(i) : nil) }
+        store.delete("k1")
+        store.delete("k\(n - 1)")
+        store.delete("never")
+        #expect(store.get("k7") == ["n": 8])
+        #expect(store.get("k\(n - 2)") == ["n": .number(Double(n - 2))])
+        #expect(store.entry("k20") == StoreEntry(value: ["n": 20], expiresAt: 20))
+        #expect(store.get("k1") == nil)
+        #expect(store.count == n - 2)
+        let all = store.allEntries
+        #expect(all.count == n - 2)
+        #expect(all["k14"]?.value == ["n": 15])
+        #expect(all["k\(n - 1)"] == nil)
+        let changes = store.takeChanges()
+        #expect(changes.count == n)  // every key put (the deleted ones as tombstones), nothing for "never"
+        #expect(changes.first { $0.key == "k1" }.map { $0.entry == nil } == true)
+        #expect(!store.hasChanges)
+        // After a flush, updates are seen again and marked changed.
+        store.put("k2", "x")
+        #expect(store.get("k2") == "x")
+        #expect(store.takeChanges().map(\.key) == ["k2"])
+        // Expiry reaches keys still decoded.
+        store.put("fresh", 1, expiresAt: 5)
+        let gone = Set(store.expire(streamTime: 50))
+        #expect(gone.contains("fresh") && gone.contains("k50") && gone.contains("k0") && !gone.contains("k60"))
+        #expect(store.get("fresh") == nil)
+    }
+
+    static func entries() -> [String: StoreEntry] {
+        var out: [String: StoreEntry] = ["ttl": StoreEntry(value: 3, expiresAt: 1_733_000_000_000), "stats": StoreEntry(value: stats), "empty-key-value": StoreEntry(value: "")]
+        out[""] = StoreEntry(value: [nil, -0.0, 0.1, ["deep": [[["x"]]]]])
+        for i in 0..<300 { out["user-\(i)"] = StoreEntry(value: ["orders": .number(Double(i)), "s": .string(String(repeating: "é", count: i % 7))]) }
+        return out
+    }
+
+    @Test("a snapshot reads back every entry, expiry included")
+    func snapshotRoundTrip() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/s/0.snapshot"
+        let entries = Self.entries()
+        try StoreSnapshot(store: "s", partition: 3, changelogOffset: 42, inputOffsets: ["in": 7], entries: entries).write(to: path)
+        let read = try StoreSnapshot.read(from: path)
+        #expect(read.entries == entries)
+        #expect(read.entries["ttl"]?.expiresAt == 1_733_000_000_000)
+        #expect(read.entries[""]?.value[1]?.doubleValue?.sign == .minus)
+        #expect((read.store, read.partition, read.changelogOffset, read.inputOffsets) == ("s", 3, 42, ["in": 7]))
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(8)) == Array("SESNAP02".utf8))
+    }
+
+    /// A file of the given magic holding `body` after the header line, as the writer frames it.
+    static func file(magic: String, entries: Int, body: [UInt8], at path: String) throws {
+        var raw = Array(#"{"store":"s","partition":0,"changelogOffset":9,"entries":\#(entries),"inputOffsets":{"in":1}}"#.utf8) + [0x0A]
+        raw += body
+        let data = Array(magic.utf8) + (try ZstdCompressor(level: 3, checksum: true).compress(raw))
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(data)))
+    }
+
+    static func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+
+    @Test("a snapshot of the first format (JSON values) is still read")
+    func snapshotV1() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/0.snapshot"
+        var body: [UInt8] = []
+        for (key, value, exp) in [("alice", #"{"n":2,"tags":["x"]}"#, Int64(-1)), ("carol", "7", 1_733_000_000_000)] {
+            body += Self.le(UInt64(key.utf8.count), 4) + Array(key.utf8)
+            body += Self.le(UInt64(value.utf8.count), 4) + Array(value.utf8)
+            body += Self.le(UInt64(bitPattern: exp), 8)
+        }
+        try Self.file(magic: "SESNAP01", entries: 2, body: body, at: path)
+        let read = try StoreSnapshot.read(from: path)
+        #expect(read.entries == ["alice": StoreEntry(value: ["n": 2, "tags": ["x"]]), "carol": StoreEntry(value: 7, expiresAt: 1_733_000_000_000)])
+        #expect(read.changelogOffset == 9)
+    }
+
+    @Test("a snapshot entry that is not a well-formed compact entry is reported with its key")
+    func snapshotBadEntry() throws {
+        let dir = NSTemporaryDirectory() + "store-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/0.snapshot"
+        // "bob": an expiry flag, then an array claiming 5 elements with only one present.
+        let entry: [UInt8] = [0x00, 0x06, 0x05, 0x81]
+        let body = Self.le(3, 4) + Array("bob".utf8) + Self.le(UInt64(entry.count), 4) + entry
+        try Self.file(magic: "SESNAP02", entries: 1, body: body, at: path)
+        #expect {
+            try StoreSnapshot.read(from: path)
+        } throws: { error in
+            guard let e = error as? SnapshotError else { return false }
+            return e.description.contains(path) && e.description.contains("bob")
+        }
+        // The same entry well-formed reads.
+        let good: [UInt8] = [0x00, 0x06, 0x01, 0x81]
+        try Self.file(magic: "SESNAP02", entries: 1, body: Self.le(3, 4) + Array("bob".utf8) + Self.le(4, 4) + good, at: path)
+        #expect(try StoreSnapshot.read(from: path).entries == ["bob": StoreEntry(value: [1])])
+    }
+
+    @Test("a restore split into ranges replayed at once ends as the one-range replay: updates, tombstones, TTLs, uncommitted records")
+    func restoreInRanges() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("c", partitions: 2)
+        // 1,200 records for 90 keys on partition 1: updates, a tombstone every 7th record,
+        // a TTL every 5th, and commits whose tag is past the committed offset (to skip).
+        var records: [ProducerRecord] = []
+        var expected: [String: StoreEntry] = [:]
+        for i in 0..<1200 {
+            let key = "k\(i * 37 % 90)"
+            let committedTag = i % 100 < 90
+            let tag = CommitTag(["in": committedTag ? Int64(i) : 5_000 + Int64(i)])
+            let entry: StoreEntry? = i % 7 == 3 ? nil : StoreEntry(value: ["i": .number(Double(i)), "s": .string("v\(i)")], expiresAt: i % 5 == 0 ? Int64(i) : nil)
+            records.append(ChangelogCodec.record(topic: "c", partition: 1, key: key, entry: entry, tag: tag))
+            if committedTag { expected[key] = entry }
+        }
+        try await h.produce(records)
+        var restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        restorer.recordsPerRange = 100
+        #expect(StoreRestorer.split(0..<1200, parts: 4) == [0..<300, 300..<600, 600..<900, 900..<1200])
+        #expect(StoreRestorer.split(10..<13, parts: 4) == [10..<13])
+        let committed = ["in": Int64(4_999)]
+        let split = try await restorer.restore(store: "s", partition: 1, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        let single = try await runOnDedicatedThread("test-restore") { [restorer] in
+            try restorer.restore(store: "s", partition: 1, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        }
+        let wanted = expected.compactMapValues { $0 }
+        #expect(split.entries == wanted)
+        #expect(single.entries == wanted)
+        #expect(split.entries["k0"]?.expiresAt == single.entries["k0"]?.expiresAt)
+        #expect(split.report.changelogRecords == single.report.changelogRecords)
+        #expect(split.report.skippedUncommitted == single.report.skippedUncommitted)
+        #expect(split.report.skippedUncommitted == 120)
+        #expect(split.report.keys == wanted.count)
+    }
+}
