@@ -247,6 +247,13 @@ package actor StreamTask {
     ///   (or whose wait was given up): their empty queue does not hold the task back.
     func drain(mayRunAhead: Set<String>, cap: Int64 = .max) async throws -> DrainReport {
         var report = DrainReport()
+        // A merged input waits for its upstream tasks' progress, but not forever (a task that is
+        // never restarted, a marker that never comes): past the bound it takes what it holds.
+        if let since = mergeWaitSince, ContinuousClock.now - since >= Self.mergeWaitBound, let merge = input.merge {
+            env.logger.warning("task \(id): waited \(Self.mergeWaitBound) for upstream task \(merge.next(releaseAll: false).waitingFor.map { "\(sub.pipeline.name)-\($0)" } ?? "?") of \(sub.sourceTopics[0]); taking the \(merge.count) records it holds in merge order without it")
+            input.gaveUpWaiting = true
+        }
+        defer { input.gaveUpWaiting = false }
         let dlqBefore = recordsDeadLettered
         let topics = input.topics
         loop: while true {
@@ -325,6 +332,9 @@ package actor StreamTask {
         guard let topic = currentOrigin?.topic, let position = currentPosition, let applied = redisAppliedThrough[topic] else { return false }
         return position <= applied
     }
+
+    /// How long a merged input waits for an upstream task before it takes what it holds.
+    static let mergeWaitBound: Duration = .seconds(30)
 
     /// Logs (every 10 s) a merged input that holds records back for an upstream task: never a silent stall.
     private func noteMergeWait() {
