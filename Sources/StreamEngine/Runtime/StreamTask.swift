@@ -44,22 +44,22 @@ package actor StreamTask {
     let id: TaskID
     let sub: SubTopology
     let partition: Int32
-    private let env: TaskEnvironment
+    let env: TaskEnvironment
     let stores: [String: KeyValueStore]
     private var steps: [CompiledStep] = []
-    private var streamTime: Int64 = .min
+    var streamTime: Int64 = .min
     /// Last processed input offset per topic.
     private var processed: [String: Int64] = [:]
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
     private var sqlBatch = SQLWriteBatch()
     /// Per upstream input partition (`topic/partition`), the last repartition record applied.
-    private var dedupe: [String: (offset: Int64, index: Int)] = [:]
+    var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
     private var currentOrigin: RecordOrigin?
     private var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
-    private var input: PartitionGroup
+    var input: PartitionGroup
     /// Per input topic, the task's own committed position: records before it were processed
     /// here before (the partition resumes at the slowest reader's offset).
     private var resumeAt: [String: Int64] = [:]
@@ -67,12 +67,12 @@ package actor StreamTask {
     /// (the position its commit tags and commit metadata count; see `UpstreamMerge`).
     private var mergePosition: Int64 = 0
     /// The repartition topic this task writes and its partition count (progress markers go to each).
-    private var repartitionOut: (topic: String, partitions: Int32)?
+    var repartitionOut: (topic: String, partitions: Int32)?
     /// The progress last sent in markers: stream time and whether the input was at its end.
-    private var lastMarker: (streamTime: Int64, idle: Bool)?
+    var lastMarker: (streamTime: Int64, idle: Bool)?
     /// Since when a merged input waits for an upstream task, and when that was last logged.
-    private var mergeWaitSince: ContinuousClock.Instant?
-    private var mergeWaitLogged: ContinuousClock.Instant?
+    var mergeWaitSince: ContinuousClock.Instant?
+    var mergeWaitLogged: ContinuousClock.Instant?
     /// The input message being processed.
     private var currentMessage: KafkaMessage?
     /// Indices of `aggregate` steps whose results only feed filter/select and
@@ -333,90 +333,6 @@ package actor StreamTask {
         return position <= applied
     }
 
-    /// How long a merged input waits for an upstream task before it takes what it holds.
-    static let mergeWaitBound: Duration = .seconds(30)
-
-    /// Logs (every 10 s) a merged input that holds records back for an upstream task: never a silent stall.
-    private func noteMergeWait() {
-        guard let merge = input.merge, merge.count > 0, let u = merge.next(releaseAll: input.releaseAll).waitingFor else {
-            mergeWaitSince = nil
-            return
-        }
-        let now = ContinuousClock.now
-        let since = mergeWaitSince ?? now
-        mergeWaitSince = since
-        guard now - since >= .seconds(10), now - (mergeWaitLogged ?? since) >= .seconds(10) else { return }
-        mergeWaitLogged = now
-        let said = merge.progress[u].map { "its last stream time \($0.streamTime == .min ? "none yet" : String($0.streamTime)), \($0.idle ? "idle" : "busy")" } ?? "nothing heard from it yet"
-        env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(now - since) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
-    }
-
-    /// Whether a repartition record was already applied (a replay after a
-    /// crash upstream); records it as applied otherwise. Offsets are only
-    /// comparable within one upstream input partition: the key names its topic too.
-    private func isDuplicate(_ m: KafkaMessage) -> Bool {
-        guard let up = m.header(Headers.upstreamPartition)?.stringValue,
-              let seq = m.header(Headers.upstreamSequence)?.stringValue else { return false }
-        let parts = seq.split(separator: ".")
-        guard parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) else { return false }
-        if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return true }
-        dedupe[up] = (o, i)
-        stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
-        return false
-    }
-
-    private func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord {
-        if sub.fromRepartition {
-            // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
-                throw RecordError(.parse, "repartition record is not a JSON object")
-            }
-            let ts = m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
-            return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
-        }
-        let source = sub.pipeline.source
-        guard let bytes = m.value else { throw RecordError(.parse, "record has no value") }
-        let parsed: JSONValue
-        do { parsed = try JSONValue.parse(bytes) } catch { throw RecordError(.parse, "malformed JSON: \(error)") }
-        guard case .object(let value) = parsed else { throw RecordError(.parse, "value is not a JSON object") }
-        for (field, type) in source.required {
-            guard let v = value.lookup(field), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
-            if !Self.matches(v, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())") }
-        }
-        let key: String
-        if let kf = source.keyField {
-            guard let v = value.lookup(kf), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
-            key = v.keyText
-        } else {
-            key = String(decoding: m.key ?? [], as: UTF8.self)
-        }
-        let ts: Int64
-        if let tf = source.timestampField {
-            guard let v = value.lookup(tf), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
-            switch source.timestampFormat {
-            case .iso8601:
-                guard let s = v.stringValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(v.serializedString())") }
-                guard let t = EventTime.parseISO8601(s) else { throw RecordError(.wrongType, "timestamp field '\(tf)' is not ISO-8601: \(s)") }
-                ts = t
-            case .epochMillis, .epochSeconds:
-                guard let d = v.doubleValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be a number, got \(v.serializedString())") }
-                ts = source.timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
-            }
-        } else {
-            ts = m.timestamp ?? 0
-        }
-        return StreamRecord(key: key, value: value, timestamp: ts, origin: origin)
-    }
-
-    private static func matches(_ v: JSONValue, _ type: FieldType) -> Bool {
-        switch (type, v) {
-        case (.any, _): return true
-        case (.string, .string), (.number, .number), (.boolean, .bool), (.object, .object), (.array, .array): return true
-        case (.integer, .number(let d)): return d.rounded() == d
-        default: return false
-        }
-    }
-
     private func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
         var record = record
         var i = start
@@ -499,25 +415,6 @@ package actor StreamTask {
         send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: headers))
     }
 
-    /// Key prefix of upstream progress entries in the de-duplication store.
-    static let progressKeyPrefix = "~progress/"
-
-    /// Sends a progress marker to every partition of the repartition topic this
-    /// task writes when its stream time or idleness changed; true if it did.
-    private func sendProgressMarkers(inputIdle: Bool) -> Bool {
-        guard let out = repartitionOut else { return false }
-        if let last = lastMarker, last.streamTime == streamTime, last.idle == inputIdle { return false }
-        lastMarker = (streamTime, inputIdle)
-        let headers = [
-            KafkaHeader(Headers.upstreamTask, String(partition)), KafkaHeader(Headers.upstreamStreamTime, String(streamTime)),
-            KafkaHeader(Headers.upstreamIdle, inputIdle ? "1" : "0"),
-        ]
-        for q in 0..<out.partitions {
-            send(ProducerRecord(topic: out.topic, partition: q, key: nil, value: nil, headers: headers))
-        }
-        return true
-    }
-
     private var sendError: KafkaError?
 
     /// Records waiting for room in the producer's queue, in order.
@@ -526,7 +423,7 @@ package actor StreamTask {
     /// Enqueues without waiting; when librdkafka's queue is full the record
     /// (and every later one, to keep their order) waits in `backlog`, which
     /// `drainBacklog` sends with back-pressure after the current record.
-    private func send(_ r: ProducerRecord) {
+    func send(_ r: ProducerRecord) {
         if !backlog.isEmpty { backlog.append(r); return }
         do {
             if try !env.collector.trySend(r) { backlog.append(r) }
