@@ -35,6 +35,8 @@ actor StandbyReplicas {
     }
 
     private let stores: [String: StoreInfo]
+    /// The stores of each changelog topic.
+    private let storesByChangelog: [String: [String]]
     /// Partitions of each sub-topology (of its source topics).
     private let partitionCounts: [String: Int]
     private let config: StreamConfig
@@ -65,6 +67,7 @@ actor StandbyReplicas {
             counts[sub.id] = sub.sourceTopics.compactMap { partitionCounts[$0] }.max() ?? 0
         }
         self.stores = stores
+        self.storesByChangelog = Dictionary(grouping: stores.keys, by: { stores[$0]!.changelog })
         self.partitionCounts = counts
         self.config = plan.config
         self.stateDir = stateDir
@@ -169,10 +172,8 @@ actor StandbyReplicas {
             await reportProgress()
             return
         }
-        var byTopic: [String: [String]] = [:]
-        for (store, info) in stores { byTopic[info.changelog, default: []].append(store) }
         for m in batch.messages {
-            for store in byTopic[m.topic] ?? [] {
+            for store in storesByChangelog[m.topic] ?? [] {
                 let key = Key(store: store, partition: m.partition)
                 guard copies[key] != nil else { continue }
                 let decoded: (key: String, entry: StoreEntry?, tag: CommitTag?)
