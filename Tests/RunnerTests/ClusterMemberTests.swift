@@ -152,6 +152,25 @@ struct ClusterMemberTests {
         }
     }
 
+    /// Writes the instances' logs to files under the temporary directory (kept after the test) and says where.
+    static func saveLogs(_ instances: [String: CLIProcess], bootstrap: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-member-logs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (name, p) in instances { try? p.outputSoFar.stderr.write(to: dir.appendingPathComponent("\(name).log"), atomically: true, encoding: .utf8) }
+        // The topics with headers, where kcat is installed (a developer's machine).
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/kcat") {
+            for topic in ["orders", "scale-app-totals-repartition", "scale-app-totals-by-user-changelog", "scale-app-totals-dedupe-changelog"] {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+                p.arguments = ["-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-f", "%p %o %T %k [%h] %s\\n"]
+                p.standardOutput = try? FileHandle(forWritingTo: { let u = dir.appendingPathComponent("\(topic).txt"); FileManager.default.createFile(atPath: u.path, contents: nil); return u }())
+                try? p.run()
+                p.waitUntilExit()
+            }
+        }
+        return "instance logs in \(dir.path)"
+    }
+
     /// Waits until every member owns tasks and none logged a rebalance for 3 s.
     static func settled(_ members: [CLIProcess]) async throws -> Bool {
         try await eventually(.seconds(60)) {
@@ -204,7 +223,8 @@ struct ClusterMemberTests {
         let expected = Self.totals(upTo: total)
         let exact = try await Self.eventually(.seconds(90)) { try await c.redisTotals() == expected }
         let got = try await c.redisTotals()
-        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10))")
+        let saved = exact ? "" : Self.saveLogs(["a": a, "b": b, "c": cc], bootstrap: c.bootstrap)
+        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10)); \(saved)")
         // Nothing more arrives later (no double counting after the fact).
         try await Task.sleep(for: .seconds(1))
         #expect(try await c.redisTotals() == expected)
@@ -275,7 +295,8 @@ struct ClusterMemberTests {
         let expected = Self.totals(upTo: total)
         let exact = try await Self.eventually(.seconds(90)) { try await c.redisTotals() == expected }
         let got = try await c.redisTotals()
-        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10))")
+        let saved = exact ? "" : Self.saveLogs(["a": a, "b": b], bootstrap: c.bootstrap)
+        #expect(exact, "Redis totals differ: \(expected.filter { got[$0.key] != $0.value }.map { "\($0.key): expected \($0.value), got \(got[$0.key].map(String.init) ?? "none")" }.sorted().prefix(10)); \(saved)")
         b.signal(SIGTERM)
         let bResult = try await b.wait(timeout: .seconds(60))
         #expect(bResult.status == 0, "\(bResult)")

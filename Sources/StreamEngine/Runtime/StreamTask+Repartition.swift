@@ -22,18 +22,22 @@ extension StreamTask {
         env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(now - since) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
     }
 
-    /// Whether a repartition record was already applied (a replay after a
-    /// crash upstream); records it as applied otherwise. Offsets are only
-    /// comparable within one upstream input partition: the key names its topic too.
-    func isDuplicate(_ m: KafkaMessage) -> Bool {
+    /// The position of a repartition record in its upstream task's output: the
+    /// upstream input partition (`se-up`, `topic/partition`) and, as one
+    /// comparable number, the input offset and output index (`se-seq`). It
+    /// names the same record in every run, whichever instance wrote it and in
+    /// whatever order the merge took it: so it is what a merged input's commit
+    /// tags, commit metadata and Redis fence count, and a replayed record at or
+    /// below the position reached is a duplicate. (A count of records taken
+    /// would not do: two runs from one commit can take different records first,
+    /// and a changelog record of an uncommitted run would then pass for committed.)
+    static func upstreamPosition(_ m: KafkaMessage) -> InputPosition? {
         guard let up = m.header(Headers.upstreamPartition)?.stringValue,
-              let seq = m.header(Headers.upstreamSequence)?.stringValue else { return false }
+              let seq = m.header(Headers.upstreamSequence)?.stringValue else { return nil }
         let parts = seq.split(separator: ".")
-        guard parts.count == 2, let o = Int64(parts[0]), let i = Int(parts[1]) else { return false }
-        if let last = dedupe[up], (o, i) <= (last.offset, last.index) { return true }
-        dedupe[up] = (o, i)
-        stores[sub.dedupeStore!]?.put(up, .object(["o": .number(Double(o)), "i": .number(Double(i))]))
-        return false
+        guard parts.count == 2, let o = Int64(parts[0]), let i = Int64(parts[1]),
+              o >= 0, o < 1 << 39, i >= 0, i < 1 << 24 else { return nil }
+        return InputPosition(key: up, value: o << 24 | i)
     }
 
     /// Key prefix of upstream progress entries in the de-duplication store.

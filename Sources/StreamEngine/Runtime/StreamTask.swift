@@ -53,8 +53,6 @@ package actor StreamTask {
     private var lastCommittedTag: CommitTag?
     private var redisBatch = RedisWriteBatch()
     private var sqlBatch = SQLWriteBatch()
-    /// Per upstream input partition (`topic/partition`), the last repartition record applied.
-    var dedupe: [String: (offset: Int64, index: Int)] = [:]
     private var emitIndex = 0
     private var currentOrigin: RecordOrigin?
     private var lastSnapshot = ContinuousClock.now
@@ -63,9 +61,6 @@ package actor StreamTask {
     /// Per input topic, the task's own committed position: records before it were processed
     /// here before (the partition resumes at the slowest reader's offset).
     private var resumeAt: [String: Int64] = [:]
-    /// A merged repartition input: records taken so far in the canonical merge order
-    /// (the position its commit tags and commit metadata count; see `UpstreamMerge`).
-    private var mergePosition: Int64 = 0
     /// The repartition topic this task writes and its partition count (progress markers go to each).
     var repartitionOut: (topic: String, partitions: Int32)?
     /// The progress last sent in markers: stream time and whether the input was at its end.
@@ -87,9 +82,9 @@ package actor StreamTask {
     struct DirtyKeys {
         var order: [String] = []
         /// The event time, message and input position of each key's last record.
-        var last: [String: (timestamp: Int64, message: KafkaMessage, position: Int64?)] = [:]
+        var last: [String: (timestamp: Int64, message: KafkaMessage, position: InputPosition?)] = [:]
 
-        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage, position: Int64?) {
+        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage, position: InputPosition?) {
             if last.updateValue((timestamp, message, position), forKey: key) == nil { order.append(key) }
         }
     }
@@ -196,13 +191,12 @@ package actor StreamTask {
                     if let u = Int32(k.dropFirst(Self.progressKeyPrefix.count)), let st = e.value["st"]?.intValue, let o = e.value["o"]?.intValue {
                         progress[u] = UpstreamMerge.Progress(streamTime: st, idle: e.value["idle"]?.boolValue ?? false, offset: o)
                     }
-                } else if let o = e.value["o"]?.intValue, let i = e.value["i"]?.intValue {
-                    dedupe[k] = (o, Int(i))
                 }
             }
             input.restoreProgress(progress)
         }
-        if input.merge != nil, let topic = sub.sourceTopics.first { mergePosition = committed[topic] ?? 0 }
+        // A merged input counts positions per upstream input partition: what was taken before goes on counting.
+        if input.merge != nil { processed = committed.mapValues { $0 - 1 } }
         // The partition resumes at the slowest reader's offset: skip what this task had processed.
         if input.merge == nil { resumeAt = committed }
         lastCommittedTag = CommitTag(committed)
@@ -291,22 +285,20 @@ package actor StreamTask {
         let m = p.message
         currentMessage = m
         defer { currentMessage = nil }
+        let position = input.merge != nil ? (Self.upstreamPosition(m) ?? InputPosition(key: m.topic, value: m.offset))
+            : InputPosition(key: m.topic, value: m.offset)
         if input.merge != nil {
             // A replayed record already applied before the restart does not count again.
-            if isDuplicate(m) { return }
-            processed[m.topic] = mergePosition
-            mergePosition += 1
-        } else {
-            processed[m.topic] = m.offset
+            if let last = processed[position.key], position.value <= last { return }
         }
-        currentPosition = processed[m.topic]
+        processed[position.key] = position.value
+        currentPosition = position
         defer { currentPosition = nil }
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
             let record = try p.decoded.get()
-            if sub.fromRepartition && input.merge == nil && isDuplicate(m) { return }
             if record.timestamp > streamTime { streamTime = record.timestamp }
             lastRecordAt = ContinuousClock.now
             try run(record, from: 0)
@@ -316,8 +308,8 @@ package actor StreamTask {
         }
     }
 
-    /// Input position (offset, or merge position) of the record being processed.
-    private var currentPosition: Int64?
+    /// Input position of the record being processed (see `InputPosition`).
+    private var currentPosition: InputPosition?
     /// Per input topic, the position through which the task's Redis writes were applied before
     /// it started here (its fence hash): a replay after a crash does not write them again.
     private var redisAppliedThrough: [String: Int64] = [:]
@@ -329,8 +321,8 @@ package actor StreamTask {
     /// replayed record whose position the fence covers. Writing them again could undo what
     /// another task did since (a guest product the member side removed, for one).
     private var inRedisAlready: Bool {
-        guard let topic = currentOrigin?.topic, let position = currentPosition, let applied = redisAppliedThrough[topic] else { return false }
-        return position <= applied
+        guard let position = currentPosition, let applied = redisAppliedThrough[position.key] else { return false }
+        return position.value <= applied
     }
 
     private func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
@@ -577,7 +569,7 @@ package actor StreamTask {
         redisBatch = RedisWriteBatch()
         let punctuationCommands = punctuationBatch.flattened
         punctuationBatch = RedisWriteBatch()
-        let metadata = StreamTimeMetadata.format(streamTime == .min ? nil : streamTime, mergePosition: input.merge == nil ? nil : mergePosition)
+        let metadata = StreamTimeMetadata.format(streamTime == .min ? nil : streamTime, mergePositions: input.merge == nil ? nil : nextOffsets)
         var offsets: [TopicPartitionOffset]
         if let resume {
             offsets = [TopicPartitionOffset(resume.topicPartition, resume.offset, metadata: metadata)]

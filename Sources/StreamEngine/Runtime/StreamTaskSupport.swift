@@ -2,10 +2,12 @@ import KafkaClient
 
 /// A task's stream time in the metadata of its committed offsets (`st=<epoch ms>`).
 enum StreamTimeMetadata {
-    /// `st=<stream time>`, and for a merged repartition input `;p=<position>`: how many
-    /// records of the canonical merge order the task had processed (see `UpstreamMerge`).
-    static func format(_ streamTime: Int64?, mergePosition: Int64? = nil) -> String? {
-        let parts = [streamTime.map { "st=\($0)" }, mergePosition.map { "p=\($0)" }].compactMap { $0 }
+    /// `st=<stream time>`, and for a merged repartition input `;v=<upstream>:<next>,…`: per
+    /// upstream input partition the position after the last record the task took (see
+    /// `StreamTask.upstreamPosition`).
+    static func format(_ streamTime: Int64?, mergePositions: [String: Int64]? = nil) -> String? {
+        let positions = mergePositions.map { "v=" + $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") }
+        let parts = [streamTime.map { "st=\($0)" }, positions].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ";")
     }
     private static func field(_ name: String, _ metadata: String) -> Int64? {
@@ -13,12 +15,31 @@ enum StreamTimeMetadata {
         return nil
     }
     static func parse(_ metadata: String) -> Int64? { field("st", metadata) }
-    static func mergePosition(_ metadata: String) -> Int64? { field("p", metadata) }
+    /// The positions of a merged input (`v=`), per upstream input partition.
+    static func mergePositions(_ metadata: String) -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for part in metadata.split(separator: ";") where part.hasPrefix("v=") {
+            for pair in part.dropFirst(2).split(separator: ",") {
+                guard let colon = pair.lastIndex(of: ":"), let v = Int64(pair[pair.index(after: colon)...]) else { continue }
+                out[String(pair[..<colon])] = v
+            }
+        }
+        return out
+    }
 }
 
 extension Int64 {
     /// nil for `Int64.min` (no stream time yet).
     var nonMin: Int64? { self == .min ? nil : self }
+}
+
+/// Where a record stands in a task's input, as commit tags, commit metadata and the
+/// Redis fence count it: `key` is the input topic and `value` the offset; for a merged
+/// repartition input, the upstream input partition and the record's position in its
+/// upstream task's output (`StreamTask.upstreamPosition`).
+struct InputPosition: Sendable, Equatable {
+    let key: String
+    let value: Int64
 }
 
 /// The committed position of a task's inputs as its commit tags count them.
@@ -29,8 +50,8 @@ extension Int64 {
 /// position and stream time (`<task>=<offset>@<stream time>;…`): a task resumes
 /// from its own position (it skips what it had processed) and its commit tags
 /// are checked against it. For a merged repartition input (one reader) the
-/// position is the number of records taken in the canonical merge order
-/// (`p=`), and the Kafka offset is where reading resumes.
+/// positions are per upstream input partition (`v=`, see `InputPosition`), and
+/// the Kafka offset is where reading resumes.
 enum CommittedPositions {
     /// One reader's entry in the metadata.
     struct Reader: Equatable, Sendable {
@@ -60,7 +81,7 @@ enum CommittedPositions {
         for topic in sub.sourceTopics {
             guard let c = committed[TopicPartition(topic, partition)], c.offset >= 0 else { continue }
             if sub.fromRepartition {
-                out[topic] = c.metadata.flatMap(StreamTimeMetadata.mergePosition) ?? 0
+                out.merge(c.metadata.map(StreamTimeMetadata.mergePositions) ?? [:]) { max($0, $1) }
             } else {
                 out[topic] = readers(c.metadata)[task]?.offset ?? c.offset
             }

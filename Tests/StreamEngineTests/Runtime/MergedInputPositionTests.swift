@@ -1,0 +1,119 @@
+import Foundation
+import KafkaClient
+import Logging
+import Synchronization
+import Testing
+
+@testable import StreamEngine
+
+/// What a task reading a repartition topic commits as its position: per upstream input
+/// partition, the position of the last record taken in that upstream task's output. Two runs
+/// from one commit may take different records first (arrival order); the changelog records
+/// of a run that never committed must not pass for committed after another run committed.
+@Suite("Merged repartition input: commit tags name records, not counts")
+struct MergedInputPositionTests {
+    static let yaml = """
+        application.id: tags-app
+        topologies:
+          - name: totals
+            source:
+              topics: [orders]
+              key: user
+              required: { user: string, amount: number }
+            steps:
+              - rekey: { field: user }
+              - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
+        """
+
+    /// Keeps what a task sends.
+    final class Collector: RecordCollector {
+        let sent = Mutex<[ProducerRecord]>([])
+        func trySend(_ record: ProducerRecord) throws(KafkaError) -> Bool {
+            sent.withLock { $0.append(record) }
+            return true
+        }
+        func send(_ record: ProducerRecord) async throws { sent.withLock { $0.append(record) } }
+        func take() -> [ProducerRecord] { sent.withLock { r in defer { r = [] }; return r } }
+    }
+
+    let config: StreamConfig
+    let sub: SubTopology
+    let repartition: String
+
+    init() throws {
+        config = try ConfigLoader.load(yaml: Self.yaml, file: "test.yaml", registry: OperatorRegistry().names, environment: [:])
+        sub = TopologyPlan(config: config).subTopologies.first { $0.fromRepartition }!
+        repartition = config.repartitionTopic(pipeline: "totals")
+    }
+
+    /// A fresh task of the stateful sub-topology (partition 0 of the repartition topic, two upstream tasks).
+    func task(_ collector: Collector) throws -> StreamTask {
+        var logger = Logger(label: "merged-input-test")
+        logger.logLevel = .error
+        var env = TaskEnvironment(config: config, registry: OperatorRegistry(), collector: collector, globals: GlobalTables(), logger: logger,
+                                  stateDir: FileManager.default.temporaryDirectory.path)
+        env.partitionCounts[repartition] = 2
+        return try StreamTask(sub: sub, partition: 0, env: env)
+    }
+
+    /// A repartition record written by upstream task `upstream` for its input offset `inputOffset`.
+    func record(offset: Int64, upstream: Int32, inputOffset: Int64, user: String, amount: Int) -> KafkaMessage {
+        KafkaMessage(topic: repartition, partition: 0, offset: offset, key: Array(user.utf8),
+                     value: Array(#"{"user":"\#(user)","amount":\#(amount)}"#.utf8), headers: [
+                        KafkaHeader(Headers.eventTime, "1000"), KafkaHeader(Headers.upstreamPartition, "orders/\(upstream)"),
+                        KafkaHeader(Headers.upstreamSequence, "\(inputOffset).0"), KafkaHeader(Headers.upstreamTask, String(upstream)),
+                        KafkaHeader(Headers.upstreamStreamTime, "1000"),
+                     ], timestamp: 1000)
+    }
+
+    /// The store a restore builds from `changelog` (in order) given the committed positions: the restorer's rule.
+    func restored(_ changelog: [ProducerRecord], committed: [String: Int64]) throws -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        for (i, r) in changelog.enumerated() where r.topic == config.changelogTopic(store: "totals-by-user") {
+            let m = KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers)
+            let (key, entry, tag) = try ChangelogCodec.decode(m)
+            guard let tag, tag.isCommitted(by: committed) else { continue }
+            out[key] = entry?.value
+        }
+        return out
+    }
+
+    @Test("A run that never committed took another upstream's record first: after a later run commits, a restore holds only what that run processed")
+    func uncommittedRunStaysUncommitted() async throws {
+        let x = record(offset: 0, upstream: 0, inputOffset: 7, user: "x", amount: 1)
+        let y = record(offset: 1, upstream: 1, inputOffset: 3, user: "y", amount: 10)
+
+        // Run 1 takes y first (it arrived first there), writes its changelog record, and never commits its offsets.
+        let first = Collector()
+        let run1 = try task(first)
+        try await run1.process([y])
+        _ = try await run1.prepareCommit()
+        let uncommitted = first.take()
+
+        // Run 2 starts from the same (empty) commit, takes x, and commits.
+        let second = Collector()
+        let run2 = try task(second)
+        try await run2.process([x])
+        let commit = try #require(try await run2.prepareCommit())
+        let offset = try #require(commit.offsets.first)
+        let committed = CommittedPositions.of(sub: sub, partition: 0, committed: [offset.topicPartition: offset])
+        #expect(committed == ["orders/0": 7 << 24 + 1], "the commit names the last record taken per upstream input partition: \(offset)")
+
+        let state = try restored(uncommitted + second.take(), committed: committed)
+        #expect(state.keys.sorted() == ["x"], "only x was committed; y's record of the uncommitted run stays out: \(state)")
+        #expect(state["x"]?.doubleValue == 1, "\(state)")
+    }
+
+    @Test("Replayed records at or below the committed position of their upstream are skipped; others count once")
+    func replayedRecordsSkipped() async throws {
+        let collector = Collector()
+        let t = try task(collector)
+        let a = record(offset: 0, upstream: 0, inputOffset: 1, user: "x", amount: 1)
+        let b = record(offset: 1, upstream: 1, inputOffset: 1, user: "x", amount: 10)
+        // The upstream task of orders/0 replayed input offset 1 after a crash (same position), then went on.
+        let aAgain = record(offset: 2, upstream: 0, inputOffset: 1, user: "x", amount: 1)
+        let c = record(offset: 3, upstream: 0, inputOffset: 2, user: "x", amount: 100)
+        try await t.process([a, b, aAgain, c])
+        let entries = await t.storeEntries("totals-by-user"); #expect(entries?["x"]?.value.doubleValue == 111, "\(String(describing: entries))")
+    }
+}
