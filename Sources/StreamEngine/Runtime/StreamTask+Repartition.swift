@@ -18,7 +18,7 @@ extension StreamTask {
         mergeWaitSince = since
         guard now - since >= .seconds(10), now - (mergeWaitLogged ?? since) >= .seconds(10) else { return }
         mergeWaitLogged = now
-        let said = merge.progress[u].map { "its last stream time \($0.streamTime == .min ? "none yet" : String($0.streamTime)), \($0.idle ? "idle" : "busy")" } ?? "nothing heard from it yet"
+        let said = merge.progress[u].map { "its last stream time \($0.streamTime == .min ? "none yet" : String($0.streamTime)), \($0.idle ? "idle" : "busy"), heard at offset \($0.offset) of \(sub.sourceTopics[0])[\(partition)]; read up to offset \(merge.lastOffset)" } ?? "nothing heard from it yet"
         env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(now - since) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
     }
 
