@@ -10,14 +10,26 @@ struct RedisWriteBatch {
     private(set) var commands: [String: [[String]]] = [:]
 
     var isEmpty: Bool { order.isEmpty }
+
+    /// Keys whose commands begin with a write of the whole value.
+    private var replacing: Set<String> = []
+
+    /// This batch followed by `later` (a batch held back, then the writes after it).
+    func then(_ later: RedisWriteBatch) -> RedisWriteBatch {
+        var out = self
+        for key in later.order { out.add(key: key, later.commands[key] ?? [], replaces: later.replacing.contains(key)) }
+        return out
+    }
     var keyCount: Int { order.count }
 
     mutating func add(key: String, _ cmds: [[String]], replaces: Bool) {
         if commands[key] == nil {
             order.append(key)
             commands[key] = cmds
+            if replaces { replacing.insert(key) }
         } else if replaces {
             commands[key] = cmds
+            replacing.insert(key)
         } else {
             commands[key]! += cmds
         }
@@ -29,6 +41,16 @@ struct RedisWriteBatch {
 /// Builds the Redis commands of a `redis:` step for one record.
 struct RedisSinkStep {
     let spec: RedisSinkSpec
+
+    /// Whether a write sets the whole value this sink keeps under its key (a hash's fields, a
+    /// sorted set's members, a value, a deletion): writing the latest one again is harmless.
+    /// Adding one member and raw commands are not (a replay could undo another task's work).
+    var replacesValue: Bool {
+        switch spec.mode {
+        case .sortedSetMember, .commands: false
+        default: true
+        }
+    }
 
     func write(_ record: StreamRecord, into batch: inout RedisWriteBatch) throws(RecordError) {
         let keyText = spec.key.render(recordKey: record.key) { record.field($0)?.keyText }

@@ -44,7 +44,8 @@ extension StreamTask {
     static let progressKeyPrefix = "~progress/"
 
     /// Sends a progress marker to every partition of the repartition topic this
-    /// task writes when its stream time or idleness changed; true if it did.
+    /// task writes when its stream time or idleness changed since the last marker
+    /// or record it wrote (a record says "busy"); true if it did.
     func sendProgressMarkers(inputIdle: Bool) -> Bool {
         guard let out = repartitionOut else { return false }
         if let last = lastMarker, last.streamTime == streamTime, last.idle == inputIdle { return false }

@@ -317,9 +317,36 @@ package actor StreamTask {
     /// Sets what the task's Redis fence says was applied (read when the task starts).
     func setRedisAppliedThrough(_ applied: [String: Int64]) { redisAppliedThrough = applied }
 
+    /// Redis writes held back while the task replays records its fence covers (`holdRedisWritesWhileReplaying`).
+    private var heldRedis = RedisWriteBatch()
+
+    /// While the task replays records its Redis fence covers (a run before it wrote Redis
+    /// for them but never committed), its Redis writes are held back, not written: those
+    /// of covered records that replace a whole value, and every write of other records.
+    /// Once it has processed past the fence they go out together, so a replay never shows
+    /// older values than Redis holds, and yet every key ends with this run's value. (A run
+    /// that never committed may have taken a merged input's records in another order than
+    /// this run — arrival order, idle upstreams — so its values need not be this run's.)
+    /// Left: if the task stops after a commit but before it passed the fence, what it held
+    /// is not written, and Redis keeps the earlier run's values for those keys until they
+    /// change again.
+    private func holdRedisWritesWhileReplaying() {
+        guard !redisAppliedThrough.isEmpty else { return }
+        let passed = redisAppliedThrough.allSatisfy { (processed[$0.key] ?? .min) >= $0.value }
+            && processed.contains { $0.value > (redisAppliedThrough[$0.key] ?? -1) }
+        redisBatch = heldRedis.then(redisBatch)
+        heldRedis = RedisWriteBatch()
+        if passed {
+            redisAppliedThrough = [:]
+        } else {
+            swap(&heldRedis, &redisBatch)
+        }
+    }
+
     /// Whether the current record's Redis writes were applied before this task started: a
     /// replayed record whose position the fence covers. Writing them again could undo what
-    /// another task did since (a guest product the member side removed, for one).
+    /// another task did since (a guest product the member side removed, for one); writes that
+    /// replace a whole value are kept (see `holdRedisWritesWhileReplaying`).
     private var inRedisAlready: Bool {
         guard let position = currentPosition, let applied = redisAppliedThrough[position.key] else { return false }
         return position.value <= applied
@@ -360,7 +387,7 @@ package actor StreamTask {
                 let key = keyField.flatMap { record.field($0)?.keyText } ?? record.key
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
-                if !inRedisAlready { try sink.write(record, into: &redisBatch) }
+                if !inRedisAlready || sink.replacesValue { try sink.write(record, into: &redisBatch) }
             case .sql(let sink):
                 sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
@@ -404,6 +431,9 @@ package actor StreamTask {
         var headers = positionHeaders(record)
         headers.append(KafkaHeader(Headers.upstreamTask, String(partition)))
         headers.append(KafkaHeader(Headers.upstreamStreamTime, String(streamTime)))
+        // A record says "busy at this stream time" to its reader, as a marker would: the next
+        // idle marker must go out even if the last marker sent said idle too.
+        lastMarker = (streamTime, false)
         send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: headers))
     }
 
@@ -552,6 +582,7 @@ package actor StreamTask {
             }
         }
         let resumeMoved = resume.map { $0.offset != lastResumeOffset } ?? false
+        holdRedisWritesWhileReplaying()
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
         guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty

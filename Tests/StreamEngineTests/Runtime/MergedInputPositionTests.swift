@@ -23,6 +23,7 @@ struct MergedInputPositionTests {
             steps:
               - rekey: { field: user }
               - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
+              - redis: { key: "total:{key}", mode: hash }
         """
 
     /// Keeps what a task sends.
@@ -115,5 +116,53 @@ struct MergedInputPositionTests {
         let c = record(offset: 3, upstream: 0, inputOffset: 2, user: "x", amount: 100)
         try await t.process([a, b, aAgain, c])
         let entries = await t.storeEntries("totals-by-user"); #expect(entries?["x"]?.value.doubleValue == 111, "\(String(describing: entries))")
+    }
+
+    @Test("A replay the Redis fence covers holds its writes until it passed the fence, then writes this run's values: none older than Redis holds meanwhile, none left from a run that took records in another order")
+    func replayHoldsRedisWritesUntilPastTheFence() async throws {
+        let x = record(offset: 0, upstream: 0, inputOffset: 7, user: "x", amount: 1)
+        let y = record(offset: 1, upstream: 1, inputOffset: 3, user: "x", amount: 10)
+        let t = try task(Collector())
+        // A run that never committed took y first and wrote total:x = 10 to Redis: its fence covers y.
+        let yPosition = try #require(StreamTask.upstreamPosition(y))
+        await t.setRedisAppliedThrough([yPosition.key: yPosition.value])
+
+        // This run takes x first: x = 1 is older than what Redis shows, so it is held.
+        try await t.process([x])
+        let first = try #require(try await t.prepareCommit())
+        #expect(first.redisCommands.isEmpty, "nothing written while replaying under the fence: \(first.redisCommands)")
+
+        // Then y, which the fence covers: past the fence now, this run's value goes out.
+        try await t.process([y])
+        let second = try #require(try await t.prepareCommit())
+        #expect(second.redisCommands == [["HSET", "total:x", "sum", "11"]],
+                "total:x gets this run's value 11: \(second.redisCommands)")
+    }
+
+    @Test("An upstream task that said idle, then wrote records, says idle again once its input is at its end (its reader would wait for it otherwise)")
+    func idleMarkerAfterRecordsSentSinceTheLastIdleMarker() async throws {
+        let collector = Collector()
+        var logger = Logger(label: "merged-input-test")
+        logger.logLevel = .error
+        var env = TaskEnvironment(config: config, registry: OperatorRegistry(), collector: collector, globals: GlobalTables(), logger: logger,
+                                  stateDir: FileManager.default.temporaryDirectory.path)
+        env.partitionCounts[repartition] = 2
+        env.partitionCounts["orders"] = 2
+        let upstream = try StreamTask(sub: TopologyPlan(config: config).subTopologies.first { !$0.fromRepartition }!, partition: 0, env: env)
+        func order(_ offset: Int64) -> KafkaMessage {
+            KafkaMessage(topic: "orders", partition: 0, offset: offset, key: nil, value: Array(#"{"user":"x","amount":1}"#.utf8), timestamp: 1000)
+        }
+        func idleMarkers(_ sent: [ProducerRecord]) -> Int {
+            sent.filter { $0.topic == repartition && $0.headers.contains { $0.name == Headers.upstreamIdle && $0.value == Array("1".utf8) } }.count
+        }
+        try await upstream.process([order(0)])
+        _ = try await upstream.prepareCommit(inputIdle: true)
+        #expect(idleMarkers(collector.take()) == 2, "idle: one marker per partition")
+        // More input at the same stream time: its records say busy; at its end the task must say idle again.
+        try await upstream.process([order(1)])
+        _ = try await upstream.prepareCommit(inputIdle: true)
+        let sent = collector.take()
+        #expect(sent.contains { $0.topic == repartition && $0.value != nil }, "the record went out: \(sent)")
+        #expect(idleMarkers(sent) == 2, "idle again after the record: \(sent.map(\.headers))")
     }
 }
