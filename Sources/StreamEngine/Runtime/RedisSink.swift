@@ -14,6 +14,13 @@ struct RedisWriteBatch {
     /// Keys whose commands begin with a write of the whole value.
     private var replacing: Set<String> = []
 
+    /// Drops the commands of `key`.
+    mutating func remove(_ key: String) {
+        guard commands.removeValue(forKey: key) != nil else { return }
+        order.removeAll { $0 == key }
+        replacing.remove(key)
+    }
+
     /// This batch followed by `later` (a batch held back, then the writes after it).
     func then(_ later: RedisWriteBatch) -> RedisWriteBatch {
         var out = self
@@ -52,7 +59,9 @@ struct RedisSinkStep {
         }
     }
 
-    func write(_ record: StreamRecord, into batch: inout RedisWriteBatch) throws(RecordError) {
+    /// Adds the record's commands to `batch`; returns the Redis key written, if any.
+    @discardableResult
+    func write(_ record: StreamRecord, into batch: inout RedisWriteBatch) throws(RecordError) -> String? {
         let keyText = spec.key.render(recordKey: record.key) { record.field($0)?.keyText }
         guard let key = keyText else {
             throw RecordError(.missingField, "redis key template '\(spec.key)' needs fields \(spec.key.referencedFields) that the record lacks")
@@ -70,7 +79,7 @@ struct RedisSinkStep {
             } else {
                 for (k, v) in record.value where !v.isNull { args += [k, v.keyText] }
             }
-            guard args.count > 2 else { return }
+            guard args.count > 2 else { return nil }
             cmds.append(args)
         case .sortedSetMember(let memberField, let scoreField):
             guard let member = record.field(memberField)?.keyText else { throw RecordError(.missingField, "field '\(memberField)' is missing") }
@@ -114,6 +123,7 @@ struct RedisSinkStep {
             cmds.append(["PEXPIRE", key, String(ttl)])
         }
         batch.add(key: key, cmds, replaces: replaces)
+        return key
     }
 
     static func scoreText(_ d: Double) -> String {

@@ -317,36 +317,32 @@ package actor StreamTask {
     /// Sets what the task's Redis fence says was applied (read when the task starts).
     func setRedisAppliedThrough(_ applied: [String: Int64]) { redisAppliedThrough = applied }
 
-    /// Redis writes held back while the task replays records its fence covers (`holdRedisWritesWhileReplaying`).
+    /// Value-replacing Redis writes of replayed records the fence covers, held back until
+    /// the task has passed the fence (`releaseHeldRedisWrites`).
     private var heldRedis = RedisWriteBatch()
 
-    /// While the task replays records its Redis fence covers (a run before it wrote Redis
-    /// for them but never committed), its Redis writes are held back, not written: those
-    /// of covered records that replace a whole value, and every write of other records.
-    /// Once it has processed past the fence they go out together, so a replay never shows
-    /// older values than Redis holds, and yet every key ends with this run's value. (A run
-    /// that never committed may have taken a merged input's records in another order than
-    /// this run — arrival order, idle upstreams — so its values need not be this run's.)
-    /// Left: if the task stops after a commit but before it passed the fence, what it held
-    /// is not written, and Redis keeps the earlier run's values for those keys until they
-    /// change again.
-    private func holdRedisWritesWhileReplaying() {
+    /// Once the task has processed past its Redis fence, the value-replacing writes it held
+    /// back while replaying records the fence covers go out with this commit. A run that
+    /// wrote Redis but never committed may have taken a merged input's records in another
+    /// order than this run (arrival order, idle upstreams): its values need not be this
+    /// run's, and a key whose last write fell in the replay must end with this run's value.
+    /// Held, not written at once, so that the replay does not show older values meanwhile.
+    /// Left: if the task stops before it passed the fence, the held writes are dropped (as
+    /// they were skipped before): Redis keeps the earlier run's values until they change again.
+    private func releaseHeldRedisWrites() {
         guard !redisAppliedThrough.isEmpty else { return }
         let passed = redisAppliedThrough.allSatisfy { (processed[$0.key] ?? .min) >= $0.value }
             && processed.contains { $0.value > (redisAppliedThrough[$0.key] ?? -1) }
+        guard passed else { return }
+        redisAppliedThrough = [:]
         redisBatch = heldRedis.then(redisBatch)
         heldRedis = RedisWriteBatch()
-        if passed {
-            redisAppliedThrough = [:]
-        } else {
-            swap(&heldRedis, &redisBatch)
-        }
     }
 
     /// Whether the current record's Redis writes were applied before this task started: a
     /// replayed record whose position the fence covers. Writing them again could undo what
     /// another task did since (a guest product the member side removed, for one); writes that
-    /// replace a whole value are kept (see `holdRedisWritesWhileReplaying`).
+    /// replace a whole value are held (see `releaseHeldRedisWrites`).
     private var inRedisAlready: Bool {
         guard let position = currentPosition, let applied = redisAppliedThrough[position.key] else { return false }
         return position.value <= applied
@@ -387,7 +383,11 @@ package actor StreamTask {
                 let key = keyField.flatMap { record.field($0)?.keyText } ?? record.key
                 send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
             case .redis(let sink):
-                if !inRedisAlready || sink.replacesValue { try sink.write(record, into: &redisBatch) }
+                if !inRedisAlready {
+                    if let key = try sink.write(record, into: &redisBatch) { heldRedis.remove(key) }
+                } else if sink.replacesValue, let key = try sink.write(record, into: &heldRedis) {
+                    redisBatch.remove(key)  // the held value is the newer one
+                }
             case .sql(let sink):
                 sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
             }
@@ -582,7 +582,7 @@ package actor StreamTask {
             }
         }
         let resumeMoved = resume.map { $0.offset != lastResumeOffset } ?? false
-        holdRedisWritesWhileReplaying()
+        releaseHeldRedisWrites()
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
         guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty

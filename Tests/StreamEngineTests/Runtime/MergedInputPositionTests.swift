@@ -118,7 +118,7 @@ struct MergedInputPositionTests {
         let entries = await t.storeEntries("totals-by-user"); #expect(entries?["x"]?.value.doubleValue == 111, "\(String(describing: entries))")
     }
 
-    @Test("A replay the Redis fence covers holds its writes until it passed the fence, then writes this run's values: none older than Redis holds meanwhile, none left from a run that took records in another order")
+    @Test("A replay under the Redis fence holds the value writes of covered records until it passed the fence, then writes this run's values: none left from a run that took records in another order")
     func replayHoldsRedisWritesUntilPastTheFence() async throws {
         let x = record(offset: 0, upstream: 0, inputOffset: 7, user: "x", amount: 1)
         let y = record(offset: 1, upstream: 1, inputOffset: 3, user: "x", amount: 10)
@@ -127,16 +127,30 @@ struct MergedInputPositionTests {
         let yPosition = try #require(StreamTask.upstreamPosition(y))
         await t.setRedisAppliedThrough([yPosition.key: yPosition.value])
 
-        // This run takes x first: x = 1 is older than what Redis shows, so it is held.
+        // This run takes x first (not covered: written), then y (covered: held until past the fence).
         try await t.process([x])
         let first = try #require(try await t.prepareCommit())
-        #expect(first.redisCommands.isEmpty, "nothing written while replaying under the fence: \(first.redisCommands)")
-
-        // Then y, which the fence covers: past the fence now, this run's value goes out.
+        #expect(first.redisCommands == [["HSET", "total:x", "sum", "1"]], "\(first.redisCommands)")
         try await t.process([y])
         let second = try #require(try await t.prepareCommit())
-        #expect(second.redisCommands == [["HSET", "total:x", "sum", "11"]],
-                "total:x gets this run's value 11: \(second.redisCommands)")
+        #expect(second.redisCommands == [["HSET", "total:x", "sum", "11"]], "total:x ends with this run's value 11: \(second.redisCommands)")
+    }
+
+    @Test("A key's value goes out when its last record is one the fence does not cover, even while the replay is under the fence")
+    func heldValueSupersededByLaterWrite() async throws {
+        let y = record(offset: 0, upstream: 1, inputOffset: 3, user: "x", amount: 10)
+        let x = record(offset: 1, upstream: 0, inputOffset: 7, user: "x", amount: 1)
+        let z = record(offset: 2, upstream: 1, inputOffset: 4, user: "x", amount: 100)
+        let t = try task(Collector())
+        let zPosition = try #require(StreamTask.upstreamPosition(z))
+        await t.setRedisAppliedThrough([zPosition.key: zPosition.value])
+        try await t.process([y])
+        try await t.process([x])
+        let first = try #require(try await t.prepareCommit())
+        #expect(first.redisCommands == [["HSET", "total:x", "sum", "11"]], "x after the held y: its value goes out: \(first.redisCommands)")
+        try await t.process([z])
+        let second = try #require(try await t.prepareCommit())
+        #expect(second.redisCommands == [["HSET", "total:x", "sum", "111"]], "past the fence: \(second.redisCommands)")
     }
 
     @Test("An upstream task that said idle, then wrote records, says idle again once its input is at its end (its reader would wait for it otherwise)")
