@@ -99,6 +99,9 @@ public final class KafkaConsumer: Sendable {
     /// The consumer as an async sequence of batches. Back-pressure: the next
     /// poll happens only when the next batch is asked for. Ends when the
     /// consumer is closed or the task is cancelled.
+    /// False once the consumer is closed: `batches` ends then.
+    public var isOpen: Bool { open.isSet }
+
     public func batches(maxMessages: Int, timeoutMs: Int32 = 100) -> Batches {
         Batches(consumer: self, maxMessages: maxMessages, timeoutMs: timeoutMs)
     }

@@ -161,7 +161,7 @@ public final class KafkaProducer: Sendable {
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let handle = self.handle
         let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let err = try await handle.blocking { rd_kafka_flush(handle.pointer, ms) }
+        let err = try await handle.blockingAfterPoll { rd_kafka_flush(handle.pointer, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, "flush: \(rd_kafka_outq_len(handle.pointer)) records still undelivered after \(timeout)")
         }
@@ -190,7 +190,7 @@ public final class KafkaProducer: Sendable {
     public func initTransactions(timeout: Duration = .seconds(30)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await handle.blocking {
+        try await handle.blockingAfterPoll {
             try KafkaError.check(rd_kafka_init_transactions(handle.pointer, ms))
         }
     }
@@ -206,7 +206,7 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         let group = consumer.groupMetadata()
         let ms = timeout.milliseconds
-        try await handle.blocking {
+        try await handle.blockingAfterPoll {
             let list = makePartitionList(offsets)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             try KafkaError.check(rd_kafka_send_offsets_to_transaction(handle.pointer, list, group.pointer, ms))
@@ -217,7 +217,7 @@ public final class KafkaProducer: Sendable {
     public func commitTransaction(timeout: Duration = .seconds(60)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await handle.blocking {
+        try await handle.blockingAfterPoll {
             try KafkaError.check(rd_kafka_commit_transaction(handle.pointer, ms))
         }
     }
@@ -226,7 +226,7 @@ public final class KafkaProducer: Sendable {
     public func abortTransaction(timeout: Duration = .seconds(60)) async throws {
         let handle = self.handle
         let ms = timeout.milliseconds
-        try await handle.blocking {
+        try await handle.blockingAfterPoll {
             try KafkaError.check(rd_kafka_abort_transaction(handle.pointer, ms))
         }
     }
@@ -243,7 +243,7 @@ public final class KafkaProducer: Sendable {
     public func partitionCount(topic: String, timeout: Duration = .seconds(10)) async throws -> Int? {
         let handle = self.handle
         let ms = timeout.milliseconds
-        return try await handle.blocking { try handle.partitionCount(topic: topic, timeoutMs: ms) }
+        return try await handle.blockingAfterPoll { try handle.partitionCount(topic: topic, timeoutMs: ms) }
     }
 }
 
@@ -277,4 +277,22 @@ final class RunFlag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
     /// Clears the flag; true if it was set.
     func clear() -> Bool { value.exchange(false, ordering: .acquiringAndReleasing) }
+}
+
+extension KafkaHandle {
+    /// Runs a blocking producer call on the executor, then cuts short the
+    /// `rd_kafka_poll` the poll job may be waiting in there
+    /// (`rd_kafka_queue_yield` on the main queue): otherwise the call would
+    /// queue behind that poll until a delivery report or its timeout, which put
+    /// the producer's `linger.ms` into every commit's flush.
+    func blockingAfterPoll<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let rk = pointer
+        return try await executor.run(body, queued: {
+            // Queued first, then woken: a poll that starts after this returns at once, and one
+            // running now returns and re-enqueues itself behind `body`.
+            guard let queue = rd_kafka_queue_get_main(rk) else { return }
+            rd_kafka_queue_yield(queue)
+            rd_kafka_queue_destroy(queue)
+        })
+    }
 }

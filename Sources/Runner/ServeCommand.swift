@@ -33,7 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(defaultLevel: .info)
         let registry = makeRegistry()
-        var config = try job.load(registry: registry)
+        let config = try job.load(registry: registry)
         guard !config.usesEmbeddedCluster else {
             throw CLIFailure("serve needs the application's Kafka cluster: pass --bootstrap-servers (or set kafka bootstrap.servers)", exitCode: ExitStatus.usage)
         }

@@ -149,11 +149,19 @@ public final class DedicatedThreadExecutor: SerialExecutor, TaskExecutor {
     ///
     /// - Throws: Whatever `body` throws, or ``ExecutorShutdownError`` if ``shutdown()``
     ///   was called before this call.
-    public func run<T: Sendable>(_ body: @Sendable @escaping () throws -> T) async throws -> T {
+    ///
+    /// - Parameter queued: runs on the caller's thread once the job is in the
+    ///   queue (not if it was refused): the place to wake the job running now,
+    ///   so that the new one does not wait behind it.
+    public func run<T: Sendable>(
+        _ body: @Sendable @escaping () throws -> T, queued: (() -> Void)? = nil
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let accepted = submit(.closure({ continuation.resume(with: Result { try body() }) }),
                                   rejectIfStopped: true)
-            if !accepted {
+            if accepted {
+                queued?()
+            } else {
                 continuation.resume(throwing: ExecutorShutdownError(executorName: name))
             }
         }

@@ -337,7 +337,9 @@ struct PollLoop: Sendable {
         var lastEndCheck = ContinuousClock.now
         var end = EndTracker()
         do {
-            for try await batch in consumer.batches(maxMessages: batchSize, timeoutMs: 100) {
+            while consumer.isOpen, !Task.isCancelled {
+                // With work to commit, the poll waits no longer than until the commit is due.
+                let batch = try await consumer.poll(maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit))
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
                 let buffered = await manager.hasBufferedInput
@@ -351,12 +353,13 @@ struct PollLoop: Sendable {
                 let idle = batch.messages.isEmpty
                 let dueByIdle = idle ? await manager.hasUncommittedWork : false
                 if ContinuousClock.now - lastCommit >= commitInterval || dueByIdle {
+                    // The interval is a period: it counts from the start of the last commit.
+                    lastCommit = ContinuousClock.now
                     do {
                         try await manager.commit()
                     } catch is TaskMigrated {
                         // Tasks restart from the committed offsets (restartDroppedTasks).
                     }
-                    lastCommit = ContinuousClock.now
                 }
                 if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
                     lastEndCheck = ContinuousClock.now
@@ -377,6 +380,15 @@ struct PollLoop: Sendable {
             // After a (simulated) crash nothing more may happen: the manager ignores further work.
             throw error
         }
+    }
+
+    /// How long the next poll may wait for a first record: 100 ms, or less
+    /// when processed work waits for a commit that is due sooner.
+    private func pollTimeoutMs(sinceCommit: Duration) async -> Int32 {
+        guard await manager.hasUncommittedWork else { return 100 }
+        let left = commitInterval - sinceCommit
+        if left <= .zero { return 0 }
+        return Int32(min(100, (left.components.seconds * 1000) + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
     }
 
     /// Where `--stop-at-end` stands: the group committed every input
