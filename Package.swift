@@ -45,6 +45,8 @@ let package = Package(
         .systemLibrary(
             name: "CMariaDB", path: "Sources/CMariaDB", pkgConfig: "libmariadb",
             providers: [.apt(["libmariadb-dev"])]),
+        // glibc's <malloc.h> (mallopt), for the tools' malloc arena limit.
+        .systemLibrary(name: "CGlibcMalloc", path: "Sources/CGlibcMalloc"),
         // Lifts librdkafka 2.0.2's mock-cluster retention limit (see the header).
         .target(name: "CKafkaMockLimits", dependencies: ["CRdKafka"]),
 
@@ -124,7 +126,7 @@ let package = Package(
         .target(
             name: "CLISupport",
             dependencies: [
-                "StreamEngine", "Topologies",
+                "StreamEngine", "Topologies", "CGlibcMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

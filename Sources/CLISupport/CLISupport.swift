@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(CGlibcMalloc)
+import CGlibcMalloc
+#endif
 import Foundation
 import Logging
 import StreamEngine
@@ -130,11 +133,28 @@ public func terminalWidth() -> Int? {
     return Int(size.ws_col)
 }
 
+/// Limits glibc's malloc to 2 arenas unless `MALLOC_ARENA_MAX` is set.
+///
+/// glibc gives a thread that finds the arenas busy one of its own, up to 8 per
+/// core, and an arena keeps what its threads freed. The engine's threads
+/// (librdkafka's broker threads, the handles' executors, the cooperative pool)
+/// free on other threads much of what they allocate (fetched records, changelog
+/// and Redis batches), so each arena holds a peak of its own: limited to 2,
+/// the peak RSS of a 1M-key run was 329 MiB against 411 (BENCHMARKS.md, Memory).
+/// Set `MALLOC_ARENA_MAX` to choose another limit.
+public func limitMallocArenas() {
+    #if canImport(CGlibcMalloc)
+    guard ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil else { return }
+    _ = mallopt(M_ARENA_MAX, 2)
+    #endif
+}
+
 extension AsyncParsableCommand {
     /// Parses and runs a command like ArgumentParser's default entry point, with
     /// the tools' exit codes: usage errors exit 2, and a ``CLIFailure`` prints
     /// `<tool>: <reason>` on stderr and exits with its code.
     public static func runWithExitCodes(tool: String) async {
+        limitMallocArenas()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -68,8 +68,6 @@ package actor StreamTask {
     /// Since when a merged input waits for an upstream task, and when that was last logged.
     var mergeWaitSince: ContinuousClock.Instant?
     var mergeWaitLogged: ContinuousClock.Instant?
-    /// The input message being processed.
-    private var currentMessage: KafkaMessage?
     /// Indices of `aggregate` steps whose results only feed filter/select and
     /// materialising Redis writes: their results are computed once per changed
     /// key at the commit (as Kafka Streams' record cache does), not per record.
@@ -81,11 +79,12 @@ package actor StreamTask {
     /// Keys an aggregate step changed since the last commit, in first-change order.
     struct DirtyKeys {
         var order: [String] = []
-        /// The event time, message and input position of each key's last record.
-        var last: [String: (timestamp: Int64, message: KafkaMessage, position: InputPosition?)] = [:]
+        /// The event time, origin and input position of each key's last record (not the
+        /// record itself: a commit interval can change hundreds of thousands of keys).
+        var last: [String: (timestamp: Int64, origin: RecordOrigin, position: InputPosition?)] = [:]
 
-        mutating func mark(_ key: String, timestamp: Int64, message: KafkaMessage, position: InputPosition?) {
-            if last.updateValue((timestamp, message, position), forKey: key) == nil { order.append(key) }
+        mutating func mark(_ key: String, timestamp: Int64, origin: RecordOrigin, position: InputPosition?) {
+            if last.updateValue((timestamp, origin, position), forKey: key) == nil { order.append(key) }
         }
     }
     /// When the last record was processed (wall clock), for `close_idle_after`.
@@ -283,8 +282,6 @@ package actor StreamTask {
 
     private func process(_ p: PartitionGroup.Pending) throws {
         let m = p.message
-        currentMessage = m
-        defer { currentMessage = nil }
         let position = input.merge.flatMap { _ in Self.upstreamPosition(m) } ?? InputPosition(key: m.topic, value: m.offset)
         // A merged input: a replayed record already applied before the restart does not count again.
         if input.merge != nil, let last = processed[position.key], position.value <= last { return }
@@ -331,8 +328,13 @@ package actor StreamTask {
             case .aggregate(let store, let aggregator, let ttl):
                 let state = try aggregator.add(store.get(record.key) ?? aggregator.initial(), record)
                 store.put(record.key, state, expiresAt: ttl.map { record.timestamp + $0 })
-                if deferredAggregates.contains(i), let m = currentMessage {
-                    markDirty(step: i, key: record.key, timestamp: record.timestamp, message: m)
+                // The last step: its result goes nowhere (the changelog records the state).
+                if i == steps.count - 1 {
+                    i += 1
+                    continue
+                }
+                if deferredAggregates.contains(i), let origin = currentOrigin {
+                    markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
                     return
                 }
                 record.value = aggregator.result(state)
@@ -448,13 +450,15 @@ package actor StreamTask {
 
     // MARK: Deferred aggregate results
 
-    private func markDirty(step: Int, key: String, timestamp: Int64, message: KafkaMessage) {
+    private func markDirty(step: Int, key: String, timestamp: Int64, origin: RecordOrigin) {
         // In place: copying the set out and back would copy it once per record.
-        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, message: message, position: currentPosition)
+        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, origin: origin, position: currentPosition)
     }
 
     /// Computes the result of every key changed since the last commit once and
-    /// runs the steps after its aggregate; a failure dead-letters the key's last record.
+    /// runs the steps after its aggregate. A failure dead-letters the result
+    /// (the key and the result's JSON) with the source position of the key's
+    /// last record: that record was applied to the state, the result is what failed.
     func emitDeferredResults() throws {
         guard !dirtyKeys.isEmpty else { return }
         let pending = dirtyKeys
@@ -463,12 +467,15 @@ package actor StreamTask {
             guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
             for key in d.order {
                 guard let last = d.last[key], let state = store.get(key) else { continue }
-                let m = last.message
-                currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+                currentOrigin = last.origin
                 currentPosition = last.position
                 emitIndex = 0
                 let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
-                do throws(RecordError) { try run(record, from: step + 1) } catch { try deadLetter(m, error) }
+                do throws(RecordError) { try run(record, from: step + 1) } catch {
+                    let o = last.origin
+                    try deadLetter(KafkaMessage(topic: o.topic, partition: o.partition, offset: o.offset, key: Array(key.utf8),
+                                                value: JSONValue.object(record.value).serialized(), timestamp: last.timestamp), error)
+                }
             }
         }
     }

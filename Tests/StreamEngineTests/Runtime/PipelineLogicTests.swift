@@ -116,6 +116,34 @@ struct PipelineLogicTests {
         }
     }
 
+    @Test("A key whose aggregate result fails a later step at the commit goes to the DLQ once, as the result with its last record's position")
+    func deferredResultDeadLetter() async throws {
+        let yaml = """
+            application.id: result-dlq-app
+            topologies:
+              - name: prices
+                source: { topics: [prices], key: productId, timestamp: ts }
+                steps:
+                  - aggregate: { store: price-sum, aggregator: sum, params: { field: price } }
+                  - select: { scaled: { mul: [sum, factor] } }
+                  - redis: { key: "scaled:{key}", mode: value, value: scaled }
+            """
+        let driver = try TopologyTestDriver(yaml: yaml)
+        for (key, price) in [("p1", 10), ("p2", 3), ("p1", 5)] {
+            try await driver.pipeInput(topic: "prices", key: key, value: #"{"productId":"\#(key)","price":\#(price),"ts":"2024-12-14T12:00:00Z"}"#, partition: 0)
+        }
+        try await driver.commit()
+        // The records themselves were applied: the state holds both sums.
+        #expect(await driver.storeValues("price-sum").count == 2)
+        let dlq = driver.deadLetters.sorted { ($0.header("source.offset") ?? "") < ($1.header("source.offset") ?? "") }
+        #expect(dlq.map { $0.header("error.kind") } == ["missing_field", "missing_field"])
+        #expect(dlq.map { $0.header("source.offset") } == ["1", "2"], "p2's only record, then p1's last")
+        #expect(dlq.map(\.key) == ["p2", "p1"])
+        let values = dlq.map { (try? JSONValue.parse(String(decoding: $0.bytes ?? [], as: UTF8.self)))?["sum"]?.doubleValue }
+        #expect(values == [3, 15], "the failing result, not an input record")
+        #expect(driver.redis.get("scaled:p1") == nil)
+    }
+
     @Test("Hopping windows: each record counts in every window that covers it")
     func hoppingWindows() async throws {
         let driver = try TopologyTestDriver(yaml: """
