@@ -176,11 +176,13 @@ struct RestoreBench {
         return out
     }
 
-    /// Restores the 4 partitions with `StoreRestorer`'s async `restore`, as a task does (a long
-    /// changelog range is replayed by up to 4 consumers at once) — one after the other, as a
-    /// starting instance does today (`TaskManager` restores its tasks in turn; the seconds are
-    /// the sum of each restore's own, consumers' creation included), or `concurrently` (the
-    /// seconds are wall time from before the first consumer is made to after the last is closed). Only records of completed commits count (the
+    /// Restores the 4 partitions with `StoreRestorer`'s async `restore`, as a task does: one
+    /// after the other, each as a task restoring alone does (a long changelog range replayed by
+    /// up to 4 consumers at once; the seconds are the sum of each restore's own, consumers'
+    /// creation included), or `concurrently`, as a starting instance restores its 4 tasks
+    /// (`TaskManager`: at once, `StoreRestorer.instanceConsumers` consumers in all, so one a
+    /// partition; the seconds are wall time from before the first consumer is made to after
+    /// the last is closed). Only records of completed commits count (the
     /// group's committed input offsets); checks that the restored `orders` add up to the
     /// events produced.
     private func restoreAll(changelog: String, snapshotDir: String?, input: String, committed: [Int32: Int64], expectedOrders: Int64, concurrently: Bool = false) async throws -> RestoreSample {
@@ -191,6 +193,11 @@ struct RestoreBench {
         var results: [(entries: [String: StoreEntry], report: RestoreReport)] = []
         var sample = RestoreSample(seconds: 0, keys: 0, snapshotKeys: 0, changelogRecords: 0)
         if concurrently {
+            let restorer = {
+                var r = restorer
+                r.maxRanges = max(1, StoreRestorer.instanceConsumers / 4)
+                return r
+            }()
             let started = ContinuousClock.now
             results = try await withThrowingTaskGroup(of: (entries: [String: StoreEntry], report: RestoreReport).self) { group in
                 for p in 0..<Int32(4) {

@@ -167,13 +167,17 @@ package actor StreamTask {
 
     // MARK: Restore
 
-    /// Restores every store (blocking Kafka reads run on the restore consumer's executor).
     /// Restores the task's stores (from `warm` copies of a standby where given, else from
-    /// local snapshots and changelogs), applying only committed changelog records.
-    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min, warm: [String: WarmStoreCopy] = [:]) async throws -> [RestoreReport] {
+    /// local snapshots and changelogs), applying only committed changelog records; blocking
+    /// Kafka reads run on the restore consumers' executors.
+    ///
+    /// - Parameter consumers: how many consumers one store's changelog range may be split
+    ///   over (``StoreRestorer/maxRanges``): fewer when other tasks restore at the same time.
+    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min, warm: [String: WarmStoreCopy] = [:], consumers: Int = 4) async throws -> [RestoreReport] {
         if restoredStreamTime > streamTime { streamTime = restoredStreamTime }
         var reports: [RestoreReport] = []
-        let restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
+        var restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
+        restorer.maxRanges = max(1, consumers)
         for (name, store) in stores.sorted(by: { $0.key < $1.key }) {
             let topic = env.config.changelogTopic(store: name)
             let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)

@@ -194,6 +194,7 @@ actor TaskManager {
             for (tp, o) in allCommitted { startPositions[tp] = o }
         }
         for id in ids { positions.removeValue(forKey: id) }  // set again below from the task's own committed position
+        var restores: [(id: TaskID, task: StreamTask, committed: [String: Int64], streamTime: Int64, warm: [String: WarmStoreCopy])] = []
         for id in ids {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
@@ -220,10 +221,21 @@ actor TaskManager {
                 await task.setRedisAppliedThrough(applied)
             }
             let warm = await standbys?.take(stores: sub.stores, partition: id.partition) ?? [:]
-            _ = try await task.restore(committed: committed, streamTime: streamTime, warm: warm)
-            tasks[id] = task
-            awaitingFirstCommit[id] = startedAt
-            logger.info("task \(id) started (committed input offsets \(committed.isEmpty ? "none" : CommitTag(committed).description))")
+            restores.append((id, task, committed, streamTime, warm))
+        }
+        // The tasks restore at once, with about `StoreRestorer.instanceConsumers` consumers in all:
+        // one consumer waits a fetch round trip per batch, more than a few share the CPU for nothing.
+        let consumersPerTask = max(1, StoreRestorer.instanceConsumers / max(1, restores.count))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for r in restores {
+                group.addTask { _ = try await r.task.restore(committed: r.committed, streamTime: r.streamTime, warm: r.warm, consumers: consumersPerTask) }
+            }
+            try await group.waitForAll()
+        }
+        for r in restores {
+            tasks[r.id] = r.task
+            awaitingFirstCommit[r.id] = startedAt
+            logger.info("task \(r.id) started (committed input offsets \(r.committed.isEmpty ? "none" : CommitTag(r.committed).description))")
         }
         return allCommitted
     }

@@ -35,6 +35,9 @@ public struct StoreRestorer: Sendable {
     public var logger: Logger
     /// The most consumers the async restore replays one changelog range with.
     public var maxRanges = 4
+    /// Changelog consumers an instance uses in all when its tasks restore at once
+    /// (`TaskManager` gives each of n tasks `max(1, instanceConsumers / n)` ranges).
+    public static let instanceConsumers = 4
     /// Records per range below which the async restore does not split its changelog range further.
     public var recordsPerRange: Int64 = 50_000
 
