@@ -365,9 +365,10 @@ enum RedisTotals {
 
 /// Records a topic holds (read to the end of every partition) against the
 /// offsets it spans: transaction markers take offsets but are never delivered,
-/// so `offsets > records` shows that its producer used transactions.
-func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> (records: Int, offsets: Int) {
-    guard let n = try await cluster.partitionCount(topic: topic) else { return (0, 0) }
+/// so `offsets > records` shows that its producer used transactions. `nullValues`: the records
+/// without a value among them (a repartition topic's progress markers).
+func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> (records: Int, offsets: Int, nullValues: Int) {
+    guard let n = try await cluster.partitionCount(topic: topic) else { return (0, 0, 0) }
     var ends: [TopicPartition: Int64] = [:]
     var offsets = 0
     for p in 0..<Int32(n) {
@@ -380,19 +381,21 @@ func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Log
     config["enable.partition.eof"] = "true"
     let consumer = try KafkaConsumer(config: config, logger: logger)
     let targets = ends.filter { $0.value > 0 }
-    let records = try await runOnDedicatedThread("bench-count") { () throws -> Int in
+    let (records, nullValues) = try await runOnDedicatedThread("bench-count") { () throws -> (Int, Int) in
         defer { consumer.closeBlocking() }
         try consumer.assign(targets.keys.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
         var count = 0
+        var nullValues = 0
         var done: Set<TopicPartition> = []
         let deadline = ContinuousClock.now + .seconds(300)
         while done.count < targets.count, ContinuousClock.now < deadline {
             let b = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 100)
             count += b.messages.count
+            nullValues += b.messages.count { $0.value == nil }
             for e in b.partitionEOFs where e.offset >= targets[e.topicPartition] ?? 0 { done.insert(e.topicPartition) }
         }
         guard done.count == targets.count else { throw CLIFailure("reading \(topic) to its end timed out") }
-        return count
+        return (count, nullValues)
     }
-    return (records, offsets)
+    return (records, offsets, nullValues)
 }
