@@ -197,11 +197,11 @@ struct BenchCommand: AsyncParsableCommand {
         // The purchase events, loaded once per layout (the same events, seed 42).
         var layouts = [BenchLayout(
             key: "small", title: "small batches", topic: "bench-purchases", producerSettings: Self.producerSettings,
-            description: "`linger.ms=5`, `batch.num.messages=10000`: a partition's batch holds what the producer queued for it within 5 ms")]
+            description: "a partition's batch holds what the producer queued for it within 5 ms")]
         if !skipped.contains(.largeBatches) {
             layouts.append(BenchLayout(
                 key: "b1000", title: "1,000-record batches", topic: "bench-purchases-b1000", producerSettings: Self.largeBatchProducerSettings,
-                description: "`linger.ms=1000`, `batch.num.messages=1000`: a batch is sent when it holds 1,000 records of one partition (or at the final flush)"))
+                description: "a batch is sent when it holds 1,000 records of one partition (or at the final flush)", fullBatchRecords: 1000))
         } else {
             report.skipped.append("the second batch layout, 1,000-record batches (`--skip large-batches`)")
         }
@@ -221,15 +221,26 @@ struct BenchCommand: AsyncParsableCommand {
             layouts[i].loadSeconds = loadSeconds
             report.checks.append(try await verifyTopicCount(cluster, topic: layout.topic, expected: n)
                 + " (\(layout.title); loaded in \(BenchFormat.seconds(loadSeconds)))")
-            if let max = Int(layout.producerSettings["batch.num.messages"] ?? ""), let linger = Double(layout.producerSettings["linger.ms"] ?? ""), linger >= 1000 {
-                // A batch leaves when it holds batch.num.messages records or is linger.ms old: at the load's rate a
-                // partition gathers `max` records long before the linger expires, so every batch but a partition's last is full.
-                let fill = Double(max) * 4 / (Double(n) / loadSeconds) * 1000
-                guard fill < linger / 2 else {
-                    throw CLIFailure("layout \(layout.title): the load sent \(BenchFormat.rate(Double(n) / loadSeconds)) events/s, so a partition took \(Int(fill)) ms to gather \(max) records, too close to linger.ms=\(Int(linger)): batches would not all be full")
+            // The layout as a consumer sees it: records per fetch (= per producer batch on the mock), partition by partition.
+            var fetches: [Int] = []
+            var lastOfPartition: [Int] = []
+            for p in 0..<Int32(4) {
+                let sizes = try await recordsPerFetch(cluster: cluster, topic: layout.topic, partition: p, logger: logger)
+                fetches += sizes.dropLast()
+                lastOfPartition += sizes.suffix(1)
+            }
+            let histogram = Dictionary(grouping: fetches, by: { $0 }).mapValues(\.count).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            let spread = Spread(fetches.map(Double.init))
+            layouts[i].fetchSummary = "\(BenchFormat.int(fetches.count + lastOfPartition.count)) fetches over the 4 partitions; records per fetch, each partition's last fetch left out: "
+                + (fetches.isEmpty ? "–" : "min \(BenchFormat.int(Int(spread.min))), median \(BenchFormat.int(Int(spread.median))), max \(BenchFormat.int(Int(spread.max)))")
+                + "; most frequent: " + histogram.prefix(3).map { "\(BenchFormat.int($0.key)) × \(BenchFormat.int($0.value))" }.joined(separator: ", ")
+                + "; the partitions' last fetches: " + lastOfPartition.map { BenchFormat.int($0) }.joined(separator: ", ")
+            report.checks.append("\(layout.topic) read partition by partition, one fetch at a time (`queued.min.messages=1`, each fetch's records taken at once): \(layouts[i].fetchSummary!)")
+            // The large-batch layout must be what it says: every fetch but a partition's last holds batch.num.messages records.
+            if let max = layout.fullBatchRecords {
+                guard fetches.allSatisfy({ $0 == max }), lastOfPartition.allSatisfy({ $0 <= max }) else {
+                    throw CLIFailure("layout \(layout.title): fetches of \(layout.topic) hold \(histogram.prefix(5).map { "\($0.key) × \($0.value)" }.joined(separator: ", ")) records, not \(max) each")
                 }
-                report.checks.append("\(layout.topic): at the load's \(BenchFormat.rate(Double(n) / loadSeconds)) events/s a partition gathers \(BenchFormat.int(max)) records in about \(Int(fill.rounded())) ms, "
-                    + "well within `linger.ms=\(Int(linger))`, so every producer batch but each partition's last holds exactly \(BenchFormat.int(max)) records (`batch.num.messages` caps it; `batch.size` 1,000,000 bytes is not reached at ~140 bytes a record)")
             }
         }
         let expectedLoad = expected!
@@ -373,7 +384,7 @@ struct BenchCommand: AsyncParsableCommand {
                     guard records - markers == n, records == offsets else {
                         throw CLIFailure("engine two-stage run \(run): the repartition topic holds \(records - markers) records and \(markers) progress markers over \(offsets) offsets, expected \(n) records")
                     }
-                    twoStageChecks.append("\(layout.title), engine two-stage run \(run): \(BenchFormat.int(r.processed)) records processed (input through both pipelines + repartitioned), 0 dead-lettered; "
+                    twoStageChecks.append("\(layout.title), engine two-stage run \(run): \(BenchFormat.int(r.processed)) records processed (the runtime's count over all tasks, input and repartition topic), 0 dead-lettered; "
                         + "stores read back (\(stores.fromSnapshots) partitions from their final snapshot + \(BenchFormat.int(stores.changelogRecords)) changelog records after it): \(check); "
                         + "repartition topic: \(BenchFormat.int(n)) records + \(markers) progress markers, complete from offset 0; \(internalTopics.joined(separator: ", ")) created by the engine through the embedded cluster, none truncated")
                     report.layouts[li].twoStage.append(r)

@@ -64,6 +64,37 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     }
 }
 
+// MARK: - The batch layout, as a consumer sees it
+
+/// How many records each fetch of one partition brought, in order: librdkafka's mock answers a
+/// Fetch with one producer batch per partition, so these are the producer's batch sizes. A
+/// consumer assigned to the partition alone, with `queued.min.messages=1` (it fetches again
+/// only once its queue is empty), takes each fetch's records from the queue without waiting
+/// (`pollBatch` with a 0 ms timeout, on a thread of its own): a fetch's records enter the queue
+/// together, so each non-empty poll holds one fetch.
+func recordsPerFetch(cluster: EmbeddedKafkaCluster, topic: String, partition: Int32, logger: Logger) async throws -> [Int] {
+    let end = try await cluster.watermarks(TopicPartition(topic, partition)).high
+    var config = cluster.clientConfig
+    config["group.id"] = "bench-fetches-\(UUID().uuidString)"
+    config["queued.min.messages"] = "1"
+    let consumer = try KafkaConsumer(config: config, logger: logger)
+    return try await runOnDedicatedThread("bench-fetches") {
+        defer { consumer.closeBlocking() }
+        try consumer.assign([TopicPartitionOffset(topic, partition, KafkaOffset.beginning)])
+        var sizes: [Int] = []
+        var read: Int64 = 0
+        let deadline = ContinuousClock.now + .seconds(120)
+        while read < end {
+            if ContinuousClock.now > deadline { throw CLIFailure("reading \(topic)[\(partition)] fetch by fetch: \(read) of \(end) records after 120 s") }
+            let b = try consumer.pollBatch(maxMessages: 1_000_000, timeoutMs: 0)
+            if b.messages.isEmpty { continue }
+            sizes.append(b.messages.count)
+            read += Int64(b.messages.count)
+        }
+        return sizes
+    }
+}
+
 // MARK: - The engine, end to end
 
 /// One engine run to the end of its input.
