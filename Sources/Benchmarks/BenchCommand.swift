@@ -15,16 +15,19 @@ import Topologies
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream-engine-bench",
-        abstract: "Benchmark the engine against raw consume and Quix Streams; latency, restore, memory. Writes BENCHMARKS.md.",
+        abstract: "Benchmark the engine against raw consume, Quix Streams and Pathway; latency, restore, memory. Writes BENCHMARKS.md.",
         discussion: """
-            Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once and \
-            measures, each over --runs runs (min / median / max): raw consume through the project's bindings (one-message \
+            Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once per \
+            batch layout (small producer batches, and 1,000-record batches; --skip large-batches leaves the second out) and \
+            measures on each, each over --runs runs (min / median / max): raw consume through the project's bindings (one-message \
             poll and pollBatch), the engine's per-user purchase aggregation end to end (at_least_once and exactly_once, \
-            --stop-at-end semantics, a fresh application.id per run), the full topologies file on the generator's mix, and \
-            with --peers Quix Streams doing the same aggregation (installed into .venv-bench by this command). Then latency \
+            --stop-at-end semantics, a fresh application.id per run), the two-stage job (per-user sum of quantity, rekey by \
+            category, count per category; --skip two-stage), and with --peers Quix Streams doing both jobs (installed into \
+            .venv-bench by this command) and Pathway doing the two-stage job (installed into .venv-bench-native; --skip native). \
+            The full topologies file runs on the generator's mix once per run. Then latency \
             at 200, 2,000 and 20,000 events/s, restore of a store of --restore-keys keys from snapshot + changelog tail and \
             from the changelog alone, and the engine's peak RSS per million keys. Every count is verified (records consumed, \
-            per-user totals in Redis against what was produced). With at least 2 cores, the broker and Redis are pinned to \
+            per-user totals in Redis, the two-stage job's stores and the peers' results against what was produced). With at least 2 cores, the broker and Redis are pinned to \
             CPU 0 and the clients (consumers, engine, Quix) to CPU 1; --no-pin turns that off. Run it from the repository \
             root on a release build (swift build -c release). BENCH_LATENCY_DUMP=PREFIX writes every latency sample \
             (send time, latency in ms) to PREFIX-<rate>.txt.

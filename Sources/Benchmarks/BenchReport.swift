@@ -117,7 +117,7 @@ struct BenchReport: Sendable {
                 row("engine, two-stage job, `at_least_once`", rates(l.twoStage), Spread(l.twoStage.map(\.seconds)),
                     "input records/s, start → return (topic creation, group join, both stages, the repartition topic, commits, final snapshots)")
                 row("  — the same, after the first batch", Spread(l.twoStage.map(\.steadyRate)), Spread(l.twoStage.map(\.steadySeconds)),
-                    "records/s processed (input records through both pipelines and repartition records) from the end of the first processed batch")
+                    "records/s processed (the runtime's count over all tasks: input and repartition records) from the end of the first processed batch")
             }
             if !l.quixTwoStage.isEmpty {
                 row("Quix Streams \(quixPeer?.quixstreams ?? ""), two-stage job", Spread(l.quixTwoStage.map(\.rate)), Spread(l.quixTwoStage.map(\.seconds)),
