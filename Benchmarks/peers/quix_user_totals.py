@@ -15,8 +15,15 @@ TopicAdmin.inspect_topics and TopicAdmin.create_topics, with answers built from
 Metadata; everything else (consume, produce, commit, RocksDB state, changelogs,
 the Redis sink) runs unmodified.
 
+With --job two-stage, the engine's two-stage job instead, no Redis: the sum of
+quantity per userId (state keyed by the message key) and, on a branch of the
+same dataframe, `group_by("category")` (Quix's repartition topic) and the count
+of events per category, both stateful with changelogs. The last value each
+stage emitted per key is kept in a dict and written to --results as JSON
+{"users": {userId: items}, "categories": {category: count}} after the run.
+
 Prints one JSON line on stdout at the end:
-{"seconds", "steady_seconds", "processed", "changelogs", "quixstreams"}.
+{"seconds", "steady_seconds", "processed", "changelogs", "repartitions", "quixstreams"}.
 """
 import argparse
 import json
@@ -94,13 +101,19 @@ def main() -> int:
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
     p.add_argument("--count", type=int, required=True, help="stop after this many records")
+    p.add_argument("--job", choices=["user-totals", "two-stage"], default="user-totals")
     p.add_argument("--redis-host", default="127.0.0.1")
-    p.add_argument("--redis-port", type=int, required=True)
-    p.add_argument("--prefix", required=True, help="Redis keys are <prefix>:user:<userId>")
+    p.add_argument("--redis-port", type=int, help="user-totals: the Redis sink's port")
+    p.add_argument("--prefix", help="user-totals: Redis keys are <prefix>:user:<userId>")
+    p.add_argument("--results", help="two-stage: where the final per-user sums and per-category counts go (JSON)")
     p.add_argument("--state-dir", required=True)
     p.add_argument("--commit-interval", type=float, default=1.0, help="seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="stop when no record came for this long")
     args = p.parse_args()
+    if args.job == "user-totals" and (args.redis_port is None or args.prefix is None):
+        p.error("--job user-totals needs --redis-port and --prefix")
+    if args.job == "two-stage" and args.results is None:
+        p.error("--job two-stage needs --results")
 
     import quixstreams
     from quixstreams import Application
@@ -146,20 +159,54 @@ def main() -> int:
             "lastPurchaseAt": datetime.utcfromtimestamp(totals["last"] / 1000).isoformat(timespec="milliseconds") + "Z",
         }
 
-    sdf = sdf.apply(purchase_stats, stateful=True)
-    prefix = args.prefix
-    sdf.sink(
-        RedisSink(
-            host=args.redis_host,
-            port=args.redis_port,
-            db=0,
-            key_serializer=lambda key, value: f"{prefix}:user:{key}",
-            value_serializer=json.dumps,
+    user_items = {}
+    category_counts = {}
+    categorised = [0]
+
+    def user_sum(value, key, timestamp, headers, state):
+        if not first:
+            first.append(time.monotonic())
+        processed[0] += 1
+        items = (state.get("items") or 0) + int(value["quantity"])
+        state.set("items", items)
+        user_items[key] = items
+        return items
+
+    def category_count(value, key, timestamp, headers, state):
+        categorised[0] += 1
+        n = (state.get("count") or 0) + 1
+        state.set("count", n)
+        category_counts[key] = n
+        return n
+
+    if args.job == "user-totals":
+        sdf = sdf.apply(purchase_stats, stateful=True)
+        prefix = args.prefix
+        sdf.sink(
+            RedisSink(
+                host=args.redis_host,
+                port=args.redis_port,
+                db=0,
+                key_serializer=lambda key, value: f"{prefix}:user:{key}",
+                value_serializer=json.dumps,
+            )
         )
-    )
-    app.run(count=args.count, timeout=args.idle_timeout, collect=False)
+        outputs = args.count
+    else:
+        # Two branches of one dataframe: the per-user sum, and group_by -> count.
+        sdf.apply(user_sum, stateful=True, metadata=True)
+        sdf.group_by("category").apply(category_count, stateful=True, metadata=True)
+        outputs = 2 * args.count  # one output per record on each branch
+    app.run(count=outputs, timeout=args.idle_timeout, collect=False)
     ended = time.monotonic()
     changelogs = [t.name for t in app._topic_manager.changelog_topics_list]
+    repartitions = list(app._topic_manager.repartition_topics)
+    if args.job == "two-stage":
+        with open(args.results, "w") as f:
+            json.dump({"users": user_items, "categories": category_counts}, f)
+        if categorised[0] != processed[0]:
+            print(f"two-stage: {processed[0]} records summed per user, {categorised[0]} counted per category", file=sys.stderr)
+            return 1
     print(
         json.dumps(
             {
@@ -167,6 +214,7 @@ def main() -> int:
                 "steady_seconds": ended - (first[0] if first else started),
                 "processed": processed[0],
                 "changelogs": changelogs,
+                "repartitions": repartitions,
                 "quixstreams": quixstreams.__version__,
             }
         ),

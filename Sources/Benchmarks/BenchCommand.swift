@@ -15,16 +15,19 @@ import Topologies
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream-engine-bench",
-        abstract: "Benchmark the engine against raw consume and Quix Streams; latency, restore, memory. Writes BENCHMARKS.md.",
+        abstract: "Benchmark the engine against raw consume, Quix Streams and Pathway; latency, restore, memory. Writes BENCHMARKS.md.",
         discussion: """
-            Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once and \
-            measures, each over --runs runs (min / median / max): raw consume through the project's bindings (one-message \
+            Starts an embedded 3-broker Kafka cluster and a redis-server, loads N purchase events (4 partitions) once per \
+            batch layout (small producer batches, and 1,000-record batches; --skip large-batches leaves the second out) and \
+            measures on each, each over --runs runs (min / median / max): raw consume through the project's bindings (one-message \
             poll and pollBatch), the engine's per-user purchase aggregation end to end (at_least_once and exactly_once, \
-            --stop-at-end semantics, a fresh application.id per run), the full topologies file on the generator's mix, and \
-            with --peers Quix Streams doing the same aggregation (installed into .venv-bench by this command). Then latency \
+            --stop-at-end semantics, a fresh application.id per run), the two-stage job (per-user sum of quantity, rekey by \
+            category, count per category; --skip two-stage), and with --peers Quix Streams doing both jobs (installed into \
+            .venv-bench by this command) and Pathway doing the two-stage job (installed into .venv-bench-native; --skip native). \
+            The full topologies file runs on the generator's mix once per run. Then latency \
             at 200, 2,000 and 20,000 events/s, restore of a store of --restore-keys keys from snapshot + changelog tail and \
             from the changelog alone, and the engine's peak RSS per million keys. Every count is verified (records consumed, \
-            per-user totals in Redis against what was produced). With at least 2 cores, the broker and Redis are pinned to \
+            per-user totals in Redis, the two-stage job's stores and the peers' results against what was produced). With at least 2 cores, the broker and Redis are pinned to \
             CPU 0 and the clients (consumers, engine, Quix) to CPU 1; --no-pin turns that off. Run it from the repository \
             root on a release build (swift build -c release). BENCH_LATENCY_DUMP=PREFIX writes every latency sample \
             (send time, latency in ms) to PREFIX-<rate>.txt.
@@ -32,6 +35,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     enum Phase: String, ExpressibleByArgument, CaseIterable, Sendable {
         case raw, engine, full, peers, latency, restore, failover
+        /// The engine's two-stage job (per-user sum, rekey by category, count per category).
+        case twoStage = "two-stage"
+        /// The native-core peer (Pathway) of `--peers`.
+        case native
+        /// The second batch layout (1,000-record producer batches).
+        case largeBatches = "large-batches"
     }
 
     @Option(help: "Purchase events loaded for the throughput runs (default 1,000,000; 50,000 with --quick).")
@@ -40,7 +49,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Runs of each throughput and restore measurement.")
     var runs = 3
 
-    @Flag(help: "Also run Quix Streams (PyPI quixstreams, installed into --venv) on the same data and broker.")
+    @Flag(help: "Also run the peers on the same data and broker: Quix Streams (PyPI quixstreams, installed into --venv) and Pathway (PyPI pathway, installed into --native-venv).")
     var peers = false
 
     @Option(help: "Where the report goes.")
@@ -67,7 +76,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "commit.interval.ms of the engine (and Quix's commit_interval) in the throughput runs.")
     var commitIntervalMs = 1000
 
-    @Option(parsing: .upToNextOption, help: "Phases to leave out: raw, engine, full, peers, latency, restore, failover.")
+    @Option(parsing: .upToNextOption, help: "Phases to leave out: raw, engine, two-stage, full, peers (both), native (Pathway only), large-batches (the second layout), latency, restore, failover.")
     var skip: [Phase] = []
 
     @Flag(inversion: .prefixedNo, help: "Pin the broker and Redis to CPU 0 and the clients to CPU 1 (needs 2 cores).")
@@ -78,6 +87,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "The Quix Streams peer script.")
     var peerScript = "Benchmarks/peers/quix_user_totals.py"
+
+    @Option(help: "The Pathway (native-core peer) virtual environment.")
+    var nativeVenv = ".venv-bench-native"
+
+    @Option(help: "The Pathway peer script (its requirements: pathway-requirements.txt next to it).")
+    var nativeScript = "Benchmarks/peers/pathway_two_stage.py"
 
     @Option(help: "Also replace the `## Benchmarks` section of this README with the headline figures.")
     var readme: String?
@@ -90,6 +105,8 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var http: HTTPBenchOptions
 
     static let producerSettings = ["linger.ms": "5", "batch.num.messages": "10000", "compression.type": "zstd", "enable.idempotence": "true"]
+    /// The second layout of the same events: every producer batch holds 1,000 records of one partition.
+    static let largeBatchProducerSettings = producerSettings.merging(["linger.ms": "1000", "batch.num.messages": "1000"]) { $1 }
     static let pollBatchSize = RuntimeOptions().pollBatchSize
     /// Passes of each raw consume per run; the fastest counts.
     static let rawPasses = 3
@@ -162,28 +179,76 @@ struct BenchCommand: AsyncParsableCommand {
         ]
 
         var peer: QuixPeer?
+        var native: PathwayPeer?
         if peers && !skipped.contains(.peers) {
             let requirements = (peerScript as NSString).deletingLastPathComponent + "/requirements.txt"
             peer = try await QuixPeer.setUp(venv: venv, requirements: requirements, script: peerScript, progress: progress)
             report.quixPeer = peer
             report.versions.append(("Quix Streams", "\(peer!.quixstreams) (confluent-kafka \(peer!.confluentKafka), librdkafka \(peer!.librdkafka), Python \(peer!.python))"))
+            if !skipped.contains(.native) {
+                let nativeRequirements = (nativeScript as NSString).deletingLastPathComponent + "/pathway-requirements.txt"
+                native = try await PathwayPeer.setUp(venv: nativeVenv, requirements: nativeRequirements, script: nativeScript, progress: progress)
+                report.nativePeer = native
+                report.versions.append(("Pathway", "\(native!.pathway) (Python \(native!.python); its Kafka reader: rdkafka-rust over its own librdkafka)"))
+            } else {
+                report.skipped.append("Pathway (`--skip native`)")
+            }
         } else {
-            report.skipped.append("Quix Streams (run with `--peers`)")
+            report.skipped.append("Quix Streams and Pathway (run with `--peers`)")
         }
 
-        // The purchase events, loaded once.
-        let topic = "bench-purchases"
-        try cluster.createTopic(topic, partitions: 4, replicationFactor: 3)
-        let producerConfig = cluster.clientConfig.merging(Self.producerSettings) { $1 }
+        // The purchase events, loaded once per layout (the same events, seed 42).
+        var layouts = [BenchLayout(
+            key: "small", title: "small batches", topic: "bench-purchases", producerSettings: Self.producerSettings,
+            description: "a partition's batch holds what the producer queued for it within 5 ms")]
+        if !skipped.contains(.largeBatches) {
+            layouts.append(BenchLayout(
+                key: "b1000", title: "1,000-record batches", topic: "bench-purchases-b1000", producerSettings: Self.largeBatchProducerSettings,
+                description: "a batch is sent when it holds 1,000 records of one partition (or at the final flush)", fullBatchRecords: 1000))
+        } else {
+            report.skipped.append("the second batch layout, 1,000-record batches (`--skip large-batches`)")
+        }
         let workload = PurchaseWorkload(userPrefix: "u-", users: users, seed: 42)
-        progress("loading \(BenchFormat.int(n)) purchase events into \(topic)")
-        let loadStart = ContinuousClock.now
-        let loader = try KafkaProducer(config: producerConfig, logger: logger)
-        let expected = try await workload.produce(count: n, to: topic, producer: loader) { progress("  \(BenchFormat.int($0)) sent") }
-        await loader.close()
-        report.checks.append(try await verifyTopicCount(cluster, topic: topic, expected: n)
-            + " (loaded in \(BenchFormat.seconds((ContinuousClock.now - loadStart).seconds)))")
-
+        var expected: PurchaseLoad?
+        for i in layouts.indices {
+            let layout = layouts[i]
+            try cluster.createTopic(layout.topic, partitions: 4, replicationFactor: 3)
+            progress("loading \(BenchFormat.int(n)) purchase events into \(layout.topic) (\(layout.title))")
+            let loadStart = ContinuousClock.now
+            let loader = try KafkaProducer(config: cluster.clientConfig.merging(layout.producerSettings) { $1 }, logger: logger)
+            let load = try await workload.produceLoad(count: n, to: layout.topic, producer: loader) { progress("  \(BenchFormat.int($0)) sent") }
+            await loader.close()
+            let loadSeconds = (ContinuousClock.now - loadStart).seconds
+            if let expected, expected != load { throw CLIFailure("the layouts' loads differ: the same events were expected") }
+            expected = load
+            layouts[i].loadSeconds = loadSeconds
+            report.checks.append(try await verifyTopicCount(cluster, topic: layout.topic, expected: n)
+                + " (\(layout.title); loaded in \(BenchFormat.seconds(loadSeconds)))")
+            // The layout as a consumer sees it: records per fetch (= per producer batch on the mock), partition by partition.
+            var fetches: [Int] = []
+            var lastOfPartition: [Int] = []
+            for p in 0..<Int32(4) {
+                let sizes = try await recordsPerFetch(cluster: cluster, topic: layout.topic, partition: p, logger: logger)
+                fetches += sizes.dropLast()
+                lastOfPartition += sizes.suffix(1)
+            }
+            let histogram = Dictionary(grouping: fetches, by: { $0 }).mapValues(\.count).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            let spread = Spread(fetches.map(Double.init))
+            layouts[i].fetchSummary = "\(BenchFormat.int(fetches.count + lastOfPartition.count)) fetches over the 4 partitions; records per fetch, each partition's last fetch left out: "
+                + (fetches.isEmpty ? "–" : "min \(BenchFormat.int(Int(spread.min))), median \(BenchFormat.int(Int(spread.median))), max \(BenchFormat.int(Int(spread.max)))")
+                + "; most frequent: " + histogram.prefix(3).map { "\(BenchFormat.int($0.key)) × \(BenchFormat.int($0.value))" }.joined(separator: ", ")
+                + "; the partitions' last fetches: " + lastOfPartition.map { BenchFormat.int($0) }.joined(separator: ", ")
+            report.checks.append("\(layout.topic) read partition by partition, one fetch at a time (`queued.min.messages=1`, each fetch's records taken at once): \(layouts[i].fetchSummary!)")
+            // The large-batch layout must be what it says: every fetch but a partition's last holds batch.num.messages records.
+            if let max = layout.fullBatchRecords {
+                guard fetches.allSatisfy({ $0 == max }), lastOfPartition.allSatisfy({ $0 <= max }) else {
+                    throw CLIFailure("layout \(layout.title): fetches of \(layout.topic) hold \(histogram.prefix(5).map { "\($0.key) × \($0.value)" }.joined(separator: ", ")) records, not \(max) each")
+                }
+            }
+        }
+        let expectedLoad = expected!
+        report.layouts = layouts.map { LayoutResults(layout: $0) }
+        let producerConfig = cluster.clientConfig.merging(Self.producerSettings) { $1 }
         // The generator's mix for the full topologies run, loaded once.
         var fullConfig: StreamConfig?
         var localMariaDB: LocalMariaDBServer?
@@ -217,78 +282,155 @@ struct BenchCommand: AsyncParsableCommand {
         let registry = makeRegistry()
         let stateRoot = "\(workDir)/state"
         var engineChecks: [String] = []
+        var twoStageChecks: [String] = []
         var quixChecks: [String] = []
         var fullChecks: [String] = []
         for run in 1...runs {
             progress("run \(run)/\(runs)")
-            if !skipped.contains(.raw) {
-                // The limit is the fastest of a few passes: other load on the machine only ever slows a pass down.
-                for batch in [false, true] {
-                    var passes: [RawConsumeRun] = []
-                    for _ in 0..<Self.rawPasses {
-                        passes.append(try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: batch, batchSize: Self.pollBatchSize, logger: logger))
+            for li in layouts.indices {
+                let layout = layouts[li]
+                let topic = layout.topic
+                let lt = layout.key
+                progress(" layout: \(layout.title) (\(topic))")
+                if !skipped.contains(.raw) {
+                    // The limit is the fastest of a few passes: other load on the machine only ever slows a pass down.
+                    for batch in [false, true] {
+                        var passes: [RawConsumeRun] = []
+                        for _ in 0..<Self.rawPasses {
+                            passes.append(try await rawConsume(cluster: cluster, topic: topic, expected: n, batch: batch, batchSize: Self.pollBatchSize, logger: logger))
+                        }
+                        let best = passes.max { $0.rate < $1.rate }!
+                        if batch { report.layouts[li].rawBatch.append(best) } else { report.layouts[li].rawPoll.append(best) }
+                        progress("  raw \(batch ? "pollBatch" : "poll"): \(BenchFormat.rate(best.rate)) records/s, the best of "
+                            + passes.map { BenchFormat.rate($0.rate) }.joined(separator: ", "))
                     }
-                    let best = passes.max { $0.rate < $1.rate }!
-                    if batch { report.rawBatch.append(best) } else { report.rawPoll.append(best) }
-                    progress("  raw \(batch ? "pollBatch" : "poll"): \(BenchFormat.rate(best.rate)) records/s, the best of "
-                        + passes.map { BenchFormat.rate($0.rate) }.joined(separator: ", "))
                 }
-            }
-            var engineTotals: [UserTotals?]?
-            if !skipped.contains(.engine) {
-                for guarantee in ["at_least_once", "exactly_once"] {
-                    let tag = "r\(run)-\(guarantee == "at_least_once" ? "alos" : "eos")"
+                var engineTotals: [UserTotals?]?
+                if !skipped.contains(.engine) {
+                    for guarantee in ["at_least_once", "exactly_once"] {
+                        let tag = "r\(run)-\(lt)-\(guarantee == "at_least_once" ? "alos" : "eos")"
+                        let appId = "bench-\(tag)-\(UUID().uuidString.prefix(6).lowercased())"
+                        let config = try benchConfig(
+                            BenchPipeline.yaml(appId: appId, topic: topic, guarantee: guarantee, commitIntervalMs: commitIntervalMs, redisPrefix: appId),
+                            name: "bench-\(tag).yaml", registry: registry)
+                        let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: redisServer.url,
+                                                         stateDir: "\(stateRoot)/\(tag)", input: n, logger: logger)
+                        progress("  engine \(guarantee): \(BenchFormat.rate(r.rate)) records/s (\(BenchFormat.seconds(r.seconds)); "
+                            + "after the first batch \(BenchFormat.rate(r.steadyRate))/s), \(r.commits) commits")
+                        guard r.processed == n, r.deadLettered == 0 else {
+                            throw CLIFailure("engine \(guarantee) run \(run) (\(layout.title)): processed \(r.processed) records (expected \(n)), \(r.deadLettered) dead-lettered")
+                        }
+                        let got = try await RedisTotals.readEngine(redis, prefix: appId, workload: workload)
+                        let check = TotalsCheck(got, expectedLoad.totals, name: workload.user)
+                        guard check.ok else { throw CLIFailure("engine \(guarantee) run \(run) (\(layout.title)): Redis totals differ from the input: \(check)") }
+                        let changelog = "\(appId)-\(BenchPipeline.store)-changelog"
+                        let truncated = try await cluster.truncatedPartitions(topic: changelog)
+                        guard truncated.isEmpty, cluster.hasLiftedLimits(changelog) else {
+                            throw CLIFailure("engine \(guarantee) run \(run): changelog \(changelog) lost records: \(truncated)")
+                        }
+                        let (records, offsets, _) = try await recordsAndOffsets(cluster: cluster, topic: changelog, logger: logger)
+                        let markers = offsets > records
+                            ? "\(BenchFormat.int(offsets - records)) offsets taken by transaction markers (transactional producer)"
+                            : "no transaction markers (no transactional producer)"
+                        engineChecks.append("\(layout.title), \(guarantee) run \(run): \(BenchFormat.int(r.processed)) processed, 0 dead-lettered, Redis \(check); "
+                            + "changelog complete from offset 0, \(BenchFormat.int(records)) records over \(BenchFormat.int(offsets)) offsets: \(markers)")
+                        if guarantee == "at_least_once" { report.layouts[li].engineALOS.append(r); engineTotals = got } else { report.layouts[li].engineEOS.append(r) }
+                    }
+                }
+                if let peer {
+                    let group = "quix-r\(run)-\(lt)-\(UUID().uuidString.prefix(6).lowercased())"
+                    let q = try await peer.run(
+                        cluster: cluster, topic: topic, group: group, count: n, redisPort: redisServer.port, prefix: group, workDir: workDir,
+                        commitIntervalMs: commitIntervalMs, cpu: clientCPU)
+                    progress("  Quix Streams: \(BenchFormat.rate(q.rate)) records/s (\(BenchFormat.seconds(q.seconds)); after the first record \(BenchFormat.rate(q.steadyRate))/s)")
+                    guard q.processed == n else { throw CLIFailure("Quix Streams run \(run) (\(layout.title)): processed \(q.processed) records, expected \(n)") }
+                    let got = try await RedisTotals.readQuix(redis, prefix: group, workload: workload)
+                    let check = TotalsCheck(got, expectedLoad.totals, name: workload.user)
+                    guard check.ok else { throw CLIFailure("Quix Streams run \(run) (\(layout.title)): Redis totals differ from the input: \(check)") }
+                    var same = "not compared (engine skipped)"
+                    if let engineTotals {
+                        let differing = zip(engineTotals, got).filter { $0 != $1 }.count
+                        guard differing == 0 else { throw CLIFailure("run \(run) (\(layout.title)): engine and Quix Streams disagree on \(differing) users") }
+                        same = "identical to the engine's for every user"
+                    }
+                    var lost: [String] = []
+                    for c in q.changelogs where try await !cluster.truncatedPartitions(topic: c).isEmpty { lost.append(c) }
+                    guard lost.isEmpty else { throw CLIFailure("Quix Streams run \(run): changelog \(lost) lost records on the mock") }
+                    quixChecks.append("\(layout.title), Quix run \(run): \(BenchFormat.int(q.processed)) processed, Redis \(check), \(same); changelog \(q.changelogs.joined(separator: ", ")) complete")
+                    report.layouts[li].quix.append(q)
+                }
+                _ = try await redis.command(["FLUSHDB"])
+
+                // The two-stage job: the engine, then the peers, each checked against the input and the engine's results.
+                var engineTwoStage: (users: [String: Int64], categories: [String: Int64])?
+                if !skipped.contains(.twoStage) {
+                    let tag = "r\(run)-\(lt)-two-stage"
                     let appId = "bench-\(tag)-\(UUID().uuidString.prefix(6).lowercased())"
-                    let config = try benchConfig(
-                        BenchPipeline.yaml(appId: appId, topic: topic, guarantee: guarantee, commitIntervalMs: commitIntervalMs, redisPrefix: appId),
-                        name: "bench-\(tag).yaml", registry: registry)
-                    let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: redisServer.url,
-                                                     stateDir: "\(stateRoot)/\(tag)", input: n, logger: logger)
-                    progress("  engine \(guarantee): \(BenchFormat.rate(r.rate)) records/s (\(BenchFormat.seconds(r.seconds)); "
-                        + "after the first batch \(BenchFormat.rate(r.steadyRate))/s), \(r.commits) commits")
-                    guard r.processed == n, r.deadLettered == 0 else {
-                        throw CLIFailure("engine \(guarantee) run \(run): processed \(r.processed) records (expected \(n)), \(r.deadLettered) dead-lettered")
+                    let config = try benchConfig(BenchTwoStage.yaml(appId: appId, topic: topic, commitIntervalMs: commitIntervalMs), name: "bench-\(tag).yaml", registry: registry)
+                    let stateDir = "\(stateRoot)/\(tag)"
+                    let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: nil, stateDir: stateDir, input: n, logger: logger)
+                    progress("  engine two-stage: \(BenchFormat.rate(r.rate)) input records/s (\(BenchFormat.seconds(r.seconds)); "
+                        + "after the first batch \(BenchFormat.rate(r.steadyRate)) records/s), \(BenchFormat.int(r.processed)) records processed, \(r.commits) commits")
+                    guard r.deadLettered == 0 else { throw CLIFailure("engine two-stage run \(run) (\(layout.title)): \(r.deadLettered) records dead-lettered") }
+                    let stores = try await BenchTwoStage.readStores(config: config, stateDir: stateDir, cluster: cluster, logger: logger)
+                    let check = TwoStageCheck(users: stores.users, categories: stores.categories, expected: expectedLoad, workload: workload)
+                    guard check.ok else { throw CLIFailure("engine two-stage run \(run) (\(layout.title)): the stores differ from the input: \(check)") }
+                    // The engine-owned topics: created by the runtime through the embedded cluster (retention limit lifted), nothing truncated.
+                    let repartition = config.repartitionTopic(pipeline: BenchTwoStage.categoryPipeline)
+                    let internalTopics = [repartition, config.changelogTopic(store: BenchTwoStage.userStore), config.changelogTopic(store: BenchTwoStage.categoryStore)]
+                    for t in internalTopics {
+                        let truncated = try await cluster.truncatedPartitions(topic: t)
+                        guard truncated.isEmpty, cluster.hasLiftedLimits(t) else { throw CLIFailure("engine two-stage run \(run): \(t) lost records or kept the mock's retention limit: \(truncated)") }
                     }
-                    let got = try await RedisTotals.readEngine(redis, prefix: appId, workload: workload)
-                    let check = TotalsCheck(got, expected, name: workload.user)
-                    guard check.ok else { throw CLIFailure("engine \(guarantee) run \(run): Redis totals differ from the input: \(check)") }
-                    let changelog = "\(appId)-\(BenchPipeline.store)-changelog"
-                    let truncated = try await cluster.truncatedPartitions(topic: changelog)
-                    guard truncated.isEmpty, cluster.hasLiftedLimits(changelog) else {
-                        throw CLIFailure("engine \(guarantee) run \(run): changelog \(changelog) lost records: \(truncated)")
+                    // Besides the records, the repartition topic holds the upstream tasks' progress markers (no key, no value).
+                    let (records, offsets, markers) = try await recordsAndOffsets(cluster: cluster, topic: repartition, logger: logger)
+                    guard records - markers == n, records == offsets else {
+                        throw CLIFailure("engine two-stage run \(run): the repartition topic holds \(records - markers) records and \(markers) progress markers over \(offsets) offsets, expected \(n) records")
                     }
-                    let (records, offsets) = try await recordsAndOffsets(cluster: cluster, topic: changelog, logger: logger)
-                    let markers = offsets > records
-                        ? "\(BenchFormat.int(offsets - records)) offsets taken by transaction markers (transactional producer)"
-                        : "no transaction markers (no transactional producer)"
-                    engineChecks.append("\(guarantee) run \(run): \(BenchFormat.int(r.processed)) processed, 0 dead-lettered, Redis \(check); "
-                        + "changelog complete from offset 0, \(BenchFormat.int(records)) records over \(BenchFormat.int(offsets)) offsets: \(markers)")
-                    if guarantee == "at_least_once" { report.engineALOS.append(r); engineTotals = got } else { report.engineEOS.append(r) }
+                    twoStageChecks.append("\(layout.title), engine two-stage run \(run): \(BenchFormat.int(r.processed)) records processed (the runtime's count over all tasks, input and repartition topic), 0 dead-lettered; "
+                        + "stores read back (\(stores.fromSnapshots) partitions from their final snapshot + \(BenchFormat.int(stores.changelogRecords)) changelog records after it): \(check); "
+                        + "repartition topic: \(BenchFormat.int(n)) records + \(markers) progress markers, complete from offset 0; \(internalTopics.joined(separator: ", ")) created by the engine through the embedded cluster, none truncated")
+                    report.layouts[li].twoStage.append(r)
+                    engineTwoStage = (stores.users, stores.categories)
+                }
+                /// A peer's two-stage run: all N records, results equal to the input's and to the engine's.
+                func checkPeer(_ name: String, _ q: QuixPeer.Run) throws -> String {
+                    guard q.processed == n else { throw CLIFailure("\(name) two-stage run \(run) (\(layout.title)): \(q.processed) records, expected \(n)") }
+                    let got = try readTwoStageResults(q.results!)
+                    let check = TwoStageCheck(users: got.users, categories: got.categories, expected: expectedLoad, workload: workload)
+                    guard check.ok else { throw CLIFailure("\(name) two-stage run \(run) (\(layout.title)): results differ from the input: \(check)") }
+                    guard let engineTwoStage else { return "\(check), not compared with the engine's (engine skipped)" }
+                    guard got.users == engineTwoStage.users, got.categories == engineTwoStage.categories else {
+                        throw CLIFailure("run \(run) (\(layout.title)): \(name) and the engine disagree on the two-stage results")
+                    }
+                    return "\(check), identical to the engine's stores"
+                }
+                if let peer {
+                    let group = "quix2-r\(run)-\(lt)-\(UUID().uuidString.prefix(6).lowercased())"
+                    let q = try await peer.run(cluster: cluster, topic: topic, group: group, count: n, job: .twoStage, redisPort: nil, prefix: nil,
+                                               workDir: workDir, commitIntervalMs: commitIntervalMs, cpu: clientCPU)
+                    progress("  Quix Streams two-stage: \(BenchFormat.rate(q.rate)) input records/s (\(BenchFormat.seconds(q.seconds)))")
+                    let same = try checkPeer("Quix Streams", q)
+                    let planned = Set(QuixPeer.internalTopics(job: .twoStage, group: group, topic: topic))
+                    guard Set(q.changelogs + q.repartitions) == planned else {
+                        throw CLIFailure("Quix Streams two-stage run \(run): it used \((q.changelogs + q.repartitions).sorted()), the benchmark created \(planned.sorted())")
+                    }
+                    for t in planned where try await !cluster.truncatedPartitions(topic: t).isEmpty {
+                        throw CLIFailure("Quix Streams two-stage run \(run): \(t) lost records on the mock")
+                    }
+                    quixChecks.append("\(layout.title), Quix two-stage run \(run): \(BenchFormat.int(q.processed)) records through both stages, \(same); "
+                        + "\(planned.sorted().joined(separator: ", ")) created by the benchmark, complete")
+                    report.layouts[li].quixTwoStage.append(q)
+                }
+                if let native {
+                    let group = "pathway-r\(run)-\(lt)-\(UUID().uuidString.prefix(6).lowercased())"
+                    let q = try await native.run(cluster: cluster, topic: topic, group: group, count: n, workDir: workDir, commitIntervalMs: commitIntervalMs, cpu: clientCPU)
+                    progress("  Pathway two-stage: \(BenchFormat.rate(q.rate)) input records/s (\(BenchFormat.seconds(q.seconds)); process \(BenchFormat.seconds(q.processSeconds)))")
+                    let same = try checkPeer("Pathway", q)
+                    quixChecks.append("\(layout.title), Pathway two-stage run \(run): per-category counts add up to \(BenchFormat.int(q.processed)), \(same)")
+                    report.layouts[li].native.append(q)
                 }
             }
-            if let peer {
-                let group = "quix-r\(run)-\(UUID().uuidString.prefix(6).lowercased())"
-                let q = try await peer.run(
-                    cluster: cluster, topic: topic, group: group, count: n, redisPort: redisServer.port, prefix: group, workDir: workDir,
-                    commitIntervalMs: commitIntervalMs, cpu: clientCPU)
-                progress("  Quix Streams: \(BenchFormat.rate(q.rate)) records/s (\(BenchFormat.seconds(q.seconds)); after the first record \(BenchFormat.rate(q.steadyRate))/s)")
-                guard q.processed == n else { throw CLIFailure("Quix Streams run \(run): processed \(q.processed) records, expected \(n)") }
-                let got = try await RedisTotals.readQuix(redis, prefix: group, workload: workload)
-                let check = TotalsCheck(got, expected, name: workload.user)
-                guard check.ok else { throw CLIFailure("Quix Streams run \(run): Redis totals differ from the input: \(check)") }
-                var same = "not compared (engine skipped)"
-                if let engineTotals {
-                    let differing = zip(engineTotals, got).filter { $0 != $1 }.count
-                    guard differing == 0 else { throw CLIFailure("run \(run): engine and Quix Streams disagree on \(differing) users") }
-                    same = "identical to the engine's for every user"
-                }
-                var lost: [String] = []
-                for c in q.changelogs where try await !cluster.truncatedPartitions(topic: c).isEmpty { lost.append(c) }
-                guard lost.isEmpty else { throw CLIFailure("Quix Streams run \(run): changelog \(lost) lost records on the mock") }
-                quixChecks.append("Quix run \(run): \(BenchFormat.int(q.processed)) processed, Redis \(check), \(same); changelog \(q.changelogs.joined(separator: ", ")) complete")
-                report.quix.append(q)
-            }
-            _ = try await redis.command(["FLUSHDB"])
             if let base = fullConfig {
                 var config = base
                 config.applicationId = "shop-bench-r\(run)-\(UUID().uuidString.prefix(6).lowercased())"
@@ -303,10 +445,11 @@ struct BenchCommand: AsyncParsableCommand {
             }
             try? FileManager.default.removeItem(atPath: stateRoot)
         }
-        report.checks += engineChecks + quixChecks + fullChecks
-        if !skipped.contains(.raw) { report.checks.append("raw consume: every run read exactly \(BenchFormat.int(n)) records") }
+        report.checks += engineChecks + twoStageChecks + quixChecks + fullChecks
+        if !skipped.contains(.raw) { report.checks.append("raw consume: every run read exactly \(BenchFormat.int(n)) records of each layout's topic") }
         if skipped.contains(.raw) { report.skipped.append("raw consume (`--skip raw`)") }
         if skipped.contains(.engine) { report.skipped.append("the engine's per-user aggregation (`--skip engine`)") }
+        if skipped.contains(.twoStage) { report.skipped.append("the engine's two-stage job (`--skip two-stage`)") }
 
         if !skipped.contains(.latency) {
             report.latencySeconds = latencyT

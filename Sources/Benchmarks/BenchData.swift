@@ -32,7 +32,7 @@ struct PurchaseWorkload: Sendable {
     func user(_ i: Int) -> String { "\(userPrefix)\(i + 1)" }
 
     /// Event `index` for user `u` (0-based), and what it adds to that user's totals.
-    static func event(index: Int, user: String, rng: inout SplitMix64) -> (record: ProducerRecord, price: Double, quantity: Int) {
+    static func event(index: Int, user: String, rng: inout SplitMix64) -> (record: ProducerRecord, price: Double, quantity: Int, category: String) {
         let category = categories[rng.int(categories.count)]
         let price = Double(100 + rng.int(29_900)) / 100
         let r = rng.int(10)
@@ -40,7 +40,7 @@ struct PurchaseWorkload: Sendable {
         let value = ShopEvents.purchase(
             order: "o-\(index + 1)", user: user, product: "p-\(1 + rng.int(5000))", category: category,
             price: price, quantity: quantity, at: start + Int64(index) * 100)
-        return (ProducerRecord(topic: "", key: Array(user.utf8), value: value.serialized()), price, quantity)
+        return (ProducerRecord(topic: "", key: Array(user.utf8), value: value.serialized()), price, quantity, category)
     }
 
     /// Produces `count` events to `topic` (users drawn uniformly, or each user
@@ -50,11 +50,21 @@ struct PurchaseWorkload: Sendable {
         count: Int, to topic: String, firstIndex: Int = 0, distinctUsers: Bool = false, producer: KafkaProducer,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> [UserTotals] {
+        try await produceLoad(count: count, to: topic, firstIndex: firstIndex, distinctUsers: distinctUsers, producer: producer, progress: progress).totals
+    }
+
+    /// `produce`, also counting the events per category (what the two-stage job's second stage should count).
+    func produceLoad(
+        count: Int, to topic: String, firstIndex: Int = 0, distinctUsers: Bool = false, producer: KafkaProducer,
+        progress: (@Sendable (Int) -> Void)? = nil
+    ) async throws -> PurchaseLoad {
         var rng = SplitMix64(seed: seed &+ UInt64(firstIndex))
         var totals = [UserTotals](repeating: UserTotals(), count: users)
+        var categories: [String: Int] = [:]
         for i in 0..<count {
             let u = distinctUsers ? i % users : rng.int(users)
-            let (record, price, quantity) = Self.event(index: firstIndex + i, user: user(u), rng: &rng)
+            let (record, price, quantity, category) = Self.event(index: firstIndex + i, user: user(u), rng: &rng)
+            categories[category, default: 0] += 1
             var r = record
             r.topic = topic
             try await producer.send(r)
@@ -64,8 +74,14 @@ struct PurchaseWorkload: Sendable {
             if (i + 1) % 100_000 == 0 { progress?(i + 1) }
         }
         try await producer.flush(timeout: .seconds(300))
-        return totals
+        return PurchaseLoad(totals: totals, categoryCounts: categories)
     }
+}
+
+/// What a load of purchase events should give: totals per user index and events per category.
+struct PurchaseLoad: Sendable, Equatable {
+    var totals: [UserTotals]
+    var categoryCounts: [String: Int]
 }
 
 extension Array where Element == UserTotals {

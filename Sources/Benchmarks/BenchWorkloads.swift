@@ -64,6 +64,37 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     }
 }
 
+// MARK: - The batch layout, as a consumer sees it
+
+/// How many records each fetch of one partition brought, in order: librdkafka's mock answers a
+/// Fetch with one producer batch per partition, so these are the producer's batch sizes. A
+/// consumer assigned to the partition alone, with `queued.min.messages=1` (it fetches again
+/// only once its queue is empty), takes each fetch's records from the queue without waiting
+/// (`pollBatch` with a 0 ms timeout, on a thread of its own): a fetch's records enter the queue
+/// together, so each non-empty poll holds one fetch.
+func recordsPerFetch(cluster: EmbeddedKafkaCluster, topic: String, partition: Int32, logger: Logger) async throws -> [Int] {
+    let end = try await cluster.watermarks(TopicPartition(topic, partition)).high
+    var config = cluster.clientConfig
+    config["group.id"] = "bench-fetches-\(UUID().uuidString)"
+    config["queued.min.messages"] = "1"
+    let consumer = try KafkaConsumer(config: config, logger: logger)
+    return try await runOnDedicatedThread("bench-fetches") {
+        defer { consumer.closeBlocking() }
+        try consumer.assign([TopicPartitionOffset(topic, partition, KafkaOffset.beginning)])
+        var sizes: [Int] = []
+        var read: Int64 = 0
+        let deadline = ContinuousClock.now + .seconds(120)
+        while read < end {
+            if ContinuousClock.now > deadline { throw CLIFailure("reading \(topic)[\(partition)] fetch by fetch: \(read) of \(end) records after 120 s") }
+            let b = try consumer.pollBatch(maxMessages: 1_000_000, timeoutMs: 0)
+            if b.messages.isEmpty { continue }
+            sizes.append(b.messages.count)
+            read += Int64(b.messages.count)
+        }
+        return sizes
+    }
+}
+
 // MARK: - The engine, end to end
 
 /// One engine run to the end of its input.
@@ -183,6 +214,107 @@ enum BenchPipeline {
     }
 }
 
+/// The two-stage job: two stateful stages on the purchase events, changelogs on,
+/// no sink. Stage 1 sums `quantity` per user (the producer keys by userId: no
+/// repartition); stage 2 rekeys by category (a repartition through the
+/// engine's internal topic) and counts the events per category. An aggregate
+/// step passes on its result (`{"sum": …}`), not the event, so the category
+/// count cannot follow the user sum in one chain: the two stages are two
+/// pipelines of one application reading the same topic (one consumer, each
+/// record through both), as Kafka Streams would build
+/// `groupByKey().aggregate(...)` and `groupBy(category).count()` from one stream.
+enum BenchTwoStage {
+    static let userStore = "user-items"
+    static let categoryStore = "category-counts"
+    static let categoryPipeline = "category-counts"
+
+    static func yaml(appId: String, topic: String, commitIntervalMs: Int) -> String {
+        """
+        application.id: \(appId)
+        defaults:
+          processing.guarantee: at_least_once
+          commit.interval.ms: \(commitIntervalMs)
+          on_error: dlq
+          partitions: 4
+        topologies:
+          - name: user-items
+            source: &purchases
+              topics: [\(topic)]
+              key: userId
+              timestamp: timestamp
+              required: { orderId: string, userId: string, productId: string, category: string, price: number, quantity: integer, timestamp: string }
+            steps:
+              - aggregate: { store: \(userStore), aggregator: sum, params: { field: quantity } }
+          - name: \(categoryPipeline)
+            source: *purchases
+            steps:
+              - rekey: { field: category }
+              - aggregate: { store: \(categoryStore), aggregator: count }
+
+        """
+    }
+
+    /// Both stores as the engine left them: each partition's snapshot (written when the run
+    /// stopped) plus whatever its changelog holds after it, read with the runtime's
+    /// `StoreRestorer` (what a restarting instance restores). Values: the `sum` / `count` state.
+    static func readStores(
+        config: StreamConfig, stateDir: String, cluster: EmbeddedKafkaCluster, logger: Logger
+    ) async throws -> (users: [String: Int64], categories: [String: Int64], fromSnapshots: Int, changelogRecords: Int) {
+        let restorer = StoreRestorer(kafkaConfig: cluster.clientConfig, logger: logger)
+        var fromSnapshots = 0
+        var changelogRecords = 0
+        func read(_ store: String) async throws -> [String: Int64] {
+            var out: [String: Int64] = [:]
+            let changelog = config.changelogTopic(store: store)
+            let partitions = try await cluster.partitionCount(topic: changelog) ?? 0
+            for p in 0..<Int32(partitions) {
+                let snapshot = StoreSnapshot.path(stateDir: stateDir, applicationId: config.applicationId, store: store, partition: p)
+                let r = try await restorer.restore(
+                    store: store, partition: p, changelogTopic: changelog,
+                    snapshotPath: FileManager.default.fileExists(atPath: snapshot) ? snapshot : nil, committed: nil)
+                if r.report.fromSnapshot { fromSnapshots += 1 }
+                changelogRecords += r.report.changelogRecords
+                for (k, e) in r.entries {
+                    guard let d = e.value.doubleValue, d == d.rounded(), out[k] == nil else {
+                        throw CLIFailure("store \(store): key \(k) holds \(e.value.serializedString()) in partition \(p) (a whole number, once, expected)")
+                    }
+                    out[k] = Int64(d)
+                }
+            }
+            return out
+        }
+        let users = try await read(userStore)
+        let categories = try await read(categoryStore)
+        return (users, categories, fromSnapshots, changelogRecords)
+    }
+}
+
+/// How per-user sums and per-category counts compare with what the input implies.
+struct TwoStageCheck: Sendable, CustomStringConvertible {
+    var usersMatched = 0
+    var categoriesMatched = 0
+    var problems: [String] = []
+    var ok: Bool { problems.isEmpty }
+
+    init(users: [String: Int64], categories: [String: Int64], expected: PurchaseLoad, workload: PurchaseWorkload) {
+        var wanted: [String: Int64] = [:]
+        for (i, t) in expected.totals.enumerated() where t.orders > 0 { wanted[workload.user(i)] = t.items }
+        for (k, v) in wanted {
+            if users[k] == v { usersMatched += 1 } else { problems.append("user \(k): \(users[k].map(String.init) ?? "missing") instead of \(v) items") }
+        }
+        for k in users.keys where wanted[k] == nil { problems.append("unexpected user \(k)") }
+        for (k, v) in expected.categoryCounts {
+            if categories[k] == Int64(v) { categoriesMatched += 1 } else { problems.append("category \(k): \(categories[k].map(String.init) ?? "missing") instead of \(v)") }
+        }
+        for k in categories.keys where expected.categoryCounts[k] == nil { problems.append("unexpected category \(k)") }
+    }
+
+    var description: String {
+        ok ? "all \(BenchFormat.int(usersMatched)) per-user sums of quantity and all \(categoriesMatched) per-category counts match the input"
+            : "\(problems.count) differences (first: \(problems.prefix(3).joined(separator: "; ")))"
+    }
+}
+
 // MARK: - Results in Redis
 
 /// How a set of per-user totals read from Redis compares with what was expected.
@@ -264,9 +396,10 @@ enum RedisTotals {
 
 /// Records a topic holds (read to the end of every partition) against the
 /// offsets it spans: transaction markers take offsets but are never delivered,
-/// so `offsets > records` shows that its producer used transactions.
-func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> (records: Int, offsets: Int) {
-    guard let n = try await cluster.partitionCount(topic: topic) else { return (0, 0) }
+/// so `offsets > records` shows that its producer used transactions. `nullValues`: the records
+/// without a value among them (a repartition topic's progress markers).
+func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> (records: Int, offsets: Int, nullValues: Int) {
+    guard let n = try await cluster.partitionCount(topic: topic) else { return (0, 0, 0) }
     var ends: [TopicPartition: Int64] = [:]
     var offsets = 0
     for p in 0..<Int32(n) {
@@ -279,19 +412,21 @@ func recordsAndOffsets(cluster: EmbeddedKafkaCluster, topic: String, logger: Log
     config["enable.partition.eof"] = "true"
     let consumer = try KafkaConsumer(config: config, logger: logger)
     let targets = ends.filter { $0.value > 0 }
-    let records = try await runOnDedicatedThread("bench-count") { () throws -> Int in
+    let (records, nullValues) = try await runOnDedicatedThread("bench-count") { () throws -> (Int, Int) in
         defer { consumer.closeBlocking() }
         try consumer.assign(targets.keys.map { TopicPartitionOffset($0, KafkaOffset.beginning) })
         var count = 0
+        var nullValues = 0
         var done: Set<TopicPartition> = []
         let deadline = ContinuousClock.now + .seconds(300)
         while done.count < targets.count, ContinuousClock.now < deadline {
             let b = try consumer.pollBatch(maxMessages: 10_000, timeoutMs: 100)
             count += b.messages.count
+            nullValues += b.messages.count { $0.value == nil }
             for e in b.partitionEOFs where e.offset >= targets[e.topicPartition] ?? 0 { done.insert(e.topicPartition) }
         }
         guard done.count == targets.count else { throw CLIFailure("reading \(topic) to its end timed out") }
-        return count
+        return (count, nullValues)
     }
-    return (records, offsets)
+    return (records, offsets, nullValues)
 }
