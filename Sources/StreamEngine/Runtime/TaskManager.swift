@@ -294,7 +294,7 @@ actor TaskManager {
                 return await group.reduce(into: [(TaskID, InputStatus)]()) { $0.append($1) }
             }
             for (id, status) in statuses { scheduler.update(id, status) }
-            processedTotal += messages.count
+            processedTotal += messages.count { !UpstreamMerge.isMarker($0) }  // progress markers are no records
         }
         try await drainBuffered()
     }
