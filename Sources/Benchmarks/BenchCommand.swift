@@ -490,7 +490,10 @@ struct BenchCommand: AsyncParsableCommand {
         await redis.close()
 
         report.loadAtEnd = loadAverage()
+        // The HTTP service section comes from another command (`--http`): it stays.
+        let httpSection = HTTPBenchOptions.existingSection(in: out)
         try report.markdown.write(toFile: out, atomically: true, encoding: .utf8)
+        if let httpSection { try HTTPBenchOptions.replaceSection(in: out, section: httpSection) }
         progress("wrote \(out)")
         if let readme {
             try replaceReadmeSection(path: readme, section: report.readmeSection(outPath: out))

@@ -352,6 +352,14 @@ struct HTTPBenchOptions: ParsableArguments {
     static let startMarker = "<!-- bench-http: start -->"
     static let endMarker = "<!-- bench-http: end -->"
 
+    /// The section (from its heading to the end marker) in the file at `path`, if any.
+    static func existingSection(in path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let start = text.range(of: "## HTTP service (`stream-engine-bench --http`)"),
+              let end = text.range(of: endMarker, range: start.upperBound..<text.endIndex) else { return nil }
+        return String(text[start.lowerBound..<end.upperBound]) + "\n"
+    }
+
     /// Replaces the section (from its heading to the end marker) or appends it.
     static func replaceSection(in path: String, section: String) throws {
         var text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
