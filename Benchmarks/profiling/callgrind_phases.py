@@ -93,7 +93,7 @@ PHASES = [
               r"^rd_kafka_consume|^rd_kafka_message_|^rd_kafka_header_get|^rd_kafka_topic_name|^rd_kafka_queue_poll|^rd_kafka_consumer_poll"),
     (OTHER, r"^swift_task_switch|^swift_job_run|swift::runJobInEstablishedExecutorContext|^__swift_run_job|^jobInvoke|^_dispatch_|^dispatch_|"
             r"DedicatedThreadExecutor|PollLoop|TaskManager\.process\(|TaskManager\.drainBuffered|StreamTask\.drain\(|PartitionGroup|InputScheduler|"
-            r"^swift_task_enqueue|^swift::|^swift_taskGroup|^swift_continuation|future_adapter|task_group_wait_resume_adapter"),
+            r"^swift_task_enqueue|^swift_taskGroup|^swift_continuation|future_adapter|task_group_wait_resume_adapter"),
 ]
 COMPILED = [(p, re.compile(r)) for p, r in PHASES]
 
@@ -198,14 +198,22 @@ def phase_of(name):
 
 
 def attribute(t, dem, default):
-    """Phase -> Ir for one Swift thread, and per phase the top functions by attributed self cost."""
+    """For one Swift thread: phase -> Ir; per phase the top functions by attributed self cost and the
+    top entry points (the matched function each instruction was attributed through); per function
+    its phase mix."""
     funcs = set(t.self_cost) | {a for a, _ in t.calls} | {b for _, b in t.calls}
     marked = {f: phase_of(dem.get(f, f)) for f in funcs}
     callers = collections.defaultdict(list)
     for (a, b), c in t.calls.items():
         if c > 0:
             callers[b].append((a, c))
-    mix = {f: ({marked[f]: 1.0} if marked[f] else {default: 1.0}) for f in funcs}
+    # Mixes over entry points (the matched function's name); each entry point has one phase.
+    root = f"(reached from no entry point: {default})"
+    phase_of_label = {root: default}
+    for f in funcs:
+        if marked[f]:
+            phase_of_label[dem.get(f, f)] = marked[f]
+    mix = {f: ({dem.get(f, f): 1.0} if marked[f] else {root: 1.0}) for f in funcs}
     for _ in range(60):
         changed = 0.0
         for f in funcs:
@@ -223,11 +231,20 @@ def attribute(t, dem, default):
             break
     result = collections.Counter()
     top = collections.defaultdict(collections.Counter)
+    entries = collections.defaultdict(collections.Counter)
+    phase_mix = {}
+    for f in funcs:
+        pm = collections.Counter()
+        for label, w in mix[f].items():
+            pm[phase_of_label[label]] += w
+        phase_mix[f] = pm
     for f, c in t.self_cost.items():
-        for p, w in mix[f].items():
+        for label, w in mix[f].items():
+            p = phase_of_label[label]
             result[p] += c * w
             top[p][dem.get(f, f)] += c * w
-    return result, top, mix
+            entries[p][label] += c * w
+    return result, top, phase_mix, entries
 
 
 def thread_kind(t):
@@ -270,6 +287,7 @@ def analyse(run_dir, rep_bytes):
     tops = collections.defaultdict(collections.Counter)
     kinds = collections.Counter()
     mixes = collections.defaultdict(collections.Counter)
+    entries = collections.defaultdict(collections.Counter)
     for t in profiles:
         kind = thread_kind(t)
         total = sum(t.self_cost.values())
@@ -283,11 +301,15 @@ def analyse(run_dir, rep_bytes):
             for p, w in ((main_phase, 1 - share), (rep_phase, share)):
                 phases[p] += total * w
                 tops[p][f"({kind})"] += total * w
+                entries[p][f"({kind})"] += total * w
         elif kind == "librdkafka other threads":
             phases[OTHER] += total
             tops[OTHER]["(librdkafka main and idle threads)"] += total
+            entries[OTHER]["(librdkafka main and idle threads)"] += total
         else:
-            r, top, mix = attribute(t, dem, STARTUP if kind == "main thread" else OTHER)
+            r, top, mix, ent = attribute(t, dem, STARTUP if kind == "main thread" else OTHER)
+            for p, c in ent.items():
+                entries[p].update(c)
             for f, m in mix.items():
                 for p, w in m.items():
                     mixes[dem.get(f, f)][p] += w * t.self_cost.get(f, 0)
@@ -298,7 +320,7 @@ def analyse(run_dir, rep_bytes):
     total = sum(sum(t.self_cost.values()) for t in profiles)
     return {"meta": meta, "phases": phases, "tops": tops, "kinds": kinds, "total": total,
             "summary_total": sum(t.total for t in profiles), "incl": incl, "self": self_, "threads": len(profiles),
-            "async": asyncs, "mixes": mixes, "dem": dem}
+            "async": asyncs, "mixes": mixes, "dem": dem, "entries": entries}
 
 
 def fmt(x):
@@ -339,9 +361,11 @@ def main():
     label = {"a": "(a) per-user aggregation + Redis", "b": "(b) + rekey by category, count"}
     lines = []
     lines.append(f"# Instructions per input record by phase (callgrind)\n")
-    lines.append(f"Commit {meta0['commit']}; {n:,} purchase events ({a.users:,} users, 4 partitions) on a `stream-engine dev-broker`, "
+    lines.append(f"Engine sources at commit {meta0['commit']}; {n:,} purchase events ({a.users:,} users, 4 partitions) on a `stream-engine dev-broker`, "
                  f"`stream-engine run --stop-at-end` under `valgrind --tool=callgrind --separate-threads=yes`, "
-                 f"at_least_once, commit.interval.ms {meta0['commit_interval_ms']}. "
+                 f"at_least_once, commit.interval.ms {meta0['commit_interval_ms']}"
+                 + (" (commits only when the poll finds the input drained, and at the end)" if int(meta0['commit_interval_ms']) >= 600000 else "")
+                 + ". "
                  f"Made by `Benchmarks/profiling/callgrind-phases.sh --events {n}`.\n")
     lines.append("| phase | " + " | ".join(f"Ir per input record, {label.get(j, j)}" for j in jobs) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in jobs) + " |")
@@ -385,24 +409,28 @@ def main():
     lines.append("")
     lines.append("Method: " + " ".join(__doc__.split("Method (every instruction counted once, so the rows add up to the total):", 1)[1].split()))
     lines.append("")
-    lines.append("Wall-clock work (commits every commit.interval.ms, snapshots every 5 s, the --stop-at-end checks every 200 ms, the "
-                 "mock group's join) runs as often per second under valgrind as natively while records go ~50× slower, so commit, "
-                 "changelog, snapshots and runtime/other are over-represented against a native run; the records processed, "
-                 "changelog records and commits above say how many there were.")
+    lines.append("Wall-clock work (commits every commit.interval.ms, snapshots every 5 s at a commit, the --stop-at-end checks every "
+                 "200 ms, the mock group's join) runs as often per second under valgrind as natively while records go ~50× slower: "
+                 "with a short commit interval, the per-commit work (changelog, deferred aggregate results, Redis writes: once per "
+                 "changed key per commit) is over-represented against a native run and varies from run to run. The changelog "
+                 "records and commits above say how many there were.")
     for j in jobs:
         r = first[j]
-        lines.append(f"\n## Job {j}: where each phase's instructions are (attributed self cost, top 5, Ir per input record)\n")
-        for p in ORDER:
-            top = r["tops"].get(p)
-            if not top or r["phases"].get(p, 0) < 0.005 * r["total"]:
-                continue
-            lines.append(f"- {p}: " + "; ".join(f"`{name[:90]}` {c / n:,.0f}" for name, c in top.most_common(5)))
+        for title, key in (("entry points (the matched function through which the instructions were attributed)", "entries"),
+                           ("functions (attributed self cost)", "tops")):
+            lines.append(f"\n## Job {j}: each phase's top 6 {title}, Ir per input record\n")
+            for p in ORDER:
+                top = r[key].get(p)
+                if not top or r["phases"].get(p, 0) < 0.005 * r["total"]:
+                    continue
+                lines.append(f"- {p}: " + "; ".join(f"`{name[:90]}` {c / n:,.0f}" for name, c in top.most_common(6)))
         lines.append(f"\n### Job {j}: top {a.top} functions, inclusive (Ir per input record, all threads)\n")
         lines.append("Synchronous functions only: callgrind sees an `await` resumption as a call from the callee's return path, so an "
-                     "async function's inclusive cost also holds the callers it resumes (and executor plumbing is left out).\n")
+                     "async function's inclusive cost also holds the callers it resumes (and executor plumbing is left out). As in "
+                     "callgrind_annotate, a recursive function (the JSON parser) counts its recursion more than once.\n")
         lines.append("| function | inclusive | self |")
         lines.append("| --- | ---: | ---: |")
-        skip = re.compile(r"^(0x[0-9a-f]+|clone|start_thread|_dispatch_|__swift_run_job|jobInvoke|swift_job_run|swift::runJob|swift_task_switch|"
+        skip = re.compile(r"^(0x[0-9a-f]+|clone|start_thread|partial apply for closure #1 in DedicatedThreadExecutor|_dispatch_|__swift_run_job|jobInvoke|swift_job_run|swift::runJob|swift_task_switch|"
                           r"DedicatedThreadExecutor|Thread\.main|@objc NSThreadStart|NSThreadStart|.*partial apply for thunk|.*thunk for @escaping|"
                           r"Result<>\.init\(catching:\)|.*closure #1 in closure #1 in DedicatedThreadExecutor|withUnsafeThrowingContinuation|withCheckedThrowingContinuation|"
                           r"ThrowingTaskGroup|TaskGroup|Task\.value|task_group_wait|future_adapter|swift_taskGroup|dispatch thunk of AsyncIteratorProtocol|"
