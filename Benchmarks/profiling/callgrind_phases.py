@@ -11,16 +11,17 @@ Method (every instruction counted once, so the rows add up to the total):
    call edge the inclusive cost of the calls). Function names are demangled with
    `swift demangle --simplified`; callgrind's recursion suffix ('2) is dropped, so a function's
    async partial functions (its resumptions after each `await`) count as the function.
-2. Threads that run no Swift code are librdkafka's own threads (main and broker threads of each
-   client handle; their internal functions have no symbols in Debian's librdkafka). A whole thread
-   goes to one bucket, told by what it does: one that decompresses (ZSTD_decompress*) is a
-   consumer's fetch thread -> "consume" (decoding fetched message sets); one that compresses
+2. Threads that librdkafka started (the routine their start_thread runs is in librdkafka: the main
+   and broker threads of each client handle) are taken whole, as librdkafka's internal functions
+   have no symbols in Debian's package (and such a thread may run the engine's log callback too).
+   A thread goes to one bucket, told by what it does: one that decompresses (ZSTD_decompress*) is
+   a consumer's fetch thread -> "consume" (decoding fetched message sets); one that compresses
    (ZSTD_compress*) is the producer's broker thread -> the produced records' phase ("changelog",
    or with a repartition topic split between "changelog" and "repartition produce" in proportion
    to the bytes of the records each topic received); any other (rdk:main, idle brokers of the
    admin and offset-reader handles, heartbeats, metadata) -> "runtime/other". With a repartition
    topic, fetch threads are split between "consume" and "repartition consume" by the bytes of the
-   input and repartition topics.
+   input and repartition topics (key, value and headers as kcat prints them).
 3. In Swift threads, functions whose name matches a phase pattern (PHASES below, first match wins)
    are phase entry points: their own instructions go to that phase, and the phase is handed down to
    what they call. A function that matches no pattern (swift_retain, malloc, Dictionary lookups,
@@ -97,8 +98,6 @@ PHASES = [
 ]
 COMPILED = [(p, re.compile(r)) for p, r in PHASES]
 
-SWIFT_OBJECTS = ("libswift_Concurrency", "libswiftCore", "libdispatch", "libFoundation")
-
 
 class ThreadProfile:
     def __init__(self, path):
@@ -165,8 +164,13 @@ class ThreadProfile:
         for k in [k for k in self.calls if k[0] == k[1]]:
             del self.calls[k]
 
-    def is_swift(self):
-        return any(any(s in o for s in SWIFT_OBJECTS) for o in self.objects.values())
+    def is_librdkafka(self):
+        """Whether the thread was started by librdkafka: the function its start_thread runs (the costliest
+        callee) is in librdkafka. (Such a thread may still run Swift code: the engine's log callback.)"""
+        starts = [(c, b) for (a, b), c in self.calls.items() if a == "start_thread"]
+        if not starts:
+            return False
+        return "librdkafka" in self.objects.get(max(starts)[1], "")
 
     def has(self, pattern):
         r = re.compile(pattern)
@@ -250,7 +254,7 @@ def attribute(t, dem, default):
 def thread_kind(t):
     if t.thread == 1:
         return "main thread"
-    if t.is_swift():
+    if not t.is_librdkafka():
         return "Swift threads (cooperative pool, executors)"
     if t.has(r"^ZSTD_decompress") > 0:
         return "librdkafka fetch threads"
