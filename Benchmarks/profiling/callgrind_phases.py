@@ -129,6 +129,7 @@ class ThreadProfile:
                     if pending_call:
                         self.calls[(fn, cfn)] += cost
                         pending_call = False
+                        cob = None
                     else:
                         self.self_cost[fn] += cost
                     continue
@@ -142,12 +143,10 @@ class ThreadProfile:
                             table[ident] = name
                         value = table.get(ident, ident)
                     if key == "fn":
-                        fn = re.sub(r"'\d+$", "", value)
-                        self.objects.setdefault(fn, ob)
+                        fn = self._name(value, ob)
                         cob = None
                     elif key == "cfn":
-                        cfn = re.sub(r"'\d+$", "", value)
-                        self.objects.setdefault(cfn, cob or ob)
+                        cfn = self._name(value, cob or ob)
                     elif key == "ob":
                         ob = value
                     else:
@@ -163,6 +162,15 @@ class ThreadProfile:
         # Self-edges of a recursion (f -> f'2 once the suffix is gone) carry no information.
         for k in [k for k in self.calls if k[0] == k[1]]:
             del self.calls[k]
+
+    def _name(self, value, obj):
+        """A function's name without callgrind's recursion suffix ('2); one without a symbol (an
+        offset, 0x…) gets its library's name, so equal offsets in two libraries stay apart."""
+        name = re.sub(r"'\d+$", "", value)
+        if name.startswith("0x"):
+            name = f"{name} ({os.path.basename(obj)})"
+        self.objects.setdefault(name, obj)
+        return name
 
     def is_librdkafka(self):
         """Whether the thread was started by librdkafka: the function its start_thread runs (the costliest
@@ -370,7 +378,10 @@ def main():
                  f"at_least_once, commit.interval.ms {meta0['commit_interval_ms']}"
                  + (" (commits only when the poll finds the input drained, and at the end)" if int(meta0['commit_interval_ms']) >= 600000 else "")
                  + ". "
-                 f"Made by `Benchmarks/profiling/callgrind-phases.sh --events {n}`.\n")
+                 f"Made by `Benchmarks/profiling/callgrind-phases.sh --events {n}"
+                 + (f" --runs {max(len(v) for v in by_job.values())}" if max(len(v) for v in by_job.values()) > 1 else "")
+                 + (f" --commit-interval-ms {meta0['commit_interval_ms']}" if int(meta0['commit_interval_ms']) != 3600000 else "")
+                 + "`.\n")
     lines.append("| phase | " + " | ".join(f"Ir per input record, {label.get(j, j)}" for j in jobs) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in jobs) + " |")
     for p in ORDER:
