@@ -228,16 +228,16 @@ struct BenchCommand: AsyncParsableCommand {
             var fetches: [Int] = []
             var lastOfPartition: [Int] = []
             for p in 0..<Int32(4) {
-                let sizes = try await recordsPerFetch(cluster: cluster, topic: layout.topic, partition: p, logger: logger)
-                fetches += sizes.dropLast()
-                lastOfPartition += sizes.suffix(1)
+                let (sizes, complete) = try await recordsPerFetch(cluster: cluster, topic: layout.topic, partition: p, logger: logger)
+                fetches += complete ? sizes.dropLast() : sizes[...]
+                if complete { lastOfPartition += sizes.suffix(1) }
             }
             let histogram = Dictionary(grouping: fetches, by: { $0 }).mapValues(\.count).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             let spread = Spread(fetches.map(Double.init))
-            layouts[i].fetchSummary = "\(BenchFormat.int(fetches.count + lastOfPartition.count)) fetches over the 4 partitions; records per fetch, each partition's last fetch left out: "
+            layouts[i].fetchSummary = "\(BenchFormat.int(fetches.count + lastOfPartition.count)) fetches read (the first 10 of each partition, or all it has); records per fetch, a partition's last fetch left out: "
                 + (fetches.isEmpty ? "–" : "min \(BenchFormat.int(Int(spread.min))), median \(BenchFormat.int(Int(spread.median))), max \(BenchFormat.int(Int(spread.max)))")
                 + "; most frequent: " + histogram.prefix(3).map { "\(BenchFormat.int($0.key)) × \(BenchFormat.int($0.value))" }.joined(separator: ", ")
-                + "; the partitions' last fetches: " + lastOfPartition.map { BenchFormat.int($0) }.joined(separator: ", ")
+                + (lastOfPartition.isEmpty ? "" : "; the partitions' last fetches: " + lastOfPartition.map { BenchFormat.int($0) }.joined(separator: ", "))
             report.checks.append("\(layout.topic) read partition by partition, one fetch at a time (`queued.min.messages=1`, each fetch's records taken at once): \(layouts[i].fetchSummary!)")
             // The large-batch layout must be what it says: every fetch but a partition's last holds batch.num.messages records.
             if let max = layout.fullBatchRecords {
