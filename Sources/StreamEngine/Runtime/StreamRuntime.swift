@@ -387,8 +387,7 @@ struct PollLoop: Sendable {
     private func pollTimeoutMs(sinceCommit: Duration) async -> Int32 {
         guard await manager.hasUncommittedWork else { return 100 }
         let left = commitInterval - sinceCommit
-        if left <= .zero { return 0 }
-        return Int32(min(100, (left.components.seconds * 1000) + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
+        return left <= .zero ? 0 : Int32(min(100, (left / .milliseconds(1)).rounded(.up)))
     }
 
     /// Where `--stop-at-end` stands: the group committed every input
