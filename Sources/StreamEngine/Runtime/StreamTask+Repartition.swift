@@ -7,7 +7,8 @@ extension StreamTask {
     /// How long a merged input waits for an upstream task before it takes what it holds.
     static let mergeWaitBound: Duration = .seconds(30)
 
-    /// Logs (every 10 s) a merged input that holds records back for an upstream task: never a silent stall.
+    /// Logs (every 10 s) a merged input that holds records back for an upstream task and took
+    /// none since the wait began: never a silent stall. (`drain` restarts the wait when it took records.)
     func noteMergeWait() {
         guard let merge = input.merge, merge.count > 0, let u = merge.next(releaseAll: input.releaseAll).waitingFor else {
             mergeWaitSince = nil
@@ -43,20 +44,53 @@ extension StreamTask {
     /// Key prefix of upstream progress entries in the de-duplication store.
     static let progressKeyPrefix = "~progress/"
 
-    /// Sends a progress marker to every partition of the repartition topic this
-    /// task writes when its stream time or idleness changed since the last marker
-    /// or record it wrote (a record says "busy"); true if it did.
+    /// Sends a progress marker to each partition of the repartition topic this task
+    /// writes whose reader was last told (by a record or a marker) another stream
+    /// time or idleness; true if it sent any. A partition that gets none of the
+    /// task's records (keys co-partitioned with the input, a skewed key) still
+    /// hears how far the task is: its reader would wait for it otherwise.
     func sendProgressMarkers(inputIdle: Bool) -> Bool {
-        guard let out = repartitionOut else { return false }
-        if let last = lastMarker, last.streamTime == streamTime, last.idle == inputIdle { return false }
-        lastMarker = (streamTime, inputIdle)
+        guard var out = repartitionOut else { return false }
+        let now = RepartitionOutput.Said(streamTime: streamTime, idle: inputIdle)
         let headers = [
             KafkaHeader(Headers.upstreamTask, String(partition)), KafkaHeader(Headers.upstreamStreamTime, String(streamTime)),
             KafkaHeader(Headers.upstreamIdle, inputIdle ? "1" : "0"),
         ]
-        for q in 0..<out.partitions {
+        var sent = false
+        for q in 0..<out.partitions where out.said[Int(q)] != now {
             send(ProducerRecord(topic: out.topic, partition: q, key: nil, value: nil, headers: headers))
+            out.said[Int(q)] = now
+            sent = true
         }
-        return true
+        repartitionOut = out
+        return sent
+    }
+}
+
+/// The repartition topic a task writes, and what the task last told each
+/// partition's reader: its stream time and whether its input was at its end.
+struct RepartitionOutput {
+    struct Said: Equatable {
+        var streamTime: Int64
+        var idle: Bool
+    }
+
+    let topic: String
+    let partitions: Int32
+    /// librdkafka's `partitioner` setting: the task picks each record's partition with it.
+    let partitioner: String
+    /// Per partition, the progress its reader last heard from this task (`nil`: nothing yet).
+    var said: [Said?]
+
+    init(topic: String, partitions: Int32, partitioner: String) {
+        self.topic = topic
+        self.partitions = partitions
+        self.partitioner = partitioner
+        said = Array(repeating: nil, count: Int(max(partitions, 0)))
+    }
+
+    /// The partition librdkafka's partitioner gives `key`; `nil` leaves it to the producer (an empty key).
+    func partition(ofKey key: [UInt8]) -> Int32? {
+        KafkaPartitioner.partition(key: key, count: partitions, partitioner: partitioner)
     }
 }

@@ -61,10 +61,8 @@ package actor StreamTask {
     /// Per input topic, the task's own committed position: records before it were processed
     /// here before (the partition resumes at the slowest reader's offset).
     private var resumeAt: [String: Int64] = [:]
-    /// The repartition topic this task writes and its partition count (progress markers go to each).
-    var repartitionOut: (topic: String, partitions: Int32)?
-    /// The progress last sent in markers: stream time and whether the input was at its end.
-    var lastMarker: (streamTime: Int64, idle: Bool)?
+    /// The repartition topic this task writes, and what it last told each partition's reader.
+    var repartitionOut: RepartitionOutput?
     /// Since when a merged input waits for an upstream task, and when that was last logged.
     var mergeWaitSince: ContinuousClock.Instant?
     var mergeWaitLogged: ContinuousClock.Instant?
@@ -126,7 +124,8 @@ package actor StreamTask {
             mergingUpstreams: sub.fromRepartition ? Int32(env.partitionCounts[sub.sourceTopics[0]] ?? 1) : nil)
         if !sub.fromRepartition && sub.pipeline.rekeyIndex != nil {
             let topic = env.config.repartitionTopic(pipeline: sub.pipeline.name)
-            repartitionOut = (topic, Int32(env.partitionCounts[topic] ?? 1))
+            repartitionOut = RepartitionOutput(
+                topic: topic, partitions: Int32(env.partitionCounts[topic] ?? 1), partitioner: env.config.kafka["partitioner"] ?? "consistent_random")
         }
         let dims = [("pipeline", sub.pipeline.name)]
         processedCounter = Counter(label: "stream_engine_records_processed", dimensions: dims)
@@ -267,7 +266,11 @@ package actor StreamTask {
                 break loop
             }
         }
-        if report.processed > 0 { processedCounter.increment(by: Int64(report.processed)) }
+        if report.processed > 0 {
+            processedCounter.increment(by: Int64(report.processed))
+            // A merged input that took records is not stuck: a wait counts from the last record taken.
+            mergeWaitSince = nil
+        }
         noteMergeWait()
         report.deadLettered = recordsDeadLettered - dlqBefore
         report.status = input.status
@@ -404,10 +407,12 @@ package actor StreamTask {
         var headers = positionHeaders(record)
         headers.append(KafkaHeader(Headers.upstreamTask, String(partition)))
         headers.append(KafkaHeader(Headers.upstreamStreamTime, String(streamTime)))
-        // A record says "busy at this stream time" to its reader, as a marker would: the next
-        // idle marker must go out even if the last marker sent said idle too.
-        lastMarker = (streamTime, false)
-        send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: headers))
+        // The task picks the partition (as the producer's partitioner would) to know which reader
+        // heard "busy at this stream time": the others still need a marker at the commit.
+        let keyBytes = Array(key.utf8)
+        let q = repartitionOut?.partition(ofKey: keyBytes)
+        if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
+        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: JSONValue.object(record.value).serialized(), headers: headers))
     }
 
     var sendError: KafkaError?

@@ -8,8 +8,9 @@ import KafkaClient
 /// each, at whatever pace: their interleaving in the partition is arrival
 /// order. Each upstream task stamps what it writes with its partition
 /// (`se-ut`) and its stream time at that moment (`se-st`, never decreasing),
-/// and at every commit where either changed it sends a progress marker to
-/// every partition: its stream time, and whether its input is at its end
+/// and at every commit it sends a progress marker to each partition whose
+/// reader last heard (by a record or a marker) another stream time or
+/// idleness from it: its stream time, and whether its input is at its end
 /// (`se-idle`). The downstream task keeps one queue per upstream task and
 /// processes records in the order of (stream time at emission, upstream
 /// partition), taking a record only once no upstream can still send one that

@@ -153,30 +153,64 @@ struct MergedInputPositionTests {
         #expect(second.redisCommands == [["HSET", "total:x", "sum", "111"]], "past the fence: \(second.redisCommands)")
     }
 
-    @Test("An upstream task that said idle, then wrote records, says idle again once its input is at its end (its reader would wait for it otherwise)")
-    func idleMarkerAfterRecordsSentSinceTheLastIdleMarker() async throws {
-        let collector = Collector()
+    /// A fresh task of the stateless sub-topology that writes the repartition topic (input partition 0 of 2).
+    func upstreamTask(_ collector: Collector) throws -> StreamTask {
         var logger = Logger(label: "merged-input-test")
         logger.logLevel = .error
         var env = TaskEnvironment(config: config, registry: OperatorRegistry(), collector: collector, globals: GlobalTables(), logger: logger,
                                   stateDir: FileManager.default.temporaryDirectory.path)
         env.partitionCounts[repartition] = 2
         env.partitionCounts["orders"] = 2
-        let upstream = try StreamTask(sub: TopologyPlan(config: config).subTopologies.first { !$0.fromRepartition }!, partition: 0, env: env)
-        func order(_ offset: Int64) -> KafkaMessage {
-            KafkaMessage(topic: "orders", partition: 0, offset: offset, key: nil, value: Array(#"{"user":"x","amount":1}"#.utf8), timestamp: 1000)
+        return try StreamTask(sub: TopologyPlan(config: config).subTopologies.first { !$0.fromRepartition }!, partition: 0, env: env)
+    }
+
+    func order(_ offset: Int64, user: String = "x", at timestamp: Int64 = 1000) -> KafkaMessage {
+        KafkaMessage(topic: "orders", partition: 0, offset: offset, key: nil, value: Array(#"{"user":"\#(user)","amount":1}"#.utf8), timestamp: timestamp)
+    }
+
+    /// The progress markers among `sent`: partition, stream time, idle.
+    func markers(_ sent: [ProducerRecord]) -> [(partition: Int32?, streamTime: String, idle: Bool)] {
+        sent.filter { $0.topic == repartition && $0.value == nil }.map { r in
+            func header(_ name: String) -> String { r.headers.first { $0.name == name }.map { String(decoding: $0.value ?? [], as: UTF8.self) } ?? "" }
+            return (r.partition, header(Headers.upstreamStreamTime), header(Headers.upstreamIdle) == "1")
         }
-        func idleMarkers(_ sent: [ProducerRecord]) -> Int {
-            sent.filter { $0.topic == repartition && $0.headers.contains { $0.name == Headers.upstreamIdle && $0.value == Array("1".utf8) } }.count
-        }
+    }
+
+    @Test("An upstream task that said idle, then wrote records, says idle again once its input is at its end (its reader would wait for it otherwise)")
+    func idleMarkerAfterRecordsSentSinceTheLastIdleMarker() async throws {
+        let collector = Collector()
+        let upstream = try upstreamTask(collector)
         try await upstream.process([order(0)])
         _ = try await upstream.prepareCommit(inputIdle: true)
-        #expect(idleMarkers(collector.take()) == 2, "idle: one marker per partition")
-        // More input at the same stream time: its records say busy; at its end the task must say idle again.
+        let idle: [Int32] = markers(collector.take()).filter(\.idle).compactMap(\.partition).sorted()
+        #expect(idle == [0, 1], "idle: one marker per partition")
+        // More input at the same stream time: its record says busy to its partition; at its end the task must say idle there again.
         try await upstream.process([order(1)])
         _ = try await upstream.prepareCommit(inputIdle: true)
         let sent = collector.take()
-        #expect(sent.contains { $0.topic == repartition && $0.value != nil }, "the record went out: \(sent)")
-        #expect(idleMarkers(sent) == 2, "idle again after the record: \(sent.map(\.headers))")
+        let record = try #require(sent.first { $0.topic == repartition && $0.value != nil }, "the record went out: \(sent)")
+        let idleAgain: [Int32?] = markers(sent).filter(\.idle).map(\.partition)
+        #expect(idleAgain == [record.partition], "idle again where the record went: \(sent.map(\.headers))")
+    }
+
+    @Test("An upstream task whose records all go to one partition tells the other partitions its stream time at the commit (their readers would wait for it otherwise)")
+    func busyMarkersToPartitionsThatGotNoRecords() async throws {
+        let collector = Collector()
+        let upstream = try upstreamTask(collector)
+        try await upstream.process([order(0, at: 1000)])
+        _ = try await upstream.prepareCommit()
+        _ = collector.take()
+        // Two records of one key, later in event time: they go to one partition only.
+        try await upstream.process([order(1, at: 2000), order(2, at: 3000)])
+        _ = try await upstream.prepareCommit()
+        let sent = collector.take()
+        let records = sent.filter { $0.topic == repartition && $0.value != nil }
+        let target = try #require(records.first?.partition, "the task picks the partition: \(records)")
+        #expect(records.allSatisfy { $0.partition == target })
+        let told = markers(sent).map { "\($0.partition.map(String.init) ?? "any") st=\($0.streamTime) idle=\($0.idle)" }
+        #expect(told == ["\(1 - target) st=3000 idle=false"], "the partition without records hears the stream time 3000, busy")
+        // Nothing new: nothing more to say.
+        _ = try await upstream.prepareCommit()
+        #expect(markers(collector.take()).isEmpty)
     }
 }
