@@ -3,7 +3,8 @@ import KafkaClient
 extension StreamTask {
     /// Decodes an input message: an engine-encoded repartition record, or a source record
     /// checked against the source's required fields, with its key and event time.
-    func decode(_ m: KafkaMessage, origin: RecordOrigin) throws(RecordError) -> StreamRecord {
+    /// - Parameter parsed: the value already parsed for every task that reads the message (`nil`: parse it here).
+    func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: Result<JSONValue, JSONParseError>? = nil) throws(RecordError) -> StreamRecord {
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
             guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
@@ -15,7 +16,7 @@ extension StreamTask {
         let source = sub.pipeline.source
         guard let bytes = m.value else { throw RecordError(.parse, "record has no value") }
         let parsed: JSONValue
-        do { parsed = try JSONValue.parse(bytes) } catch { throw RecordError(.parse, "malformed JSON: \(error)") }
+        do { parsed = try shared?.get() ?? JSONValue.parse(bytes) } catch { throw RecordError(.parse, "malformed JSON: \(error)") }
         guard case .object(let value) = parsed else { throw RecordError(.parse, "value is not a JSON object") }
         for (field, type) in source.required {
             guard let v = value.lookup(field), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }

@@ -61,6 +61,11 @@ package actor StreamTask {
     /// Per input topic, the task's own committed position: records before it were processed
     /// here before (the partition resumes at the slowest reader's offset).
     private var resumeAt: [String: Int64] = [:]
+    /// Only filters come before the `rekey`: a repartition record's value is the input record's
+    /// value, so its bytes go out as they came in (no serialisation).
+    private var rekeyPassesInputThrough = false
+    /// The value bytes of the input record being processed, when `rekeyPassesInputThrough`.
+    private var currentInputValue: [UInt8]?
     /// The repartition topic this task writes, and what it last told each partition's reader.
     var repartitionOut: RepartitionOutput?
     /// Since when a merged input waits for an upstream task, and when that was last logged.
@@ -133,6 +138,9 @@ package actor StreamTask {
         lateCounter = Counter(label: "stream_engine_records_late", dimensions: dims)
         outCounter = Counter(label: "stream_engine_records_out", dimensions: dims)
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
+        if let r = steps.firstIndex(where: { if case .rekey = $0 { true } else { false } }), !sub.fromRepartition {
+            rekeyPassesInputThrough = steps[..<r].allSatisfy { if case .filter = $0 { true } else { false } }
+        }
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
         }
@@ -210,7 +218,13 @@ package actor StreamTask {
     /// Buffers messages of this task's partitions (decoded now, processed by
     /// `drain` in event-time order); returns the input status for the scheduler.
     func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
-        for m in messages {
+        enqueue(messages.map { InputMessage(message: $0, parsedValue: nil) })
+    }
+
+    /// Buffers messages whose values may have been parsed once for every task that reads them.
+    func enqueue(_ messages: [InputMessage]) -> InputStatus {
+        for im in messages {
+            let m = im.message
             guard let i = input.index(of: m.topic) else { continue }
             if input.merge != nil && UpstreamMerge.isMarker(m) {
                 input.marker(m)
@@ -219,7 +233,7 @@ package actor StreamTask {
             if let from = resumeAt[m.topic], m.offset < from { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             let decoded: Result<StreamRecord, RecordError>
-            do throws(RecordError) { decoded = .success(try decode(m, origin: origin)) } catch { decoded = .failure(error) }
+            do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue)) } catch { decoded = .failure(error) }
             input.append(m, topicIndex: i, decoded: decoded)
         }
         return input.status
@@ -296,6 +310,8 @@ package actor StreamTask {
         currentPosition = position
         defer { currentPosition = nil }
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+        if rekeyPassesInputThrough { currentInputValue = m.value }
+        defer { currentInputValue = nil }
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
@@ -412,7 +428,8 @@ package actor StreamTask {
         let keyBytes = Array(key.utf8)
         let q = repartitionOut?.partition(ofKey: keyBytes)
         if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
-        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: JSONValue.object(record.value).serialized(), headers: headers))
+        let value = currentInputValue ?? JSONValue.object(record.value).serialized()
+        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value, headers: headers))
     }
 
     var sendError: KafkaError?

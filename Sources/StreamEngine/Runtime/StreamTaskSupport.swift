@@ -129,3 +129,10 @@ extension StreamTask.CompiledStep {
         }
     }
 }
+
+/// An input message for a task, with its value parsed once for every task that
+/// reads its partition when several do (`nil`: the task parses it itself).
+struct InputMessage: Sendable {
+    let message: KafkaMessage
+    let parsedValue: Result<JSONValue, JSONParseError>?
+}

@@ -282,9 +282,11 @@ actor TaskManager {
     /// for back-pressure.
     func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
         scheduler.observe(messages, endOfPartition: endOfPartition)
-        var perTask: [TaskID: [KafkaMessage]] = [:]
-        for m in messages {
-            for id in tasksByPartition[m.topicPartition] ?? [] { perTask[id, default: []].append(m) }
+        let parsed = await parseShared(messages)
+        var perTask: [TaskID: [InputMessage]] = [:]
+        for (i, m) in messages.enumerated() {
+            let input = InputMessage(message: m, parsedValue: parsed[i])
+            for id in tasksByPartition[m.topicPartition] ?? [] { perTask[id, default: []].append(input) }
         }
         if !perTask.isEmpty {
             uncommitted = true
@@ -297,6 +299,26 @@ actor TaskManager {
             processedTotal += messages.count { !UpstreamMerge.isMarker($0) }  // progress markers are no records
         }
         try await drainBuffered()
+    }
+
+    /// Parses the value of each message that several tasks read (pipelines on one
+    /// topic) once for all of them, the partitions in parallel; `nil` where one task
+    /// reads the message or it has no value.
+    private func parseShared(_ messages: [KafkaMessage]) async -> [Result<JSONValue, JSONParseError>?] {
+        var out = [Result<JSONValue, JSONParseError>?](repeating: nil, count: messages.count)
+        var shared: [TopicPartition: [Int]] = [:]
+        for (i, m) in messages.enumerated() where m.value != nil && (tasksByPartition[m.topicPartition]?.count ?? 0) > 1 {
+            shared[m.topicPartition, default: []].append(i)
+        }
+        guard !shared.isEmpty else { return out }
+        let results = await withTaskGroup(of: [(Int, Result<JSONValue, JSONParseError>)].self) { group in
+            for indices in shared.values {
+                group.addTask { indices.map { i in (i, Result { () throws(JSONParseError) in try JSONValue.parse(messages[i].value!) }) } }
+            }
+            return await group.reduce(into: []) { $0.append(contentsOf: $1) }
+        }
+        for (i, r) in results { out[i] = r }
+        return out
     }
 
     /// Runs drain rounds until no task can go on: every round computes the
