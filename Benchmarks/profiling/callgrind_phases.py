@@ -50,7 +50,7 @@ SNAPSHOT, STARTUP, OTHER = "snapshots", "start-up & shutdown", "runtime/other"
 ORDER = [CONSUME, PARSE, STEPS, STORE, CHANGELOG, REP_OUT, REP_IN, SINK, COMMIT, SNAPSHOT, STARTUP, OTHER]
 WHAT = {
     CONSUME: "librdkafka fetch threads (decompress, parse message sets), rd_kafka_consume_batch_queue, KafkaConsumer.pollBatch / convert (KafkaMessage wrapping)",
-    PARSE: "StreamTask.enqueue / decode: JSONValue.parse of every record a task reads, required-field checks, key, ISO-8601 event time",
+    PARSE: "TaskManager.parseShared (a value several tasks read, parsed once), StreamTask.enqueue / decode: JSONValue.parse of every record a task reads, required-field checks, key, ISO-8601 event time",
     STEPS: "StreamTask.process / run, StepEvaluation, aggregators (add, result), deferred aggregate results",
     STORE: "KeyValueStore get / put / flush / expire, StoreEntry (JSONCompact encoding)",
     CHANGELOG: "StreamTask.prepareCommit: takeChanges, ChangelogCodec.record, producing the records (rd_kafka_producev); the producer's broker threads",
@@ -86,7 +86,7 @@ PHASES = [
     (COMMIT, r"TaskManager\.commit\(|TaskManager\.commitPendingOffsets|TaskManager\.groupOffsets|TaskManager\.retrying|"
              r"KafkaProducer\.flush|^rd_kafka_flush|KafkaConsumer\.commit\(|^rd_kafka_commit\b|StreamTask\.markCommitted|CommitTag|StreamTimeMetadata|"
              r"StreamTask\.releaseHeldRedisWrites"),
-    (PARSE, r"StreamTask\.enqueue|StreamTask\.decode|StreamTask\.matches"),
+    (PARSE, r"StreamTask\.enqueue|StreamTask\.decode|StreamTask\.matches|TaskManager\.parseShared"),
     (STEPS, r"StreamTask\.process\(|StreamTask\.run\(|StreamTask\.emitDeferredResults|StreamTask\.markDirty|StreamTask\.DirtyKeys|"
             r"StreamTask\.closeWindows|StreamTask\.punctuate|StreamTask\.runPunctuated|StepEvaluation|Aggregator\b|Aggregator\.|"
             r"WindowOperator|ProcessorContext"),

@@ -454,14 +454,16 @@ struct BenchCommand: AsyncParsableCommand {
         if !skipped.contains(.latency) {
             report.latencySeconds = latencyT
             for rate in [200, 2000, 20000] {
-                progress("latency at \(BenchFormat.int(rate)) events/s for \(BenchFormat.seconds(latencyT))")
-                let l = try await measureLatency(rate: rate, seconds: latencyT, cluster: cluster, redisURL: redisServer.url,
-                                                 stateDir: "\(workDir)/latency-\(rate)", logger: logger)
+              for wait in LatencySettings.fetchWaitsMs {
+                progress("latency at \(BenchFormat.int(rate)) events/s for \(BenchFormat.seconds(latencyT)), fetch.wait.max.ms \(wait)")
+                let l = try await measureLatency(rate: rate, fetchWaitMs: wait, seconds: latencyT, cluster: cluster, redisURL: redisServer.url,
+                                                 stateDir: "\(workDir)/latency-\(rate)-w\(wait)", logger: logger)
                 progress("  broker ack p50 \(BenchFormat.millis(l.ackP50)) ms, p99 \(BenchFormat.millis(l.ackP99)) ms; Redis p50 \(BenchFormat.millis(l.p50)) ms, p99 \(BenchFormat.millis(l.p99)) ms, max \(BenchFormat.millis(l.max)) ms; "
                     + "p50 \(BenchFormat.millis(l.p50FirstThird)) → \(BenchFormat.millis(l.p50LastThird)) ms; drained \(BenchFormat.seconds(l.drainSeconds)) after the last send")
                 report.latency.append(l)
-                report.checks.append("latency \(BenchFormat.int(rate))/s: all \(BenchFormat.int(l.sent)) events sent became visible in Redis")
+                report.checks.append("latency \(BenchFormat.int(rate))/s, fetch wait \(wait) ms: all \(BenchFormat.int(l.sent)) events sent became visible in Redis")
                 _ = try await redis.command(["FLUSHDB"])
+              }
             }
         } else {
             report.skipped.append("latency (`--skip latency`)")

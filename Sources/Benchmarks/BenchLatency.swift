@@ -11,6 +11,8 @@ import Topologies
 /// End-to-end latency at one fixed input rate.
 struct LatencyResult: Sendable {
     var rate: Int
+    /// The engine consumer's `fetch.wait.max.ms` in this run.
+    var fetchWaitMs: Int
     var seconds: Double
     var sent: Int
     var visible: Int
@@ -38,8 +40,14 @@ enum LatencySettings {
     // partition per Fetch, so a producer sending one-record batches (linger.ms 0 or 1) at 2,000/s outruns any consumer.
     static let users = 64
     static let commitIntervalMs = 5
-    // The mock holds an empty fetch for fetch.wait.max.ms even when records arrive meanwhile (a real broker answers at once).
-    static let kafka = ["fetch.wait.max.ms": ProcessInfo.processInfo.environment["BENCH_LATENCY_FETCH_WAIT_MS"] ?? "2"]
+    // The mock holds an empty fetch for fetch.wait.max.ms even when records arrive meanwhile (a real broker answers at
+    // once): a short wait cuts latency at low rates, and costs the mock's broker thread more empty fetches at high rates.
+    // Every rate runs with each of these waits (BENCH_LATENCY_FETCH_WAIT_MS: a comma-separated list).
+    static let fetchWaitsMs: [Int] = {
+        let given = ProcessInfo.processInfo.environment["BENCH_LATENCY_FETCH_WAIT_MS"]?.split(separator: ",").compactMap { Int($0) } ?? []
+        return given.isEmpty ? [2, 5] : given
+    }()
+    static func kafka(fetchWaitMs: Int) -> [String: String] { ["fetch.wait.max.ms": String(fetchWaitMs)] }
     static let producer = ["linger.ms": ProcessInfo.processInfo.environment["BENCH_LATENCY_LINGER_MS"] ?? "5"]
 }
 
@@ -49,20 +57,20 @@ enum LatencySettings {
 /// `LatencySettings.users` users gets its events in sequence, so user u's
 /// k-th event is visible once the `orders` field of its hash reaches k.
 func measureLatency(
-    rate: Int, seconds: Double, cluster: EmbeddedKafkaCluster, redisURL: RedisURL, stateDir: String, logger: Logger
+    rate: Int, fetchWaitMs: Int, seconds: Double, cluster: EmbeddedKafkaCluster, redisURL: RedisURL, stateDir: String, logger: Logger
 ) async throws -> LatencyResult {
     // The latency configuration's consumer setting also reaches the engine's producer, which warns about it once.
     var logger = logger
     logger.logLevel = Swift.max(logger.logLevel, .error)
     let tag = String(UUID().uuidString.prefix(8)).lowercased()
-    let topic = "bench-latency-\(rate)-\(tag)"
+    let topic = "bench-latency-\(rate)-w\(fetchWaitMs)-\(tag)"
     try cluster.createTopic(topic, partitions: 4, replicationFactor: 3)
     let prefix = "lat-\(rate)-\(tag)"
     let registry = makeRegistry()
     let config = try benchConfig(
         BenchPipeline.yaml(
             appId: "bench-lat-\(rate)-\(tag)", topic: topic, guarantee: "at_least_once", commitIntervalMs: LatencySettings.commitIntervalMs,
-            redisPrefix: prefix, kafka: LatencySettings.kafka),
+            redisPrefix: prefix, kafka: LatencySettings.kafka(fetchWaitMs: fetchWaitMs)),
         name: "bench-latency.yaml", registry: registry)
     let rt = StreamRuntime(
         config: config, registry: registry, kafka: .embedded(cluster), redisURL: redisURL,
@@ -194,7 +202,7 @@ func measureLatency(
     let lastThird = LatencyHistogram(millis: bySend.suffix(third).map(\.latency))
     let firstSend = bySend.first?.sentAt ?? 0
     return LatencyResult(
-        rate: rate, seconds: seconds, sent: sent, visible: samples.count,
+        rate: rate, fetchWaitMs: fetchWaitMs, seconds: seconds, sent: sent, visible: samples.count,
         ackP50: acknowledged.percentile(50), ackP99: acknowledged.percentile(99),
         p50: visible.percentile(50), p99: visible.percentile(99), max: samples.map(\.latency).max() ?? .nan,
         p50FirstThird: firstThird.percentile(50), p50LastThird: lastThird.percentile(50),

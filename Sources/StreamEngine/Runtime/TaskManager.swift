@@ -282,11 +282,12 @@ actor TaskManager {
     /// for back-pressure.
     func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
         scheduler.observe(messages, endOfPartition: endOfPartition)
-        let parsed = await parseShared(messages)
+        let readers = messages.map { tasksByPartition[$0.topicPartition] ?? [] }
+        let parsed = await parseShared(messages, readers: readers)
         var perTask: [TaskID: [InputMessage]] = [:]
         for (i, m) in messages.enumerated() {
             let input = InputMessage(message: m, parsedValue: parsed[i])
-            for id in tasksByPartition[m.topicPartition] ?? [] { perTask[id, default: []].append(input) }
+            for id in readers[i] { perTask[id, default: []].append(input) }
         }
         if !perTask.isEmpty {
             uncommitted = true
@@ -304,10 +305,10 @@ actor TaskManager {
     /// Parses the value of each message that several tasks read (pipelines on one
     /// topic) once for all of them, the partitions in parallel; `nil` where one task
     /// reads the message or it has no value.
-    private func parseShared(_ messages: [KafkaMessage]) async -> [Result<JSONValue, JSONParseError>?] {
+    private func parseShared(_ messages: [KafkaMessage], readers: [[TaskID]]) async -> [Result<JSONValue, JSONParseError>?] {
         var out = [Result<JSONValue, JSONParseError>?](repeating: nil, count: messages.count)
         var shared: [TopicPartition: [Int]] = [:]
-        for (i, m) in messages.enumerated() where m.value != nil && (tasksByPartition[m.topicPartition]?.count ?? 0) > 1 {
+        for (i, m) in messages.enumerated() where readers[i].count > 1 && m.value != nil {
             shared[m.topicPartition, default: []].append(i)
         }
         guard !shared.isEmpty else { return out }
