@@ -453,8 +453,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         if !skipped.contains(.latency) {
             report.latencySeconds = latencyT
-            for rate in [200, 2000, 20000] {
-              for wait in LatencySettings.fetchWaitsMs {
+            let runs = [200, 2000, 20000].flatMap { rate in LatencySettings.fetchWaitsMs.map { (rate: rate, wait: $0) } }
+            for (rate, wait) in runs {
                 progress("latency at \(BenchFormat.int(rate)) events/s for \(BenchFormat.seconds(latencyT)), fetch.wait.max.ms \(wait)")
                 let l = try await measureLatency(rate: rate, fetchWaitMs: wait, seconds: latencyT, cluster: cluster, redisURL: redisServer.url,
                                                  stateDir: "\(workDir)/latency-\(rate)-w\(wait)", logger: logger)
@@ -463,7 +463,6 @@ struct BenchCommand: AsyncParsableCommand {
                 report.latency.append(l)
                 report.checks.append("latency \(BenchFormat.int(rate))/s, fetch wait \(wait) ms: all \(BenchFormat.int(l.sent)) events sent became visible in Redis")
                 _ = try await redis.command(["FLUSHDB"])
-              }
             }
         } else {
             report.skipped.append("latency (`--skip latency`)")
