@@ -36,8 +36,14 @@ public struct CommitTag: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Encoding of state-store records on changelog topics: key = store key,
-/// value = the JSON value (a tombstone — no value — for a deleted key),
-/// headers `se-tag` (the `CommitTag`) and `se-exp` (the TTL's event time).
+/// value = the entry's value in ``JSONCompact`` form, as the store holds it (a tombstone —
+/// no value — for a deleted key), headers `se-tag` (the `CommitTag`) and `se-exp` (the TTL's
+/// event time).
+///
+/// A value whose first byte is not a ``JSONCompact`` tag is read as JSON text: changelogs
+/// written before the compact form (and records written by hand) still restore. The two
+/// never overlap: JSON text starts with `{ [ " - t f n`, a digit or whitespace, all in
+/// 0x09...0x7E; every compact value starts with a tag in 0x00...0x07 or 0x80...0xFF.
 public enum ChangelogCodec {
     public static let tagHeader = "se-tag"
     public static let expiresHeader = "se-exp"
@@ -46,28 +52,56 @@ public enum ChangelogCodec {
         var headers = [KafkaHeader(tagHeader, tag.description)]
         if let exp = entry?.expiresAt { headers.append(KafkaHeader(expiresHeader, String(exp))) }
         return ProducerRecord(
-            topic: topic, partition: partition, key: Array(key.utf8), value: entry.map { $0.value.serialized() },
+            topic: topic, partition: partition, key: Array(key.utf8), value: entry.map { Array($0.compactValue) },
             headers: headers)
     }
+
+    /// Whether a changelog value is in ``JSONCompact`` form (else JSON text).
+    @inline(__always)
+    static func isCompact(_ first: UInt8) -> Bool { first <= 0x08 || first >= 0x80 }
 
     /// Decodes a changelog record: the key, the entry (`nil` for a tombstone) and the tag.
     public static func decode(_ m: KafkaMessage) throws -> (key: String, entry: StoreEntry?, tag: CommitTag?) {
         let key = String(decoding: m.key ?? [], as: UTF8.self)
         let tag = m.header(tagHeader)?.stringValue.flatMap(CommitTag.init(parsing:))
         guard let value = m.value else { return (key, nil, tag) }
-        let json = try JSONValue.parse(value)
-        let exp = m.header(expiresHeader)?.stringValue.flatMap { Int64($0) }
-        return (key, StoreEntry(value: json, expiresAt: exp), tag)
+        var scratch: [UInt8] = []
+        var transcoder = JSONCompact.Transcoder()
+        let entry = try value.withUnsafeBytes { v in
+            try (m.header(expiresHeader)?.value).withUnsafeOptionalBytes { exp in
+                try decodeEntry(value: v, expires: exp, scratch: &scratch, transcoder: &transcoder)
+            }
+        }
+        return (key, entry, tag)
     }
 
     /// Decodes the entry of a record that has a value, from the value's bytes and the
-    /// `se-exp` header's bytes (as ``decode(_:)`` does, without a ``KafkaMessage`` and without
-    /// a JSON tree: the text goes straight to the compact form). `scratch` and `transcoder`
-    /// are kept by the caller between calls.
+    /// `se-exp` header's bytes (as ``decode(_:)`` does, without a ``KafkaMessage``): a compact
+    /// value is checked and copied, JSON text goes straight to the compact form without a
+    /// JSON tree. `scratch` and `transcoder` are kept by the caller between calls.
     public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?, scratch: inout [UInt8], transcoder: inout JSONCompact.Transcoder) throws -> StoreEntry {
+        let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+        if let first = value.first, isCompact(first) {
+            guard JSONCompact.validatedLength(of: value) == value.count else { throw ChangelogValueError() }
+            return StoreEntry(compactValue: value, expiresAt: exp)
+        }
         scratch.removeAll(keepingCapacity: true)
         try transcoder.transcode(json: value, into: &scratch)
-        let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
         return scratch.withUnsafeBytes { StoreEntry(compactValue: $0, expiresAt: exp) }
+    }
+}
+
+/// A changelog value in compact form that is truncated or malformed.
+public struct ChangelogValueError: Error, CustomStringConvertible, Sendable {
+    public var description: String { "a compact changelog value that is truncated or malformed" }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// Calls `body` with the array's bytes, or with `nil`.
+    fileprivate func withUnsafeOptionalBytes<R>(_ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+        switch self {
+        case .some(let a): return try a.withUnsafeBytes { try body($0) }
+        case .none: return try body(nil)
+        }
     }
 }

@@ -77,6 +77,9 @@ public struct StoreEntry: Sendable, Hashable {
     /// Bytes held for the entry (storage only, without the array's header).
     public var storedBytes: Int { storage.count }
 
+    /// The value's compact bytes (``JSONCompact``), as stored, without the expiry.
+    public var compactValue: ArraySlice<UInt8> { storage[valueStart...] }
+
     public static func == (lhs: StoreEntry, rhs: StoreEntry) -> Bool {
         lhs.expiresAt == rhs.expiresAt && lhs.value == rhs.value
     }

@@ -78,26 +78,37 @@ public struct StoreRestorer: Sendable {
             let ranges = Self.split(begin.range, parts: Int(min(Int64(maxRanges), max(1, Int64(begin.range.count) / max(1, recordsPerRange)))))
             for _ in 1..<ranges.count { consumers.append(try makeConsumer()) }
             logStart(store: store, partition: partition, begin: begin, ranges: ranges.count)
-            let parts = try await withThrowingTaskGroup(of: (index: Int, changes: [String: StoreEntry?], applied: Int, skipped: Int).self) { group in
+            // Without a snapshot or warm copy the first range builds the store itself: its
+            // records go into the entries directly, not into a change set merged afterwards.
+            let firstIsBase = begin.entries.isEmpty
+            let parts = try await withThrowingTaskGroup(of: RangeReplay.self) { group in
                 for (i, range) in ranges.enumerated() {
                     let consumer = consumers[i]
                     group.addTask {
                         try await consumer.withExecutor { c in
-                            var changes: [String: StoreEntry?] = [:]
+                            var part = RangeReplay(index: i)
                             let counts = try self.replay(
                                 store: store, partition: partition, changelogTopic: changelogTopic, range: range, last: i == ranges.count - 1,
                                 total: Int64(begin.range.count), committed: committed, consumer: c
-                            ) { key, entry in changes.updateValue(entry, forKey: key) }
-                            return (i, changes, counts.applied, counts.skipped)
+                            ) { key, entry in
+                                if i == 0 && firstIsBase {
+                                    part.base[key] = entry
+                                } else {
+                                    part.changes.updateValue(entry, forKey: key)
+                                }
+                            }
+                            part.applied = counts.applied
+                            part.skipped = counts.skipped
+                            return part
                         }
                     }
                 }
-                var all: [(index: Int, changes: [String: StoreEntry?], applied: Int, skipped: Int)] = []
+                var all: [RangeReplay] = []
                 for try await part in group { all.append(part) }
                 return all.sorted { $0.index < $1.index }
             }
             let target = KeyValueStore(name: store, partition: partition)
-            target.replaceAll(begin.entries)
+            target.replaceAll(firstIsBase ? parts[0].base : begin.entries)
             for part in parts {
                 for (key, entry) in part.changes { target.restore(key, entry) }
             }
@@ -112,6 +123,16 @@ public struct StoreRestorer: Sendable {
         return try result.get()
     }
 
+
+    /// What the replay of one changelog range brought: the entries it built (the first range of
+    /// a restore without a starting copy) or its last write per key (`nil`: a tombstone).
+    struct RangeReplay: Sendable {
+        var index: Int
+        var base: [String: StoreEntry] = [:]
+        var changes: [String: StoreEntry?] = [:]
+        var applied = 0
+        var skipped = 0
+    }
 
     /// `range` cut into `parts` consecutive ranges of (nearly) equal length.
     static func split(_ range: Range<Int64>, parts: Int) -> [Range<Int64>] {

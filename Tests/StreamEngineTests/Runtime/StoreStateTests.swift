@@ -180,4 +180,36 @@ struct StoreStateTests {
         #expect(split.report.skippedUncommitted == 120)
         #expect(split.report.keys == wanted.count)
     }
+
+    @Test("a changelog value is the entry's compact bytes; JSON text written by earlier versions still restores; a malformed value is an error")
+    func changelogValueForms() async throws {
+        let entry = StoreEntry(value: ["orders": 2, "categories": ["books": 1250]], expiresAt: 1_700_000_000_000)
+        let record = ChangelogCodec.record(topic: "c", partition: 0, key: "u1", entry: entry, tag: CommitTag(["in": 4]))
+        #expect(record.value == JSONCompact.encoded(entry.value))
+        #expect(record.headers.first { $0.name == ChangelogCodec.expiresHeader }?.stringValue == "1700000000000")
+
+        // What a consumer gets back: the compact record and a JSON-text one of the old form.
+        let h = try EngineTestHarness()
+        try h.createTopic("c", partitions: 1)
+        let legacy = ProducerRecord(
+            topic: "c", partition: 0, key: Array("u2".utf8), value: Array(#" {"orders": 1.5, "s": "\u00e9"}"#.utf8),
+            headers: [KafkaHeader(ChangelogCodec.tagHeader, "in=5")])
+        try await h.produce([record, legacy])
+        let restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        let restored = try await restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: nil)
+        #expect(restored.entries["u1"] == entry)
+        #expect(restored.entries["u1"]?.expiresAt == 1_700_000_000_000)
+        #expect(restored.entries["u2"] == StoreEntry(value: ["orders": 1.5, "s": "é"]))
+
+        // A compact value cut short: the restore fails naming the record.
+        var cut = record
+        cut.value = Array(record.value!.dropLast())
+        cut.key = Array("u3".utf8)
+        try await h.produce([cut])
+        await #expect {
+            _ = try await restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: nil)
+        } throws: { error in
+            "\(error)".contains("truncated or malformed")
+        }
+    }
 }
