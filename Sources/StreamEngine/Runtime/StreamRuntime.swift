@@ -94,6 +94,10 @@ public struct RuntimeStats: Sendable {
 /// rebalance events the batch carries (the callback only records them) and
 /// commits. Blocking librdkafka calls run on one dedicated executor per handle.
 public final class StreamRuntime: Service {
+    /// The producer's `queue.buffering.max.messages` unless configured: the records a process
+    /// holds in flight before a sender suspends.
+    public static let producerQueueRecords = 20_000
+
     public let config: StreamConfig
     public let plan: TopologyPlan
     private let registry: OperatorRegistry
@@ -163,6 +167,13 @@ public final class StreamRuntime: Service {
         var producerConfig = config.kafka
         producerConfig["message.timeout.ms"] = producerConfig["message.timeout.ms"] ?? "0"  // never drop: an outage pauses progress
         producerConfig["acks"] = "all"
+        // Records in flight (queued and unacknowledged): a sender suspends beyond this, so a
+        // commit of many changed keys does not hold them all in memory at once (librdkafka's
+        // default is 100,000 records).
+        // zstd at its fastest level for changelog, repartition and output batches (librdkafka's
+        // default is zstd's 3): the producer's thread shares the machine with the tasks.
+        producerConfig["compression.level"] = producerConfig["compression.level"] ?? "1"
+        producerConfig["queue.buffering.max.messages"] = producerConfig["queue.buffering.max.messages"] ?? String(Self.producerQueueRecords)
         // exactly_once: on a real cluster one Kafka transaction per commit (EOS v2: one
         // transactional producer per instance, fenced through the consumer group).
         // librdkafka 2.0.2's mock neither hides aborted records nor stores transactional

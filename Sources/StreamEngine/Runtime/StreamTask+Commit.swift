@@ -67,10 +67,14 @@ extension StreamTask {
         guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty
             || markersSent || resumeMoved else { return nil }
         lastResumeOffset = resume?.offset
+        // The backlog is empty here: the changelog records go straight to the producer,
+        // suspending while its queue is full, so a commit of many keys holds at most a queue's
+        // worth of records in memory.
+        let tagHeaders = ChangelogCodec.tagHeaders(tag)
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tag: tag))
+                try await env.collector.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tagHeaders: tagHeaders))
             }
         }
         try await drainBacklog()

@@ -49,7 +49,16 @@ public enum ChangelogCodec {
     public static let expiresHeader = "se-exp"
 
     public static func record(topic: String, partition: Int32, key: String, entry: StoreEntry?, tag: CommitTag) -> ProducerRecord {
-        var headers = [KafkaHeader(tagHeader, tag.description)]
+        record(topic: topic, partition: partition, key: key, entry: entry, tagHeaders: tagHeaders(tag))
+    }
+
+    /// The headers of a commit's records without a TTL: made once per commit and shared by
+    /// its records (``record(topic:partition:key:entry:tagHeaders:)``).
+    public static func tagHeaders(_ tag: CommitTag) -> [KafkaHeader] { [KafkaHeader(tagHeader, tag.description)] }
+
+    /// A changelog record with the commit's ``tagHeaders(_:)`` (and `se-exp` when the entry has a TTL).
+    public static func record(topic: String, partition: Int32, key: String, entry: StoreEntry?, tagHeaders: [KafkaHeader]) -> ProducerRecord {
+        var headers = tagHeaders
         if let exp = entry?.expiresAt { headers.append(KafkaHeader(expiresHeader, String(exp))) }
         return ProducerRecord(
             topic: topic, partition: partition, key: Array(key.utf8), value: entry.map { Array($0.compactValue) },

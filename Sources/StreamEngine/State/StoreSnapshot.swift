@@ -43,8 +43,9 @@ public struct StoreSnapshot: Sendable {
         "\(stateDir)/\(applicationId)/\(store)/\(partition).snapshot"
     }
 
-    /// Writes atomically (temporary file + rename). The entries are compressed as they are
-    /// serialised, in chunks: memory use beyond the entries does not grow with the store.
+    /// Writes atomically (temporary file + rename). The entries are compressed (zstd level 1,
+    /// its fastest) as they are serialised, in chunks: memory use beyond the entries does not
+    /// grow with the store.
     public func write(to path: String) throws {
         var header: JSONObject = [
             "store": .string(store), "partition": .number(Double(partition)),
@@ -58,7 +59,7 @@ public struct StoreSnapshot: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
         do {
-            let writer = try ZstdFileWriter(path: tmp, prefix: Self.magic, contentSize: UInt64(size), level: 3, checksum: true)
+            let writer = try ZstdFileWriter(path: tmp, prefix: Self.magic, contentSize: UInt64(size), level: 1, checksum: true)
             let chunkSize = 1 << 17
             var chunk: [UInt8] = []
             chunk.reserveCapacity(chunkSize + 4096)
