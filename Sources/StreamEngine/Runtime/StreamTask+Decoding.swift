@@ -10,7 +10,7 @@ extension StreamTask {
             guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
                 throw RecordError(.parse, "repartition record is not a JSON object")
             }
-            let ts = m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
+            let ts = RepartitionStamp.of(m)?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
         }
         let source = sub.pipeline.source

@@ -33,6 +33,11 @@ extension StreamTask {
     /// would not do: two runs from one commit can take different records first,
     /// and a changelog record of an uncommitted run would then pass for committed.)
     static func upstreamPosition(_ m: KafkaMessage) -> InputPosition? {
+        if let stamp = RepartitionStamp.of(m) {
+            guard let p = stamp.position, p.offset >= 0, p.offset < 1 << 39, p.index >= 0, p.index < 1 << 24 else { return nil }
+            return InputPosition(key: "\(p.topic)/\(stamp.upstreamTask)", value: p.offset << 24 | p.index)
+        }
+        // A record of an earlier version: the text headers.
         guard let up = m.header(Headers.upstreamPartition)?.stringValue,
               let seq = m.header(Headers.upstreamSequence)?.stringValue else { return nil }
         let parts = seq.split(separator: ".")

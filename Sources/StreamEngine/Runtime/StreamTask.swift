@@ -420,9 +420,12 @@ package actor StreamTask {
     }
 
     private func produceRepartition(_ record: StreamRecord, key: String, topic: String) {
-        var headers = positionHeaders(record)
-        headers.append(KafkaHeader(Headers.upstreamTask, String(partition)))
-        headers.append(KafkaHeader(Headers.upstreamStreamTime, String(streamTime)))
+        defer { emitIndex += 1 }
+        // Records of periodic work have no input position to de-duplicate by.
+        let stamp = RepartitionStamp(
+            eventTime: record.timestamp, upstreamTask: partition, streamTime: streamTime,
+            position: currentOrigin.map { .init(topic: $0.topic, offset: $0.offset, index: Int64(emitIndex)) })
+        let headers = [KafkaHeader(Headers.repartitionStamp, stamp.encoded())]
         // The task picks the partition (as the producer's partitioner would) to know which reader
         // heard "busy at this stream time": the others still need a marker at the commit.
         let keyBytes = Array(key.utf8)

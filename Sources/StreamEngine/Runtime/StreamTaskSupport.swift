@@ -37,7 +37,7 @@ extension Int64 {
 /// Redis fence count it: `key` is the input topic and `value` the offset; for a merged
 /// repartition input, the upstream input partition and the record's position in its
 /// upstream task's output (`StreamTask.upstreamPosition`).
-struct InputPosition: Sendable, Equatable {
+struct InputPosition: Sendable, Hashable {
     let key: String
     let value: Int64
 }
@@ -112,6 +112,87 @@ enum Headers {
     static let upstreamStreamTime = "se-st"
     /// On a progress marker: "1" when the upstream task's input was at its end.
     static let upstreamIdle = "se-idle"
+    /// On a repartition record: ``RepartitionStamp``, binary, in place of the five text headers
+    /// `se-ts`, `se-up`, `se-seq`, `se-ut` and `se-st` (which output records keep, and which
+    /// repartition records of earlier versions carry: both are read).
+    static let repartitionStamp = "se-pos"
+}
+
+/// What a repartition record carries about itself, in one binary header (`se-pos`): its event
+/// time, the upstream task that wrote it and that task's stream time, and, for a record made
+/// from an input record, its position in the upstream task's output (the input topic, offset
+/// and output index: what `se-up`/`se-seq` say as text).
+///
+/// Layout, little-endian: a version byte (1), event time (8 bytes), upstream task (4), stream
+/// time (8); with a position, then the input offset (8), the output index (4) and the input
+/// topic's UTF-8 (the rest).
+struct RepartitionStamp: Equatable, Sendable {
+    struct Position: Equatable, Sendable {
+        var topic: String
+        var offset: Int64
+        var index: Int64
+    }
+
+    var eventTime: Int64
+    var upstreamTask: Int32
+    var streamTime: Int64
+    var position: Position?
+
+    static let version: UInt8 = 1
+    private static let fixedSize = 21
+    private static let positionFixedSize = 12
+
+    /// The header's value.
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.fixedSize + (position.map { Self.positionFixedSize + $0.topic.utf8.count } ?? 0))
+        out.append(Self.version)
+        Self.append(UInt64(bitPattern: eventTime), bytes: 8, to: &out)
+        Self.append(UInt64(UInt32(bitPattern: upstreamTask)), bytes: 4, to: &out)
+        Self.append(UInt64(bitPattern: streamTime), bytes: 8, to: &out)
+        if let position {
+            Self.append(UInt64(bitPattern: position.offset), bytes: 8, to: &out)
+            Self.append(UInt64(truncatingIfNeeded: position.index), bytes: 4, to: &out)
+            out.append(contentsOf: position.topic.utf8)
+        }
+        return out
+    }
+
+    /// Reads a header value; `nil` when it is not one ``encoded()`` wrote.
+    init?(_ bytes: [UInt8]) {
+        guard bytes.count == Self.fixedSize || bytes.count > Self.fixedSize + Self.positionFixedSize, bytes[0] == Self.version else { return nil }
+        func read(_ at: Int, _ n: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for b in 0..<n { v |= UInt64(bytes[at + b]) << (8 * UInt64(b)) }
+            return v
+        }
+        eventTime = Int64(bitPattern: read(1, 8))
+        upstreamTask = Int32(bitPattern: UInt32(truncatingIfNeeded: read(9, 4)))
+        streamTime = Int64(bitPattern: read(13, 8))
+        if bytes.count > Self.fixedSize {
+            let topic = String(decoding: bytes[(Self.fixedSize + Self.positionFixedSize)...], as: UTF8.self)
+            position = Position(topic: topic, offset: Int64(bitPattern: read(21, 8)), index: Int64(read(29, 4)))
+        } else {
+            position = nil
+        }
+    }
+
+    init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?) {
+        self.eventTime = eventTime
+        self.upstreamTask = upstreamTask
+        self.streamTime = streamTime
+        self.position = position
+    }
+
+    /// The stamp of a message, if it carries one.
+    static func of(_ m: KafkaMessage) -> RepartitionStamp? {
+        guard let bytes = m.header(Headers.repartitionStamp)?.value else { return nil }
+        return RepartitionStamp(bytes)
+    }
+
+    private static func append(_ v: UInt64, bytes n: Int, to out: inout [UInt8]) {
+        for b in 0..<n { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) }
+    }
 }
 
 extension StreamTask.CompiledStep {

@@ -65,6 +65,7 @@ struct UpstreamMerge {
 
     /// Reads the merge headers of a record: the upstream partition and its stream time.
     static func stamp(of m: KafkaMessage) -> (upstream: Int32, streamTime: Int64)? {
+        if let stamp = RepartitionStamp.of(m) { return (stamp.upstreamTask, stamp.streamTime) }
         guard let u = m.header(Headers.upstreamTask)?.stringValue.flatMap({ Int32($0) }),
               let st = m.header(Headers.upstreamStreamTime)?.stringValue.flatMap({ Int64($0) }) else { return nil }
         return (u, st)

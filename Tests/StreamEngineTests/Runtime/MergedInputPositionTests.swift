@@ -79,6 +79,30 @@ struct MergedInputPositionTests {
         return out
     }
 
+    @Test("A repartition record's binary stamp says what the five text headers of earlier versions say: event time, upstream task, stream time and position")
+    func stampAndTextHeadersAgree() async throws {
+        let text = record(offset: 7, upstream: 1, inputOffset: 42, user: "u", amount: 1)
+        let stamp = RepartitionStamp(eventTime: 1000, upstreamTask: 1, streamTime: 1000, position: .init(topic: "orders", offset: 42, index: 0))
+        #expect(RepartitionStamp(stamp.encoded()) == stamp)
+        let binary = KafkaMessage(topic: repartition, partition: 0, offset: 7, key: text.key, value: text.value,
+                                  headers: [KafkaHeader(Headers.repartitionStamp, stamp.encoded())], timestamp: 5)
+        #expect(StreamTask.upstreamPosition(binary) == StreamTask.upstreamPosition(text))
+        #expect(StreamTask.upstreamPosition(binary) == InputPosition(key: "orders/1", value: 42 << 24))
+        #expect(UpstreamMerge.stamp(of: binary)! == UpstreamMerge.stamp(of: text)!)
+        let t = try task(Collector())
+        let origin = RecordOrigin(topic: repartition, partition: 0, offset: 7)
+        let fromBinary = try await t.decode(binary, origin: origin)
+        let fromText = try await t.decode(text, origin: origin)
+        #expect(fromBinary.timestamp == 1000)
+        #expect(fromText.timestamp == 1000)
+        // Periodic work's records have no position; a stamp of another version is not read.
+        let periodic = RepartitionStamp(eventTime: -3, upstreamTask: 0, streamTime: .min, position: nil)
+        #expect(RepartitionStamp(periodic.encoded()) == periodic)
+        #expect(StreamTask.upstreamPosition(KafkaMessage(topic: repartition, partition: 0, offset: 8, key: nil, value: nil, headers: [KafkaHeader(Headers.repartitionStamp, periodic.encoded())])) == nil)
+        #expect(RepartitionStamp([2] + stamp.encoded().dropFirst()) == nil)
+        #expect(RepartitionStamp(Array(stamp.encoded().prefix(25))) == nil)
+    }
+
     @Test("A run that never committed took another upstream's record first: after a later run commits, a restore holds only what that run processed")
     func uncommittedRunStaysUncommitted() async throws {
         let x = record(offset: 0, upstream: 0, inputOffset: 7, user: "x", amount: 1)

@@ -25,6 +25,12 @@ struct StepsTests {
         // Data records; the others are the upstream tasks' progress markers (no value, header se-idle).
         let repartitioned = try await h.readAll("rekey-app-by-category-repartition").filter { $0.header("se-idle") == nil }
         #expect(repartitioned.count == 2000)
+        // Each carries one binary stamp: its event time (the ts field) and its upstream position.
+        let stamps = repartitioned.map { ($0, $0.headers.map(\.name)) }
+        #expect(stamps.allSatisfy { $0.1 == ["se-pos"] })
+        let eventTime = EventTime.parseISO8601("2024-12-14T12:00:00Z")
+        #expect(repartitioned.allSatisfy { RepartitionStamp.of($0)?.eventTime == eventTime && RepartitionStamp.of($0)?.position?.topic == "sales" })
+        #expect(Set(repartitioned.compactMap { StreamTask.upstreamPosition($0) }).count == 2000, "every record names its own input position")
         // Each category lands in exactly one repartition partition.
         let partitionsPerCategory = Dictionary(grouping: repartitioned, by: { String(decoding: $0.key ?? [], as: UTF8.self) }).mapValues { Set($0.map(\.partition)).count }
         #expect(partitionsPerCategory.values.allSatisfy { $0 == 1 })
