@@ -57,9 +57,15 @@ struct InputScheduler {
 
     /// Records what a poll brought: messages and partition-EOF events.
     mutating func observe(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset]) {
-        for m in messages {
-            let next = m.offset + 1
-            if next > fetched[m.topicPartition, default: .min] { fetched[m.topicPartition] = next }
+        observe(messages, runs: PartitionRun.runs(of: messages), endOfPartition: endOfPartition)
+    }
+
+    /// ``observe(_:endOfPartition:)`` with the batch's runs of one partition already found.
+    mutating func observe(_ messages: [KafkaMessage], runs: [PartitionRun], endOfPartition: [TopicPartitionOffset]) {
+        for run in runs {
+            // Offsets grow within a partition: the run's last message is its furthest.
+            let next = messages[run.range.upperBound - 1].offset + 1
+            if next > fetched[run.partition, default: .min] { fetched[run.partition] = next }
         }
         for e in endOfPartition { eof[e.topicPartition] = e.offset }
     }
@@ -164,5 +170,25 @@ struct InputScheduler {
             }
         }
         return (pause, resume)
+    }
+}
+
+/// Consecutive messages of a batch from one partition (a batch comes partition by partition):
+/// what is looked up per partition is looked up once per run, not once per message.
+struct PartitionRun: Sendable {
+    var partition: TopicPartition
+    var range: Range<Int>
+
+    static func runs(of messages: [KafkaMessage]) -> [PartitionRun] {
+        var out: [PartitionRun] = []
+        var start = 0
+        while start < messages.count {
+            let tp = messages[start].topicPartition
+            var end = start + 1
+            while end < messages.count, messages[end].partition == tp.partition, messages[end].topic == tp.topic { end += 1 }
+            out.append(PartitionRun(partition: tp, range: start..<end))
+            start = end
+        }
+        return out
     }
 }

@@ -281,13 +281,14 @@ actor TaskManager {
     /// order allows now (see `InputScheduler`); pauses and resumes partitions
     /// for back-pressure.
     func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
-        scheduler.observe(messages, endOfPartition: endOfPartition)
-        let readers = messages.map { tasksByPartition[$0.topicPartition] ?? [] }
-        let parsed = await parseShared(messages, readers: readers)
+        let runs = PartitionRun.runs(of: messages)
+        scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
+        let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
+        let parsed = await parseShared(messages, runs: runs, readers: readers)
         var perTask: [TaskID: [InputMessage]] = [:]
-        for (i, m) in messages.enumerated() {
-            let input = InputMessage(message: m, parsedValue: parsed[i])
-            for id in readers[i] { perTask[id, default: []].append(input) }
+        for (r, run) in runs.enumerated() where !readers[r].isEmpty {
+            let inputs = run.range.map { InputMessage(message: messages[$0], parsedValue: parsed[$0]) }
+            for id in readers[r] { perTask[id, default: []].append(contentsOf: inputs) }
         }
         if !perTask.isEmpty {
             uncommitted = true
@@ -305,16 +306,17 @@ actor TaskManager {
     /// Parses the value of each message that several tasks read (pipelines on one
     /// topic) once for all of them, the partitions in parallel; `nil` where one task
     /// reads the message or it has no value.
-    private func parseShared(_ messages: [KafkaMessage], readers: [[TaskID]]) async -> [Result<JSONValue, JSONParseError>?] {
+    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [Result<JSONValue, JSONParseError>?] {
         var out = [Result<JSONValue, JSONParseError>?](repeating: nil, count: messages.count)
-        var shared: [TopicPartition: [Int]] = [:]
-        for (i, m) in messages.enumerated() where readers[i].count > 1 && m.value != nil {
-            shared[m.topicPartition, default: []].append(i)
-        }
+        let shared = runs.indices.filter { readers[$0].count > 1 }.map { runs[$0].range }
         guard !shared.isEmpty else { return out }
         let results = await withTaskGroup(of: [(Int, Result<JSONValue, JSONParseError>)].self) { group in
-            for indices in shared.values {
-                group.addTask { indices.map { i in (i, Result { () throws(JSONParseError) in try JSONValue.parse(messages[i].value!) }) } }
+            for range in shared {
+                group.addTask {
+                    range.compactMap { i in
+                        messages[i].value.map { v in (i, Result { () throws(JSONParseError) in try JSONValue.parse(v) }) }
+                    }
+                }
             }
             return await group.reduce(into: []) { $0.append(contentsOf: $1) }
         }
