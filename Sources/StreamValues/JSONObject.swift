@@ -93,6 +93,28 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         return members.remove(at: i).value
     }
 
+    /// Changes the value for `key` in place (a new member with `defaultValue` at the end first,
+    /// when the key is absent): no copy of the value while `body` changes it.
+    public mutating func modifyValue<R, E: Error>(
+        forKey key: String, default defaultValue: @autoclosure () -> JSONValue, _ body: (inout JSONValue) throws(E) -> R
+    ) throws(E) -> R {
+        let i: Int
+        if let j = index(ofKey: key) {
+            i = j
+        } else {
+            members.append(Member(key: key, value: defaultValue()))
+            i = members.count - 1
+        }
+        return try body(&members[i].value)
+    }
+
+    /// Whether the members' keys are exactly `keys`, in this order (no array is made).
+    public func hasKeys(_ keys: [String]) -> Bool {
+        guard members.count == keys.count else { return false }
+        for (m, k) in zip(members, keys) where m.key != k { return false }
+        return true
+    }
+
     /// Reserves storage for `minimumCapacity` members.
     public mutating func reserveCapacity(_ minimumCapacity: Int) {
         members.reserveCapacity(minimumCapacity)

@@ -46,6 +46,35 @@ public struct PurchaseStatsAggregator: Aggregator {
         ]
     }
 
+    /// The state's members, in the order ``initial()`` and ``add(_:_:)`` give them.
+    static let members = ["orders", "items", "cents", "last", "categories"]
+
+    /// ``add(_:_:)`` in place: the same state, without rebuilding the object (every check
+    /// comes before the first change). A state of another shape goes through ``add(_:_:)``.
+    public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
+        let price = try record.nonNegativeNumber(priceField)
+        let quantity = try record.positiveInteger(quantityField)
+        let category = try record.requiredString(categoryField)
+        let cents = try Cents.of(price: price, quantity: quantity)
+        guard state.objectValue?.hasKeys(Self.members) == true else {
+            state = try add(state, record)
+            return
+        }
+        let t = record.timestamp
+        func plus(_ v: inout JSONValue, _ n: Int64) { v = .number(Double((v.intValue ?? 0) + n)) }
+        state.modifyObject { o in
+            o.modifyValue(forKey: "orders", default: 0) { plus(&$0, 1) }
+            o.modifyValue(forKey: "items", default: 0) { plus(&$0, quantity) }
+            o.modifyValue(forKey: "cents", default: 0) { plus(&$0, cents) }
+            o.modifyValue(forKey: "last", default: .null) { $0 = .millis(max($0.intValue ?? t, t)) }
+            o.modifyValue(forKey: "categories", default: .object([:])) { c in
+                if c.modifyObject({ $0.modifyValue(forKey: category, default: 0) { plus(&$0, cents) } }) == nil {
+                    c = .object([category: .number(Double(cents))])
+                }
+            }
+        }
+    }
+
     public func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
         func int(_ v: JSONValue, _ k: String) -> Int64 { v[k]?.intValue ?? 0 }
         var categories = a["categories"]?.objectValue ?? [:]

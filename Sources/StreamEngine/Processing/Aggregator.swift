@@ -8,6 +8,10 @@ public protocol Aggregator: Sendable {
     func initial() -> JSONValue
     /// The state after `record`.
     func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue
+    /// Changes `state` in place to the state after `record` (what the runtime calls; by
+    /// default `state = add(state, record)`). An implementation that changes members in place
+    /// must throw, if at all, before it changes anything.
+    func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError)
     /// Merges two states (session windows merging sessions).
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue
     /// What flows downstream (and to sinks) for a state: a JSON object.
@@ -15,6 +19,10 @@ public protocol Aggregator: Sendable {
 }
 
 extension Aggregator {
+    public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
+        state = try add(state, record)
+    }
+
     public func result(_ state: JSONValue) -> JSONObject {
         if case .object(let o) = state { return o }
         return ["value": state]

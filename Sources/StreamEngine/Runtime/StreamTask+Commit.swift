@@ -67,14 +67,16 @@ extension StreamTask {
         guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty
             || markersSent || resumeMoved else { return nil }
         lastResumeOffset = resume?.offset
-        // The backlog is empty here: the changelog records go straight to the producer,
-        // suspending while its queue is full, so a commit of many keys holds at most a queue's
-        // worth of records in memory.
+        // The backlog is empty here: the changelog records go straight to the producer, and
+        // only when its queue is full does the task suspend until there is room, so a commit of
+        // many keys holds at most a queue's worth of records in memory. (`trySend` first: an
+        // async call per record would leave the task's executor and come back each time.)
         let tagHeaders = ChangelogCodec.tagHeaders(tag)
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                try await env.collector.send(ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tagHeaders: tagHeaders))
+                let record = ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tagHeaders: tagHeaders)
+                if try !env.collector.trySend(record) { try await env.collector.send(record) }
             }
         }
         try await drainBacklog()

@@ -47,6 +47,8 @@ package actor StreamTask {
     let env: TaskEnvironment
     let stores: [String: KeyValueStore]
     private var steps: [CompiledStep] = []
+    /// The `window` steps, with their index in `steps` (every record checks which windows closed).
+    private var windowSteps: [(index: Int, window: WindowOperator)] = []
     var streamTime: Int64 = .min
     /// Last processed input offset per topic.
     var processed: [String: Int64] = [:]
@@ -143,6 +145,7 @@ package actor StreamTask {
         }
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
+            if case .window(let w) = step { windowSteps.append((i, w)) }
         }
     }
 
@@ -349,8 +352,10 @@ package actor StreamTask {
                 produceRepartition(record, key: v.keyText, topic: topic)
                 return
             case .aggregate(let store, let aggregator, let ttl):
-                let state = try aggregator.add(store.get(record.key) ?? aggregator.initial(), record)
-                store.put(record.key, state, expiresAt: ttl.map { record.timestamp + $0 })
+                let r = record
+                try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: aggregator.initial) { (state: inout JSONValue) throws(RecordError) in
+                    try aggregator.add(into: &state, r)
+                }
                 // The last step: its result goes nowhere (the changelog records the state).
                 if i == steps.count - 1 {
                     i += 1
@@ -360,7 +365,7 @@ package actor StreamTask {
                     markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
                     return
                 }
-                record.value = aggregator.result(state)
+                record.value = aggregator.result(store.get(record.key) ?? aggregator.initial())
             case .window(let w):
                 try w.add(record, streamTime: streamTime)
                 return  // results flow on when windows close
@@ -402,8 +407,7 @@ package actor StreamTask {
     }
 
     private func closeWindows() throws(RecordError) {
-        for (i, step) in steps.enumerated() {
-            guard case .window(let w) = step else { continue }
+        for (i, w) in windowSteps {
             for r in w.closeDue(streamTime: streamTime) { try run(r, from: i + 1) }
         }
     }

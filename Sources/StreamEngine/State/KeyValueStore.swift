@@ -118,8 +118,14 @@ public final class KeyValueStore {
     public let partition: Int32
     private var compact: [String: StoreEntry] = [:]
     private var changed: Set<String> = []
-    /// Values put since the last flush, decoded, with their expiry.
-    private var decoded: [String: (value: JSONValue, expiresAt: Int64?)] = [:]
+    /// A value put since the last flush, decoded, with its expiry.
+    private struct Decoded {
+        var value: JSONValue
+        var expiresAt: Int64?
+    }
+
+    /// Values put since the last flush.
+    private var decoded: [String: Decoded] = [:]
 
     /// The most keys kept decoded before they are encoded into the store.
     public static let decodedCacheLimit = 4096
@@ -163,7 +169,24 @@ public final class KeyValueStore {
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
         if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
-        decoded[key] = (value, expiresAt)
+        decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+        changed.insert(key)
+    }
+
+    /// Changes a key's value in place: `body` gets the current value (`initial()` for a
+    /// missing key) and changes it; the key then expires at `expiresAt`. The value is held
+    /// uniquely while `body` runs, so a change of one member does not copy the rest.
+    /// `body` must throw before it changes anything: a throw leaves the key as it was.
+    public func update<E: Error>(_ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, _ body: (inout JSONValue) throws(E) -> Void) throws(E) {
+        if let i = decoded.index(forKey: key) {
+            try body(&decoded.values[i].value)
+            decoded.values[i].expiresAt = expiresAt
+        } else {
+            var value = compact[key]?.value ?? initial()
+            try body(&value)
+            if decoded.count >= Self.decodedCacheLimit { flush() }
+            decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+        }
         changed.insert(key)
     }
 

@@ -213,3 +213,27 @@ struct StoreStateTests {
         }
     }
 }
+
+@Suite("State: a key changed in place")
+struct StoreUpdateTests {
+    struct Rejected: Error {}
+
+    @Test("update starts from initial() or the current value, decoded or compact; a throw leaves the key as it was")
+    func update() throws {
+        let store = KeyValueStore(name: "s", partition: 0)
+        try store.update("a", initial: { 0 }) { (v: inout JSONValue) throws(Rejected) in v = .number((v.doubleValue ?? 0) + 1) }
+        try store.update("a", expiresAt: 50, initial: { 0 }) { (v: inout JSONValue) throws(Rejected) in v = .number((v.doubleValue ?? 0) + 1) }
+        #expect(store.get("a") == 2)
+        #expect(store.entry("a")?.expiresAt == 50)
+        // Compact now (a read of the whole store flushes the decoded values).
+        #expect(store.count == 1)
+        try store.update("a", initial: { 0 }) { (v: inout JSONValue) throws(Rejected) in v = .number((v.doubleValue ?? 0) + 1) }
+        #expect(store.get("a") == 3)
+        #expect(store.entry("a")?.expiresAt == nil)
+        #expect(throws: Rejected.self) { try store.update("a", initial: { 0 }) { (_: inout JSONValue) throws(Rejected) in throw Rejected() } }
+        #expect(throws: Rejected.self) { try store.update("b", initial: { 0 }) { (_: inout JSONValue) throws(Rejected) in throw Rejected() } }
+        #expect(store.get("a") == 3)
+        #expect(store.get("b") == nil)
+        #expect(Set(store.takeChanges().map(\.key)) == ["a"])
+    }
+}
