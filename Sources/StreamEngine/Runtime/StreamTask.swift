@@ -353,8 +353,10 @@ package actor StreamTask {
                 return
             case .aggregate(let store, let aggregator, let ttl):
                 let r = record
-                try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: aggregator.initial) { (state: inout JSONValue) throws(RecordError) in
+                // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
+                let state = try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: aggregator.initial) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
                     try aggregator.add(into: &state, r)
+                    return state
                 }
                 // The last step: its result goes nowhere (the changelog records the state).
                 if i == steps.count - 1 {
@@ -365,7 +367,7 @@ package actor StreamTask {
                     markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
                     return
                 }
-                record.value = aggregator.result(store.get(record.key) ?? aggregator.initial())
+                record.value = aggregator.result(state)
             case .window(let w):
                 try w.add(record, streamTime: streamTime)
                 return  // results flow on when windows close

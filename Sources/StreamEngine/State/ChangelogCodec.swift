@@ -74,13 +74,10 @@ public enum ChangelogCodec {
         let key = String(decoding: m.key ?? [], as: UTF8.self)
         let tag = m.header(tagHeader)?.stringValue.flatMap(CommitTag.init(parsing:))
         guard let value = m.value else { return (key, nil, tag) }
+        let exp = m.header(expiresHeader)?.stringValue.flatMap { Int64($0) }
         var scratch: [UInt8] = []
         var transcoder = JSONCompact.Transcoder()
-        let entry = try value.withUnsafeBytes { v in
-            try (m.header(expiresHeader)?.value).withUnsafeOptionalBytes { exp in
-                try decodeEntry(value: v, expires: exp, scratch: &scratch, transcoder: &transcoder)
-            }
-        }
+        let entry = try value.withUnsafeBytes { try decodeEntry(value: $0, expiresAt: exp, scratch: &scratch, transcoder: &transcoder) }
         return (key, entry, tag)
     }
 
@@ -89,7 +86,10 @@ public enum ChangelogCodec {
     /// value is checked and copied, JSON text goes straight to the compact form without a
     /// JSON tree. `scratch` and `transcoder` are kept by the caller between calls.
     public static func decodeEntry(value: UnsafeRawBufferPointer, expires: UnsafeRawBufferPointer?, scratch: inout [UInt8], transcoder: inout JSONCompact.Transcoder) throws -> StoreEntry {
-        let exp = expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+        try decodeEntry(value: value, expiresAt: expires.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }, scratch: &scratch, transcoder: &transcoder)
+    }
+
+    private static func decodeEntry(value: UnsafeRawBufferPointer, expiresAt exp: Int64?, scratch: inout [UInt8], transcoder: inout JSONCompact.Transcoder) throws -> StoreEntry {
         if let first = value.first, isCompact(first) {
             guard JSONCompact.validatedLength(of: value) == value.count else { throw ChangelogValueError() }
             return StoreEntry(compactValue: value, expiresAt: exp)
@@ -103,14 +103,4 @@ public enum ChangelogCodec {
 /// A changelog value in compact form that is truncated or malformed.
 public struct ChangelogValueError: Error, CustomStringConvertible, Sendable {
     public var description: String { "a compact changelog value that is truncated or malformed" }
-}
-
-extension Optional where Wrapped == [UInt8] {
-    /// Calls `body` with the array's bytes, or with `nil`.
-    fileprivate func withUnsafeOptionalBytes<R>(_ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
-        switch self {
-        case .some(let a): return try a.withUnsafeBytes { try body($0) }
-        case .none: return try body(nil)
-        }
-    }
 }

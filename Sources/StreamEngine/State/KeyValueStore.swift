@@ -177,17 +177,21 @@ public final class KeyValueStore {
     /// missing key) and changes it; the key then expires at `expiresAt`. The value is held
     /// uniquely while `body` runs, so a change of one member does not copy the rest.
     /// `body` must throw before it changes anything: a throw leaves the key as it was.
-    public func update<E: Error>(_ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, _ body: (inout JSONValue) throws(E) -> Void) throws(E) {
+    /// - Returns: what `body` returns.
+    @discardableResult
+    public func update<R, E: Error>(_ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, _ body: (inout JSONValue) throws(E) -> R) throws(E) -> R {
+        let result: R
         if let i = decoded.index(forKey: key) {
-            try body(&decoded.values[i].value)
+            result = try body(&decoded.values[i].value)
             decoded.values[i].expiresAt = expiresAt
         } else {
             var value = compact[key]?.value ?? initial()
-            try body(&value)
+            result = try body(&value)
             if decoded.count >= Self.decodedCacheLimit { flush() }
             decoded[key] = Decoded(value: value, expiresAt: expiresAt)
         }
         changed.insert(key)
+        return result
     }
 
     /// Removes a key.
