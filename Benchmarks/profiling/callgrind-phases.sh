@@ -4,6 +4,7 @@
 #   Benchmarks/profiling/callgrind-phases.sh [--events N] [--users U] [--jobs a,b] [--runs R]
 #       [--commit-interval-ms MS] [--out FILE] [--work-dir DIR] [--keep]
 #   SE_BIN=path/to/stream-engine   use this release binary instead of building one
+#   SE_RUN_ARGS="--kafka k=v ..."   extra arguments for `stream-engine run` (for A/B runs)
 #
 # From the repository root. Builds a release `stream-engine` (swift build -c release), profiles
 # a copy without debug info (valgrind 3.19 stops at Swift's DWARF 5; see README.md here), and:
@@ -193,7 +194,7 @@ for run in $(seq 1 "$runs"); do
             --callgrind-out-file="$cg/callgrind.out" \
             "$work/se" run --config "$yaml" --bootstrap-servers "$bootstrap" \
             --redis-url "redis://127.0.0.1:$redis_port" --state-dir "$work/state-$job-$run" --stop-at-end \
-            --kafka session.timeout.ms=30000 --kafka heartbeat.interval.ms=1000 \
+            --kafka session.timeout.ms=30000 --kafka heartbeat.interval.ms=1000 ${SE_RUN_ARGS:-} \
             >"$cg/run.out" 2>"$cg/run.log" || { tail -20 "$cg/run.log" >&2; echo "callgrind-phases: job $job failed" >&2; exit 1; }
         seconds=$(( $(date +%s) - start ))
         # One member from start to end: a lost or revoked assignment means records processed twice.

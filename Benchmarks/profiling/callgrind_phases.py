@@ -14,9 +14,9 @@ Method (every instruction counted once, so the rows add up to the total):
 2. Threads that librdkafka started (the routine their start_thread runs is in librdkafka: the main
    and broker threads of each client handle) are taken whole, as librdkafka's internal functions
    have no symbols in Debian's package (and such a thread may run the engine's log callback too).
-   A thread goes to one bucket, told by what it does: one that decompresses (ZSTD_decompress*) is
-   a consumer's fetch thread -> "consume" (decoding fetched message sets); one that compresses
-   (ZSTD_compress*) is the producer's broker thread -> the produced records' phase ("changelog",
+   A thread goes to one bucket, told by what it does: one that decompresses (ZSTD_decompress*,
+   LZ4*_decompress*) is a consumer's fetch thread -> "consume" (decoding fetched message sets); one
+   that compresses (ZSTD_compress*, LZ4*_compress*) is the producer's broker thread -> the produced records' phase ("changelog",
    or with a repartition topic split between "changelog" and "repartition produce" in proportion
    to the bytes of the records each topic received); any other (rdk:main, idle brokers of the
    admin and offset-reader handles, heartbeats, metadata) -> "runtime/other". With a repartition
@@ -264,9 +264,9 @@ def thread_kind(t):
         return "main thread"
     if not t.is_librdkafka():
         return "Swift threads (cooperative pool, executors)"
-    if t.has(r"^ZSTD_decompress") > 0:
+    if t.has(r"^(ZSTD_decompress|LZ4F?_decompress)") > 0:
         return "librdkafka fetch threads"
-    if t.has(r"^ZSTD_compress") > 0:
+    if t.has(r"^(ZSTD_compress|LZ4F?_compress)") > 0:
         return "librdkafka produce threads"
     return "librdkafka other threads"
 

@@ -453,7 +453,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         if !skipped.contains(.latency) {
             report.latencySeconds = latencyT
-            let runs = [200, 2000, 20000].flatMap { rate in LatencySettings.fetchWaitsMs.map { (rate: rate, wait: $0) } }
+            let runs = LatencySettings.rates.flatMap { rate in LatencySettings.fetchWaitsMs.map { (rate: rate, wait: $0) } }
             for (rate, wait) in runs {
                 progress("latency at \(BenchFormat.int(rate)) events/s for \(BenchFormat.seconds(latencyT)), fetch.wait.max.ms \(wait)")
                 let l = try await measureLatency(rate: rate, fetchWaitMs: wait, seconds: latencyT, cluster: cluster, redisURL: redisServer.url,

@@ -47,6 +47,11 @@ enum LatencySettings {
         let given = ProcessInfo.processInfo.environment["BENCH_LATENCY_FETCH_WAIT_MS"]?.split(separator: ",").compactMap { Int($0) } ?? []
         return given.isEmpty ? [2, 5] : given
     }()
+    /// The rates measured (BENCH_LATENCY_RATES: a comma-separated list, for a look at one of them).
+    static let rates: [Int] = {
+        let given = ProcessInfo.processInfo.environment["BENCH_LATENCY_RATES"]?.split(separator: ",").compactMap { Int($0) } ?? []
+        return given.isEmpty ? [200, 2000, 20000] : given
+    }()
     static func kafka(fetchWaitMs: Int) -> [String: String] { ["fetch.wait.max.ms": String(fetchWaitMs)] }
     static let producer = ["linger.ms": ProcessInfo.processInfo.environment["BENCH_LATENCY_LINGER_MS"] ?? "5"]
 }

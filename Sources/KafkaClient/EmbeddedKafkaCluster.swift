@@ -103,6 +103,15 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
         }
     }
 
+    /// The bytes of the record batches one partition of `topic` holds, as produced
+    /// (compressed when the producer compressed them); `nil` when the topic or partition
+    /// is unknown or the mock's layout cannot be read (see `kafka_mock_limits.h`). Read
+    /// it when nothing is being produced to the partition (after a flush).
+    public func logBytes(_ topic: String, partition: Int32) -> Int64? {
+        let n = kafka_mock_partition_log_bytes(UnsafeMutableRawPointer(cluster.pointer), topic, partition)
+        return n >= 0 ? n : nil
+    }
+
     /// Whether the retention limits of `topic` were lifted.
     public func hasLiftedLimits(_ topic: String) -> Bool { liftedTopics.withLock { $0.contains(topic) } }
 

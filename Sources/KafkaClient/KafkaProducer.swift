@@ -3,6 +3,11 @@ import Foundation
 import Logging
 import Synchronization
 
+/// A librdkafka topic handle (`rd_kafka_topic_t`, whose API is thread-safe).
+struct TopicPointer: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
 /// A Kafka producer over librdkafka.
 ///
 /// Idempotent (`enable.idempotence=true`) unless configured otherwise.
@@ -16,6 +21,9 @@ public final class KafkaProducer: Sendable {
     let handle: KafkaHandle
     private let running = RunFlag()
     private let logger: Logger
+    /// Topic handles made by `configureTopic`, held until the producer closes (their
+    /// configuration lives as long as a handle of the topic does).
+    private let topicHandles = Mutex<[String: TopicPointer]>([:])
 
     /// Defaults applied under the caller's configuration.
     public static let defaultConfig: [String: String] = [
@@ -56,8 +64,49 @@ public final class KafkaProducer: Sendable {
 
     deinit {
         // Never block: the poll job ends, and the handle is destroyed on its own thread.
+        releaseTopicHandles()
         _ = running.clear()
         Self.wakeSpaceWaiters(handle)
+    }
+
+    /// Gives one topic its own librdkafka topic-level properties (for example
+    /// `compression.type`) on top of the producer's: the producer's default topic
+    /// configuration (acks, timeouts, compression level...) with `config` set over it.
+    ///
+    /// Call it before the first record to the topic: librdkafka keeps the
+    /// configuration of the first handle of a topic, and `send` makes one with the
+    /// producer's defaults. Configuring a topic twice throws.
+    public func configureTopic(_ topic: String, _ config: [String: String]) throws(KafkaError) {
+        guard let conf = rd_kafka_default_topic_conf_dup(handle.pointer) else {
+            throw KafkaError.client("configure topic \(topic): no default topic configuration")
+        }
+        var errbuf = [CChar](repeating: 0, count: 512)
+        for (key, value) in config.sorted(by: { $0.key < $1.key }) {
+            if rd_kafka_topic_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_topic_conf_destroy(conf)
+                throw KafkaError.client("topic \(topic): configuration \(key)=\(value): \(cString(errbuf))")
+            }
+        }
+        try topicHandles.withLock { (handles: inout [String: TopicPointer]) throws(KafkaError) in
+            guard handles[topic] == nil else {
+                rd_kafka_topic_conf_destroy(conf)
+                throw KafkaError.client("topic \(topic) is configured already")
+            }
+            // rd_kafka_topic_new takes the conf, also when it fails.
+            guard let rkt = rd_kafka_topic_new(handle.pointer, topic, conf) else {
+                throw KafkaError.client("topic \(topic): rd_kafka_topic_new: \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
+            }
+            handles[topic] = TopicPointer(pointer: rkt)
+        }
+    }
+
+    /// Drops the topic handles of `configureTopic` (not blocking: a reference count).
+    private func releaseTopicHandles() {
+        let handles = topicHandles.withLock { h in
+            defer { h.removeAll() }
+            return h
+        }
+        for (_, t) in handles { rd_kafka_topic_destroy(t.pointer) }
     }
 
     /// Enqueues a record; suspends while librdkafka's queue is full (logging
@@ -236,6 +285,7 @@ public final class KafkaProducer: Sendable {
         do { try await flush(timeout: timeout) } catch { logger.warning("producer close: \(error)") }
         _ = running.clear()
         Self.wakeSpaceWaiters(handle)
+        releaseTopicHandles()
         await handle.destroy()
     }
 

@@ -139,7 +139,18 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     /// The number of members.
     public var underestimatedCount: Int { members.count }
 
-    @inline(__always)
+    /// The value for `key`, looked for first at position `hint` (where the key was in
+    /// an earlier object of the same shape: records of one source usually list their fields
+    /// in one order), then among all members; `hint` becomes the position it was found at.
+    @inlinable
+    public func value(forKey key: String, hint: inout Int) -> JSONValue? {
+        if hint >= 0 && hint < members.count && members[hint].key == key { return members[hint].value }
+        guard let i = index(ofKey: key) else { return nil }
+        hint = i
+        return members[i].value
+    }
+
+    @inline(__always) @usableFromInline
     internal func index(ofKey key: String) -> Int? {
         members.withUnsafeBufferPointer { buffer in
             for i in buffer.indices where buffer[i].key == key { return i }

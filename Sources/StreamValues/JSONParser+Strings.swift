@@ -18,6 +18,14 @@ extension JSONParser {
         pos += 1
         let start = pos
         var ascii = true
+        // Eight bytes at a time while none is a quote, a backslash, a control character or
+        // non-ASCII (the byte loop below then handles the chunk that holds one).
+        let raw = UnsafeRawPointer(base)
+        while pos + 8 <= count {
+            let w = raw.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
+            if Self.hasSpecialByte(w) { break }
+            pos += 8
+        }
         while pos < count {
             let b = base[pos]
             if b == ASCII.quote {
@@ -40,6 +48,19 @@ extension JSONParser {
             }
         }
         throw JSONParseError(.unterminatedString, at: quoteAt)
+    }
+
+    /// Whether any byte of `w` is `"`, `\\`, below 0x20 or above 0x7F (SWAR; a set high bit
+    /// per byte that is one, with no false negatives).
+    @inline(__always)
+    static func hasSpecialByte(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroByte(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let quote = zeroByte(w ^ (ones &* UInt64(ASCII.quote)))
+        let backslash = zeroByte(w ^ (ones &* UInt64(ASCII.backslash)))
+        let control = (w &- ones &* 0x20) & ~w & highs  // bytes below 0x20 (high-bit bytes caught below)
+        return (quote | backslash | control | (w & highs)) != 0
     }
 
     /// Continues a string at the first backslash, decoding into `scratch`.

@@ -46,6 +46,38 @@ struct ProduceConsumeTests {
         #expect(Set(messages.compactMap { Int($0.header("seq")?.stringValue ?? "") }).count == total)
     }
 
+    @Test("configureTopic gives one topic its own codec; the others keep the producer's, and the records read back whole")
+    func perTopicCompression() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        for t in ["plain", "fast", "default"] { try cluster.createTopic(t, partitions: 1) }
+        let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)  // zstd by default
+        try producer.configureTopic("plain", ["compression.type": "none"])
+        try producer.configureTopic("fast", ["compression.type": "lz4"])
+        #expect(throws: KafkaError.self) { try producer.configureTopic("fast", ["compression.type": "none"]) }
+        #expect(throws: KafkaError.self) { try producer.configureTopic("other", ["compression.type": "brotli"]) }
+        let payload = [UInt8](repeating: 0x61, count: 1000)
+        let total = 200  // 200 KB of one repeated byte: any codec shrinks it far below that
+        for t in ["plain", "fast", "default"] {
+            for i in 0..<total { try await producer.send(ProducerRecord(topic: t, partition: 0, key: bytes("\(i)"), value: payload)) }
+        }
+        try await producer.flush()
+        let plain = try #require(cluster.logBytes("plain", partition: 0))
+        let fast = try #require(cluster.logBytes("fast", partition: 0))
+        let zstd = try #require(cluster.logBytes("default", partition: 0))
+        #expect(plain > Int64(total * payload.count), "uncompressed: \(plain) bytes")
+        #expect(fast < Int64(total * payload.count) / 10, "lz4: \(fast) bytes")
+        #expect(zstd < Int64(total * payload.count) / 10, "zstd: \(zstd) bytes")
+        #expect(fast != zstd, "lz4 and zstd write different batches")
+        await producer.close()
+
+        let consumer = try KafkaConsumer(config: cluster.clientConfig.merging(["group.id": "codecs"]) { $1 }, logger: testLogger)
+        try consumer.subscribe(["plain", "fast", "default"])
+        let messages = try await pollUntil(consumer) { all, _ in all.count >= 3 * total }
+        await consumer.close()
+        #expect(messages.count == 3 * total)
+        #expect(messages.allSatisfy { $0.value == payload })
+    }
+
     @Test("More than 5 MiB in one partition all comes back (mock retention lifted)")
     func largePartitionKeepsEverything() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)

@@ -61,6 +61,34 @@ struct JSONParseTests {
     }
 
     /// Lone surrogates are accepted and replaced by U+FFFD (Swift strings cannot hold them).
+    @Test("A special byte at every position of a string, around the 8-byte steps of the scan, is found")
+    func specialBytesAtEveryPosition() throws {
+        for length in 0...19 {
+            let plain = String(repeating: "a", count: length)
+            #expect(try JSONValue.parse("\"\(plain)\"") == .string(plain))
+            #expect(try JSONValue.parse("{\"\(plain)\":1}") == .object(JSONObject([(plain, .number(1))])))
+            for at in 0..<max(length, 1) where length > 0 {
+                let head = String(repeating: "a", count: at), tail = String(repeating: "a", count: length - at - 1)
+                // An escaped quote, an escaped backslash, two- and three-byte UTF-8.
+                #expect(try JSONValue.parse("\"\(head)\\\"\(tail)\"") == .string(head + "\"" + tail))
+                #expect(try JSONValue.parse("\"\(head)\\\\\(tail)\"") == .string(head + "\\" + tail))
+                #expect(try JSONValue.parse("\"\(head)é\(tail)\"") == .string(head + "é" + tail))
+                #expect(try JSONValue.parse("\"\(head)€\(tail)\"") == .string(head + "€" + tail))
+                // The string ends early: what follows the quote is trailing input.
+                #expect(throws: JSONParseError(.trailingCharacters(0x61), at: at + 2)) {
+                    try JSONValue.parse("\"\(head)\"a\(tail)\"")
+                }
+                // A raw control character, DEL (allowed) and invalid UTF-8.
+                for control: UInt8 in [0x00, 0x0A, 0x1F] {
+                    let bytes = [0x22] + Array(head.utf8) + [control] + Array(tail.utf8) + [0x22]
+                    #expect(throws: JSONParseError(.controlCharacterInString(control), at: at + 1)) { try JSONValue.parse(bytes) }
+                }
+                #expect(try JSONValue.parse([0x22] + Array(head.utf8) + [0x7F] + Array(tail.utf8) + [0x22]) == .string(head + "\u{7F}" + tail))
+                #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22] + Array(head.utf8) + [0xFF] + Array(tail.utf8) + [0x22]) }
+            }
+        }
+    }
+
     @Test func loneSurrogatesBecomeReplacementCharacter() throws {
         #expect(try JSONValue.parse(#""\uD800""#) == .string("\u{FFFD}"))
         #expect(try JSONValue.parse(#""a\uDC00b""#) == .string("a\u{FFFD}b"))

@@ -26,4 +26,16 @@
 int kafka_mock_lift_partition_limits(void *mcluster, const char *topic,
                                      size_t max_bytes, size_t max_msgsets);
 
+/*
+ * The bytes of the message sets a partition of `topic` holds (the record
+ * batches as produced: compressed when the producer compressed them), read
+ * through the same mirrors and checks. Read it only when nothing is being
+ * produced to the partition (after the producer's flush returned).
+ *
+ * Returns the byte count, or -1 wrong librdkafka version, -2 topic or
+ * partition not found, -3 layout check failed.
+ */
+int64_t kafka_mock_partition_log_bytes(void *mcluster, const char *topic,
+                                       int32_t partition);
+
 #endif

@@ -16,6 +16,13 @@ public struct NameRegistry: Sendable, Hashable {
 }
 
 /// How records are committed.
+/// `defaults.repartition.compression.type`: the codec of the records the engine writes to its
+/// repartition topics (librdkafka's topic-level `compression.type`). Changelogs and outputs keep
+/// the producer's codec (zstd unless `kafka:` says otherwise).
+public enum RepartitionCompression: String, Sendable, Hashable, CaseIterable {
+    case none, gzip, snappy, lz4, zstd
+}
+
 public enum ProcessingGuarantee: String, Sendable, Hashable, CaseIterable {
     /// `at_least_once`: offsets are committed after processing; duplicates are possible on failure.
     case atLeastOnce = "at_least_once"
@@ -98,6 +105,10 @@ public struct StreamConfig: Sendable {
     /// `StandbyReplicas`: with librdkafka's assignors every instance keeps a copy
     /// of every store partition it does not own, whatever the number above 0).
     public var numStandbyReplicas: Int = 0
+    /// `defaults.repartition.compression.type` (default `lz4`): records in a repartition topic
+    /// are read once, soon after they are written, so the codec trades bytes for CPU on both
+    /// sides; lz4 costs a fraction of zstd's CPU (the changelogs, kept and restored, stay zstd).
+    public var repartitionCompression: RepartitionCompression = .lz4
     /// `topologies`: the pipelines, in file order.
     public var pipelines: [PipelineSpec]
     /// The file the configuration was loaded from.

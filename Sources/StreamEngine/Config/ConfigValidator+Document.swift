@@ -6,7 +6,7 @@ extension ConfigValidator {
     // MARK: - Document
 
     static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "http", "defaults", "global_tables", "topologies"]
-    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift", "num.standby.replicas"]
+    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift", "num.standby.replicas", "repartition.compression.type"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
         guard let top = map(root, "the configuration file", expected: "a map with 'application.id' and 'topologies'") else {
@@ -64,6 +64,7 @@ extension ConfigValidator {
         var maxTaskIdle = 0
         var maxDrift: Int?
         var standbys = 0
+        var repartitionCompression = RepartitionCompression.lz4
         if let node = optional(top, "defaults", nullIsAbsent: true),
            let m = map(node, "'defaults'", expected: "a map with any of \(ConfigSuggest.list(Self.defaultsKeys))") {
             checkKeys(m, allowed: Self.defaultsKeys, in: "defaults")
@@ -78,6 +79,9 @@ extension ConfigValidator {
                 }
             }
             if let v = m["max.drift"], let d = duration(v, "max.drift", allowZero: true) { maxDrift = d }
+            if let v = m["repartition.compression.type"], let c = choice(v, "repartition.compression.type", RepartitionCompression.self) {
+                repartitionCompression = c
+            }
             if let v = m["num.standby.replicas"] {
                 if let s = v.scalar, let i = Int(s.text.trimmingCharacters(in: .whitespaces)), i >= 0 { standbys = i } else {
                     report(v.location, "invalid value \(v.shortDescription) for 'num.standby.replicas'; expected 0 (no standbys) or a positive number")
@@ -119,6 +123,7 @@ extension ConfigValidator {
         config.maxTaskIdleMs = maxTaskIdle
         config.maxDriftMs = maxDrift
         config.numStandbyReplicas = standbys
+        config.repartitionCompression = repartitionCompression
         config.httpListen = httpListen
         checkEngineOwnedTopics(config)
         return config

@@ -38,7 +38,14 @@ public struct StreamRecord: Sendable, Hashable {
 extension JSONObject {
     /// A field by name, or by a dotted path (`a.b`) into nested objects.
     public func lookup(_ path: String) -> JSONValue? {
-        if let direct = self[path] { return direct }
+        var hint = 0
+        return lookup(path, hint: &hint)
+    }
+
+    /// ``lookup(_:)`` that tries the member at `hint` first (see
+    /// `JSONObject.value(forKey:hint:)`) and leaves in it where the field was.
+    public func lookup(_ path: String, hint: inout Int) -> JSONValue? {
+        if let direct = value(forKey: path, hint: &hint) { return direct }
         guard path.contains(".") else { return nil }
         var current: JSONValue = .object(self)
         for part in path.split(separator: ".") {

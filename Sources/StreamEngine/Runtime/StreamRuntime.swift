@@ -192,6 +192,11 @@ public final class StreamRuntime: Service {
             producerConfig["transactional.id"] = producerConfig["transactional.id"] ?? "\(config.applicationId)-\(UUID().uuidString)"
         }
         let producer = try KafkaProducer(config: producerConfig, logger: logger)
+        // Repartition records are read once, soon after they are written: their codec
+        // (lz4 unless set) trades bytes for far less CPU on both sides than the changelogs' zstd.
+        for topic in plan.repartitionTopics {
+            try producer.configureTopic(topic, ["compression.type": config.repartitionCompression.rawValue])
+        }
         if transactional {
             try await producer.initTransactions()
             try producer.beginTransaction()

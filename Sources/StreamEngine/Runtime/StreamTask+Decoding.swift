@@ -18,20 +18,23 @@ extension StreamTask {
         let parsed: JSONValue
         do { parsed = try shared?.get() ?? JSONValue.parse(bytes) } catch { throw RecordError(.parse, "malformed JSON: \(error)") }
         guard case .object(let value) = parsed else { throw RecordError(.parse, "value is not a JSON object") }
-        for (field, type) in source.required {
-            guard let v = value.lookup(field), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
+        // Where each field was in the last record: records of one source keep their fields in one order.
+        let n = source.required.count
+        if fieldHints.count != n + 2 { fieldHints = Array(repeating: 0, count: n + 2) }
+        for (i, (field, type)) in source.required.enumerated() {
+            guard let v = value.lookup(field, hint: &fieldHints[i]), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
             if !Self.matches(v, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())") }
         }
         let key: String
         if let kf = source.keyField {
-            guard let v = value.lookup(kf), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            guard let v = value.lookup(kf, hint: &fieldHints[n]), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
             key = v.keyText
         } else {
             key = String(decoding: m.key ?? [], as: UTF8.self)
         }
         let ts: Int64
         if let tf = source.timestampField {
-            guard let v = value.lookup(tf), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            guard let v = value.lookup(tf, hint: &fieldHints[n + 1]), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
             switch source.timestampFormat {
             case .iso8601:
                 guard let s = v.stringValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(v.serializedString())") }

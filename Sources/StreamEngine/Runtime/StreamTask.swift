@@ -330,6 +330,9 @@ package actor StreamTask {
 
     /// Input position of the record being processed (see `InputPosition`).
     var currentPosition: InputPosition?
+    /// For `decode`: where each checked field of the source (the required ones, then the key
+    /// and timestamp fields) was in the last record.
+    var fieldHints: [Int] = []
     /// Per input topic, the position through which the task's Redis writes were applied before
     /// it started here (its fence hash): a replay after a crash does not write them again.
     var redisAppliedThrough: [String: Int64] = [:]

@@ -161,19 +161,16 @@ struct RepartitionStamp: Equatable, Sendable {
     /// Reads a header value; `nil` when it is not one ``encoded()`` wrote.
     init?(_ bytes: [UInt8]) {
         guard bytes.count == Self.fixedSize || bytes.count > Self.fixedSize + Self.positionFixedSize, bytes[0] == Self.version else { return nil }
-        func read(_ at: Int, _ n: Int) -> UInt64 {
-            var v: UInt64 = 0
-            for b in 0..<n { v |= UInt64(bytes[at + b]) << (8 * UInt64(b)) }
-            return v
-        }
-        eventTime = Int64(bitPattern: read(1, 8))
-        upstreamTask = Int32(bitPattern: UInt32(truncatingIfNeeded: read(9, 4)))
-        streamTime = Int64(bitPattern: read(13, 8))
-        if bytes.count > Self.fixedSize {
-            let topic = String(decoding: bytes[(Self.fixedSize + Self.positionFixedSize)...], as: UTF8.self)
-            position = Position(topic: topic, offset: Int64(bitPattern: read(21, 8)), index: Int64(read(29, 4)))
-        } else {
-            position = nil
+        (eventTime, upstreamTask, streamTime, position) = bytes.withUnsafeBytes { raw in
+            // Fixed offsets inside the length checked above.
+            func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+            var position: Position?
+            if raw.count > Self.fixedSize {
+                let topic = String(decoding: raw[(Self.fixedSize + Self.positionFixedSize)...], as: UTF8.self)
+                position = Position(topic: topic, offset: Int64(bitPattern: u64(21)), index: Int64(u32(29)))
+            }
+            return (Int64(bitPattern: u64(1)), Int32(bitPattern: u32(9)), Int64(bitPattern: u64(13)), position)
         }
     }
 

@@ -127,6 +127,7 @@ struct ConfigLoaderValidTests {
         #expect(config.dlqTopic == "app-dlq")
         #expect(config.onError == .deadLetter)
         #expect(config.defaultPartitions == 4)
+        #expect(config.repartitionCompression == .lz4)
         #expect(config.redisURL == nil)
         #expect(config.globalTables.isEmpty)
         #expect(!config.usesEmbeddedCluster)
@@ -191,6 +192,27 @@ struct ConfigLoaderDiagnosticTests {
         #expect(unknown?.message.contains("expected one of topics, key, timestamp, timestamp.format, required") == true)
         // The missing `topics` is reported too, at the source map.
         #expect(diagnostics.contains { $0.message.contains("missing required key 'topics'") && $0.line == 5 })
+    }
+
+    @Test func repartitionCompressionIsOneOfTheCodecs() throws {
+        func yaml(_ codec: String) -> String {
+            """
+            application.id: app
+            defaults:
+              repartition.compression.type: \(codec)
+            topologies:
+              - name: p
+                source: { topics: [orders] }
+                steps: [ { to: { topic: out } } ]
+            """
+        }
+        #expect(try ConfigFixtures.load(yaml("none")).repartitionCompression == RepartitionCompression.none)
+        #expect(try ConfigFixtures.load(yaml("zstd")).repartitionCompression == .zstd)
+        let diagnostics = ConfigFixtures.diagnostics(yaml("lz5"))
+        #expect(diagnostics.count == 1)
+        #expect(diagnostics.first?.line == 3)
+        #expect(diagnostics.first?.message.contains("'repartition.compression.type'") == true)
+        #expect(diagnostics.first?.message.contains("lz4") == true)
     }
 
     @Test func wrongTypeForCommitInterval() {

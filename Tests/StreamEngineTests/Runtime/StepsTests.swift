@@ -39,6 +39,33 @@ struct StepsTests {
         }
     }
 
+    @Test("Repartition records are written lz4-compressed unless defaults.repartition.compression.type says otherwise")
+    func repartitionCodec() async throws {
+        // The bytes the repartition topic holds after the same run, with each setting.
+        func repartitionBytes(_ codec: String?) async throws -> (bytes: Int64, raw: Int) {
+            let h = try EngineTestHarness()
+            try h.createTopic("sales", partitions: 4)
+            let records = (0..<2000).map { i in
+                (key: Optional("user-\(i % 97)"), value: #"{"user":"user-\#(i % 97)","category":"c\#(i % 5)","note":"\#(String(repeating: "x", count: 200))","ts":"2024-12-14T12:00:00Z"}"#)
+            }
+            try await h.produce("sales", records)
+            var yaml = PipelineLogicTests.rekeyYAML
+            if let codec { yaml = yaml.replacingOccurrences(of: "topologies:", with: "defaults: { repartition.compression.type: \(codec) }\ntopologies:") }
+            try await h.runToEnd(try h.config(yaml))
+            let topic = "rekey-app-by-category-repartition"
+            let written = try await h.readAll(topic).filter { $0.header("se-idle") == nil }
+            #expect(written.count == 2000)
+            let raw = written.reduce(0) { $0 + ($1.value?.count ?? 0) }
+            var bytes: Int64 = 0
+            for p in Int32(0)..<4 { bytes += try #require(h.kafka.logBytes(topic, partition: p)) }
+            return (bytes, raw)
+        }
+        let lz4 = try await repartitionBytes(nil)
+        let none = try await repartitionBytes("none")
+        #expect(none.bytes > Int64(none.raw), "uncompressed: the batches hold at least the values (\(none.bytes) bytes for \(none.raw))")
+        #expect(lz4.bytes < Int64(lz4.raw) / 2, "lz4 by default: \(lz4.bytes) bytes for \(lz4.raw) bytes of values")
+    }
+
     @Test("An engine-owned topic with the wrong partition count is a clear error naming it and both counts")
     func partitionMismatch() async throws {
         let h = try EngineTestHarness()
