@@ -43,6 +43,8 @@ public struct RecordFailure: Error, CustomStringConvertible, Sendable {
 package actor StreamTask {
     let id: TaskID
     let sub: SubTopology
+    /// How the task's source records are decoded (see `SourceDecoding`).
+    let sourceDecoding: SourceDecoding
     let partition: Int32
     let env: TaskEnvironment
     let stores: [String: KeyValueStore]
@@ -121,6 +123,7 @@ package actor StreamTask {
     package init(sub: SubTopology, partition: Int32, env: TaskEnvironment) throws {
         self.id = TaskID(subTopology: sub.id, partition: partition)
         self.sub = sub
+        self.sourceDecoding = SourceDecoding(sub.pipeline.source)
         self.partition = partition
         self.env = env
         var stores: [String: KeyValueStore] = [:]
@@ -221,7 +224,7 @@ package actor StreamTask {
     /// Buffers messages of this task's partitions (decoded now, processed by
     /// `drain` in event-time order); returns the input status for the scheduler.
     func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
-        enqueue(messages.map { InputMessage(message: $0, parsedValue: nil) })
+        enqueue(messages.map { InputMessage(message: $0, parsedValue: nil, decoded: nil) })
     }
 
     /// Buffers messages whose values may have been parsed once for every task that reads them.
@@ -236,7 +239,11 @@ package actor StreamTask {
             if let from = resumeAt[m.topic], m.offset < from { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             let decoded: Result<StreamRecord, RecordError>
-            do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue)) } catch { decoded = .failure(error) }
+            if let shared = im.decoded {
+                decoded = shared
+            } else {
+                do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue)) } catch { decoded = .failure(error) }
+            }
             input.append(m, topicIndex: i, decoded: decoded)
         }
         return input.status

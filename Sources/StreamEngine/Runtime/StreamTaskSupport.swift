@@ -209,8 +209,10 @@ extension StreamTask.CompiledStep {
 }
 
 /// An input message for a task, with its value parsed once for every task that
-/// reads its partition when several do (`nil`: the task parses it itself).
+/// reads its partition when several do (`nil`: the task parses it itself), and
+/// decoded once when those tasks' sources decode it alike (`SourceDecoding`).
 struct InputMessage: Sendable {
     let message: KafkaMessage
     let parsedValue: Result<JSONValue, JSONParseError>?
+    let decoded: Result<StreamRecord, RecordError>?
 }

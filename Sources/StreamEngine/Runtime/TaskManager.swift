@@ -284,10 +284,10 @@ actor TaskManager {
         let runs = PartitionRun.runs(of: messages)
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
-        let parsed = await parseShared(messages, runs: runs, readers: readers)
+        let shared = await parseShared(messages, runs: runs, readers: readers)
         var perTask: [TaskID: [InputMessage]] = [:]
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
-            let inputs = run.range.map { InputMessage(message: messages[$0], parsedValue: parsed[$0]) }
+            let inputs = run.range.map { InputMessage(message: messages[$0], parsedValue: shared[$0]?.parsed, decoded: shared[$0]?.decoded) }
             for id in readers[r] { perTask[id, default: []].append(contentsOf: inputs) }
         }
         if !perTask.isEmpty {
@@ -303,18 +303,40 @@ actor TaskManager {
         try await drainBuffered()
     }
 
+    /// What `parseShared` did once for every task that reads a message.
+    private struct SharedInput: Sendable {
+        let parsed: Result<JSONValue, JSONParseError>
+        /// The record decoded, when every reader's source decodes it alike.
+        let decoded: Result<StreamRecord, RecordError>?
+    }
+
     /// Parses the value of each message that several tasks read (pipelines on one
-    /// topic) once for all of them, the partitions in parallel; `nil` where one task
-    /// reads the message or it has no value.
-    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [Result<JSONValue, JSONParseError>?] {
-        var out = [Result<JSONValue, JSONParseError>?](repeating: nil, count: messages.count)
-        let shared = runs.indices.filter { readers[$0].count > 1 }.map { runs[$0].range }
+    /// topic) once for all of them, and decodes it once too when their sources decode
+    /// alike (`SourceDecoding`), the partitions in parallel; `nil` where one task reads
+    /// the message or it has no value.
+    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [SharedInput?] {
+        var out = [SharedInput?](repeating: nil, count: messages.count)
+        let shared: [(range: Range<Int>, decoding: SourceDecoding?)] = runs.indices.filter { readers[$0].count > 1 }.map { r in
+            let readerTasks = readers[r].compactMap { tasks[$0] }
+            let decodings = Set(readerTasks.map(\.sourceDecoding))
+            let alike = readerTasks.count == readers[r].count && !readerTasks.contains { $0.sub.fromRepartition } && decodings.count == 1
+            return (runs[r].range, alike ? decodings.first : nil)
+        }
         guard !shared.isEmpty else { return out }
-        let results = await withTaskGroup(of: [(Int, Result<JSONValue, JSONParseError>)].self) { group in
-            for range in shared {
+        let results = await withTaskGroup(of: [(Int, SharedInput)].self) { group in
+            for (range, decoding) in shared {
                 group.addTask {
-                    range.compactMap { i in
-                        messages[i].value.map { v in (i, Result { () throws(JSONParseError) in try JSONValue.parse(v) }) }
+                    var hints: [Int] = []
+                    return range.compactMap { i -> (Int, SharedInput)? in
+                        let m = messages[i]
+                        guard let v = m.value else { return nil }
+                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v) }
+                        let decoded = decoding.map { d in
+                            Result { () throws(RecordError) in
+                                try d.decode(m, parsed: parsed, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), hints: &hints)
+                            }
+                        }
+                        return (i, SharedInput(parsed: parsed, decoded: decoded))
                     }
                 }
             }

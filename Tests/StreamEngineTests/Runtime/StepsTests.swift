@@ -66,6 +66,53 @@ struct StepsTests {
         #expect(lz4.bytes < Int64(lz4.raw) / 2, "lz4 by default: \(lz4.bytes) bytes for \(lz4.raw) bytes of values")
     }
 
+    @Test("Pipelines on one topic: each decodes by its own source; a bad record is dead-lettered once per pipeline that rejects it")
+    func pipelinesOnOneTopicDecodeAlikeOrApart() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("buys", partitions: 2)
+        var records: [(key: String?, value: String)] = (0..<400).map { i in
+            ("u-\(i % 7)", #"{"user":"u-\#(i % 7)","qty":\#(i % 3 + 1),"ts":"2024-12-14T12:00:00Z"}"#)
+        }
+        records.insert(("u-1", #"{"user":"u-1","qty":"#), at: 100)  // malformed JSON
+        records.insert(("u-2", #"{"user":"u-2","ts":"2024-12-14T12:00:00Z"}"#), at: 200)  // no qty
+        records.insert(("u-3", #"[1,2]"#), at: 300)  // not an object
+        try await h.produce("buys", records)
+        // Two pipelines with one source spec (decoded once for both), one with another (no required field).
+        let config = try h.config("""
+            application.id: shared-app
+            topologies:
+              - name: qty-a
+                source: { topics: [buys], key: user, timestamp: ts, required: { qty: integer } }
+                steps:
+                  - aggregate: { store: qty-a, aggregator: sum, params: { field: qty } }
+                  - redis: { key: "a:{key}", mode: value, value: sum }
+              - name: qty-b
+                source: { topics: [buys], key: user, timestamp: ts, required: { qty: integer } }
+                steps:
+                  - aggregate: { store: qty-b, aggregator: count }
+                  - redis: { key: "b:{key}", mode: value, value: count }
+              - name: any-c
+                source: { topics: [buys], key: user }
+                steps:
+                  - aggregate: { store: any-c, aggregator: count }
+                  - redis: { key: "c:{key}", mode: value, value: count }
+            """)
+        try await h.runToEnd(config)
+        for u in 0..<7 {
+            let mine = (0..<400).filter { $0 % 7 == u }
+            #expect(try await h.get("a:u-\(u)") == String(mine.reduce(0) { $0 + $1 % 3 + 1 }), "sum of u-\(u)")
+            #expect(try await h.get("b:u-\(u)") == String(mine.count), "count of u-\(u)")
+            // any-c needs no field but its key: it counts u-2's record without qty too.
+            #expect(try await h.get("c:u-\(u)") == String(mine.count + (u == 2 ? 1 : 0)), "any-c count of u-\(u)")
+        }
+        let dead = try await h.readAll("shared-app-dlq")
+        let byPipeline = Dictionary(grouping: dead) { $0.header("pipeline")?.stringValue ?? "?" }.mapValues { $0.compactMap { $0.header("error.kind")?.stringValue }.sorted() }
+        #expect(byPipeline["qty-a"] == ["missing_field", "parse_error", "parse_error"])
+        #expect(byPipeline["qty-b"] == ["missing_field", "parse_error", "parse_error"])
+        #expect(byPipeline["any-c"] == ["parse_error", "parse_error"])
+        #expect(dead.allSatisfy { $0.header("source.topic")?.stringValue == "buys" })
+    }
+
     @Test("An engine-owned topic with the wrong partition count is a clear error naming it and both counts")
     func partitionMismatch() async throws {
         let h = try EngineTestHarness()
