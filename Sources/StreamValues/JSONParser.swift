@@ -102,6 +102,30 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
+    /// ``parse(_:)-(UnsafeRawBufferPointer)`` that takes object keys it met before from
+    /// `keys` instead of making a new `String` for each (and leaves the new ones there):
+    /// a reader of one topic's records meets the same few keys again and again.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, keys: inout JSONKeyCache) throws(JSONParseError) -> JSONValue {
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw JSONParseError(.unexpectedEndOfInput, at: 0)
+        }
+        var parser = JSONParser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        swap(&parser.keys, &keys)  // moved, not copied: the slots stay uniquely referenced
+        defer {
+            swap(&parser.keys, &keys)
+            parser.release()
+        }
+        return try parser.parseDocument()
+    }
+
+    /// ``parse(_:keys:)-(UnsafeRawBufferPointer,_)`` from an array of UTF-8 bytes.
+    public static func parse(_ bytes: [UInt8], keys: inout JSONKeyCache) throws(JSONParseError) -> JSONValue {
+        let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONParseError) in try parse(raw, keys: &keys) }
+        }
+        return try result.get()
+    }
+
     /// Parses one JSON text from UTF-8 bytes. See ``parse(_:)-(UnsafeRawBufferPointer)``.
     public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { raw in
@@ -145,6 +169,43 @@ enum ASCII {
     static let lowerU: UInt8 = 0x75
     static let lowerB: UInt8 = 0x62
     static let lowerR: UInt8 = 0x72
+}
+
+/// Object keys a parser met, to reuse: 64 slots chosen by a hash of the key's bytes,
+/// each holding the last key that hashed there (a hit compares the bytes). Pass one to
+/// ``JSONValue/parse(_:keys:)-(UnsafeRawBufferPointer,_)`` for every record of a stream.
+public struct JSONKeyCache: Sendable {
+    struct Slot: Sendable {
+        var fingerprint: UInt64 = 1  // no plain-ASCII key has the low bit set
+        var key = ""
+    }
+
+    var slots: [Slot]
+
+    /// An empty cache (64 slots).
+    public init() { slots = Array(repeating: Slot(), count: 64) }
+
+    /// A cache without slots: the parser makes every key (what `parse` without a cache
+    /// does), and nothing is allocated.
+    public static var unused: JSONKeyCache { JSONKeyCache(slots: []) }
+
+    private init(slots: [Slot]) { self.slots = slots }
+
+    /// The key of `n` plain-ASCII bytes at `p` whose fingerprint is `fingerprint`: the
+    /// cached `String` when the slot holds these bytes, else a new one, cached.
+    @inline(__always)
+    mutating func key(_ fingerprint: UInt64, _ p: UnsafePointer<UInt8>, _ n: Int) -> String {
+        let bytes = UnsafeBufferPointer(start: p, count: n)
+        guard !slots.isEmpty else { return String(decoding: bytes, as: UTF8.self) }
+        let i = Int(truncatingIfNeeded: fingerprint >> 58)
+        if slots[i].fingerprint == fingerprint {
+            var cached = slots[i].key
+            if cached.utf8.count == n && cached.withUTF8({ $0.elementsEqual(bytes) }) { return cached }
+        }
+        let key = String(decoding: bytes, as: UTF8.self)
+        slots[i] = Slot(fingerprint: fingerprint, key: key)
+        return key
+    }
 }
 
 /// A manually managed stack whose top segment can be moved (not copied) into an `Array`.
@@ -214,6 +275,8 @@ struct JSONParser {
     /// key is plain ASCII (so byte inequality implies `String` inequality), or 1 otherwise.
     var fingerprintStack = MoveStack<UInt64>()
     var scratch: [UInt8] = []
+    /// Keys met before (empty unless the caller passed a cache).
+    var keys = JSONKeyCache.unused
     /// Set by `parseString`: whether the last string was plain ASCII without escapes, i.e.
     /// exactly the input bytes `lastStringStart..<lastStringEnd`.
     var lastStringPlainASCII = false
@@ -334,10 +397,18 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard pos < count, base[pos] == ASCII.quote else { throw unexpected() }
-            let key = try parseString()
-            let fingerprint =
-                lastStringPlainASCII
-                ? Self.fingerprint(base + lastStringStart, lastStringEnd - lastStringStart) : 1
+            let key: String
+            let fingerprint: UInt64
+            if let escaped = try scanString() {
+                key = escaped
+                fingerprint = 1
+            } else if lastStringPlainASCII {
+                fingerprint = Self.fingerprint(base + lastStringStart, lastStringEnd - lastStringStart)
+                key = keys.key(fingerprint, base + lastStringStart, lastStringEnd - lastStringStart)
+            } else {
+                key = String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: lastStringEnd - lastStringStart), as: UTF8.self)
+                fingerprint = 1
+            }
             skipWhitespace()
             guard pos < count, base[pos] == ASCII.colon else { throw unexpected() }
             pos += 1

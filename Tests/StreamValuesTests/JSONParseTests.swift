@@ -254,3 +254,27 @@ struct JSONParseTests {
         #expect(throws: JSONParseError(.unexpectedEndOfInput, at: 0)) { try JSONValue.parse([UInt8]()) }
     }
 }
+
+@Suite("JSON parsing with a key cache")
+struct JSONKeyCacheTests {
+    @Test("A key cache changes nothing in what is parsed: random documents, keys that share a slot, escaped and non-ASCII keys")
+    func sameResults() throws {
+        var rng = SplitMix64(seed: 7)
+        var keys = JSONKeyCache()
+        var documents: [String] = []
+        for _ in 0..<300 { documents.append(RandomJSON.value(&rng).serializedString()) }
+        // Records of one shape (the cache's use), and more distinct keys than the 64 slots.
+        for i in 0..<200 { documents.append(#"{"userId":"u-\#(i)","k\#(i % 150)":\#(i),"caf\u00e9":1,"a\"b":2,"":3}"#) }
+        for text in documents {
+            let bytes = Array(text.utf8)
+            let plain = try JSONValue.parse(bytes)
+            let cached = try JSONValue.parse(bytes, keys: &keys)
+            #expect(cached == plain, "\(text)")
+            #expect(cached.serializedString() == plain.serializedString(), "member order of \(text)")
+        }
+        // A malformed text throws the same error with a cache.
+        let bad = Array(#"{"userId":"u-1","qty":}"#.utf8)
+        #expect(throws: JSONParseError(.unexpectedCharacter(0x7D), at: 22)) { try JSONValue.parse(bad, keys: &keys) }
+        #expect(throws: JSONParseError(.unexpectedCharacter(0x7D), at: 22)) { try JSONValue.parse(bad) }
+    }
+}

@@ -78,17 +78,21 @@ extension StreamTask {
     /// checked against the source's required fields, with its key and event time.
     /// - Parameter parsed: the value already parsed for every task that reads the message (`nil`: parse it here).
     func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: Result<JSONValue, JSONParseError>? = nil) throws(RecordError) -> StreamRecord {
+        // The key cache and the hints are moved out of the task and back (not copied: no new
+        // buffer); an inout access to the actor's property per use would cost a dynamic
+        // exclusivity check each.
+        var keys = JSONKeyCache.unused
+        swap(&keys, &keyCache)
+        defer { keyCache = keys }
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes) else {
+            guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes, keys: &keys) else {
                 throw RecordError(.parse, "repartition record is not a JSON object")
             }
             let ts = RepartitionStamp.of(m)?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
         }
-        let parsed = shared ?? m.value.map { v in Result { () throws(JSONParseError) in try JSONValue.parse(v) } } ?? .success(.null)
-        // The hints are moved out and back (not copied: no new buffer); an inout access to the
-        // actor's property per field would cost a dynamic exclusivity check each.
+        let parsed = shared ?? m.value.map { v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } } ?? .success(.null)
         var hints: [Int] = []
         swap(&hints, &fieldHints)
         defer { fieldHints = hints }

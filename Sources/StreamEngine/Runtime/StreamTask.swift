@@ -340,6 +340,8 @@ package actor StreamTask {
     /// For `decode`: where each checked field of the source (the required ones, then the key
     /// and timestamp fields) was in the last record.
     var fieldHints: [Int] = []
+    /// For `decode`: the object keys of the records parsed so far (`JSONKeyCache`).
+    var keyCache = JSONKeyCache()
     /// Per input topic, the position through which the task's Redis writes were applied before
     /// it started here (its fence hash): a replay after a crash does not write them again.
     var redisAppliedThrough: [String: Int64] = [:]

@@ -327,10 +327,11 @@ actor TaskManager {
             for (range, decoding) in shared {
                 group.addTask {
                     var hints: [Int] = []
+                    var keys = JSONKeyCache()
                     return range.compactMap { i -> (Int, SharedInput)? in
                         let m = messages[i]
                         guard let v = m.value else { return nil }
-                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v) }
+                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) }
                         let decoded = decoding.map { d in
                             Result { () throws(RecordError) in
                                 try d.decode(m, parsed: parsed, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), hints: &hints)
