@@ -1,3 +1,5 @@
+import Foundation
+
 // A hand-written RFC 8259 parser producing JSONValue trees.
 
 /// Why a JSON text was rejected: what went wrong and at which byte offset (0-based) of the
@@ -177,6 +179,8 @@ enum ASCII {
 public struct JSONKeyCache: Sendable {
     struct Slot: Sendable {
         var fingerprint: UInt64 = 1  // no plain-ASCII key has the low bit set
+        /// The key's bytes, compared on a hit (a `String`'s would be copied out first).
+        var bytes: [UInt8] = []
         var key = ""
     }
 
@@ -198,12 +202,12 @@ public struct JSONKeyCache: Sendable {
         let bytes = UnsafeBufferPointer(start: p, count: n)
         guard !slots.isEmpty else { return String(decoding: bytes, as: UTF8.self) }
         let i = Int(truncatingIfNeeded: fingerprint >> 58)
-        if slots[i].fingerprint == fingerprint {
-            var cached = slots[i].key
-            if cached.utf8.count == n && cached.withUTF8({ $0.elementsEqual(bytes) }) { return cached }
+        if slots[i].fingerprint == fingerprint && slots[i].bytes.count == n
+            && (n == 0 || slots[i].bytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, p, n) == 0 }) {
+            return slots[i].key
         }
         let key = String(decoding: bytes, as: UTF8.self)
-        slots[i] = Slot(fingerprint: fingerprint, key: key)
+        slots[i] = Slot(fingerprint: fingerprint, bytes: Array(bytes), key: key)
         return key
     }
 }
