@@ -68,7 +68,7 @@ struct BenchReport: Sendable {
             | Redis | one `redis-server` on a free loopback port (`LocalRedisServer`), no persistence |
             | CPU pinning | \(pinning) |
             | input | N = \(BenchFormat.int(events)) purchase events (the `purchases` schema of topologies.yaml, ~140-byte JSON), keyed by userId, \(BenchFormat.int(users)) users drawn uniformly, loaded once |
-            | engine | release build; `RuntimeOptions.pollBatchSize` \(pollBatchSize); `commit.interval.ms` \(commitIntervalMs) (throughput runs); `--stop-at-end` semantics, a fresh `application.id` per run (starts at offset 0) |
+            | engine | release build; `RuntimeOptions.pollBatchSize` \(pollBatchSize); `commit.interval.ms` \(commitIntervalMs) (throughput runs); the engine's producer defaults: changelogs zstd level 1, repartition records lz4 (`defaults.repartition.compression.type`); `--stop-at-end` semantics, a fresh `application.id` per run (starts at offset 0) |
 
             """
         for l in layouts {
