@@ -16,9 +16,15 @@ public protocol Aggregator: Sendable {
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue
     /// What flows downstream (and to sinks) for a state: a JSON object.
     func result(_ state: JSONValue) -> JSONObject
+    /// Whether `add` reads the record's value (default true). One that reads only the key
+    /// and the event time (`count`) lets the runtime leave a repartition record's value unparsed
+    /// when the aggregate is the first step after the `rekey`.
+    var readsRecordValue: Bool { get }
 }
 
 extension Aggregator {
+    public var readsRecordValue: Bool { true }
+
     public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
         state = try add(state, record)
     }
@@ -86,6 +92,7 @@ struct CountAggregator: Aggregator {
     func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue { .number((state.doubleValue ?? 0) + 1) }
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["count": state] }
+    var readsRecordValue: Bool { false }
 }
 
 /// `sum` of `field`. Result `{ "sum": x }`.

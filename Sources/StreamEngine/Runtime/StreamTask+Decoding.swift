@@ -86,8 +86,14 @@ extension StreamTask {
         defer { keyCache = keys }
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
-            guard let bytes = m.value, case .object(let value) = try? JSONValue.parse(bytes, keys: &keys) else {
-                throw RecordError(.parse, "repartition record is not a JSON object")
+            let value: JSONObject
+            if repartitionValueUnread {
+                value = JSONObject()  // nothing reads it (see `repartitionValueUnread`)
+            } else {
+                guard let bytes = m.value, case .object(let parsed) = try? JSONValue.parse(bytes, keys: &keys) else {
+                    throw RecordError(.parse, "repartition record is not a JSON object")
+                }
+                value = parsed
             }
             let ts = RepartitionStamp.of(m)?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)

@@ -32,10 +32,11 @@ extension StreamTask {
     /// below the position reached is a duplicate. (A count of records taken
     /// would not do: two runs from one commit can take different records first,
     /// and a changelog record of an uncommitted run would then pass for committed.)
-    static func upstreamPosition(_ m: KafkaMessage) -> InputPosition? {
+    /// - Parameter key: the position key of an upstream input topic and task (`topic/task`).
+    static func upstreamPosition(_ m: KafkaMessage, key: (String, Int32) -> String = { "\($0)/\($1)" }) -> InputPosition? {
         if let stamp = RepartitionStamp.of(m) {
             guard let p = stamp.position, p.offset >= 0, p.offset < 1 << 39, p.index >= 0, p.index < 1 << 24 else { return nil }
-            return InputPosition(key: "\(p.topic)/\(stamp.upstreamTask)", value: p.offset << 24 | p.index)
+            return InputPosition(key: key(p.topic, stamp.upstreamTask), value: p.offset << 24 | p.index)
         }
         // A record of an earlier version: the text headers.
         guard let up = m.header(Headers.upstreamPartition)?.stringValue,
@@ -44,6 +45,21 @@ extension StreamTask {
         guard parts.count == 2, let o = Int64(parts[0]), let i = Int64(parts[1]),
               o >= 0, o < 1 << 39, i >= 0, i < 1 << 24 else { return nil }
         return InputPosition(key: up, value: o << 24 | i)
+    }
+
+    /// `upstreamPosition` with the position keys made once per upstream topic and task
+    /// (a repartition record would otherwise format its key anew).
+    func upstreamPositionCachingKeys(_ m: KafkaMessage) -> InputPosition? {
+        var made: (topic: String, task: Int32, key: String)?
+        let cache = upstreamKeys
+        let position = Self.upstreamPosition(m) { topic, task in
+            for e in cache where e.task == task && e.topic == topic { return e.key }
+            let key = "\(topic)/\(task)"
+            made = (topic, task, key)
+            return key
+        }
+        if let made { upstreamKeys.append(made) }
+        return position
     }
 
     /// Key prefix of upstream progress entries in the de-duplication store.

@@ -68,6 +68,11 @@ package actor StreamTask {
     /// Only filters come before the `rekey`: a repartition record's value is the input record's
     /// value, so its bytes go out as they came in (no serialisation).
     private var rekeyPassesInputThrough = false
+    /// A repartition record's value is read by nothing: the first step is an aggregate whose
+    /// aggregator does not read it (a `count` after a `rekey`), so `decode` does not parse it.
+    var repartitionValueUnread = false
+    /// Position keys of upstream input topics and tasks, made once (`upstreamPositionCachingKeys`).
+    var upstreamKeys: [(topic: String, task: Int32, key: String)] = []
     /// The value bytes of the input record being processed, when `rekeyPassesInputThrough`.
     private var currentInputValue: [UInt8]?
     /// The repartition topic this task writes, and what it last told each partition's reader.
@@ -145,6 +150,9 @@ package actor StreamTask {
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
         if let r = steps.firstIndex(where: { if case .rekey = $0 { true } else { false } }), !sub.fromRepartition {
             rekeyPassesInputThrough = steps[..<r].allSatisfy { if case .filter = $0 { true } else { false } }
+        }
+        if sub.fromRepartition, case .aggregate(_, let aggregator, _)? = steps.first, !aggregator.readsRecordValue {
+            repartitionValueUnread = true
         }
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
@@ -313,7 +321,7 @@ package actor StreamTask {
 
     private func process(_ p: PartitionGroup.Pending) throws {
         let m = p.message
-        let position = input.merge.flatMap { _ in Self.upstreamPosition(m) } ?? InputPosition(key: m.topic, value: m.offset)
+        let position = input.merge.flatMap { _ in upstreamPositionCachingKeys(m) } ?? InputPosition(key: m.topic, value: m.offset)
         // A merged input: a replayed record already applied before the restart does not count again.
         if input.merge != nil, let last = processed[position.key], position.value <= last { return }
         processed[position.key] = position.value

@@ -196,4 +196,37 @@ struct PipelineLogicTests {
         #expect(Dictionary(grouping: repartitioned, by: { $0.key ?? "" }).values.allSatisfy { Set($0.map(\.partition)).count == 1 })
         for (cat, n) in expected { #expect(driver.redis.get("sales:\(cat)") == String(n), "category \(cat)") }
     }
+
+    @Test("After a rekey, a count leaves the repartition value unparsed and a sum still reads it; both see every record")
+    func countAndSumAfterRekey() async throws {
+        let yaml = """
+            application.id: rekey-two
+            topologies:
+              - name: counted
+                source: { topics: [sales], key: user, timestamp: ts }
+                steps:
+                  - rekey: { field: category }
+                  - aggregate: { store: count-per-category, aggregator: count }
+                  - redis: { key: "n:{key}", mode: value, value: count }
+              - name: summed
+                source: { topics: [sales], key: user, timestamp: ts }
+                steps:
+                  - rekey: { field: category }
+                  - aggregate: { store: qty-per-category, aggregator: sum, params: { field: qty } }
+                  - redis: { key: "q:{key}", mode: value, value: sum }
+            """
+        let driver = try TopologyTestDriver(yaml: yaml, partitions: 4)
+        var counts: [String: Int] = [:], sums: [String: Int] = [:]
+        for i in 0..<300 {
+            let cat = "c\(i % 4)", qty = i % 5 + 1
+            counts[cat, default: 0] += 1
+            sums[cat, default: 0] += qty
+            try await driver.pipeInput(
+                topic: "sales", key: "user-\(i % 31)", value: #"{"user":"user-\#(i % 31)","category":"\#(cat)","qty":\#(qty),"ts":"2024-12-14T12:00:00Z"}"#,
+                partition: Int32(i % 4))
+        }
+        try await driver.advanceWallClockTime(by: .seconds(1))
+        for (cat, n) in counts { #expect(driver.redis.get("n:\(cat)") == String(n), "count of \(cat)") }
+        for (cat, q) in sums { #expect(driver.redis.get("q:\(cat)") == String(q), "sum of \(cat)") }
+    }
 }
