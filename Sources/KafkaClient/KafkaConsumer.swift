@@ -86,9 +86,10 @@ public final class KafkaConsumer: Sendable {
     // MARK: Async API (on the handle's executor)
 
     /// Polls up to `maxMessages` (waiting up to `timeoutMs` for the first) and
-    /// returns them with the rebalance events recorded meanwhile.
-    public func poll(maxMessages: Int, timeoutMs: Int32) async throws -> Batch {
-        var batch = try await handle.blocking { try self.pollBatch(maxMessages: maxMessages, timeoutMs: timeoutMs) }
+    /// returns them with the rebalance events recorded meanwhile. Messages of the
+    /// topics in `skippingHeadersOf` come without their headers (see ``pollBatch(maxMessages:timeoutMs:skippingHeadersOf:)``).
+    public func poll(maxMessages: Int, timeoutMs: Int32, skippingHeadersOf: Set<String> = []) async throws -> Batch {
+        var batch = try await handle.blocking { try self.pollBatch(maxMessages: maxMessages, timeoutMs: timeoutMs, skippingHeadersOf: skippingHeadersOf) }
         batch.rebalanceEvents = handle.context.rebalanceEvents.withLock { events in
             defer { events.removeAll() }
             return events
@@ -250,22 +251,28 @@ public final class KafkaConsumer: Sendable {
     /// through `rd_kafka_consume_queue`, then `rd_kafka_consume_batch_queue` without
     /// waiting for what is already fetched. Serves rebalance callbacks.
     /// Throws consumer errors other than partition EOF.
-    public func pollBatch(maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> Batch {
+    ///
+    /// Messages of the topics in `skippingHeadersOf` come with no headers: a reader that
+    /// never looks at them saves their parse (librdkafka parses a record's header block
+    /// on first access, with an allocation even when the block holds no header).
+    public func pollBatch(maxMessages: Int, timeoutMs: Int32, skippingHeadersOf: Set<String> = []) throws(KafkaError) -> Batch {
         let (ptrs, n) = try consumeQueue(maxMessages: maxMessages, timeoutMs: timeoutMs)
         var batch = Batch()
         batch.messages.reserveCapacity(n)
         var firstError: KafkaError?
-        // Topic names by topic handle: one String per topic and batch, not per message.
-        var names: [OpaquePointer: String] = [:]
+        // Topic names (and whether their headers are read) by topic handle: once per topic and batch, not per message.
+        var names: [OpaquePointer: (name: String, headers: Bool)] = [:]
         for i in 0..<n {
             guard let msg = ptrs[i] else { continue }
             defer { rd_kafka_message_destroy(msg) }
             let m = msg.pointee
             var topic = ""
+            var headers = true
             if let rkt = m.rkt {
-                if let known = names[rkt] { topic = known } else {
+                if let known = names[rkt] { (topic, headers) = known } else {
                     topic = String(cString: rd_kafka_topic_name(rkt))
-                    names[rkt] = topic
+                    headers = !skippingHeadersOf.contains(topic)
+                    names[rkt] = (topic, headers)
                 }
             }
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
@@ -273,7 +280,7 @@ public final class KafkaConsumer: Sendable {
                 continue
             }
             do throws(KafkaError) {
-                if let converted = try Self.convert(msg, topic: topic) { batch.messages.append(converted) }
+                if let converted = try Self.convert(msg, topic: topic, headers: headers) { batch.messages.append(converted) }
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -383,7 +390,7 @@ public final class KafkaConsumer: Sendable {
         return summary
     }
 
-    static func convert(_ msg: UnsafeMutablePointer<rd_kafka_message_t>, topic knownTopic: String? = nil) throws(KafkaError) -> KafkaMessage? {
+    static func convert(_ msg: UnsafeMutablePointer<rd_kafka_message_t>, topic knownTopic: String? = nil, headers readsHeaders: Bool = true) throws(KafkaError) -> KafkaMessage? {
         let m = msg.pointee
         let topic = knownTopic ?? m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -400,7 +407,7 @@ public final class KafkaConsumer: Sendable {
         let ts = rd_kafka_message_timestamp(msg, &tsType)
         var headers: [KafkaHeader] = []
         var hdrs: OpaquePointer?
-        if rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+        if readsHeaders, rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
             var idx = 0
             var name: UnsafePointer<CChar>?
             var val: UnsafeRawPointer?

@@ -46,6 +46,40 @@ struct ProduceConsumeTests {
         #expect(Set(messages.compactMap { Int($0.header("seq")?.stringValue ?? "") }).count == total)
     }
 
+    @Test("pollBatch skips the headers of the topics it is told to, and only theirs; keys and values stay whole")
+    func skippingHeaders() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        for t in ["read", "skipped"] { try cluster.createTopic(t, partitions: 2) }
+        let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)
+        let perTopic = 300
+        for i in 0..<perTopic {
+            for t in ["read", "skipped"] {
+                try await producer.send(ProducerRecord(topic: t, key: bytes("k\(i)"), value: bytes("\(t)-\(i)"), headers: [KafkaHeader("seq", "\(i)")]))
+            }
+        }
+        try await producer.flush(timeout: .seconds(30))
+        await producer.close()
+
+        let consumer = try KafkaConsumer(config: cluster.clientConfig.merging(["group.id": "skip"]) { $1 }, logger: testLogger)
+        try consumer.subscribe(["read", "skipped"])
+        let messages = try await onThread { () throws -> [KafkaMessage] in
+            var all: [KafkaMessage] = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            while all.count < 2 * perTopic, ContinuousClock.now < deadline {
+                all += try consumer.pollBatch(maxMessages: 100, timeoutMs: 100, skippingHeadersOf: ["skipped"]).messages
+            }
+            return all
+        }
+        await consumer.close()
+        let read = messages.filter { $0.topic == "read" }
+        let skipped = messages.filter { $0.topic == "skipped" }
+        #expect(read.count == perTopic && skipped.count == perTopic)
+        #expect(read.allSatisfy { m in m.header("seq")?.stringValue.map { text(m.value) == "read-\($0)" && text(m.key) == "k\($0)" } == true })
+        #expect(skipped.allSatisfy { $0.headers.isEmpty })
+        #expect(Set(skipped.compactMap { text($0.value) }) == Set((0..<perTopic).map { "skipped-\($0)" }))
+        #expect(skipped.allSatisfy { m in text(m.value).map { "k" + $0.dropFirst("skipped-".count) } == text(m.key) })
+    }
+
     @Test("configureTopic gives one topic its own codec; the others keep the producer's, and the records read back whole")
     func perTopicCompression() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)

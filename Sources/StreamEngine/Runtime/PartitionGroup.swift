@@ -21,11 +21,14 @@ struct PartitionGroup {
         /// failed to decode the last event time of its queue (it keeps its place).
         let timestamp: Int64
         let decoded: Result<StreamRecord, RecordError>
+        /// A repartition record's stamp, read once when it arrived (`nil` for other records).
+        var stamp: RepartitionStamp? = nil
     }
 
     /// Source topics in declaration order (the tie-break order).
     let topics: [String]
-    private var queues: [[Pending]]
+    /// Per source topic; an element is `nil` once taken (`removeFirst` moves it out instead of copying it).
+    private var queues: [[Pending?]]
     private var heads: [Int]
     /// Event time of the last record enqueued per queue.
     private var lastEnqueued: [Int64]
@@ -67,7 +70,7 @@ struct PartitionGroup {
             guard let q = merge.next(releaseAll: releaseAll || gaveUpWaiting).queue else { return nil }
             return merge.timestamp(ofQueue: q)
         }
-        return count(i) > 0 ? queues[i][heads[i]].timestamp : nil
+        return count(i) > 0 ? queues[i][heads[i]]!.timestamp : nil
     }
 
     /// Takes an upstream progress marker (merged input only).
@@ -86,7 +89,7 @@ struct PartitionGroup {
     }
 
     /// Appends a decoded record (or a decode failure) to its topic's queue.
-    mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>) {
+    mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>, stamp: RepartitionStamp? = nil) {
         let ts: Int64
         switch decoded {
         case .success(let r): ts = r.timestamp
@@ -94,7 +97,7 @@ struct PartitionGroup {
         }
         if ts > lastEnqueued[i] { lastEnqueued[i] = ts }
         if merge != nil {
-            merge!.append(Pending(message: message, timestamp: ts, decoded: decoded))
+            merge!.append(Pending(message: message, timestamp: ts, decoded: decoded, stamp: stamp))
             return
         }
         queues[i].append(Pending(message: message, timestamp: ts, decoded: decoded))
@@ -142,7 +145,7 @@ struct PartitionGroup {
             if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
             return p
         }
-        let p = queues[i][heads[i]]
+        let p = queues[i][heads[i]].take()!
         heads[i] += 1
         if heads[i] == queues[i].count {
             queues[i].removeAll(keepingCapacity: true)

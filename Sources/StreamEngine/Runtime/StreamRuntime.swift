@@ -352,10 +352,12 @@ struct PollLoop: Sendable {
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
         var end = EndTracker()
+        let headerless = plan.headerlessTopics
         do {
             while consumer.isOpen, !Task.isCancelled {
                 // With work to commit, the poll waits no longer than until the commit is due.
-                let batch = try await consumer.poll(maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit))
+                let batch = try await consumer.poll(
+                    maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless)
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
                 let buffered = await manager.hasBufferedInput

@@ -77,7 +77,8 @@ extension StreamTask {
     /// Decodes an input message: an engine-encoded repartition record, or a source record
     /// checked against the source's required fields, with its key and event time.
     /// - Parameter parsed: the value already parsed for every task that reads the message (`nil`: parse it here).
-    func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: Result<JSONValue, JSONParseError>? = nil) throws(RecordError) -> StreamRecord {
+    /// - Parameter stamp: a repartition record's stamp, when the caller read it already.
+    func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: Result<JSONValue, JSONParseError>? = nil, stamp: RepartitionStamp? = nil) throws(RecordError) -> StreamRecord {
         // The key cache and the hints are moved out of the task and back (not copied: no new
         // buffer); an inout access to the actor's property per use would cost a dynamic
         // exclusivity check each.
@@ -95,7 +96,7 @@ extension StreamTask {
                 }
                 value = parsed
             }
-            let ts = RepartitionStamp.of(m)?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
+            let ts = (stamp ?? RepartitionStamp.of(m))?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
         }
         let parsed = shared ?? m.value.map { v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } } ?? .success(.null)

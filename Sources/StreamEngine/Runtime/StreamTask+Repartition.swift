@@ -33,8 +33,9 @@ extension StreamTask {
     /// would not do: two runs from one commit can take different records first,
     /// and a changelog record of an uncommitted run would then pass for committed.)
     /// - Parameter key: the position key of an upstream input topic and task (`topic/task`).
-    static func upstreamPosition(_ m: KafkaMessage, key: (String, Int32) -> String = { "\($0)/\($1)" }) -> InputPosition? {
-        if let stamp = RepartitionStamp.of(m) {
+    /// - Parameter read: the message's stamp when the caller read it already.
+    static func upstreamPosition(_ m: KafkaMessage, stamp read: RepartitionStamp? = nil, key: (String, Int32) -> String = { "\($0)/\($1)" }) -> InputPosition? {
+        if let stamp = read ?? RepartitionStamp.of(m) {
             guard let p = stamp.position, p.offset >= 0, p.offset < 1 << 39, p.index >= 0, p.index < 1 << 24 else { return nil }
             return InputPosition(key: key(p.topic, stamp.upstreamTask), value: p.offset << 24 | p.index)
         }
@@ -49,10 +50,10 @@ extension StreamTask {
 
     /// `upstreamPosition` with the position keys made once per upstream topic and task
     /// (a repartition record would otherwise format its key anew).
-    func upstreamPositionCachingKeys(_ m: KafkaMessage) -> InputPosition? {
+    func upstreamPositionCachingKeys(_ m: KafkaMessage, stamp: RepartitionStamp?) -> InputPosition? {
         var made: (topic: String, task: Int32, key: String)?
         let cache = upstreamKeys
-        let position = Self.upstreamPosition(m) { topic, task in
+        let position = Self.upstreamPosition(m, stamp: stamp) { topic, task in
             for e in cache where e.task == task && e.topic == topic { return e.key }
             let key = "\(topic)/\(task)"
             made = (topic, task, key)

@@ -52,8 +52,19 @@ package actor StreamTask {
     /// The `window` steps, with their index in `steps` (every record checks which windows closed).
     private var windowSteps: [(index: Int, window: WindowOperator)] = []
     var streamTime: Int64 = .min
-    /// Last processed input offset per topic.
-    var processed: [String: Int64] = [:]
+    /// Last processed input offset per input position key: per topic, or for a merged
+    /// input per upstream task (`InputPosition`).
+    var processed: [String: Int64] {
+        if input.merge != nil { return mergedProcessed }
+        var out: [String: Int64] = [:]
+        for (topic, offset) in zip(input.topics, lastOffsets) where offset != .min { out[topic] = offset }
+        return out
+    }
+    /// A merged input's last processed position per upstream task.
+    var mergedProcessed: [String: Int64] = [:]
+    /// Last processed offset per source topic, by queue index (`Int64.min`: none yet):
+    /// an array store per record, not a dictionary update.
+    var lastOffsets: [Int64] = []
     var lastCommittedTag: CommitTag?
     var redisBatch = RedisWriteBatch()
     var sqlBatch = SQLWriteBatch()
@@ -62,9 +73,9 @@ package actor StreamTask {
     var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     var input: PartitionGroup
-    /// Per input topic, the task's own committed position: records before it were processed
-    /// here before (the partition resumes at the slowest reader's offset).
-    private var resumeAt: [String: Int64] = [:]
+    /// Per input topic (by queue index), the task's own committed position: records before it
+    /// were processed here before (the partition resumes at the slowest reader's offset).
+    private var resumeAt: [Int64] = []
     /// Only filters come before the `rekey`: a repartition record's value is the input record's
     /// value, so its bytes go out as they came in (no serialisation).
     private var rekeyPassesInputThrough = false
@@ -137,6 +148,8 @@ package actor StreamTask {
         self.input = PartitionGroup(
             topics: sub.sourceTopics,
             mergingUpstreams: sub.fromRepartition ? Int32(env.partitionCounts[sub.sourceTopics[0]] ?? 1) : nil)
+        lastOffsets = Array(repeating: .min, count: sub.sourceTopics.count)
+        resumeAt = Array(repeating: .min, count: sub.sourceTopics.count)
         if !sub.fromRepartition && sub.pipeline.rekeyIndex != nil {
             let topic = env.config.repartitionTopic(pipeline: sub.pipeline.name)
             repartitionOut = RepartitionOutput(
@@ -220,9 +233,9 @@ package actor StreamTask {
             input.restoreProgress(progress)
         }
         // A merged input counts positions per upstream input partition: what was taken before goes on counting.
-        if input.merge != nil { processed = committed.mapValues { $0 - 1 } }
+        if input.merge != nil { mergedProcessed = committed.mapValues { $0 - 1 } }
         // The partition resumes at the slowest reader's offset: skip what this task had processed.
-        if input.merge == nil { resumeAt = committed }
+        if input.merge == nil { resumeAt = input.topics.map { committed[$0] ?? .min } }
         lastCommittedTag = CommitTag(committed)
         return reports
     }
@@ -244,15 +257,17 @@ package actor StreamTask {
                 input.marker(m)
                 continue
             }
-            if let from = resumeAt[m.topic], m.offset < from { continue }
+            if m.offset < resumeAt[i] { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+            // A repartition record's stamp is read once, for the merge, the decode and the position.
+            let stamp = sub.fromRepartition ? RepartitionStamp.of(m) : nil
             let decoded: Result<StreamRecord, RecordError>
             if let shared = im.decoded {
                 decoded = shared
             } else {
-                do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue)) } catch { decoded = .failure(error) }
+                do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue, stamp: stamp)) } catch { decoded = .failure(error) }
             }
-            input.append(m, topicIndex: i, decoded: decoded)
+            input.append(m, topicIndex: i, decoded: decoded, stamp: stamp)
         }
         return input.status
     }
@@ -288,7 +303,7 @@ package actor StreamTask {
             let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
             switch next {
             case .take(let i):
-                try process(input.removeFirst(i))
+                try process(input.removeFirst(i), queue: i)
                 report.processed += 1
                 // Records the producer's full queue did not take wait here (back-pressure).
                 if !backlog.isEmpty { try await drainBacklog() }
@@ -319,12 +334,18 @@ package actor StreamTask {
         return try await drain(mayRunAhead: Set(input.topics)).deadLettered
     }
 
-    private func process(_ p: PartitionGroup.Pending) throws {
+    private func process(_ p: PartitionGroup.Pending, queue: Int) throws {
         let m = p.message
-        let position = input.merge.flatMap { _ in upstreamPositionCachingKeys(m) } ?? InputPosition(key: m.topic, value: m.offset)
-        // A merged input: a replayed record already applied before the restart does not count again.
-        if input.merge != nil, let last = processed[position.key], position.value <= last { return }
-        processed[position.key] = position.value
+        let position: InputPosition
+        if input.merge != nil, let upstream = upstreamPositionCachingKeys(m, stamp: p.stamp) {
+            // A merged input: a replayed record already applied before the restart does not count again.
+            if let last = mergedProcessed[upstream.key], upstream.value <= last { return }
+            mergedProcessed[upstream.key] = upstream.value
+            position = upstream
+        } else {
+            position = InputPosition(key: m.topic, value: m.offset)
+            if input.merge != nil { mergedProcessed[position.key] = position.value } else { lastOffsets[queue] = m.offset }
+        }
         currentPosition = position
         defer { currentPosition = nil }
         currentOrigin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)

@@ -63,6 +63,13 @@ public struct TopologyPlan: Sendable {
         subTopologies.filter(\.fromRepartition).flatMap(\.sourceTopics)
     }
 
+    /// Subscribed topics whose records' headers the engine never reads: every source
+    /// topic but the repartition topics (whose headers carry the upstream position).
+    /// The consumer skips parsing them (`KafkaConsumer.poll(maxMessages:timeoutMs:skippingHeadersOf:)`).
+    public var headerlessTopics: Set<String> {
+        Set(subscribedTopics).subtracting(repartitionTopics)
+    }
+
     /// Every store with its changelog topic and the sub-topology owning it.
     public var stores: [(store: String, changelog: String, sub: SubTopology)] {
         subTopologies.flatMap { sub in sub.stores.map { ($0, config.changelogTopic(store: $0), sub) } }

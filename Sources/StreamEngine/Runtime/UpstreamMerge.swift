@@ -27,7 +27,8 @@ import KafkaClient
 struct UpstreamMerge {
     /// One queued record with its merge key.
     struct Entry {
-        let pending: PartitionGroup.Pending
+        /// `nil` once taken (`removeFirst` moves it out instead of copying it).
+        var pending: PartitionGroup.Pending?
         let streamTime: Int64
     }
 
@@ -64,8 +65,9 @@ struct UpstreamMerge {
     }
 
     /// Reads the merge headers of a record: the upstream partition and its stream time.
-    static func stamp(of m: KafkaMessage) -> (upstream: Int32, streamTime: Int64)? {
-        if let stamp = RepartitionStamp.of(m) { return (stamp.upstreamTask, stamp.streamTime) }
+    /// - Parameter read: the message's stamp when the caller read it already.
+    static func stamp(of m: KafkaMessage, read: RepartitionStamp? = nil) -> (upstream: Int32, streamTime: Int64)? {
+        if let stamp = read ?? RepartitionStamp.of(m) { return (stamp.upstreamTask, stamp.streamTime) }
         guard let u = m.header(Headers.upstreamTask)?.stringValue.flatMap({ Int32($0) }),
               let st = m.header(Headers.upstreamStreamTime)?.stringValue.flatMap({ Int64($0) }) else { return nil }
         return (u, st)
@@ -92,7 +94,7 @@ struct UpstreamMerge {
     mutating func append(_ p: PartitionGroup.Pending) {
         lastOffset = max(lastOffset, p.message.offset)
         count += 1
-        guard let (u, st) = Self.stamp(of: p.message), u >= 0, u < upstreams else {
+        guard let (u, st) = Self.stamp(of: p.message, read: p.stamp), u >= 0, u < upstreams else {
             unstamped.append(p)
             return
         }
@@ -119,7 +121,8 @@ struct UpstreamMerge {
         return out
     }
 
-    private func head(_ u: Int) -> Entry? { heads[u] < queues[u].count ? queues[u][heads[u]] : nil }
+    /// The merge key of queue `u`'s head (read in place: no copy of the record), `nil` when it is empty.
+    private func headStreamTime(_ u: Int) -> Int64? { heads[u] < queues[u].count ? queues[u][heads[u]].streamTime : nil }
 
     /// The queue whose head goes next, if it may go now; `waitingFor` names the
     /// upstream that holds it back otherwise.
@@ -129,13 +132,13 @@ struct UpstreamMerge {
         var best: Int?
         var bestKey = (Int64.max, Int32.max)
         for u in 0..<Int(upstreams) {
-            guard let h = head(u) else { continue }
-            let key = (h.streamTime, Int32(u))
+            guard let streamTime = headStreamTime(u) else { continue }
+            let key = (streamTime, Int32(u))
             if best == nil || key < bestKey { best = u; bestKey = key }
         }
         guard let best else { return (nil, nil) }
         if releaseAll || count > bound { return (best, nil) }
-        for u in 0..<upstreams where u != Int32(best) && head(Int(u)) == nil {
+        for u in 0..<upstreams where u != Int32(best) && headStreamTime(Int(u)) == nil {
             guard let p = progress[u] else { return (nil, u) }
             if p.idle { continue }
             if p.streamTime > bestKey.0 || (p.streamTime == bestKey.0 && u > bestKey.1) { continue }
@@ -146,14 +149,14 @@ struct UpstreamMerge {
 
     /// The event time of the record `next` chose.
     func timestamp(ofQueue q: Int) -> Int64 {
-        q < 0 ? unstamped[0].timestamp : queues[q][heads[q]].pending.timestamp
+        q < 0 ? unstamped[0].timestamp : queues[q][heads[q]].pending!.timestamp
     }
 
     /// Removes the head of queue `q` (`-1`: the unstamped records).
     mutating func removeFirst(_ q: Int) -> PartitionGroup.Pending {
         count -= 1
         if q < 0 { return unstamped.removeFirst() }
-        let e = queues[q][heads[q]]
+        let p = queues[q][heads[q]].pending.take()!
         heads[q] += 1
         if heads[q] == queues[q].count {
             queues[q].removeAll(keepingCapacity: true)
@@ -162,13 +165,13 @@ struct UpstreamMerge {
             queues[q].removeFirst(heads[q])
             heads[q] = 0
         }
-        return e.pending
+        return p
     }
 
     /// The smallest offset still queued (the position to resume reading from after a restart).
     var minQueuedOffset: Int64? {
         var m: Int64?
-        for u in 0..<Int(upstreams) { if let h = head(u) { m = min(m ?? .max, h.pending.message.offset) } }
+        for u in 0..<Int(upstreams) where headStreamTime(u) != nil { m = min(m ?? .max, queues[u][heads[u]].pending!.message.offset) }
         if let f = unstamped.first { m = min(m ?? .max, f.message.offset) }
         return m
     }
