@@ -120,7 +120,9 @@ struct PartitionGroup {
     ///   - mayRunAhead: whether queue `i` may be empty without waiting for it
     ///     (its partition is at its end, or the wait was given up).
     ///   - cap: largest event time that may be processed now.
-    func next(mayRunAhead: (Int) -> Bool, cap: Int64) -> Next {
+    /// Mutating only in its signature: a non-mutating call on the task's stored group
+    /// copies the whole group (every queue retained and released) once per record.
+    mutating func next(mayRunAhead: (Int) -> Bool, cap: Int64) -> Next {
         var best: Int?
         var bestTs = Int64.max
         var starved: Int?

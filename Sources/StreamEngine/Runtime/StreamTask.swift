@@ -48,7 +48,8 @@ package actor StreamTask {
     let partition: Int32
     let env: TaskEnvironment
     let stores: [String: KeyValueStore]
-    private var steps: [CompiledStep] = []
+    /// Compiled once (a `let`: a record's step is read in place, not copied out of a `var` the steps could change).
+    private let steps: [CompiledStep]
     /// The `window` steps, with their index in `steps` (every record checks which windows closed).
     private var windowSteps: [(index: Int, window: WindowOperator)] = []
     var streamTime: Int64 = .min

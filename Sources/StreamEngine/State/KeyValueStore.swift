@@ -117,6 +117,8 @@ public final class KeyValueStore {
     /// The partition (of the store's changelog and of the task's input).
     public let partition: Int32
     private var compact: [String: StoreEntry] = [:]
+    /// Keys changed since the last `takeChanges`, besides those in `decoded` (every key there
+    /// is changed: `flush` adds them here, so `put` and `update` hash a key once less).
     private var changed: Set<String> = []
     /// A value put since the last flush, decoded, with its expiry.
     private struct Decoded {
@@ -144,7 +146,10 @@ public final class KeyValueStore {
     /// Encodes the decoded cache into the store.
     private func flush() {
         guard !decoded.isEmpty else { return }
-        for (key, d) in decoded { compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        for (key, d) in decoded {
+            compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt)
+            changed.insert(key)
+        }
         decoded.removeAll(keepingCapacity: true)
     }
 
@@ -170,7 +175,6 @@ public final class KeyValueStore {
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
         if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
         decoded[key] = Decoded(value: value, expiresAt: expiresAt)
-        changed.insert(key)
     }
 
     /// Changes a key's value in place: `body` gets the current value (`initial()` for a
@@ -190,7 +194,6 @@ public final class KeyValueStore {
             if decoded.count >= Self.decodedCacheLimit { flush() }
             decoded[key] = Decoded(value: value, expiresAt: expiresAt)
         }
-        changed.insert(key)
         return result
     }
 
@@ -223,11 +226,12 @@ public final class KeyValueStore {
         return changed.map { ($0, compact[$0]) }
     }
 
-    var hasChanges: Bool { !changed.isEmpty }
+    var hasChanges: Bool { !changed.isEmpty || !decoded.isEmpty }
 
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
-        decoded.removeValue(forKey: key)
+        // A change not yet flushed stays a change (its key goes out with the next `takeChanges`).
+        if decoded.removeValue(forKey: key) != nil { changed.insert(key) }
         compact[key] = entry
     }
 

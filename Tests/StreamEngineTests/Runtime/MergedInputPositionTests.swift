@@ -84,6 +84,11 @@ struct MergedInputPositionTests {
         let text = record(offset: 7, upstream: 1, inputOffset: 42, user: "u", amount: 1)
         let stamp = RepartitionStamp(eventTime: 1000, upstreamTask: 1, streamTime: 1000, position: .init(topic: "orders", offset: 42, index: 0))
         #expect(RepartitionStamp(stamp.encoded()) == stamp)
+        // The wire format, byte for byte (records written by earlier runs must still read).
+        #expect(stamp.encoded() == [1, 0xE8, 0x03, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xE8, 0x03, 0, 0, 0, 0, 0, 0,
+                                    42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] + Array("orders".utf8))
+        #expect(RepartitionStamp(eventTime: -1, upstreamTask: 3, streamTime: 2, position: .init(topic: "é", offset: 1 << 38, index: 0xABCDEF)).encoded()
+            == [1] + Array(repeating: 0xFF, count: 8) + [3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0xEF, 0xCD, 0xAB, 0, 0xC3, 0xA9])
         let binary = KafkaMessage(topic: repartition, partition: 0, offset: 7, key: text.key, value: text.value,
                                   headers: [KafkaHeader(Headers.repartitionStamp, stamp.encoded())], timestamp: 5)
         #expect(StreamTask.upstreamPosition(binary) == StreamTask.upstreamPosition(text))
