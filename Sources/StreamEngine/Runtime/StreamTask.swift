@@ -49,7 +49,7 @@ package actor StreamTask {
     let env: TaskEnvironment
     let stores: [String: KeyValueStore]
     /// Compiled once (a `let`: a record's step is read in place, not copied out of a `var` the steps could change).
-    private let steps: [CompiledStep]
+    let steps: [CompiledStep]
     /// The `window` steps, with their index in `steps` (every record checks which windows closed).
     private var windowSteps: [(index: Int, window: WindowOperator)] = []
     var streamTime: Int64 = .min
@@ -69,8 +69,8 @@ package actor StreamTask {
     var lastCommittedTag: CommitTag?
     var redisBatch = RedisWriteBatch()
     var sqlBatch = SQLWriteBatch()
-    private var emitIndex = 0
-    private var currentOrigin: RecordOrigin?
+    var emitIndex = 0
+    var currentOrigin: RecordOrigin?
     var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     var input: PartitionGroup
@@ -98,7 +98,7 @@ package actor StreamTask {
     private var deferredAggregates: Set<Int> = []
     /// Per deferred step: keys changed since the last commit, in first-change
     /// order, with the event time and message of the last record of each.
-    private var dirtyKeys: [Int: DirtyKeys] = [:]
+    var dirtyKeys: [Int: DirtyKeys] = [:]
 
     /// Keys an aggregate step changed since the last commit, in first-change order.
     struct DirtyKeys {
@@ -112,7 +112,7 @@ package actor StreamTask {
         }
     }
     /// When the last record was processed (wall clock), for `close_idle_after`.
-    private var lastRecordAt = ContinuousClock.now
+    var lastRecordAt = ContinuousClock.now
     private let processedCounter: Counter
     private let dlqCounter: Counter
     private let lateCounter: Counter
@@ -380,7 +380,7 @@ package actor StreamTask {
     /// the task has passed the fence (`releaseHeldRedisWrites`).
     var heldRedis = RedisWriteBatch()
 
-    private func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
+    func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
         var record = record
         var i = start
         while i < steps.count {
@@ -509,7 +509,7 @@ package actor StreamTask {
         }
     }
 
-    private func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
+    func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
         if sub.pipeline.onError == .fail {
             throw RecordFailure(pipeline: sub.pipeline.name, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), error: error)
         }
@@ -525,87 +525,12 @@ package actor StreamTask {
             ]))
     }
 
-    // MARK: Deferred aggregate results
-
-    private func markDirty(step: Int, key: String, timestamp: Int64, origin: RecordOrigin) {
-        // In place: copying the set out and back would copy it once per record.
-        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, origin: origin, position: currentPosition)
-    }
-
-    /// Computes the result of every key changed since the last commit once and
-    /// runs the steps after its aggregate. A failure dead-letters the result
-    /// (the key and the result's JSON) with the source position of the key's
-    /// last record: that record was applied to the state, the result is what failed.
-    func emitDeferredResults() throws {
-        guard !dirtyKeys.isEmpty else { return }
-        let pending = dirtyKeys
-        dirtyKeys = [:]
-        for step in pending.keys.sorted() {
-            guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
-            for key in d.order {
-                guard let last = d.last[key], let state = store.get(key) else { continue }
-                currentOrigin = last.origin
-                currentPosition = last.position
-                emitIndex = 0
-                let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
-                do throws(RecordError) { try run(record, from: step + 1) } catch {
-                    let o = last.origin
-                    try deadLetter(KafkaMessage(topic: o.topic, partition: o.partition, offset: o.offset, key: Array(key.utf8),
-                                                value: JSONValue.object(record.value).serialized(), timestamp: last.timestamp), error)
-                }
-            }
-        }
-    }
-
-    // MARK: Punctuation
+    // MARK: Periodic work (StreamTask+PeriodicWork.swift)
 
     /// Whether a processor has periodic work pending (see `Processor.punctuate`).
-    private(set) var hasPendingWork = false
+    var hasPendingWork = false
     /// Redis writes of periodic work since the last commit.
     var punctuationBatch = RedisWriteBatch()
-
-    /// Runs every processor's periodic work and the steps after it, and closes
-    /// windows idle for their `close_idle_after`.
-    func punctuate() {
-        currentOrigin = nil
-        emitIndex = 0
-        var pending = false
-        // Redis writes of periodic work are fenced apart (they answer no input offsets).
-        let inputWrites = redisBatch
-        redisBatch = punctuationBatch
-        defer {
-            punctuationBatch = redisBatch
-            redisBatch = inputWrites
-        }
-        for (i, step) in steps.enumerated() {
-            switch step {
-            case .process(let box, let ctx):
-                ctx.streamTime = streamTime
-                ctx.forwarded.removeAll(keepingCapacity: true)
-                if box.processor.punctuate(context: ctx) { pending = true }
-                for r in ctx.forwarded { runPunctuated(r, from: i + 1) }
-            case .window(let w):
-                guard let idle = w.spec.closeIdleAfterMillis, streamTime != .min else { continue }
-                guard ContinuousClock.now - lastRecordAt >= .milliseconds(idle) else { continue }
-                // The stream is quiet: event time moves on to the wall clock minus close_idle_after.
-                let wall = Int64(Date().timeIntervalSince1970 * 1000) - Int64(idle)
-                guard wall > streamTime else { continue }
-                streamTime = wall
-                for r in w.closeDue(streamTime: streamTime) { runPunctuated(r, from: i + 1) }
-            default:
-                continue
-            }
-        }
-        hasPendingWork = pending
-    }
-
-    private func runPunctuated(_ record: StreamRecord, from index: Int) {
-        do throws(RecordError) {
-            try run(record, from: index)
-        } catch {
-            env.logger.warning("pipeline \(sub.pipeline.name): a record forwarded by periodic work failed and was dropped: \(error)")
-        }
-    }
 
     /// The Kafka offset last handed over for a merged input.
     var lastResumeOffset: Int64?

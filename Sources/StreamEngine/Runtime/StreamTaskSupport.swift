@@ -196,10 +196,6 @@ struct RepartitionStamp: Equatable, Sendable {
         guard let bytes = m.header(Headers.repartitionStamp)?.value else { return nil }
         return RepartitionStamp(bytes)
     }
-
-    private static func append(_ v: UInt64, bytes n: Int, to out: inout [UInt8]) {
-        for b in 0..<n { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) }
-    }
 }
 
 extension StreamTask.CompiledStep {
