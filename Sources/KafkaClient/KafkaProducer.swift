@@ -163,10 +163,14 @@ public final class KafkaProducer: Sendable {
             if !record.headers.isEmpty {
                 hdrs = rd_kafka_headers_new(record.headers.count)
                 for h in record.headers {
-                    if let v = h.value {
-                        v.withUnsafeBytes { _ = rd_kafka_header_add(hdrs, h.name, -1, $0.baseAddress, $0.count) }
-                    } else {
-                        rd_kafka_header_add(hdrs, h.name, -1, nil, 0)
+                    // An explicit withCString: the implicit String-to-pointer conversion allocated a
+                    // copy of the name per header.
+                    h.name.withCString { name in
+                        if let v = h.value {
+                            v.withUnsafeBytes { _ = rd_kafka_header_add(hdrs, name, -1, $0.baseAddress, $0.count) }
+                        } else {
+                            rd_kafka_header_add(hdrs, name, -1, nil, 0)
+                        }
                     }
                 }
             }

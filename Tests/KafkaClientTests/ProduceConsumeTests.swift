@@ -46,7 +46,7 @@ struct ProduceConsumeTests {
         #expect(Set(messages.compactMap { Int($0.header("seq")?.stringValue ?? "") }).count == total)
     }
 
-    @Test("pollBatch skips the headers of the topics it is told to, and only theirs; keys and values stay whole")
+    @Test("pollBatch skips the headers of the topics it is told to and of values starting with the byte it is told, and only theirs; keys and values stay whole")
     func skippingHeaders() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
         for t in ["read", "skipped"] { try cluster.createTopic(t, partitions: 2) }
@@ -56,6 +56,8 @@ struct ProduceConsumeTests {
             for t in ["read", "skipped"] {
                 try await producer.send(ProducerRecord(topic: t, key: bytes("k\(i)"), value: bytes("\(t)-\(i)"), headers: [KafkaHeader("seq", "\(i)")]))
             }
+            // A value starting with the tag byte: its headers are skipped on any topic.
+            try await producer.send(ProducerRecord(topic: "read", key: bytes("t\(i)"), value: [0] + bytes("tagged-\(i)"), headers: [KafkaHeader("seq", "\(i)")]))
         }
         try await producer.flush(timeout: .seconds(30))
         await producer.close()
@@ -65,15 +67,18 @@ struct ProduceConsumeTests {
         let messages = try await onThread { () throws -> [KafkaMessage] in
             var all: [KafkaMessage] = []
             let deadline = ContinuousClock.now + .seconds(60)
-            while all.count < 2 * perTopic, ContinuousClock.now < deadline {
-                all += try consumer.pollBatch(maxMessages: 100, timeoutMs: 100, skippingHeadersOf: ["skipped"]).messages
+            while all.count < 3 * perTopic, ContinuousClock.now < deadline {
+                all += try consumer.pollBatch(maxMessages: 100, timeoutMs: 100, skippingHeadersOf: ["skipped"], skippingHeadersOfValuesStartingWith: 0).messages
             }
             return all
         }
         await consumer.close()
-        let read = messages.filter { $0.topic == "read" }
+        let read = messages.filter { $0.topic == "read" && $0.value?.first != 0 }
+        let tagged = messages.filter { $0.topic == "read" && $0.value?.first == 0 }
         let skipped = messages.filter { $0.topic == "skipped" }
-        #expect(read.count == perTopic && skipped.count == perTopic)
+        #expect(read.count == perTopic && skipped.count == perTopic && tagged.count == perTopic)
+        #expect(tagged.allSatisfy { $0.headers.isEmpty })
+        #expect(Set(tagged.compactMap { m in m.value.map { text(Array($0.dropFirst())) } }) == Set((0..<perTopic).map { "tagged-\($0)" }))
         #expect(read.allSatisfy { m in m.header("seq")?.stringValue.map { text(m.value) == "read-\($0)" && text(m.key) == "k\($0)" } == true })
         #expect(skipped.allSatisfy { $0.headers.isEmpty })
         #expect(Set(skipped.compactMap { text($0.value) }) == Set((0..<perTopic).map { "skipped-\($0)" }))

@@ -357,7 +357,8 @@ struct PollLoop: Sendable {
             while consumer.isOpen, !Task.isCancelled {
                 // With work to commit, the poll waits no longer than until the commit is due.
                 let batch = try await consumer.poll(
-                    maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless)
+                    maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless,
+                    skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
                 let buffered = await manager.hasBufferedInput

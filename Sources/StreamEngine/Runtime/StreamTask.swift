@@ -252,7 +252,7 @@ package actor StreamTask {
     /// Buffers messages whose values may have been parsed once for every task that reads them.
     func enqueue(_ messages: [InputMessage]) -> InputStatus {
         for im in messages {
-            let m = im.message
+            var m = im.message
             guard let i = input.index(of: m.topic) else { continue }
             if input.merge != nil && UpstreamMerge.isMarker(m) {
                 input.marker(m)
@@ -260,8 +260,17 @@ package actor StreamTask {
             }
             if m.offset < resumeAt[i] { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
-            // A repartition record's stamp is read once, for the merge, the decode and the position.
-            let stamp = sub.fromRepartition ? RepartitionStamp.of(m) : nil
+            // A repartition record's stamp is read once, for the merge, the decode and the position;
+            // from here on the message holds the bare value (what a dead letter carries, too).
+            var stamp: RepartitionStamp?
+            if sub.fromRepartition {
+                if let framed = RepartitionStamp.unframe(m.value) {
+                    stamp = framed.stamp
+                    m.value = framed.payload
+                } else {
+                    stamp = RepartitionStamp.of(m)
+                }
+            }
             let decoded: Result<StreamRecord, RecordError>
             if let shared = im.decoded {
                 decoded = shared
@@ -396,7 +405,9 @@ package actor StreamTask {
             case .aggregate(let store, let aggregator, let ttl):
                 let r = record
                 // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
-                let state = try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: aggregator.initial) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
+                // `initial` is a closure literal: the method reference `aggregator.initial` boxed a copy
+                // of the aggregator on the heap per record.
+                let state = try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: { aggregator.initial() }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
                     try aggregator.add(into: &state, r)
                     return state
                 }
@@ -473,14 +484,13 @@ package actor StreamTask {
         let stamp = RepartitionStamp(
             eventTime: record.timestamp, upstreamTask: partition, streamTime: streamTime,
             position: currentOrigin.map { .init(topic: $0.topic, offset: $0.offset, index: Int64(emitIndex)) })
-        let headers = [KafkaHeader(Headers.repartitionStamp, stamp.encoded())]
         // The task picks the partition (as the producer's partitioner would) to know which reader
         // heard "busy at this stream time": the others still need a marker at the commit.
         let keyBytes = Array(key.utf8)
         let q = repartitionOut?.partition(ofKey: keyBytes)
         if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
-        let value = currentInputValue ?? JSONValue.object(record.value).serialized()
-        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value, headers: headers))
+        let value = stamp.framing(currentInputValue ?? JSONValue.object(record.value).serialized())
+        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value))
     }
 
     var sendError: KafkaError?

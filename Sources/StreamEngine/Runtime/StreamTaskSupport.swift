@@ -112,13 +112,15 @@ enum Headers {
     static let upstreamStreamTime = "se-st"
     /// On a progress marker: "1" when the upstream task's input was at its end.
     static let upstreamIdle = "se-idle"
-    /// On a repartition record: ``RepartitionStamp``, binary, in place of the five text headers
-    /// `se-ts`, `se-up`, `se-seq`, `se-ut` and `se-st` (which output records keep, and which
-    /// repartition records of earlier versions carry: both are read).
+    /// On a repartition record of an earlier version: ``RepartitionStamp``, binary, in place of
+    /// the five text headers `se-ts`, `se-up`, `se-seq`, `se-ut` and `se-st` (which output
+    /// records keep, and which repartition records of still earlier versions carry). Today's
+    /// repartition records carry the stamp in their value (``RepartitionStamp/framing(_:)``);
+    /// all three forms are read.
     static let repartitionStamp = "se-pos"
 }
 
-/// What a repartition record carries about itself, in one binary header (`se-pos`): its event
+/// What a repartition record carries about itself, at the start of its value (see `framing`): its event
 /// time, the upstream task that wrote it and that task's stream time, and, for a record made
 /// from an input record, its position in the upstream task's output (the input topic, offset
 /// and output index: what `se-up`/`se-seq` say as text).
@@ -142,45 +144,95 @@ struct RepartitionStamp: Equatable, Sendable {
     private static let fixedSize = 21
     private static let positionFixedSize = 12
 
-    /// The header's value: the version byte, then little-endian event time (8 bytes), upstream
+    /// The stamp's bytes: the version byte, then little-endian event time (8 bytes), upstream
     /// task (4), stream time (8) and, for a record with a position, input offset (8), output
     /// index (4) and the input topic's UTF-8. Written in place with fixed-offset stores (one
     /// allocation; a byte-by-byte append cost about 800 instructions per repartition record).
     func encoded() -> [UInt8] {
         var topic = position?.topic ?? ""
-        let size = Self.fixedSize + (position == nil ? 0 : Self.positionFixedSize + topic.utf8.count)
+        let size = encodedCount(topic: &topic)
         return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            raw[0] = Self.version
-            raw.storeBytes(of: UInt64(bitPattern: eventTime).littleEndian, toByteOffset: 1, as: UInt64.self)
-            raw.storeBytes(of: UInt32(bitPattern: upstreamTask).littleEndian, toByteOffset: 9, as: UInt32.self)
-            raw.storeBytes(of: UInt64(bitPattern: streamTime).littleEndian, toByteOffset: 13, as: UInt64.self)
-            if let position {
-                raw.storeBytes(of: UInt64(bitPattern: position.offset).littleEndian, toByteOffset: 21, as: UInt64.self)
-                raw.storeBytes(of: UInt32(truncatingIfNeeded: position.index).littleEndian, toByteOffset: 29, as: UInt32.self)
-                topic.withUTF8 { utf8 in
-                    if let base = utf8.baseAddress, utf8.count > 0 {
-                        (raw.baseAddress! + Self.fixedSize + Self.positionFixedSize).copyMemory(from: base, byteCount: utf8.count)
-                    }
+            write(into: UnsafeMutableRawBufferPointer(buffer), topic: &topic)
+            initialized = size
+        }
+    }
+
+    /// The length of ``encoded()``; `topic` is the position's topic (made contiguous).
+    private func encodedCount(topic: inout String) -> Int {
+        Self.fixedSize + (position == nil ? 0 : Self.positionFixedSize + topic.utf8.count)
+    }
+
+    /// Writes ``encoded()`` at the start of `raw`, which holds at least its length.
+    private func write(into raw: UnsafeMutableRawBufferPointer, topic: inout String) {
+        raw[0] = Self.version
+        raw.storeBytes(of: UInt64(bitPattern: eventTime).littleEndian, toByteOffset: 1, as: UInt64.self)
+        raw.storeBytes(of: UInt32(bitPattern: upstreamTask).littleEndian, toByteOffset: 9, as: UInt32.self)
+        raw.storeBytes(of: UInt64(bitPattern: streamTime).littleEndian, toByteOffset: 13, as: UInt64.self)
+        if let position {
+            raw.storeBytes(of: UInt64(bitPattern: position.offset).littleEndian, toByteOffset: 21, as: UInt64.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: position.index).littleEndian, toByteOffset: 29, as: UInt32.self)
+            topic.withUTF8 { utf8 in
+                if let base = utf8.baseAddress, utf8.count > 0 {
+                    (raw.baseAddress! + Self.fixedSize + Self.positionFixedSize).copyMemory(from: base, byteCount: utf8.count)
                 }
             }
-            initialized = size
         }
     }
 
     /// Reads a header value; `nil` when it is not one ``encoded()`` wrote.
     init?(_ bytes: [UInt8]) {
-        guard bytes.count == Self.fixedSize || bytes.count > Self.fixedSize + Self.positionFixedSize, bytes[0] == Self.version else { return nil }
-        (eventTime, upstreamTask, streamTime, position) = bytes.withUnsafeBytes { raw in
-            // Fixed offsets inside the length checked above.
-            func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-            func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
-            var position: Position?
-            if raw.count > Self.fixedSize {
-                let topic = String(decoding: raw[(Self.fixedSize + Self.positionFixedSize)...], as: UTF8.self)
-                position = Position(topic: topic, offset: Int64(bitPattern: u64(21)), index: Int64(u32(29)))
+        guard let stamp = bytes.withUnsafeBytes({ RepartitionStamp(raw: $0) }) else { return nil }
+        self = stamp
+    }
+
+    /// Reads the bytes of ``encoded()``; `nil` when they are not such bytes.
+    init?(raw: UnsafeRawBufferPointer) {
+        guard raw.count == Self.fixedSize || raw.count > Self.fixedSize + Self.positionFixedSize, raw[0] == Self.version else { return nil }
+        // Fixed offsets inside the length checked above.
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        if raw.count > Self.fixedSize {
+            let topic = String(decoding: raw[(Self.fixedSize + Self.positionFixedSize)...], as: UTF8.self)
+            position = Position(topic: topic, offset: Int64(bitPattern: u64(21)), index: Int64(u32(29)))
+        } else {
+            position = nil
+        }
+        (eventTime, upstreamTask, streamTime) = (Int64(bitPattern: u64(1)), Int32(bitPattern: u32(9)), Int64(bitPattern: u64(13)))
+    }
+
+    /// A repartition record's value in the framed layout: the tag byte ``frameTag`` (0, which
+    /// starts no JSON or UTF-8 text, so a reader tells it from a bare value), the stamp's
+    /// length (2 bytes, little-endian), the stamp (``encoded()``), then `payload`. The stamp
+    /// rides in the value rather than in a header: a header costs librdkafka a header list
+    /// per record when produced and a parse of the header block when read (about 3,500
+    /// instructions per record together; one allocation here instead).
+    func framing(_ payload: [UInt8]) -> [UInt8] {
+        var topic = position?.topic ?? ""
+        let stampCount = encodedCount(topic: &topic)
+        let size = 3 + stampCount + payload.count
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw[0] = Self.frameTag
+            raw.storeBytes(of: UInt16(stampCount).littleEndian, toByteOffset: 1, as: UInt16.self)
+            write(into: UnsafeMutableRawBufferPointer(rebasing: raw[3...]), topic: &topic)
+            payload.withUnsafeBytes { p in
+                if let base = p.baseAddress, p.count > 0 { (raw.baseAddress! + 3 + stampCount).copyMemory(from: base, byteCount: p.count) }
             }
-            return (Int64(bitPattern: u64(1)), Int32(bitPattern: u32(9)), Int64(bitPattern: u64(13)), position)
+            initialized = size
+        }
+    }
+
+    /// The first byte of a framed repartition value (see ``framing(_:)``).
+    static let frameTag: UInt8 = 0
+
+    /// Splits a framed repartition value into its stamp and payload; `nil` when the value is
+    /// not framed (a repartition record of an earlier version: its stamp is in a header).
+    static func unframe(_ value: [UInt8]?) -> (stamp: RepartitionStamp, payload: [UInt8])? {
+        guard let value, value.count >= 3, value[0] == frameTag else { return nil }
+        return value.withUnsafeBytes { raw in
+            let stampCount = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
+            guard 3 + stampCount <= raw.count, let stamp = RepartitionStamp(raw: UnsafeRawBufferPointer(rebasing: raw[3..<(3 + stampCount)])) else { return nil }
+            return (stamp, Array(raw[(3 + stampCount)...]))
         }
     }
 
@@ -191,7 +243,7 @@ struct RepartitionStamp: Equatable, Sendable {
         self.position = position
     }
 
-    /// The stamp of a message, if it carries one.
+    /// The stamp of a message of an earlier version, in its `se-pos` header, if it carries one.
     static func of(_ m: KafkaMessage) -> RepartitionStamp? {
         guard let bytes = m.header(Headers.repartitionStamp)?.value else { return nil }
         return RepartitionStamp(bytes)

@@ -64,8 +64,10 @@ public struct TopologyPlan: Sendable {
     }
 
     /// Subscribed topics whose records' headers the engine never reads: every source
-    /// topic but the repartition topics (whose headers carry the upstream position).
-    /// The consumer skips parsing them (`KafkaConsumer.poll(maxMessages:timeoutMs:skippingHeadersOf:)`).
+    /// topic but the repartition topics (whose progress markers, and records of earlier
+    /// versions, carry the upstream position in headers; today's records carry it in a
+    /// framed value, whose headers the consumer skips too). The consumer skips parsing them
+    /// (`KafkaConsumer.poll(maxMessages:timeoutMs:skippingHeadersOf:skippingHeadersOfValuesStartingWith:)`).
     public var headerlessTopics: Set<String> {
         Set(subscribedTopics).subtracting(repartitionTopics)
     }

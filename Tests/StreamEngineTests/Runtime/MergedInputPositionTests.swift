@@ -108,6 +108,37 @@ struct MergedInputPositionTests {
         #expect(RepartitionStamp(Array(stamp.encoded().prefix(25))) == nil)
     }
 
+    @Test("A repartition record's stamp rides at the start of its value: a task reads such records and the header-stamped records of earlier versions alike")
+    func framedValues() async throws {
+        let stamp = RepartitionStamp(eventTime: 1000, upstreamTask: 1, streamTime: 1000, position: .init(topic: "orders", offset: 42, index: 0))
+        let payload = Array(#"{"user":"u","amount":3}"#.utf8)
+        // The wire format: tag 0, the stamp's length (2 bytes, little-endian), the stamp, the payload.
+        let framed = stamp.framing(payload)
+        #expect(framed == [0, UInt8(stamp.encoded().count), 0] + stamp.encoded() + payload)
+        #expect(RepartitionStamp.unframe(framed)?.stamp == stamp)
+        #expect(RepartitionStamp.unframe(framed)?.payload == payload)
+        // A bare JSON value (an earlier version's record) and a cut-off frame are not framed values.
+        #expect(RepartitionStamp.unframe(payload) == nil)
+        #expect(RepartitionStamp.unframe(Array(framed.prefix(20))) == nil)
+        #expect(RepartitionStamp.unframe([0, 0xFF, 0xFF, 1]) == nil)
+
+        // The same records, framed and in the header layout of earlier versions, give the same state.
+        func framedRecord(offset: Int64, upstream: Int32, inputOffset: Int64, user: String, amount: Int) -> KafkaMessage {
+            let s = RepartitionStamp(eventTime: 1000, upstreamTask: upstream, streamTime: 1000, position: .init(topic: "orders", offset: inputOffset, index: 0))
+            return KafkaMessage(topic: repartition, partition: 0, offset: offset, key: Array(user.utf8),
+                                value: s.framing(Array(#"{"user":"\#(user)","amount":\#(amount)}"#.utf8)), timestamp: 1000)
+        }
+        let inputs: [(Int32, Int64, String, Int)] = [(0, 5, "a", 2), (1, 9, "b", 7), (0, 6, "a", 4), (1, 10, "a", 1)]
+        let framedTask = try task(Collector())
+        let headerTask = try task(Collector())
+        #expect(try await framedTask.process(inputs.enumerated().map { framedRecord(offset: Int64($0), upstream: $1.0, inputOffset: $1.1, user: $1.2, amount: $1.3) }) == 0)
+        #expect(try await headerTask.process(inputs.enumerated().map { record(offset: Int64($0), upstream: $1.0, inputOffset: $1.1, user: $1.2, amount: $1.3) }) == 0)
+        let fromFramed = try #require(await framedTask.storeEntries("totals-by-user"))
+        #expect(fromFramed.mapValues(\.value) == ["a": .number(7), "b": .number(7)])
+        #expect(fromFramed.mapValues(\.value) == (await headerTask.storeEntries("totals-by-user"))?.mapValues(\.value))
+        #expect(await framedTask.mergedProcessed == (await headerTask.mergedProcessed), "the same upstream positions are committed")
+    }
+
     @Test("A run that never committed took another upstream's record first: after a later run commits, a restore holds only what that run processed")
     func uncommittedRunStaysUncommitted() async throws {
         let x = record(offset: 0, upstream: 0, inputOffset: 7, user: "x", amount: 1)

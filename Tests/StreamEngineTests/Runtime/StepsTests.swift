@@ -25,12 +25,14 @@ struct StepsTests {
         // Data records; the others are the upstream tasks' progress markers (no value, header se-idle).
         let repartitioned = try await h.readAll("rekey-app-by-category-repartition").filter { $0.header("se-idle") == nil }
         #expect(repartitioned.count == 2000)
-        // Each carries one binary stamp: its event time (the ts field) and its upstream position.
-        let stamps = repartitioned.map { ($0, $0.headers.map(\.name)) }
-        #expect(stamps.allSatisfy { $0.1 == ["se-pos"] })
+        // Each carries a binary stamp at the start of its value (no header): its event time (the
+        // ts field) and its upstream position; the rest of the value is the input record's JSON.
+        #expect(repartitioned.allSatisfy { $0.headers.isEmpty })
+        let framed = repartitioned.map { RepartitionStamp.unframe($0.value) }
         let eventTime = EventTime.parseISO8601("2024-12-14T12:00:00Z")
-        #expect(repartitioned.allSatisfy { RepartitionStamp.of($0)?.eventTime == eventTime && RepartitionStamp.of($0)?.position?.topic == "sales" })
-        #expect(Set(repartitioned.compactMap { StreamTask.upstreamPosition($0) }).count == 2000, "every record names its own input position")
+        #expect(framed.allSatisfy { $0?.stamp.eventTime == eventTime && $0?.stamp.position?.topic == "sales" })
+        #expect(framed.allSatisfy { f in f.map { (try? JSONValue.parse($0.payload))?["category"] != nil } ?? false })
+        #expect(Set(zip(repartitioned, framed).compactMap { StreamTask.upstreamPosition($0, stamp: $1?.stamp) }).count == 2000, "every record names its own input position")
         // Each category lands in exactly one repartition partition.
         let partitionsPerCategory = Dictionary(grouping: repartitioned, by: { String(decoding: $0.key ?? [], as: UTF8.self) }).mapValues { Set($0.map(\.partition)).count }
         #expect(partitionsPerCategory.values.allSatisfy { $0 == 1 })
