@@ -75,28 +75,58 @@ public struct ProducerRecord: Sendable {
 }
 
 /// A consumed record.
+///
+/// The reference-counted parts (topic, key, value, headers) live in one immutable object:
+/// a message is copied several times on its way through a consumer's caller (a batch, a
+/// reader's input, a queue), and a copy then costs one reference count instead of four.
+/// Setting one of them makes a new object (copy on write).
 public struct KafkaMessage: Sendable {
-    public var topic: String
+    private final class Payload: Sendable {
+        let topic: String
+        let key: [UInt8]?
+        let value: [UInt8]?
+        let headers: [KafkaHeader]
+
+        init(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader]) {
+            self.topic = topic
+            self.key = key
+            self.value = value
+            self.headers = headers
+        }
+    }
+
+    private var payload: Payload
     public var partition: Int32
     public var offset: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]?
-    public var headers: [KafkaHeader]
     /// Epoch milliseconds, if the record has a timestamp.
     public var timestamp: Int64?
 
+    public var topic: String {
+        get { payload.topic }
+        set { payload = Payload(topic: newValue, key: payload.key, value: payload.value, headers: payload.headers) }
+    }
+    public var key: [UInt8]? {
+        get { payload.key }
+        set { payload = Payload(topic: payload.topic, key: newValue, value: payload.value, headers: payload.headers) }
+    }
+    public var value: [UInt8]? {
+        get { payload.value }
+        set { payload = Payload(topic: payload.topic, key: payload.key, value: newValue, headers: payload.headers) }
+    }
+    public var headers: [KafkaHeader] {
+        get { payload.headers }
+        set { payload = Payload(topic: payload.topic, key: payload.key, value: payload.value, headers: newValue) }
+    }
+
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], timestamp: Int64? = nil) {
-        self.topic = topic
+        payload = Payload(topic: topic, key: key, value: value, headers: headers)
         self.partition = partition
         self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
         self.timestamp = timestamp
     }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
-    public func header(_ name: String) -> KafkaHeader? { headers.last { $0.name == name } }
+    public func header(_ name: String) -> KafkaHeader? { payload.headers.last { $0.name == name } }
 }
 
 /// Where a produced record landed.
