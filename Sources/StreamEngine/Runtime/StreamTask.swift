@@ -349,8 +349,13 @@ package actor StreamTask {
         let position: InputPosition
         if input.merge != nil, let upstream = upstreamPositionCachingKeys(m, stamp: p.stamp) {
             // A merged input: a replayed record already applied before the restart does not count again.
-            if let last = mergedProcessed[upstream.key], upstream.value <= last { return }
-            mergedProcessed[upstream.key] = upstream.value
+            // One lookup of the key (a String hashed once per record, not twice).
+            if let i = mergedProcessed.index(forKey: upstream.key) {
+                if upstream.value <= mergedProcessed.values[i] { return }
+                mergedProcessed.values[i] = upstream.value
+            } else {
+                mergedProcessed[upstream.key] = upstream.value
+            }
             position = upstream
         } else {
             position = InputPosition(key: m.topic, value: m.offset)
@@ -403,12 +408,12 @@ package actor StreamTask {
                 produceRepartition(record, key: v.keyText, topic: topic)
                 return
             case .aggregate(let store, let aggregator, let ttl):
-                let r = record
+                let eventTime = record.timestamp
                 // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
                 // `initial` is a closure literal: the method reference `aggregator.initial` boxed a copy
-                // of the aggregator on the heap per record.
-                let state = try store.update(record.key, expiresAt: ttl.map { r.timestamp + $0 }, initial: { aggregator.initial() }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
-                    try aggregator.add(into: &state, r)
+                // of the aggregator on the heap per record. The closures read `record` in place (no copy).
+                let state = try store.update(record.key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
+                    try aggregator.add(into: &state, record)
                     return state
                 }
                 // The last step: its result goes nowhere (the changelog records the state).

@@ -103,14 +103,16 @@ struct UpstreamMerge {
     }
 
     /// Records the latest progress of `u`: a later position wins; the stream time never goes back.
+    /// Called per record: one lookup of `u`, the entry changed in place (a later offset always changes it).
     private mutating func note(_ u: Int32, _ p: Progress) {
-        if let old = progress[u], old.offset >= p.offset { return }
-        var new = p
-        if let old = progress[u] { new.streamTime = max(old.streamTime, p.streamTime) }
-        if progress[u] != new {
-            progress[u] = new
-            changed.insert(u)
+        if let i = progress.index(forKey: u) {
+            let old = progress.values[i]
+            if old.offset >= p.offset { return }
+            progress.values[i] = Progress(streamTime: max(old.streamTime, p.streamTime), idle: p.idle, offset: p.offset)
+        } else {
+            progress[u] = p
         }
+        changed.insert(u)
     }
 
     /// Progress entries changed since the last call (to persist them).
