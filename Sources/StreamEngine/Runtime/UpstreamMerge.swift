@@ -7,7 +7,8 @@ import KafkaClient
 /// partition of the pipeline's source), written by whichever instance runs
 /// each, at whatever pace: their interleaving in the partition is arrival
 /// order. Each upstream task stamps what it writes with its partition
-/// (`se-ut`) and its stream time at that moment (`se-st`, never decreasing),
+/// and its stream time at that moment (never decreasing; both in the record's
+/// `RepartitionStamp`, or the `se-ut` and `se-st` headers of earlier versions),
 /// and at every commit it sends a progress marker to each partition whose
 /// reader last heard (by a record or a marker) another stream time or
 /// idleness from it: its stream time, and whether its input is at its end
@@ -22,7 +23,7 @@ import KafkaClient
 ///
 /// An upstream that is idle (its input at its end) does not hold the others
 /// back; when it gets new input its records are merged from then on (the
-/// same trade-off as `max.task.idle.ms`). Records without the headers
+/// same trade-off as `max.task.idle.ms`). Records without a stamp
 /// (written by an older engine) are taken in arrival order.
 struct UpstreamMerge {
     /// One queued record with its merge key.
@@ -48,7 +49,7 @@ struct UpstreamMerge {
     let bound: Int
     private var queues: [[Entry]]
     private var heads: [Int]
-    /// Records without the merge headers, in arrival order.
+    /// Records without a stamp (neither in the value nor in headers), in arrival order.
     private var unstamped: [PartitionGroup.Pending] = []
     private(set) var progress: [Int32: Progress] = [:]
     /// Progress entries changed since `takeChangedProgress`.
@@ -64,7 +65,8 @@ struct UpstreamMerge {
         heads = Array(repeating: 0, count: Int(self.upstreams))
     }
 
-    /// Reads the merge headers of a record: the upstream partition and its stream time.
+    /// Reads a record's merge key: the upstream partition and its stream time (from its stamp,
+    /// or from the text headers of earlier versions).
     /// - Parameter read: the message's stamp when the caller read it already.
     static func stamp(of m: KafkaMessage, read: RepartitionStamp? = nil) -> (upstream: Int32, streamTime: Int64)? {
         if let stamp = read ?? RepartitionStamp.of(m) { return (stamp.upstreamTask, stamp.streamTime) }
