@@ -100,6 +100,43 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Loads the partitions and leaders of `topics` into the producer's metadata (one Metadata
+    /// request per topic), so that the first records sent to them go out at once.
+    ///
+    /// Without it the first record to a topic waits in librdkafka's queue until a metadata
+    /// refresh names the topic's leaders: measured on a mock cluster, the first commit's
+    /// flush of a job's changelog records took 0.8 s instead of a few milliseconds.
+    /// Call it after ``configureTopic(_:_:)``: a topic without a handle gets one here, with the
+    /// producer's default topic configuration. Throws when a topic does not exist.
+    public func prepare(topics: [String], timeout: Duration = .seconds(10)) async throws {
+        var handles: [(String, TopicPointer)] = []
+        for topic in topics {
+            let rkt = try topicHandles.withLock { (h: inout [String: TopicPointer]) throws(KafkaError) -> TopicPointer in
+                if let existing = h[topic] { return existing }
+                guard let rkt = rd_kafka_topic_new(handle.pointer, topic, nil) else {
+                    throw KafkaError.client("topic \(topic): rd_kafka_topic_new: \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
+                }
+                h[topic] = TopicPointer(pointer: rkt)
+                return TopicPointer(pointer: rkt)
+            }
+            handles.append((topic, rkt))
+        }
+        let client = handle
+        let ms = timeout.milliseconds
+        let prepared = handles
+        try await client.blockingAfterPoll {
+            for (topic, rkt) in prepared {
+                var md: UnsafePointer<rd_kafka_metadata>?
+                try KafkaError.check(rd_kafka_metadata(client.pointer, 0, rkt.pointer, &md, ms), "metadata of \(topic)")
+                guard let md else { continue }
+                defer { rd_kafka_metadata_destroy(md) }
+                for i in 0..<Int(md.pointee.topic_cnt) where md.pointee.topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw KafkaError.client("metadata of \(topic): \(String(cString: rd_kafka_err2str(md.pointee.topics[i].err)))")
+                }
+            }
+        }
+    }
+
     /// Drops the topic handles of `configureTopic` (not blocking: a reference count).
     private func releaseTopicHandles() {
         let handles = topicHandles.withLock { h in

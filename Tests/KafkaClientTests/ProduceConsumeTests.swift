@@ -117,6 +117,30 @@ struct ProduceConsumeTests {
         #expect(messages.allSatisfy { $0.value == payload })
     }
 
+    @Test("prepare(topics:) loads the topics a producer will write; a configured topic keeps its codec and every record is delivered")
+    func prepareKeepsConfiguredTopics() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: testLogger)
+        for t in ["fast", "default"] { try cluster.createTopic(t, partitions: 4) }
+        let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)  // zstd by default
+        try producer.configureTopic("fast", ["compression.type": "lz4"])
+        try await producer.prepare(topics: ["fast", "default"])
+        // A prepared topic has its handle, with the producer's configuration: it can no longer be configured.
+        #expect(throws: KafkaError.self) { try producer.configureTopic("default", ["compression.type": "none"]) }
+        let payload = [UInt8](repeating: 0x61, count: 1000)
+        let total = 200
+        for t in ["fast", "default"] {
+            for i in 0..<total { try await producer.send(ProducerRecord(topic: t, partition: Int32(i % 4), key: bytes("\(i)"), value: payload)) }
+        }
+        try await producer.flush()
+        #expect(producer.deliveryCounts.delivered == Int64(2 * total))
+        let fast = (0..<Int32(4)).compactMap { cluster.logBytes("fast", partition: $0) }.reduce(0, +)
+        let zstd = (0..<Int32(4)).compactMap { cluster.logBytes("default", partition: $0) }.reduce(0, +)
+        #expect(fast > 0 && fast < Int64(total * payload.count) / 10, "lz4: \(fast) bytes")
+        #expect(zstd > 0 && zstd < Int64(total * payload.count) / 10, "zstd: \(zstd) bytes")
+        #expect(fast != zstd, "the configured topic kept lz4 after prepare")
+        await producer.close()
+    }
+
     @Test("More than 5 MiB in one partition all comes back (mock retention lifted)")
     func largePartitionKeepsEverything() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
