@@ -107,8 +107,13 @@ public final class KafkaProducer: Sendable {
     /// refresh names the topic's leaders: measured on a mock cluster, the first commit's
     /// flush of a job's changelog records took 0.8 s instead of a few milliseconds.
     /// Call it after ``configureTopic(_:_:)``: a topic without a handle gets one here, with the
-    /// producer's default topic configuration. Throws when a topic does not exist.
-    public func prepare(topics: [String], timeout: Duration = .seconds(10)) async throws {
+    /// producer's default topic configuration.
+    ///
+    /// A warm-up, not a check: a topic whose metadata is not available yet (a leader still
+    /// being elected after the topic was created) is left to librdkafka's own refreshes.
+    /// - Returns: the topics whose metadata did not load, with the reason.
+    @discardableResult
+    public func prepare(topics: [String], timeout: Duration = .seconds(10)) async throws -> [String: String] {
         var handles: [(String, TopicPointer)] = []
         for topic in topics {
             let rkt = try topicHandles.withLock { (h: inout [String: TopicPointer]) throws(KafkaError) -> TopicPointer in
@@ -124,16 +129,21 @@ public final class KafkaProducer: Sendable {
         let client = handle
         let ms = timeout.milliseconds
         let prepared = handles
-        try await client.blockingAfterPoll {
+        return try await client.blockingAfterPoll {
+            var missed: [String: String] = [:]
             for (topic, rkt) in prepared {
                 var md: UnsafePointer<rd_kafka_metadata>?
-                try KafkaError.check(rd_kafka_metadata(client.pointer, 0, rkt.pointer, &md, ms), "metadata of \(topic)")
-                guard let md else { continue }
+                let err = rd_kafka_metadata(client.pointer, 0, rkt.pointer, &md, ms)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else {
+                    missed[topic] = String(cString: rd_kafka_err2str(err))
+                    continue
+                }
                 defer { rd_kafka_metadata_destroy(md) }
                 for i in 0..<Int(md.pointee.topic_cnt) where md.pointee.topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw KafkaError.client("metadata of \(topic): \(String(cString: rd_kafka_err2str(md.pointee.topics[i].err)))")
+                    missed[topic] = String(cString: rd_kafka_err2str(md.pointee.topics[i].err))
                 }
             }
+            return missed
         }
     }
 

@@ -117,13 +117,14 @@ struct ProduceConsumeTests {
         #expect(messages.allSatisfy { $0.value == payload })
     }
 
-    @Test("prepare(topics:) loads the topics a producer will write; a configured topic keeps its codec and every record is delivered")
+    @Test("prepare(topics:) loads the topics a producer will write: a configured topic keeps its codec, every record is delivered, and an unreachable cluster is reported, not thrown")
     func prepareKeepsConfiguredTopics() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: testLogger)
         for t in ["fast", "default"] { try cluster.createTopic(t, partitions: 4) }
         let producer = try KafkaProducer(config: cluster.clientConfig, logger: testLogger)  // zstd by default
         try producer.configureTopic("fast", ["compression.type": "lz4"])
-        try await producer.prepare(topics: ["fast", "default"])
+        let missed = try await producer.prepare(topics: ["fast", "default"])
+        #expect(missed.isEmpty, "metadata of every existing topic loads: \(missed)")
         // A prepared topic has its handle, with the producer's configuration: it can no longer be configured.
         #expect(throws: KafkaError.self) { try producer.configureTopic("default", ["compression.type": "none"]) }
         let payload = [UInt8](repeating: 0x61, count: 1000)
@@ -138,6 +139,14 @@ struct ProduceConsumeTests {
         #expect(fast > 0 && fast < Int64(total * payload.count) / 10, "lz4: \(fast) bytes")
         #expect(zstd > 0 && zstd < Int64(total * payload.count) / 10, "zstd: \(zstd) bytes")
         #expect(fast != zstd, "the configured topic kept lz4 after prepare")
+
+        // With the cluster unreachable the warm-up reports the topic and does not throw: its
+        // records would wait for librdkafka's own refresh, as without prepare.
+        try cluster.createTopic("later", partitions: 1)
+        for b in Int32(1)...3 { try cluster.setBrokerDown(b) }
+        let unreachable = try await producer.prepare(topics: ["later"], timeout: .milliseconds(500))
+        #expect(unreachable.keys.sorted() == ["later"], "\(unreachable)")
+        for b in Int32(1)...3 { try cluster.setBrokerUp(b) }
         await producer.close()
     }
 

@@ -199,7 +199,10 @@ public final class StreamRuntime: Service {
         }
         // The partitions and leaders of every topic the tasks write, known before the first record:
         // otherwise the first commit's flush waits for a metadata refresh (0.8 s on a mock cluster).
-        try await producer.prepare(topics: TopicSetup.plannedTopics(config: config, inputCounts: sourcePartitions).filter { $0.role != .input }.map(\.name))
+        let written = TopicSetup.plannedTopics(config: config, inputCounts: sourcePartitions).filter { $0.role != .input }.map(\.name)
+        for (topic, reason) in try await producer.prepare(topics: written).sorted(by: { $0.key < $1.key }) {
+            logger.notice("the producer has no metadata of \(topic) yet (\(reason)): its first records wait for librdkafka's next metadata refresh")
+        }
         if transactional {
             try await producer.initTransactions()
             try producer.beginTransaction()
