@@ -100,51 +100,44 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Loads the partitions and leaders of `topics` into the producer's metadata (one Metadata
-    /// request per topic), so that the first records sent to them go out at once.
+    /// Loads the partitions and leaders of `topics` into the producer's metadata, so that the
+    /// first records sent to them go out at once.
     ///
     /// Without it the first record to a topic waits in librdkafka's queue until a metadata
     /// refresh names the topic's leaders: measured on a mock cluster, the first commit's
     /// flush of a job's changelog records took 0.8 s instead of a few milliseconds.
-    /// Call it after ``configureTopic(_:_:)``: a topic without a handle gets one here, with the
-    /// producer's default topic configuration.
+    /// Each topic gets a handle (with the producer's default topic configuration unless
+    /// ``configureTopic(_:_:)`` made one before: call that first), then one Metadata request
+    /// for all topics updates them all. It names no topic, so it creates none on a cluster
+    /// that auto-creates topics (librdkafka's mock does).
     ///
-    /// A warm-up, not a check: a topic whose metadata is not available yet (a leader still
-    /// being elected after the topic was created) is left to librdkafka's own refreshes.
+    /// A warm-up, not a check: a topic whose metadata is not available yet (created a moment
+    /// ago, a leader still being elected) is left to librdkafka's own refreshes.
     /// - Returns: the topics whose metadata did not load, with the reason.
     @discardableResult
     public func prepare(topics: [String], timeout: Duration = .seconds(10)) async throws -> [String: String] {
-        var handles: [(String, TopicPointer)] = []
         for topic in topics {
-            let rkt = try topicHandles.withLock { (h: inout [String: TopicPointer]) throws(KafkaError) -> TopicPointer in
-                if let existing = h[topic] { return existing }
+            try topicHandles.withLock { (h: inout [String: TopicPointer]) throws(KafkaError) in
+                guard h[topic] == nil else { return }
                 guard let rkt = rd_kafka_topic_new(handle.pointer, topic, nil) else {
                     throw KafkaError.client("topic \(topic): rd_kafka_topic_new: \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
                 }
                 h[topic] = TopicPointer(pointer: rkt)
-                return TopicPointer(pointer: rkt)
             }
-            handles.append((topic, rkt))
         }
         let client = handle
         let ms = timeout.milliseconds
-        let prepared = handles
-        return try await client.blockingAfterPoll {
-            var missed: [String: String] = [:]
-            for (topic, rkt) in prepared {
-                var md: UnsafePointer<rd_kafka_metadata>?
-                let err = rd_kafka_metadata(client.pointer, 0, rkt.pointer, &md, ms)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else {
-                    missed[topic] = String(cString: rd_kafka_err2str(err))
-                    continue
-                }
-                defer { rd_kafka_metadata_destroy(md) }
-                for i in 0..<Int(md.pointee.topic_cnt) where md.pointee.topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    missed[topic] = String(cString: rd_kafka_err2str(md.pointee.topics[i].err))
-                }
-            }
-            return missed
+        let counts: [String: Int]
+        do {
+            counts = try await client.blockingAfterPoll { try client.topicPartitionCounts(timeoutMs: ms) }
+        } catch {
+            return Dictionary(topics.map { ($0, "\(error)") }) { first, _ in first }
         }
+        var missed: [String: String] = [:]
+        for topic in topics where (counts[topic] ?? 0) == 0 {
+            missed[topic] = counts[topic] == nil ? "not in the cluster's metadata" : "no partitions in the cluster's metadata"
+        }
+        return missed
     }
 
     /// Drops the topic handles of `configureTopic` (not blocking: a reference count).
