@@ -140,14 +140,16 @@ struct ProduceConsumeTests {
         #expect(zstd > 0 && zstd < Int64(total * payload.count) / 10, "zstd: \(zstd) bytes")
         #expect(fast != zstd, "the configured topic kept lz4 after prepare")
 
-        // With the cluster unreachable the warm-up reports the topic and does not throw: its
-        // records would wait for librdkafka's own refresh, as without prepare.
-        try cluster.createTopic("later", partitions: 1)
-        for b in Int32(1)...3 { try cluster.setBrokerDown(b) }
-        let unreachable = try await producer.prepare(topics: ["later"], timeout: .milliseconds(500))
-        #expect(unreachable.keys.sorted() == ["later"], "\(unreachable)")
-        for b in Int32(1)...3 { try cluster.setBrokerUp(b) }
         await producer.close()
+
+        // With the cluster unreachable the warm-up reports the topic and does not throw: its
+        // records would wait for librdkafka's own refresh, as without prepare. (Nothing listens on
+        // loopback port 1; taking the mock's brokers down instead makes librdkafka 2.0.2's mock
+        // re-bind their ports, which can abort the process when the kernel refuses the bind.)
+        let stranded = try KafkaProducer(config: ["bootstrap.servers": "127.0.0.1:1"], logger: testLogger)
+        let unreachable = try await stranded.prepare(topics: ["later"], timeout: .milliseconds(500))
+        #expect(unreachable.keys.sorted() == ["later"], "\(unreachable)")
+        await stranded.close()
     }
 
     @Test("More than 5 MiB in one partition all comes back (mock retention lifted)")
