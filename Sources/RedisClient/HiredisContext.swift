@@ -67,28 +67,20 @@ final class HiredisContext {
         return RedisError(kind: kind, message: "redis at \(address): \(detail.isEmpty ? "error \(code)" : detail)")
     }
 
-    /// Appends one command to the output buffer (binary-safe, via `redisAppendCommandArgv`).
+    /// Appends one command to the output buffer (binary-safe).
     func append(_ arguments: [[UInt8]]) throws(RedisError) {
         precondition(!arguments.isEmpty)
-        // All arguments in one contiguous buffer (plus a trailing NUL so that the base
-        // address exists even when every argument is empty).
-        var storage: [UInt8] = []
-        storage.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        offsets.reserveCapacity(arguments.count)
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            offsets.append(storage.count)
-            lengths.append(argument.count)
-            storage.append(contentsOf: argument)
-        }
-        storage.append(0)
-        let status = storage.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { base in
-                var argv: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
-                return redisAppendCommandArgv(handle, Int32(arguments.count), &argv, lengths)
-            }
+        var command = RESPCommand(argumentCount: arguments.count, capacity: arguments.reduce(16) { $0 + $1.count + 16 })
+        for argument in arguments { command.append(argument) }
+        try append(command)
+    }
+
+    /// Appends one encoded command to the output buffer (`redisAppendFormattedCommand`
+    /// copies it as it is).
+    func append(_ command: RESPCommand) throws(RedisError) {
+        precondition(command.isComplete, "a command with \(command.appended) of its \(command.argumentCount) arguments")
+        let status = command.bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(handle, $0.baseAddress, $0.count) }
         }
         if status != REDIS_OK {
             throw error
@@ -110,9 +102,19 @@ final class HiredisContext {
         for command in commands {
             try append(command)
         }
+        return try readReplies(commands.count)
+    }
+
+    /// Sends one encoded command and reads its reply.
+    func roundTrip(_ command: RESPCommand) throws(RedisError) -> RedisReply {
+        try append(command)
+        return try readReply()
+    }
+
+    private func readReplies(_ count: Int) throws(RedisError) -> [RedisReply] {
         var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands {
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
             replies.append(try readReply())
         }
         return replies

@@ -185,8 +185,14 @@ public actor RedisConnection {
         var reloaded = false
         while true {
             let sha = try await scriptSHA(for: script)
-            let command = ["EVALSHA", sha, String(keys.count)] + keys + args
-            let reply = try await roundTrip([command.map { Array($0.utf8) }])[0]
+            // Encoded in place: a commit's script call carries every changed key's arguments.
+            var command = RESPCommand(argumentCount: 3 + keys.count + args.count, capacity: args.reduce(64) { $0 + $1.utf8.count + 8 })
+            command.append("EVALSHA")
+            command.append(sha)
+            command.append(String(keys.count))
+            for key in keys { command.append(key) }
+            for arg in args { command.append(arg) }
+            let reply = try await roundTrip(command)
             if case .error(let message) = reply {
                 if message.hasPrefix("NOSCRIPT"), !reloaded {
                     logger.debug("script \(sha) unknown to redis at \(url.address), loading it again")
@@ -228,9 +234,18 @@ public actor RedisConnection {
     /// Sends the commands on a usable connection and reads their replies. On a
     /// connection-level error the context is dropped before the error is thrown.
     private func roundTrip(_ commands: [[[UInt8]]]) async throws -> [RedisReply] {
+        try await withContext { context throws(RedisError) in try context.roundTrip(commands) }
+    }
+
+    private func roundTrip(_ command: RESPCommand) async throws -> RedisReply {
+        try await withContext { context throws(RedisError) in try context.roundTrip(command) }
+    }
+
+    /// Runs `body` on the open context (connecting first if needed); a failure drops it.
+    private func withContext<T>(_ body: (HiredisContext) throws(RedisError) -> T) async throws -> T {
         let context = try await connectedContext()
         do {
-            return try context.roundTrip(commands)
+            return try body(context)
         } catch {
             if self.context === context {
                 self.context = nil

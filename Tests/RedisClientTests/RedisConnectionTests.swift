@@ -126,6 +126,15 @@ struct RedisConnectionTests {
         let sha = try await redis.command(["SCRIPT", "LOAD", script]).string ?? ""
         #expect(try await redis.command(["SCRIPT", "EXISTS", sha]) == .array([.integer(1)]))
 
+        // The call is encoded straight from its strings: every length prefix (one to four
+        // digits, 12 arguments and more) and multi-byte UTF-8 come back as they were sent.
+        let args = ["", "1", "123456789", "0123456789", String(repeating: "x", count: 99), String(repeating: "y", count: 100),
+                    "grüße 日本", String(repeating: "z", count: 1234)] + (0..<5000).map { "a\($0)" }
+        let echoed = try await redis.evalScript("return {KEYS[1], unpack(ARGV, 1, 4000)}", keys: ["k:ü"], args: args)
+        #expect(echoed == .array((["k:ü"] + args.prefix(4000)).map { .bulk(Array($0.utf8)) }))
+        let last = try await redis.evalScript("return ARGV[#ARGV]", keys: [], args: args)
+        #expect(last == .bulk(Array("a4999".utf8)), "all \(args.count) arguments arrived")
+
         let error = await #expect(throws: RedisError.self) {
             try await redis.evalScript("return redis.error_reply('boom')", keys: [], args: [])
         }
