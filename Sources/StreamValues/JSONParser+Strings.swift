@@ -7,7 +7,17 @@ extension JSONParser {
     @inline(__always)
     mutating func parseString() throws(JSONParseError) -> String {
         if let escaped = try scanString() { return escaped }
-        return String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: lastStringEnd - lastStringStart), as: UTF8.self)
+        let n = lastStringEnd - lastStringStart
+        if n <= 15 {
+            // Fits a small string: written in place (`String(decoding:)` would take a slower,
+            // repairing path to the same value).
+            let p = base + lastStringStart
+            return String(unsafeUninitializedCapacity: n) { buffer in
+                buffer.baseAddress.unsafelyUnwrapped.initialize(from: p, count: n)
+                return n
+            }
+        }
+        return String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: n), as: UTF8.self)
     }
 
     /// Scans a string starting at the opening quote at `pos`. A string without escapes is
@@ -22,9 +32,24 @@ extension JSONParser {
         // non-ASCII (the byte loop below then handles the chunk that holds one).
         let raw = UnsafeRawPointer(base)
         while pos + 8 <= count {
-            let w = raw.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
-            if Self.hasSpecialByte(w) { break }
-            pos += 8
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: pos, as: UInt64.self))
+            let special = Self.specialBytes(w)
+            if special == 0 {
+                pos += 8
+                continue
+            }
+            // The lowest flagged byte is exactly the first special one (a false flag can only
+            // sit above a true one); when it is the closing quote, every byte before it is plain
+            // ASCII and the string ends there: a short string takes one word, no byte loop.
+            pos += special.trailingZeroBitCount >> 3
+            if base[pos] == ASCII.quote {
+                lastStringPlainASCII = ascii
+                lastStringStart = start
+                lastStringEnd = pos
+                pos += 1
+                return nil
+            }
+            break
         }
         while pos < count {
             let b = base[pos]
@@ -53,14 +78,20 @@ extension JSONParser {
     /// Whether any byte of `w` is `"`, `\\`, below 0x20 or above 0x7F (SWAR; a set high bit
     /// per byte that is one, with no false negatives).
     @inline(__always)
-    static func hasSpecialByte(_ w: UInt64) -> Bool {
+    static func hasSpecialByte(_ w: UInt64) -> Bool { specialBytes(w) != 0 }
+
+    /// The high bit of every byte of `w` (little-endian: byte 0 is the lowest) that is `"`,
+    /// `\\`, below 0x20 or above 0x7F, and possibly of bytes above such a byte (a borrow);
+    /// the lowest set bit always marks the first special byte.
+    @inline(__always)
+    static func specialBytes(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         func zeroByte(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
         let quote = zeroByte(w ^ (ones &* UInt64(ASCII.quote)))
         let backslash = zeroByte(w ^ (ones &* UInt64(ASCII.backslash)))
         let control = (w &- ones &* 0x20) & ~w & highs  // bytes below 0x20 (high-bit bytes caught below)
-        return (quote | backslash | control | (w & highs)) != 0
+        return quote | backslash | control | (w & highs)
     }
 
     /// Continues a string at the first backslash, decoding into `scratch`.

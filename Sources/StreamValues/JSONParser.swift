@@ -113,8 +113,22 @@ extension JSONValue {
         }
         var parser = JSONParser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
         swap(&parser.keys, &keys)  // moved, not copied: the slots stay uniquely referenced
+        let stacks = keys.stacks ?? parser.keys.stacks
+        if let stacks {  // the buffers move in and back out: no allocation per parse
+            swap(&parser.valueStack, &stacks.values)
+            swap(&parser.memberStack, &stacks.members)
+            swap(&parser.fingerprintStack, &stacks.fingerprints)
+        }
         defer {
             swap(&parser.keys, &keys)
+            if let stacks {
+                parser.valueStack.removeAll()  // empty unless the parse failed half-way
+                parser.memberStack.removeAll()
+                parser.fingerprintStack.removeAll()
+                swap(&parser.valueStack, &stacks.values)
+                swap(&parser.memberStack, &stacks.members)
+                swap(&parser.fingerprintStack, &stacks.fingerprints)
+            }
             parser.release()
         }
         return try parser.parseDocument()
@@ -176,7 +190,10 @@ enum ASCII {
 /// Object keys a parser met, to reuse: 64 slots chosen by a hash of the key's bytes,
 /// each holding the last key that hashed there (a hit compares the bytes). Pass one to
 /// ``JSONValue/parse(_:keys:)-(UnsafeRawBufferPointer,_)`` for every record of a stream.
-public struct JSONKeyCache: Sendable {
+///
+/// It also keeps the parser's working stacks from one parse to the next, so a parse of a
+/// small object allocates only the object itself. Not `Sendable`: one reader owns it.
+public struct JSONKeyCache {
     struct Slot: Sendable {
         var fingerprint: UInt64 = 1  // no plain-ASCII key has the low bit set
         /// The key's bytes, compared on a hit (a `String`'s would be copied out first).
@@ -185,15 +202,23 @@ public struct JSONKeyCache: Sendable {
     }
 
     var slots: [Slot]
+    /// The parser's stacks between parses (`nil` in the unused cache).
+    let stacks: ParserStacks?
 
     /// An empty cache (64 slots).
-    public init() { slots = Array(repeating: Slot(), count: 64) }
+    public init() {
+        slots = Array(repeating: Slot(), count: 64)
+        stacks = ParserStacks()
+    }
 
     /// A cache without slots: the parser makes every key (what `parse` without a cache
     /// does), and nothing is allocated.
     public static var unused: JSONKeyCache { JSONKeyCache(slots: []) }
 
-    private init(slots: [Slot]) { self.slots = slots }
+    private init(slots: [Slot]) {
+        self.slots = slots
+        stacks = nil
+    }
 
     /// The key of `n` plain-ASCII bytes at `p` whose fingerprint is `fingerprint`: the
     /// cached `String` when the slot holds these bytes, else a new one, cached.
@@ -209,6 +234,19 @@ public struct JSONKeyCache: Sendable {
         let key = String(decoding: bytes, as: UTF8.self)
         slots[i] = Slot(fingerprint: fingerprint, bytes: Array(bytes), key: key)
         return key
+    }
+}
+
+/// The parser's stacks kept between parses by a ``JSONKeyCache`` (their buffers, empty).
+final class ParserStacks {
+    var values = MoveStack<JSONValue>()
+    var members = MoveStack<JSONObject.Member>()
+    var fingerprints = MoveStack<UInt64>()
+
+    deinit {
+        values.release()
+        members.release()
+        fingerprints.release()
     }
 }
 
@@ -261,6 +299,12 @@ struct MoveStack<T> {
         base = nil
         count = 0
         capacity = 0
+    }
+
+    /// Empties the stack and keeps its buffer.
+    mutating func removeAll() {
+        if let base { base.deinitialize(count: count) }
+        count = 0
     }
 }
 
@@ -398,6 +442,10 @@ struct JSONParser {
         }
         let start = memberStack.count
         var index: [String: Int]? = nil  // key → position, built only for large objects
+        // One bit per hashed key met so far (chosen by its fingerprint), while every key was
+        // hashed: a key whose bit is clear is new without comparing it to the others.
+        var seen: UInt64 = 0
+        var allHashed = true
         while true {
             skipWhitespace()
             guard pos < count, base[pos] == ASCII.quote else { throw unexpected() }
@@ -421,15 +469,20 @@ struct JSONParser {
             let n = memberStack.count - start
             if n < 24 {
                 var duplicate = false
-                for i in start..<memberStack.count {
-                    let other = fingerprintStack.elements[i]
-                    if other != fingerprint && (other | fingerprint) & 1 == 0 { continue }
-                    if memberStack.elements[i].key == key {
-                        memberStack.elements[i].value = value
-                        duplicate = true
-                        break
+                let bit: UInt64 = fingerprint & 1 == 0 ? 1 << (fingerprint >> 58) : 0
+                if !(allHashed && bit != 0 && seen & bit == 0) {
+                    for i in start..<memberStack.count {
+                        let other = fingerprintStack.elements[i]
+                        if other != fingerprint && (other | fingerprint) & 1 == 0 { continue }
+                        if memberStack.elements[i].key == key {
+                            memberStack.elements[i].value = value
+                            duplicate = true
+                            break
+                        }
                     }
                 }
+                seen |= bit
+                allHashed = allHashed && bit != 0
                 if !duplicate {
                     memberStack.push(JSONObject.Member(key: key, value: value))
                     fingerprintStack.push(fingerprint)

@@ -276,5 +276,12 @@ struct JSONKeyCacheTests {
         let bad = Array(#"{"userId":"u-1","qty":}"#.utf8)
         #expect(throws: JSONParseError(.unexpectedCharacter(0x7D), at: 22)) { try JSONValue.parse(bad, keys: &keys) }
         #expect(throws: JSONParseError(.unexpectedCharacter(0x7D), at: 22)) { try JSONValue.parse(bad) }
+        // The cache keeps the parser's stacks between parses: a parse that fails deep inside
+        // containers leaves nothing behind for the next one.
+        let deep = Array(#"{"a":[1,{"b":"x","c":[true,{"d":"#.utf8)
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(deep, keys: &keys) }
+        for text in documents.prefix(50) {
+            #expect(try JSONValue.parse(Array(text.utf8), keys: &keys) == JSONValue.parse(text), "\(text)")
+        }
     }
 }

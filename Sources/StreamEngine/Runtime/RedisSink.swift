@@ -6,43 +6,43 @@ import RedisClient
 /// that materialise its latest value (a later full replacement drops earlier
 /// commands for the same key), so each changed key is written once per commit.
 struct RedisWriteBatch {
+    /// One key's commands, and whether they begin with a write of the whole value.
+    private struct Entry {
+        var commands: [[String]]
+        var replaces: Bool
+    }
+
     private(set) var order: [String] = []
-    private(set) var commands: [String: [[String]]] = [:]
+    private var entries: [String: Entry] = [:]
 
     var isEmpty: Bool { order.isEmpty }
 
-    /// Keys whose commands begin with a write of the whole value.
-    private var replacing: Set<String> = []
-
     /// Drops the commands of `key`.
     mutating func remove(_ key: String) {
-        guard commands.removeValue(forKey: key) != nil else { return }
+        guard entries.removeValue(forKey: key) != nil else { return }
         order.removeAll { $0 == key }
-        replacing.remove(key)
     }
 
     /// This batch followed by `later` (a batch held back, then the writes after it).
     func then(_ later: RedisWriteBatch) -> RedisWriteBatch {
         var out = self
-        for key in later.order { out.add(key: key, later.commands[key] ?? [], replaces: later.replacing.contains(key)) }
+        for key in later.order {
+            if let e = later.entries[key] { out.add(key: key, e.commands, replaces: e.replaces) }
+        }
         return out
     }
     var keyCount: Int { order.count }
 
     mutating func add(key: String, _ cmds: [[String]], replaces: Bool) {
-        if commands[key] == nil {
-            order.append(key)
-            commands[key] = cmds
-            if replaces { replacing.insert(key) }
-        } else if replaces {
-            commands[key] = cmds
-            replacing.insert(key)
+        // One hash of the key for a key new to the batch (the common case at a commit).
+        if let old = entries.updateValue(Entry(commands: cmds, replaces: replaces), forKey: key) {
+            if !replaces { entries[key] = Entry(commands: old.commands + cmds, replaces: old.replaces) }
         } else {
-            commands[key]! += cmds
+            order.append(key)
         }
     }
 
-    var flattened: [[String]] { order.flatMap { commands[$0] ?? [] } }
+    var flattened: [[String]] { order.flatMap { entries[$0]?.commands ?? [] } }
 }
 
 /// Builds the Redis commands of a `redis:` step for one record.
@@ -71,13 +71,18 @@ struct RedisSinkStep {
         switch spec.mode {
         case .hash(let fields):
             var args = ["HSET", key]
+            args.reserveCapacity(2 + 2 * (fields?.count ?? record.value.count))
             if let fields {
                 for f in fields {
                     guard let v = record.field(f.valueField), !v.isNull else { continue }
-                    args += [f.redisField, v.keyText]
+                    args.append(f.redisField)
+                    args.append(v.keyText)
                 }
             } else {
-                for (k, v) in record.value where !v.isNull { args += [k, v.keyText] }
+                for (k, v) in record.value where !v.isNull {
+                    args.append(k)
+                    args.append(v.keyText)
+                }
             }
             guard args.count > 2 else { return nil }
             cmds.append(args)
