@@ -108,6 +108,13 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         return try body(&members[i].value)
     }
 
+    /// Changes the value of the member at `index` (in insertion order) in place.
+    /// - Precondition: `index` is below ``count``.
+    @inlinable
+    public mutating func modifyValue<R, E: Error>(at index: Int, _ body: (inout JSONValue) throws(E) -> R) throws(E) -> R {
+        try body(&members[index].value)
+    }
+
     /// Whether the members' keys are exactly `keys`, in this order (no array is made).
     public func hasKeys(_ keys: [String]) -> Bool {
         guard members.count == keys.count else { return false }

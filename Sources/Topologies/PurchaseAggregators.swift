@@ -62,12 +62,13 @@ public struct PurchaseStatsAggregator: Aggregator {
         }
         let t = record.timestamp
         func plus(_ v: inout JSONValue, _ n: Int64) { v = .number(Double((v.intValue ?? 0) + n)) }
+        // By position: `hasKeys` just checked that the members are `members`, in this order.
         state.modifyObject { o in
-            o.modifyValue(forKey: "orders", default: 0) { plus(&$0, 1) }
-            o.modifyValue(forKey: "items", default: 0) { plus(&$0, quantity) }
-            o.modifyValue(forKey: "cents", default: 0) { plus(&$0, cents) }
-            o.modifyValue(forKey: "last", default: .null) { $0 = .millis(max($0.intValue ?? t, t)) }
-            o.modifyValue(forKey: "categories", default: .object([:])) { c in
+            o.modifyValue(at: 0) { plus(&$0, 1) }
+            o.modifyValue(at: 1) { plus(&$0, quantity) }
+            o.modifyValue(at: 2) { plus(&$0, cents) }
+            o.modifyValue(at: 3) { $0 = .millis(max($0.intValue ?? t, t)) }
+            o.modifyValue(at: 4) { c in
                 if c.modifyObject({ $0.modifyValue(forKey: category, default: 0) { plus(&$0, cents) } }) == nil {
                     c = .object([category: .number(Double(cents))])
                 }
