@@ -251,8 +251,8 @@ package actor StreamTask {
 
     /// Buffers messages whose values may have been parsed once for every task that reads them.
     func enqueue(_ messages: [InputMessage]) -> InputStatus {
-        for im in messages {
-            var m = im.message
+        for k in messages.indices {  // fields read in place: the array may be shared with other tasks
+            var m = messages[k].message
             guard let i = input.index(of: m.topic) else { continue }
             if input.merge != nil && UpstreamMerge.isMarker(m) {
                 input.marker(m)
@@ -272,10 +272,10 @@ package actor StreamTask {
                 }
             }
             let decoded: Result<StreamRecord, RecordError>
-            if let shared = im.decoded {
+            if let shared = messages[k].decoded {
                 decoded = shared
             } else {
-                do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: im.parsedValue, stamp: stamp)) } catch { decoded = .failure(error) }
+                do throws(RecordError) { decoded = .success(try decode(m, origin: origin, parsed: messages[k].parsedValue, stamp: stamp)) } catch { decoded = .failure(error) }
             }
             input.append(m, topicIndex: i, decoded: decoded, stamp: stamp)
         }

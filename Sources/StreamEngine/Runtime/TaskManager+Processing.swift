@@ -10,11 +10,14 @@ extension TaskManager {
         let runs = PartitionRun.runs(of: messages)
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
-        let shared = await parseShared(messages, runs: runs, readers: readers)
+        var shared = await parseShared(messages, runs: runs, readers: readers)
         var perTask: [TaskID: [InputMessage]] = [:]
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
-            let inputs = run.range.map { InputMessage(message: messages[$0], parsedValue: shared[$0]?.parsed, decoded: shared[$0]?.decoded) }
-            for id in readers[r] { perTask[id, default: []].append(contentsOf: inputs) }
+            let inputs = shared.removeValue(forKey: r) ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
+            // The readers of a run share one array (nothing writes to it): no copy per reader.
+            for id in readers[r] {
+                if perTask[id] == nil { perTask[id] = inputs } else { perTask[id]!.append(contentsOf: inputs) }
+            }
         }
         if !perTask.isEmpty {
             uncommitted = true
@@ -29,48 +32,47 @@ extension TaskManager {
         try await drainBuffered()
     }
 
-    /// What `parseShared` did once for every task that reads a message.
-    private struct SharedInput: Sendable {
-        let parsed: Result<JSONValue, JSONParseError>
-        /// The record decoded, when every reader's source decodes it alike.
-        let decoded: Result<StreamRecord, RecordError>?
-    }
-
     /// Parses the value of each message that several tasks read (pipelines on one
     /// topic) once for all of them, and decodes it once too when their sources decode
-    /// alike (`SourceDecoding`), the partitions in parallel; `nil` where one task reads
-    /// the message or it has no value.
-    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [SharedInput?] {
-        var out = [SharedInput?](repeating: nil, count: messages.count)
-        let shared: [(range: Range<Int>, decoding: SourceDecoding?)] = runs.indices.filter { readers[$0].count > 1 }.map { r in
+    /// alike (`SourceDecoding`), the partitions in parallel: per such run (by index in
+    /// `runs`), its messages with what was done to them.
+    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [Int: [InputMessage]] {
+        let shared: [(run: Int, range: Range<Int>, decoding: SourceDecoding?)] = runs.indices.filter { readers[$0].count > 1 }.map { r in
             let readerTasks = readers[r].compactMap { tasks[$0] }
             let decodings = Set(readerTasks.map(\.sourceDecoding))
             let alike = readerTasks.count == readers[r].count && !readerTasks.contains { $0.sub.fromRepartition } && decodings.count == 1
-            return (runs[r].range, alike ? decodings.first : nil)
+            return (r, runs[r].range, alike ? decodings.first : nil)
         }
-        guard !shared.isEmpty else { return out }
-        let results = await withTaskGroup(of: [(Int, SharedInput)].self) { group in
-            for (range, decoding) in shared {
+        guard !shared.isEmpty else { return [:] }
+        return await withTaskGroup(of: (Int, [InputMessage]).self) { group in
+            for (run, range, decoding) in shared {
                 group.addTask {
                     var hints: [Int] = []
                     var keys = JSONKeyCache()
-                    return range.compactMap { i -> (Int, SharedInput)? in
+                    var inputs: [InputMessage] = []
+                    inputs.reserveCapacity(range.count)
+                    for i in range {
                         let m = messages[i]
-                        guard let v = m.value else { return nil }
-                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) }
-                        let decoded = decoding.map { d in
-                            Result { () throws(RecordError) in
-                                try d.decode(m, parsed: parsed, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), hints: &hints)
-                            }
+                        guard let v = m.value else {
+                            inputs.append(InputMessage(message: m, parsedValue: nil, decoded: nil))
+                            continue
                         }
-                        return (i, SharedInput(parsed: parsed, decoded: decoded))
+                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) }
+                        if let decoding {
+                            // Decoded: the parsed value is not needed any more (nor kept).
+                            let decoded = Result { () throws(RecordError) in
+                                try decoding.decode(m, parsed: parsed, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), hints: &hints)
+                            }
+                            inputs.append(InputMessage(message: m, parsedValue: nil, decoded: decoded))
+                        } else {
+                            inputs.append(InputMessage(message: m, parsedValue: parsed, decoded: nil))
+                        }
                     }
+                    return (run, inputs)
                 }
             }
-            return await group.reduce(into: []) { $0.append(contentsOf: $1) }
+            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
         }
-        for (i, r) in results { out[i] = r }
-        return out
     }
 
     /// Runs drain rounds until no task can go on: every round computes the
