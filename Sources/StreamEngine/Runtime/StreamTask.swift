@@ -369,10 +369,14 @@ package actor StreamTask {
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
-            let record = try p.decoded.get()
-            if record.timestamp > streamTime { streamTime = record.timestamp }
-            lastRecordAt = ContinuousClock.now
-            try run(record, from: 0)
+            switch p.decoded {  // read in place, not copied out (as `get()` would)
+            case .success(let record):
+                if record.timestamp > streamTime { streamTime = record.timestamp }
+                lastRecordAt = ContinuousClock.now
+                try run(record, from: 0)
+            case .failure(let error):
+                throw error
+            }
             try closeWindows()
         } catch {
             try deadLetter(m, error)
@@ -395,14 +399,19 @@ package actor StreamTask {
     var heldRedis = RedisWriteBatch()
 
     func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
-        var record = record
+        // The record is read in place; a step that changes it runs the rest on a changed copy
+        // (a `var` copy up front cost a copy of the record per record, and one more in the
+        // aggregate's closure, which may not read a `var` in place).
         var i = start
         while i < steps.count {
             switch steps[i] {
             case .filter(let p):
                 if !StepEvaluation.matches(p, record) { return }
             case .select(let f):
-                record.value = try StepEvaluation.select(f, record)
+                var changed = record
+                changed.value = try StepEvaluation.select(f, record)
+                try run(changed, from: i + 1)
+                return
             case .rekey(let field, let topic):
                 guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
                 produceRepartition(record, key: v.keyText, topic: topic)
@@ -425,7 +434,10 @@ package actor StreamTask {
                     markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
                     return
                 }
-                record.value = aggregator.result(state)
+                var changed = record
+                changed.value = aggregator.result(state)
+                try run(changed, from: i + 1)
+                return
             case .window(let w):
                 try w.add(record, streamTime: streamTime)
                 return  // results flow on when windows close
