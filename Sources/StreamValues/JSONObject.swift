@@ -108,6 +108,19 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         return try body(&members[i].value)
     }
 
+    /// Creates an object from members whose keys the caller knows to be distinct (another
+    /// object's keys, a fixed list): no search for a repeated key per member, unlike
+    /// ``init(_:)``. Repeated keys are a programming error, checked in debug builds only.
+    public init(distinctKeys elements: [(String, JSONValue)]) {
+        assert(Set(elements.map(\.0)).count == elements.count, "repeated keys in \(elements.map(\.0))")
+        members = elements.map { Member(key: $0.0, value: $0.1) }
+    }
+
+    /// The value of the member at `index` (in insertion order).
+    /// - Precondition: `index` is below ``count``.
+    @inlinable
+    public func value(at index: Int) -> JSONValue { members[index].value }
+
     /// Changes the value of the member at `index` (in insertion order) in place.
     /// - Precondition: `index` is below ``count``.
     @inlinable

@@ -93,15 +93,19 @@ public struct PurchaseStatsAggregator: Aggregator {
     }
 
     public func result(_ state: JSONValue) -> JSONObject {
-        var categories = JSONObject()
-        for (c, v) in state["categories"]?.objectValue ?? [:] { categories[c] = .number(Cents.amount(v.intValue ?? 0)) }
-        return [
-            "orders": state["orders"] ?? 0,
-            "items": state["items"] ?? 0,
-            "spent": .string(Cents.decimalString(state["cents"]?.intValue ?? 0)),
-            "lastPurchaseAt": state["last"]?.intValue.map { .string(EventTime.formatISO8601($0)) } ?? .null,
-            "categories": .object(categories),
-        ]
+        // The state's members by position when they are `members` in order (what `initial` and
+        // `add` make), by key otherwise; the result's keys are distinct by construction.
+        let o = state.objectValue ?? [:]
+        let inOrder = o.hasKeys(Self.members)
+        func member(_ i: Int) -> JSONValue? { inOrder ? o.value(at: i) : o[Self.members[i]] }
+        let categories = (member(4)?.objectValue ?? [:]).map { ($0.key, JSONValue.number(Cents.amount($0.value.intValue ?? 0))) }
+        return JSONObject(distinctKeys: [
+            ("orders", member(0) ?? 0),
+            ("items", member(1) ?? 0),
+            ("spent", .string(Cents.decimalString(member(2)?.intValue ?? 0))),
+            ("lastPurchaseAt", member(3)?.intValue.map { .string(EventTime.formatISO8601($0)) } ?? .null),
+            ("categories", .object(JSONObject(distinctKeys: categories))),
+        ])
     }
 }
 

@@ -31,6 +31,20 @@ struct PurchaseStatsInPlaceTests {
         #expect(odd == (try aggregator.add(["orders": 3], purchase(1))))
     }
 
+    @Test("the result reads the state by position or by key alike: the same result from its members in another order")
+    func resultByPositionOrKey() throws {
+        var state = aggregator.initial()
+        for i in 0..<20 { try aggregator.add(into: &state, purchase(i)) }
+        let inOrder = try #require(state.objectValue)
+        let shuffled = JSONValue.object(JSONObject(inOrder.reversed().map { ($0.key, $0.value) }))
+        #expect(shuffled.objectValue?.keys != inOrder.keys)
+        let result = aggregator.result(state)
+        #expect(aggregator.result(shuffled) == result)
+        #expect(result.keys == ["orders", "items", "spent", "lastPurchaseAt", "categories"])
+        #expect(result["orders"] == 20)
+        #expect(result["categories"]?.objectValue?.count == 4)
+    }
+
     @Test("a purchase it rejects leaves the state as it was")
     func rejectedLeavesState() throws {
         var state = try aggregator.add(aggregator.initial(), purchase(0))
