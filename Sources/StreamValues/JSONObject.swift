@@ -113,7 +113,7 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     /// ``init(_:)``. Repeated keys are a programming error, checked in debug builds only.
     public init(distinctKeys elements: [(String, JSONValue)]) {
         assert(Set(elements.map(\.0)).count == elements.count, "repeated keys in \(elements.map(\.0))")
-        members = elements.map { Member(key: $0.0, value: $0.1) }
+        self.init(uniqueMembers: elements.map { Member(key: $0.0, value: $0.1) })
     }
 
     /// The value of the member at `index` (in insertion order).

@@ -75,11 +75,6 @@ extension JSONParser {
         throw JSONParseError(.unterminatedString, at: quoteAt)
     }
 
-    /// Whether any byte of `w` is `"`, `\\`, below 0x20 or above 0x7F (SWAR; a set high bit
-    /// per byte that is one, with no false negatives).
-    @inline(__always)
-    static func hasSpecialByte(_ w: UInt64) -> Bool { specialBytes(w) != 0 }
-
     /// The high bit of every byte of `w` (little-endian: byte 0 is the lowest) that is `"`,
     /// `\\`, below 0x20 or above 0x7F, and possibly of bytes above such a byte (a borrow);
     /// the lowest set bit always marks the first special byte.

@@ -113,7 +113,7 @@ extension JSONValue {
         }
         var parser = JSONParser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
         swap(&parser.keys, &keys)  // moved, not copied: the slots stay uniquely referenced
-        let stacks = keys.stacks ?? parser.keys.stacks
+        let stacks = parser.keys.stacks  // the caller's cache, swapped in above
         if let stacks {  // the buffers move in and back out: no allocation per parse
             swap(&parser.valueStack, &stacks.values)
             swap(&parser.memberStack, &stacks.members)
