@@ -235,6 +235,11 @@ public final class KeyValueStore {
         compact[key] = entry
     }
 
+    /// Makes room for `count` keys in all (a restore that knows how many it will hold).
+    func reserveCapacity(_ count: Int) {
+        compact.reserveCapacity(count)
+    }
+
     func replaceAll(_ newEntries: [String: StoreEntry]) {
         decoded.removeAll()
         compact = newEntries

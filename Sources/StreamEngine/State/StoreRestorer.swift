@@ -72,7 +72,7 @@ public struct StoreRestorer: Sendable {
         var consumers = [try makeConsumer()]
         let result: Result<(entries: [String: StoreEntry], report: RestoreReport), any Error>
         do {
-            let begin = try await consumers[0].withExecutor { c in
+            var begin = try await consumers[0].withExecutor { c in
                 try self.start(store: store, partition: partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, warm: warm, consumer: c)
             }
             let ranges = Self.split(begin.range, parts: Int(min(Int64(maxRanges), max(1, Int64(begin.range.count) / max(1, recordsPerRange)))))
@@ -81,20 +81,25 @@ public struct StoreRestorer: Sendable {
             // Without a snapshot or warm copy the first range builds the store itself: its
             // records go into the entries directly, not into a change set merged afterwards.
             let firstIsBase = begin.entries.isEmpty
-            let parts = try await withThrowingTaskGroup(of: RangeReplay.self) { group in
+            let total = Int64(begin.range.count)
+            var parts = try await withThrowingTaskGroup(of: RangeReplay.self) { group in
                 for (i, range) in ranges.enumerated() {
                     let consumer = consumers[i]
                     group.addTask {
                         try await consumer.withExecutor { c in
                             var part = RangeReplay(index: i)
+                            let building = i == 0 && firstIsBase
+                            var sizing = KeyCountEstimate(records: range.count)
                             let counts = try self.replay(
                                 store: store, partition: partition, changelogTopic: changelogTopic, range: range, last: i == ranges.count - 1,
-                                total: Int64(begin.range.count), committed: committed, consumer: c
+                                total: total, committed: committed, consumer: c
                             ) { key, entry in
-                                if i == 0 && firstIsBase {
+                                if building {
                                     part.base[key] = entry
+                                    if let n = sizing.note(keys: part.base.count) { part.base.reserveCapacity(n) }
                                 } else {
                                     part.changes.updateValue(entry, forKey: key)
+                                    if let n = sizing.note(keys: part.changes.count) { part.changes.reserveCapacity(n) }
                                 }
                             }
                             part.applied = counts.applied
@@ -107,11 +112,23 @@ public struct StoreRestorer: Sendable {
                 for try await part in group { all.append(part) }
                 return all.sorted { $0.index < $1.index }
             }
-            let target = KeyValueStore(name: store, partition: partition)
-            target.replaceAll(firstIsBase ? parts[0].base : begin.entries)
-            for part in parts {
-                for (key, entry) in part.changes { target.restore(key, entry) }
+            // The table the store will hold, taken out of its holder so that the merge changes it in place.
+            var entries: [String: StoreEntry]
+            if firstIsBase {
+                entries = parts[0].base
+                parts[0].base = [:]
+            } else {
+                entries = begin.entries
+                begin.entries = [:]
             }
+            let changed = parts.reduce(0) { $0 + $1.changes.count }
+            // At most the sum (exact when the ranges changed distinct keys): one table, no rehash per doubling.
+            if changed > 0 { entries.reserveCapacity(entries.count + changed) }
+            for part in parts {
+                for (key, entry) in part.changes { entries[key] = entry }
+            }
+            let target = KeyValueStore(name: store, partition: partition)
+            target.replaceAll(entries)
             let report = finish(
                 target, begin: begin, applied: begin.warmApplied + parts.reduce(0) { $0 + $1.applied },
                 skipped: begin.warmSkipped + parts.reduce(0) { $0 + $1.skipped }, started: started)
@@ -132,6 +149,26 @@ public struct StoreRestorer: Sendable {
         var changes: [String: StoreEntry?] = [:]
         var applied = 0
         var skipped = 0
+    }
+
+    /// How many distinct keys a changelog range will leave, estimated from its first records,
+    /// so that the table it fills is sized once instead of rehashed at every doubling. The
+    /// estimate is the distinct share of the first ``sample`` records scaled to the range (a
+    /// changelog of a few hot keys reserves little, one write per key reserves the range).
+    struct KeyCountEstimate {
+        static let sample = 8192
+        let records: Int
+        private var seen = 0
+
+        init(records: Int) { self.records = records }
+
+        /// Counts one applied record; returns the capacity to reserve once, when the sample is complete.
+        mutating func note(keys: Int) -> Int? {
+            seen += 1
+            guard seen == Self.sample, records > Self.sample else { return nil }
+            let share = Double(keys) / Double(seen)
+            return min(records, Int((Double(records) * share * 1.05).rounded(.up)))
+        }
     }
 
     /// `range` cut into `parts` consecutive ranges of (nearly) equal length.
@@ -215,13 +252,19 @@ public struct StoreRestorer: Sendable {
 
     func restore(into store: KeyValueStore, changelogTopic: String, snapshotPath: String?, committed: [String: Int64]?, consumer: KafkaConsumer) throws -> RestoreReport {
         let started = ContinuousClock.now
-        let begin = try start(store: store.name, partition: store.partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
+        var begin = try start(store: store.name, partition: store.partition, changelogTopic: changelogTopic, snapshotPath: snapshotPath, committed: committed, consumer: consumer)
         store.replaceAll(begin.entries)
+        begin.entries = [:]  // the store's table alone: restored records change it in place
         logStart(store: store.name, partition: store.partition, begin: begin, ranges: 1)
+        var sizing = KeyCountEstimate(records: begin.range.count)
+        let before = store.count
         let counts = try replay(
             store: store.name, partition: store.partition, changelogTopic: changelogTopic, range: begin.range, last: true,
             total: Int64(begin.range.count), committed: committed, consumer: consumer
-        ) { key, entry in store.restore(key, entry) }
+        ) { key, entry in
+            store.restore(key, entry)
+            if let n = sizing.note(keys: store.count - before) { store.reserveCapacity(before + n) }
+        }
         return finish(store, begin: begin, applied: counts.applied, skipped: counts.skipped, started: started)
     }
 

@@ -181,6 +181,53 @@ struct StoreStateTests {
         #expect(split.report.keys == wanted.count)
     }
 
+    @Test("ranges longer than the sizing sample restore the same store as one consumer: hot keys, one-write keys, tombstones across ranges")
+    func restoreLongRanges() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("c", partitions: 1)
+        // 40,000 records: the first half rewrites 50 hot keys, the second half writes 20,000
+        // keys once each; every 11th record of the second half deletes a hot key.
+        var records: [ProducerRecord] = []
+        var expected: [String: StoreEntry?] = [:]
+        for i in 0..<40_000 {
+            let key = i < 20_000 ? "hot\(i % 50)" : (i % 11 == 0 ? "hot\(i % 50)" : "u\(i)")
+            let entry: StoreEntry? = i >= 20_000 && i % 11 == 0 ? nil : StoreEntry(value: ["i": .number(Double(i))])
+            records.append(ChangelogCodec.record(topic: "c", partition: 0, key: key, entry: entry, tag: CommitTag(["in": Int64(i)])))
+            expected[key] = entry
+        }
+        try await h.produce(records)
+        var restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        restorer.recordsPerRange = 10_000
+        let committed = ["in": Int64(40_000)]
+        let split = try await restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        let single = try await runOnDedicatedThread("test-restore") { [restorer] in
+            try restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: committed)
+        }
+        let wanted = expected.compactMapValues { $0 }
+        #expect(wanted.count > 17_000)
+        #expect(split.entries == wanted)
+        #expect(single.entries == wanted)
+        #expect(split.report.changelogRecords == 40_000)
+        #expect(split.report.keys == wanted.count)
+    }
+
+    @Test("the restore sizes a range's table from the distinct share of its first records")
+    func restoreSizing() {
+        var oneWritePerKey = StoreRestorer.KeyCountEstimate(records: 100_000)
+        var hot = StoreRestorer.KeyCountEstimate(records: 100_000)
+        var short = StoreRestorer.KeyCountEstimate(records: 5_000)
+        var reserved: [Int?] = [nil, nil, nil]
+        for n in 1...StoreRestorer.KeyCountEstimate.sample {
+            if let r = oneWritePerKey.note(keys: n) { reserved[0] = r }
+            if let r = hot.note(keys: min(n, 64)) { reserved[1] = r }
+            if let r = short.note(keys: n) { reserved[2] = r }
+        }
+        #expect(reserved[0] == 100_000)  // capped at the range's records
+        #expect(reserved[1] == Int((100_000.0 * 64 / Double(StoreRestorer.KeyCountEstimate.sample) * 1.05).rounded(.up)))
+        #expect(reserved[2] == nil)  // a range no longer than the sample is not sized
+        #expect(oneWritePerKey.note(keys: 9_000) == nil)  // once only
+    }
+
     @Test("a changelog value is the entry's compact bytes; JSON text written by earlier versions still restores; a malformed value is an error")
     func changelogValueForms() async throws {
         let entry = StoreEntry(value: ["orders": 2, "categories": ["books": 1250]], expiresAt: 1_700_000_000_000)
