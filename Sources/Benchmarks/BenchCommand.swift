@@ -451,7 +451,18 @@ struct BenchCommand: AsyncParsableCommand {
         if skipped.contains(.engine) { report.skipped.append("the engine's per-user aggregation (`--skip engine`)") }
         if skipped.contains(.twoStage) { report.skipped.append("the engine's two-stage job (`--skip two-stage`)") }
 
-        if !skipped.contains(.latency) {
+        // The phases after the throughput runs each stand alone: one that fails is reported as
+        // failed and the others still run, so a long run keeps what it measured (exit status 1).
+        func phase(_ name: String, _ body: () async throws -> Void) async {
+            do {
+                try await body()
+            } catch {
+                progress("\(name) FAILED: \(error)")
+                report.failed.append("\(name): \(error)")
+            }
+        }
+
+        if !skipped.contains(.latency) { await phase("latency") {
             report.latencySeconds = latencyT
             let runs = LatencySettings.rates.flatMap { rate in LatencySettings.fetchWaitsMs.map { (rate: rate, wait: $0) } }
             for (rate, wait) in runs {
@@ -464,28 +475,28 @@ struct BenchCommand: AsyncParsableCommand {
                 report.checks.append("latency \(BenchFormat.int(rate))/s, fetch wait \(wait) ms: all \(BenchFormat.int(l.sent)) events sent became visible in Redis")
                 _ = try await redis.command(["FLUSHDB"])
             }
-        } else {
+        } } else {
             report.skipped.append("latency (`--skip latency`)")
         }
 
-        if !skipped.contains(.restore) {
+        if !skipped.contains(.restore) { await phase("restore and memory") {
             let r = try await RestoreBench(
                 cluster: cluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: producerConfig, clientCPU: clientCPU,
                 logger: logger, progress: progress
             ).run()
             report.restore = r
             report.checks += r.checks
-        } else {
+        } } else {
             report.skipped.append("restore and memory (`--skip restore`)")
         }
-        if !skipped.contains(.failover) {
+        if !skipped.contains(.failover) { await phase("failover") {
             let f = try await FailoverBench(
                 cluster: cluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: producerConfig, clientCPU: clientCPU,
                 logger: logger, progress: progress, sessionTimeoutMs: failoverSessionTimeoutMs
             ).run()
             report.failover = f
             report.checks += f.checks
-        } else {
+        } } else {
             report.skipped.append("failover (`--skip failover`)")
         }
         await redis.close()
@@ -502,5 +513,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         printLine(report.readmeSection(outPath: out))
         withExtendedLifetime(cluster) {}
+        if !report.failed.isEmpty {
+            throw CLIFailure("\(report.failed.count) phase\(report.failed.count == 1 ? "" : "s") failed (the report says which): \(report.failed.joined(separator: "; "))")
+        }
     }
 }

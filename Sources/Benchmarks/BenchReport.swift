@@ -30,6 +30,8 @@ struct BenchReport: Sendable {
     var failover: FailoverResults?
     var checks: [String] = []
     var skipped: [String] = []
+    /// Phases that failed (name: error); the run's other figures stand.
+    var failed: [String] = []
 
     // MARK: Derived
 
@@ -52,7 +54,7 @@ struct BenchReport: Sendable {
             Every figure is min / median / max over \(runs) run\(runs == 1 ? "" : "s") unless said otherwise; \
             ratios are taken run by run (each run's engine figure over the same run's raw or Quix figure), \
             since absolute numbers drift on a shared 2-core machine and ratios hold. Rerun it with the same command; \
-            `stream-engine-bench --help` lists the options.
+            `stream-engine-bench --help` lists the options.\(failed.isEmpty ? "" : " **\(failed.count) phase\(failed.count == 1 ? "" : "s") failed in this run** (listed under Verification); the others' figures stand.")
 
             ## Set-up
 
@@ -299,6 +301,7 @@ struct BenchReport: Sendable {
         }
 
         md += "\n## Verification\n\n"
+        for f in failed { md += "- **FAILED**: \(f)\n" }
         for c in checks { md += "- \(c)\n" }
         if !skipped.isEmpty {
             md += "\n## Not measured in this run\n\n"

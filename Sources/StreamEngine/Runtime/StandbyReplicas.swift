@@ -54,6 +54,8 @@ actor StandbyReplicas {
     private var lastCommittedRefresh = ContinuousClock.now - .seconds(60)
     private var lastReport = ContinuousClock.now
     private var caughtUpLogged: Set<Key> = []
+    /// Each copy's changelog end (high watermark) at the last report.
+    private var lastHigh: [Key: Int64] = [:]
     private let lagGauge = Gauge(label: "stream_engine_standby_lag_records")
 
     /// - Parameters:
@@ -232,7 +234,14 @@ actor StandbyReplicas {
         }
     }
 
-    /// Logs each copy once it reached the changelog's end; records the total lag (every 2 s).
+    /// Logs each copy once it caught up; records the total lag (every 2 s).
+    ///
+    /// Caught up: at most 1 record behind the changelog's end now, or past the end measured at
+    /// the last report. While the owner keeps writing, a copy that reads along is a fetch behind
+    /// at any instant; the check comes right after a poll, and with the owner's commits at a
+    /// regular period it can fall at the same point of that period every time, so "behind by
+    /// at most 1" alone may never be seen on a partition whose fetch answers come later than
+    /// another's.
     private func reportProgress() async {
         let now = ContinuousClock.now
         guard now - lastReport > .seconds(2) else { return }
@@ -243,14 +252,16 @@ actor StandbyReplicas {
             guard let wm = try? await consumer.watermarks(tp, timeoutMs: 2_000) else { continue }
             let l = max(0, wm.high - builder.nextOffset)
             lag += l
+            let earlierEnd = lastHigh.updateValue(wm.high, forKey: key)
             // (1: a transaction marker may end the partition on a real cluster)
-            if l <= 1 {
+            if l <= 1 || earlierEnd.map({ builder.nextOffset >= $0 - 1 }) ?? false {
                 if caughtUpLogged.insert(key).inserted {
-                    logger.info("standby: warm copy of \(key.store)[\(key.partition)] is up to date (\(builder.entries.count) keys, changelog offset \(builder.nextOffset))")
+                    logger.info("standby: warm copy of \(key.store)[\(key.partition)] is up to date (\(builder.entries.count) keys, changelog offset \(builder.nextOffset), its end \(wm.high))")
                 }
             }
         }
         caughtUpLogged.formIntersection(copies.keys)
+        lastHigh = lastHigh.filter { copies[$0.key] != nil }
         lagGauge.record(lag)
     }
 }
