@@ -162,11 +162,12 @@ public struct StoreRestorer: Sendable {
 
         init(records: Int) { self.records = records }
 
-        /// Counts one applied record; returns the capacity to reserve once, when the sample is complete.
-        mutating func note(keys: Int) -> Int? {
+        /// Counts one applied record; returns the capacity to reserve once, when the sample is
+        /// complete (`keys`, the distinct keys so far, is read only then).
+        mutating func note(keys: @autoclosure () -> Int) -> Int? {
             seen += 1
             guard seen == Self.sample, records > Self.sample else { return nil }
-            let share = Double(keys) / Double(seen)
+            let share = Double(keys()) / Double(seen)
             return min(records, Int((Double(records) * share * 1.05).rounded(.up)))
         }
     }
