@@ -32,6 +32,8 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     guard let n = try await cluster.partitionCount(topic: topic) else { throw CLIFailure("topic \(topic) does not exist") }
     var config = cluster.clientConfig
     config["group.id"] = "bench-raw-\(UUID().uuidString)"
+    // The engine's prefetch bound: the baseline reads with the consumer settings the engine uses.
+    config.merge(StreamRuntime.prefetchDefaults) { current, _ in current }
     let consumer = try KafkaConsumer(config: config, logger: logger)
     return try await runOnDedicatedThread("bench-raw-consume") {
         defer { consumer.closeBlocking() }

@@ -282,6 +282,21 @@ public final class StreamRuntime: Service {
     /// on librdkafka's mock short session timeouts (its coordinator waits a
     /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
     /// the others to rejoin).
+    /// The consumer's prefetch bound, unless the file's `kafka:` section sets it.
+    ///
+    /// librdkafka's high-level consumer forwards every partition's fetch queue to one
+    /// consumer queue, and checks `queued.min.messages` (default 100,000) and
+    /// `queued.max.messages.kbytes` (default 64 MiB) against that whole queue. Once either
+    /// is exceeded, no partition is fetched, and librdkafka 2.0.2 waits up to a second
+    /// before it looks again (2.1.0 made that `fetch.queue.backoff.ms`). With a backlog of
+    /// small records the count bound is reached first and often. Every fetch then
+    /// pauses, the repartition topics' included, and a repartition partition is read at
+    /// about one fetch answer a second. With the mock's one batch per partition per fetch,
+    /// that was ~25 records/s, so downstream tasks of the full `topologies.yaml` gave up
+    /// their 30 s merge waits. Only the count bound is lifted; memory stays bounded by the
+    /// 64 MiB byte bound, and by the tasks' own per-partition pauses.
+    public static let prefetchDefaults = ["queued.min.messages": "1000000"]
+
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = config.kafka
         c["group.id"] = config.applicationId
@@ -298,6 +313,7 @@ public final class StreamRuntime: Service {
             c["partition.assignment.strategy"] = multiTopic.isEmpty ? "cooperative-sticky" : "range"
         }
         c["isolation.level"] = "read_committed"
+        for (key, value) in Self.prefetchDefaults where c[key] == nil { c[key] = value }
         // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
         c["enable.partition.eof"] = "true"
         if let instanceId { c["group.instance.id"] = instanceId }
