@@ -7,20 +7,17 @@ extension StreamTask {
     /// How long a merged input waits for an upstream task before it takes what it holds.
     static let mergeWaitBound: Duration = .seconds(30)
 
-    /// Logs (every 10 s) a merged input that holds records back for an upstream task and took
-    /// none since the wait began: never a silent stall. (`drain` restarts the wait when it took records.)
+    /// Counts and logs (every 10 s of waiting) a merged input that holds records back for an
+    /// upstream task and took none since the wait began: never a silent stall. (`drain`
+    /// restarts the wait when it took records.)
     func noteMergeWait() {
         guard let merge = input.merge, merge.count > 0, let u = merge.next(releaseAll: input.releaseAll).waitingFor else {
-            mergeWaitSince = nil
+            mergeWait = MergeWait()
             return
         }
-        let now = ContinuousClock.now
-        let since = mergeWaitSince ?? now
-        mergeWaitSince = since
-        guard now - since >= .seconds(10), now - (mergeWaitLogged ?? since) >= .seconds(10) else { return }
-        mergeWaitLogged = now
+        guard mergeWait.note(now: .now) else { return }
         let said = merge.progress[u].map { "its last stream time \($0.streamTime == .min ? "none yet" : String($0.streamTime)), \($0.idle ? "idle" : "busy"), heard at offset \($0.offset) of \(sub.sourceTopics[0])[\(partition)]; read up to offset \(merge.lastOffset)" } ?? "nothing heard from it yet"
-        env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(now - since) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
+        env.logger.info("task \(id) has held \(merge.count) records of \(sub.sourceTopics[0]) for \(mergeWait.waited) in merge order, waiting for upstream task \(sub.pipeline.name)-\(u) (\(said)): it is not running, or behind")
     }
 
     /// The position of a repartition record in its upstream task's output: the
@@ -114,5 +111,30 @@ struct RepartitionOutput {
     /// The partition librdkafka's partitioner gives `key`; `nil` leaves it to the producer (an empty key).
     func partition(ofKey key: [UInt8]) -> Int32? {
         KafkaPartitioner.partition(key: key, count: partitions, partitioner: partitioner)
+    }
+}
+
+/// How long a merged input has waited for an upstream task, counted while the task is given
+/// drain rounds: each gap between two rounds counts at most `maxGap`. When the whole instance
+/// stalls (a commit that retries through a Redis or Kafka outage, a long pause of the process),
+/// no upstream task on it can progress either, and the stall must not use up the wait: every
+/// merged input would otherwise give up at the next round and take its records in arrival order.
+struct MergeWait {
+    /// The wait so far.
+    private(set) var waited: Duration = .zero
+    /// The longest gap between two rounds that counts in full.
+    static let maxGap: Duration = .seconds(1)
+    /// Logged every this much of waiting.
+    static let logEvery: Duration = .seconds(10)
+    private var lastRound: ContinuousClock.Instant?
+    private var loggedAt: Duration = .zero
+
+    /// Notes a round in which the input still waits; true when the wait is to be logged now.
+    mutating func note(now: ContinuousClock.Instant) -> Bool {
+        if let lastRound { waited += min(now - lastRound, Self.maxGap) }
+        lastRound = now
+        guard waited - loggedAt >= Self.logEvery else { return false }
+        loggedAt = waited
+        return true
     }
 }

@@ -89,9 +89,8 @@ package actor StreamTask {
     private var currentInputValue: [UInt8]?
     /// The repartition topic this task writes, and what it last told each partition's reader.
     var repartitionOut: RepartitionOutput?
-    /// Since when a merged input waits for an upstream task, and when that was last logged.
-    var mergeWaitSince: ContinuousClock.Instant?
-    var mergeWaitLogged: ContinuousClock.Instant?
+    /// How long a merged input has waited for an upstream task (see `MergeWait`).
+    var mergeWait = MergeWait()
     /// Indices of `aggregate` steps whose results only feed filter/select and
     /// materialising Redis writes: their results are computed once per changed
     /// key at the commit (as Kafka Streams' record cache does), not per record.
@@ -302,7 +301,7 @@ package actor StreamTask {
         var report = DrainReport()
         // A merged input waits for its upstream tasks' progress, but not forever (a task that is
         // never restarted, a marker that never comes): past the bound it takes what it holds.
-        if let since = mergeWaitSince, ContinuousClock.now - since >= Self.mergeWaitBound, let merge = input.merge {
+        if mergeWait.waited >= Self.mergeWaitBound, let merge = input.merge {
             env.logger.warning("task \(id): waited \(Self.mergeWaitBound) for upstream task \(merge.next(releaseAll: false).waitingFor.map { "\(sub.pipeline.name)-\($0)" } ?? "?") of \(sub.sourceTopics[0]); taking the \(merge.count) records it holds in merge order without it")
             input.gaveUpWaiting = true
         }
@@ -326,7 +325,7 @@ package actor StreamTask {
         if report.processed > 0 {
             processedCounter.increment(by: Int64(report.processed))
             // A merged input that took records is not stuck: a wait counts from the last record taken.
-            mergeWaitSince = nil
+            mergeWait = MergeWait()
         }
         noteMergeWait()
         report.deadLettered = recordsDeadLettered - dlqBefore
