@@ -273,15 +273,6 @@ public final class StreamRuntime: Service {
         try outcome.get()
     }
 
-    /// The group member's configuration: `cooperative-sticky` by default
-    /// (KIP-429: partitions that stay keep processing through a rebalance) —
-    /// unless a task reads several topics: then `range`, the assignor that
-    /// gives one member the same partition of co-partitioned topics (the sticky
-    /// assignor places each topic's partitions independently, which would split
-    /// a task between members). `group.instance.id` for static membership, and
-    /// on librdkafka's mock short session timeouts (its coordinator waits a
-    /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
-    /// the others to rejoin).
     /// The consumer's prefetch bound, unless the file's `kafka:` section sets it.
     ///
     /// librdkafka's high-level consumer forwards every partition's fetch queue to one
@@ -297,6 +288,15 @@ public final class StreamRuntime: Service {
     /// 64 MiB byte bound, and by the tasks' own per-partition pauses.
     public static let prefetchDefaults = ["queued.min.messages": "1000000"]
 
+    /// The group member's configuration: `cooperative-sticky` by default
+    /// (KIP-429: partitions that stay keep processing through a rebalance) —
+    /// unless a task reads several topics: then `range`, the assignor that
+    /// gives one member the same partition of co-partitioned topics (the sticky
+    /// assignor places each topic's partitions independently, which would split
+    /// a task between members). `group.instance.id` for static membership, and
+    /// on librdkafka's mock short session timeouts (its coordinator waits a
+    /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
+    /// the others to rejoin). The prefetch bound of `prefetchDefaults` unless configured.
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = config.kafka
         c["group.id"] = config.applicationId
