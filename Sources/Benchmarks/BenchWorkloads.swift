@@ -32,8 +32,9 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     guard let n = try await cluster.partitionCount(topic: topic) else { throw CLIFailure("topic \(topic) does not exist") }
     var config = cluster.clientConfig
     config["group.id"] = "bench-raw-\(UUID().uuidString)"
-    // The engine's prefetch bound: the baseline reads with the consumer settings the engine uses.
-    config.merge(StreamRuntime.prefetchDefaults) { current, _ in current }
+    // One shared queue without the count bound: else the reader stops fetching up to a second
+    // at a time whenever 100,000 records wait (see `sharedQueuePrefetchDefaults`).
+    config.merge(StreamRuntime.sharedQueuePrefetchDefaults) { current, _ in current }
     let consumer = try KafkaConsumer(config: config, logger: logger)
     return try await runOnDedicatedThread("bench-raw-consume") {
         defer { consumer.closeBlocking() }

@@ -24,6 +24,8 @@ public final class KafkaConsumer: Sendable {
     private let logger: Logger
     /// Whether the owner applies rebalances (`applyAssignment` / `applyRevocation`).
     public let manualRebalance: Bool
+    /// A queue per assigned partition (`queuePerPartition`), else nil: one consumer queue.
+    private let partitionQueues: PartitionQueues?
 
     public static let defaultConfig: [String: String] = [
         "enable.auto.commit": "false",
@@ -37,7 +39,16 @@ public final class KafkaConsumer: Sendable {
     ///   - manualRebalance: the owner applies assignment changes (see the type's documentation).
     ///   - rebalance: called on the polling thread inside librdkafka's rebalance
     ///     callback; it must return quickly (record, do not wait).
-    public init(config: [String: String], logger: Logger, manualRebalance: Bool = false, rebalance: (@Sendable (RebalanceEvent) -> Void)? = nil) throws(KafkaError) {
+    ///   - queuePerPartition: with `manualRebalance`, every partition assigned through
+    ///     `applyAssignment` gets a queue of its own, which polls take from in turn:
+    ///     librdkafka's prefetch bounds (`queued.min.messages`,
+    ///     `queued.max.messages.kbytes`) then hold per partition, and a backlog on one
+    ///     partition neither stops the fetching of the others nor queues ahead of them
+    ///     (see `PartitionQueues`).
+    public init(
+        config: [String: String], logger: Logger, manualRebalance: Bool = false, queuePerPartition: Bool = false,
+        rebalance: (@Sendable (RebalanceEvent) -> Void)? = nil
+    ) throws(KafkaError) {
         self.logger = logger
         self.manualRebalance = manualRebalance
         var merged = Self.defaultConfig.merging(config) { _, new in new }
@@ -52,16 +63,28 @@ public final class KafkaConsumer: Sendable {
         self.handle = handle
         handle.context.rebalanceObserver.withLock { $0 = rebalance }
         rd_kafka_poll_set_consumer(handle.pointer)
-        self.queue = KafkaPointer(pointer: rd_kafka_queue_get_consumer(handle.pointer))
+        let queue = KafkaPointer(pointer: rd_kafka_queue_get_consumer(handle.pointer))
+        self.queue = queue
+        if queuePerPartition && manualRebalance {
+            do throws(KafkaError) {
+                partitionQueues = try PartitionQueues(main: queue.pointer)
+            } catch {
+                rd_kafka_queue_destroy(queue.pointer)
+                throw error
+            }
+        } else {
+            partitionQueues = nil
+        }
     }
 
     deinit {
         // Never block here: leave the group and release the queue on the handle's thread.
         // (`close()` and `closeBlocking()` released the queue already.)
         guard open.clear() else { return }
-        let queue = self.queue, handle = self.handle
+        let queue = self.queue, handle = self.handle, partitionQueues = self.partitionQueues
         handle.context.closing.store(true, ordering: .releasing)
         handle.executor.execute {
+            partitionQueues?.close(main: queue.pointer)
             rd_kafka_consumer_close(handle.pointer)
             rd_kafka_queue_destroy(queue.pointer)
             withExtendedLifetime(handle) {}
@@ -71,10 +94,11 @@ public final class KafkaConsumer: Sendable {
     /// Leaves the group (with `manualRebalance`, the revocation is applied
     /// without further work: commit before closing) and destroys the handle.
     public func close() async {
-        let queue = self.queue, handle = self.handle, logger = self.logger
+        let queue = self.queue, handle = self.handle, logger = self.logger, partitionQueues = self.partitionQueues
         handle.context.closing.store(true, ordering: .releasing)
         if open.clear() {
             _ = try? await handle.blocking {
+                partitionQueues?.close(main: queue.pointer)
                 let err = rd_kafka_consumer_close(handle.pointer)
                 if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("consumer close: \(KafkaError(err))") }
                 rd_kafka_queue_destroy(queue.pointer)
@@ -130,6 +154,9 @@ public final class KafkaConsumer: Sendable {
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer, maxMessages: maxMessages, timeoutMs: timeoutMs) }
     }
 
+    /// Messages waiting in librdkafka's queue of each partition (`queuePerPartition`; else empty).
+    public var queuedPerPartition: [TopicPartition: Int] { partitionQueues?.lengths() ?? [:] }
+
     /// Whether the group uses the cooperative (incremental) rebalance protocol.
     public var isCooperative: Bool { usesCooperativeProtocol(handle.pointer) }
 
@@ -137,8 +164,10 @@ public final class KafkaConsumer: Sendable {
     /// (cooperative) or sets the assignment (eager). An offset of
     /// `KafkaOffset.invalid` starts from the group's committed offset.
     public func applyAssignment(_ partitions: [TopicPartitionOffset]) async throws {
-        let handle = self.handle
+        let handle = self.handle, partitionQueues = self.partitionQueues
         try await handle.blocking {
+            // Before the assignment: its fetch start forwards a queue the application has not set.
+            partitionQueues?.add(partitions.map(\.topicPartition), rk: handle.pointer)
             let list = makePartitionList(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             if usesCooperativeProtocol(handle.pointer) {
@@ -151,14 +180,16 @@ public final class KafkaConsumer: Sendable {
 
     /// Acts on a `.revoked` event (manual rebalance), after the revoked work was committed.
     public func applyRevocation(_ partitions: [TopicPartition]) async throws {
-        let handle = self.handle
+        let handle = self.handle, partitionQueues = self.partitionQueues
         try await handle.blocking {
             if usesCooperativeProtocol(handle.pointer) {
                 let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
                 defer { rd_kafka_topic_partition_list_destroy(list) }
                 if let e = rd_kafka_incremental_unassign(handle.pointer, list) { throw KafkaError(consuming: e) }
+                partitionQueues?.remove(partitions)
             } else {
                 try KafkaError.check(rd_kafka_assign(handle.pointer, nil), "unassign")
+                partitionQueues?.removeAll()
             }
         }
     }
@@ -304,6 +335,7 @@ public final class KafkaConsumer: Sendable {
 
     /// Up to `maxMessages` messages (or events) of the queue; the caller destroys the first `n`.
     private func consumeQueue(maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> (ptrs: [UnsafeMutablePointer<rd_kafka_message_t>?], n: Int) {
+        if let partitionQueues { return try partitionQueues.consume(main: queue.pointer, maxMessages: maxMessages, timeoutMs: timeoutMs) }
         // Wait (up to the timeout) for the first message only, then take what is already
         // there: a batch call with a timeout waits for a full batch, which makes every
         // record of a quiet stream wait the whole timeout.
@@ -461,6 +493,20 @@ public final class KafkaConsumer: Sendable {
         try KafkaError.check(rd_kafka_offsets_store(handle.pointer, list), "store offsets")
     }
 
+    /// Back-pressure: stops taking records of `partitions` until `resumeTaking`. With
+    /// `queuePerPartition`, polls leave their queues alone and librdkafka stops fetching
+    /// each once its queue holds the prefetch bound, keeping what it fetched; otherwise
+    /// the partitions are paused (librdkafka drops what it fetched and fetches it again
+    /// after `resume`).
+    public func pauseTaking(_ partitions: [TopicPartition]) throws(KafkaError) {
+        if let partitionQueues { partitionQueues.hold(partitions) } else { try pause(partitions) }
+    }
+
+    /// Takes records of `partitions` again (see `pauseTaking`).
+    public func resumeTaking(_ partitions: [TopicPartition]) throws(KafkaError) {
+        if let partitionQueues { partitionQueues.release(partitions) } else { try resume(partitions) }
+    }
+
     /// Stops fetching from partitions (back-pressure) until `resume`.
     public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
         let list = makePartitionList(partitions.map { TopicPartitionOffset($0, KafkaOffset.invalid) })
@@ -524,6 +570,7 @@ public final class KafkaConsumer: Sendable {
     public func closeBlocking() {
         handle.context.closing.store(true, ordering: .releasing)
         if open.clear() {
+            partitionQueues?.close(main: queue.pointer)
             let err = rd_kafka_consumer_close(handle.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("consumer close: \(KafkaError(err))") }
             rd_kafka_queue_destroy(queue.pointer)

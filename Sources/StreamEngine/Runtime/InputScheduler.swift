@@ -21,7 +21,8 @@ import Logging
 ///   processed from that partition. Alignment is per instance.
 /// - **Back-pressure**: a partition whose buffered records exceed a bound in
 ///   every task that reads it is paused until they drain; a partition that a
-///   task is waiting for is never paused.
+///   task is waiting for is never paused, nor a merged input whose records wait
+///   for upstream progress (the markers that release them come through it).
 struct InputScheduler {
     /// `max.task.idle.ms`.
     let maxTaskIdleMs: Int
@@ -158,7 +159,7 @@ struct InputScheduler {
             let counts = ids.map { statuses[$0]?.buffered[tp.topic] ?? 0 }
             let least = counts.min() ?? 0
             let most = counts.max() ?? 0
-            let waitedFor = waitingSince.keys.contains { $0.partition == tp }
+            let waitedFor = waitingSince.keys.contains { $0.partition == tp } || ids.contains { statuses[$0]?.waitsForUpstream == true }
             if paused.contains(tp) {
                 if least == 0 || most <= pauseAbove / 2 || waitedFor {
                     paused.remove(tp)

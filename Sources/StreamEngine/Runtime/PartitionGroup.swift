@@ -168,6 +168,7 @@ struct PartitionGroup {
             if let h = headTimestamp(i) { s.heads[t] = h }
             s.partitionTimes[t] = partitionTimes[i]
         }
+        if merge != nil, count(0) > 0, s.heads.isEmpty { s.waitsForUpstream = true }
         return s
     }
 }
@@ -180,6 +181,9 @@ struct InputStatus: Sendable, Equatable {
     var heads: [String: Int64] = [:]
     /// Event time of the last record processed (`Int64.min` before the first).
     var partitionTimes: [String: Int64] = [:]
+    /// A merged input holds records that wait for upstream progress: the markers that
+    /// release them come through the same partition, so it must never be paused.
+    var waitsForUpstream = false
 
     var total: Int { buffered.values.reduce(0, +) }
 }

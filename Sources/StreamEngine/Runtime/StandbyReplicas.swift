@@ -75,6 +75,9 @@ actor StandbyReplicas {
         self.stateDir = stateDir
         self.logger = logger
         var c = consumerConfig
+        // One shared queue: the member's per-partition bounds do not fit it.
+        for key in StreamRuntime.partitionQueuePrefetchDefaults.keys where plan.config.kafka[key] == nil { c.removeValue(forKey: key) }
+        for (key, value) in StreamRuntime.sharedQueuePrefetchDefaults where plan.config.kafka[key] == nil { c[key] = value }
         c.removeValue(forKey: "group.instance.id")
         c["isolation.level"] = "read_committed"
         c["enable.partition.eof"] = "false"

@@ -219,7 +219,7 @@ public final class StreamRuntime: Service {
             let multi = plan.subTopologies.filter { $0.sourceTopics.count > 1 }.map { "\($0.id) (\($0.sourceTopics.joined(separator: " + ")))" }
             logger.notice("rebalancing is eager (range assignor): \(multi.joined(separator: ", ")) read several co-partitioned topics, which cooperative-sticky would split between members")
         }
-        let consumer = try KafkaConsumer(config: consumerConfig, logger: logger, manualRebalance: true)
+        let consumer = try KafkaConsumer(config: consumerConfig, logger: logger, manualRebalance: true, queuePerPartition: true)
         var readerConfig = consumerConfig
         readerConfig["isolation.level"] = "read_uncommitted"
         readerConfig.removeValue(forKey: "group.instance.id")
@@ -273,20 +273,28 @@ public final class StreamRuntime: Service {
         try outcome.get()
     }
 
-    /// The consumer's prefetch bound, unless the file's `kafka:` section sets it.
+    /// The prefetch bound of consumers that read many partitions through librdkafka's
+    /// one consumer queue (the standby replicas' reader; the benchmark's raw baseline),
+    /// unless the file's `kafka:` section sets it.
     ///
     /// librdkafka's high-level consumer forwards every partition's fetch queue to one
     /// consumer queue, and checks `queued.min.messages` (default 100,000) and
     /// `queued.max.messages.kbytes` (default 64 MiB) against that whole queue. Once either
-    /// is exceeded, no partition is fetched, and librdkafka 2.0.2 waits up to a second
-    /// before it looks again (2.1.0 made that `fetch.queue.backoff.ms`). With a backlog of
-    /// small records the count bound is reached first and often. Every fetch then
-    /// pauses, the repartition topics' included, and a repartition partition is read at
-    /// about one fetch answer a second. With the mock's one batch per partition per fetch,
-    /// that was ~25 records/s, so downstream tasks of the full `topologies.yaml` gave up
-    /// their 30 s merge waits. Only the count bound is lifted; memory stays bounded by the
-    /// 64 MiB byte bound, and by the tasks' own per-partition pauses.
-    public static let prefetchDefaults = ["queued.min.messages": "1000000"]
+    /// is exceeded, no partition is fetched, and librdkafka 2.0.2 looks again only when
+    /// its broker thread wakes, up to a second later (2.1.0 made that
+    /// `fetch.queue.backoff.ms`). With a backlog of small records the count bound is
+    /// reached first and often. Only the count bound is lifted; memory stays bounded by
+    /// the 64 MiB byte bound. The group member does not need it: it reads each partition
+    /// from a queue of its own (`KafkaConsumer(queuePerPartition:)`), where the
+    /// bounds hold per partition.
+    public static let sharedQueuePrefetchDefaults = ["queued.min.messages": "1000000"]
+
+    /// The group member's prefetch bounds per partition (it reads each partition from a
+    /// queue of its own), unless the file's `kafka:` section sets them: librdkafka's
+    /// defaults (100,000 records, 64 MiB) would hold that much of every partition
+    /// whose records the tasks are not taking. 20,000 records is seconds of one
+    /// partition's work at the engine's rates.
+    public static let partitionQueuePrefetchDefaults = ["queued.min.messages": "20000", "queued.max.messages.kbytes": "16384"]
 
     /// The group member's configuration: `cooperative-sticky` by default
     /// (KIP-429: partitions that stay keep processing through a rebalance) —
@@ -296,7 +304,8 @@ public final class StreamRuntime: Service {
     /// a task between members). `group.instance.id` for static membership, and
     /// on librdkafka's mock short session timeouts (its coordinator waits a
     /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
-    /// the others to rejoin). The prefetch bound of `prefetchDefaults` unless configured.
+    /// the others to rejoin). The prefetch bounds of `partitionQueuePrefetchDefaults`
+    /// unless configured.
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = config.kafka
         c["group.id"] = config.applicationId
@@ -313,7 +322,7 @@ public final class StreamRuntime: Service {
             c["partition.assignment.strategy"] = multiTopic.isEmpty ? "cooperative-sticky" : "range"
         }
         c["isolation.level"] = "read_committed"
-        for (key, value) in Self.prefetchDefaults where c[key] == nil { c[key] = value }
+        for (key, value) in Self.partitionQueuePrefetchDefaults where c[key] == nil { c[key] = value }
         // End-of-partition events tell the event-time scheduler that a partition's lag is 0.
         c["enable.partition.eof"] = "true"
         if let instanceId { c["group.instance.id"] = instanceId }
@@ -370,6 +379,9 @@ struct PollLoop: Sendable {
     let liveStats: @Sendable (RuntimeStats) -> Void
     let logger: Logger
 
+    /// Full polls taken into the tasks' buffers before a round of processing.
+    static let maxIntakePolls = 64
+
     func run() async throws {
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
@@ -378,9 +390,22 @@ struct PollLoop: Sendable {
         do {
             while consumer.isOpen, !Task.isCancelled {
                 // With work to commit, the poll waits no longer than until the commit is due.
-                let batch = try await consumer.poll(
+                var batch = try await consumer.poll(
                     maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless,
                     skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
+                // Take what librdkafka already holds before processing (up to a bound): its
+                // queue is shared by every partition, and while it holds `queued.min.messages`
+                // or `queued.max.messages.kbytes` it fetches no partition at all, so a
+                // repartition partition would wait behind the input's backlog. Buffered in
+                // the tasks, a backlog is bounded per partition instead, by pausing it.
+                var intakePolls = 0
+                while batch.rebalanceEvents.isEmpty, batch.messages.count >= batchSize, intakePolls < Self.maxIntakePolls {
+                    await manager.buffer(batch.messages, endOfPartition: batch.partitionEOFs)
+                    batch = try await consumer.poll(
+                        maxMessages: batchSize, timeoutMs: 0, skippingHeadersOf: headerless,
+                        skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
+                    intakePolls += 1
+                }
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
                 let buffered = await manager.hasBufferedInput
@@ -391,7 +416,9 @@ struct PollLoop: Sendable {
                 // Then what the rebalance callback recorded: revoked work is committed before the partitions go.
                 for event in batch.rebalanceEvents { try await manager.handle(event) }
                 try await manager.restartDroppedTasks()
-                let idle = batch.messages.isEmpty
+                // Idle: nothing came, and the tasks hold nothing they could process now.
+                let workLeft = await manager.drainStoppedByBudget
+                let idle = batch.messages.isEmpty && !workLeft
                 let dueByIdle = idle ? await manager.hasUncommittedWork : false
                 if ContinuousClock.now - lastCommit >= commitInterval || dueByIdle {
                     // The interval is a period: it counts from the start of the last commit.
@@ -424,8 +451,10 @@ struct PollLoop: Sendable {
     }
 
     /// How long the next poll may wait for a first record: 100 ms, or less
-    /// when processed work waits for a commit that is due sooner.
+    /// when processed work waits for a commit that is due sooner; 0 while the
+    /// tasks hold records they could process now.
     private func pollTimeoutMs(sinceCommit: Duration) async -> Int32 {
+        if await manager.drainStoppedByBudget { return 0 }
         guard await manager.hasUncommittedWork else { return 100 }
         let left = commitInterval - sinceCommit
         return left <= .zero ? 0 : Int32(min(100, (left / .milliseconds(1)).rounded(.up)))

@@ -290,6 +290,8 @@ package actor StreamTask {
         var status = InputStatus()
         /// The topic whose empty queue holds the task back, if any.
         var starvedOn: String?
+        /// It stopped at its record limit with records it could take.
+        var reachedLimit = false
     }
 
     /// Processes buffered records, smallest event time first (see
@@ -297,7 +299,8 @@ package actor StreamTask {
     /// record is beyond `cap`.
     /// - Parameter mayRunAhead: source topics whose partition is at its end
     ///   (or whose wait was given up): their empty queue does not hold the task back.
-    func drain(mayRunAhead: Set<String>, cap: Int64 = .max) async throws -> DrainReport {
+    /// - Parameter limit: the most records to process in this call.
+    func drain(mayRunAhead: Set<String>, cap: Int64 = .max, limit: Int = .max) async throws -> DrainReport {
         var report = DrainReport()
         // A merged input waits for its upstream tasks' progress, but not forever (a task that is
         // never restarted, a marker that never comes): past the bound it takes what it holds.
@@ -309,6 +312,10 @@ package actor StreamTask {
         let dlqBefore = recordsDeadLettered
         let topics = input.topics
         loop: while true {
+            if report.processed >= limit {
+                report.reachedLimit = true
+                break
+            }
             let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
             switch next {
             case .take(let i):

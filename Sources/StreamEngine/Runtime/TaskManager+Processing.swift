@@ -7,6 +7,14 @@ extension TaskManager {
     /// order allows now (see `InputScheduler`); pauses and resumes partitions
     /// for back-pressure.
     func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
+        await buffer(messages, endOfPartition: endOfPartition)
+        try await drainBuffered()
+    }
+
+    /// Buffers polled messages in their tasks without processing them, and pauses the
+    /// partitions whose buffered records exceed the bound: the intake that keeps
+    /// librdkafka's queue short (see `PollLoop.run`), so that back-pressure acts per partition.
+    func buffer(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async {
         let runs = PartitionRun.runs(of: messages)
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
@@ -29,7 +37,7 @@ extension TaskManager {
             for (id, status) in statuses { scheduler.update(id, status) }
             processedTotal += messages.count { !UpstreamMerge.isMarker($0) }  // progress markers are no records
         }
-        try await drainBuffered()
+        applyBackPressure()
     }
 
     /// Parses the value of each message that several tasks read (pipelines on one
@@ -75,9 +83,15 @@ extension TaskManager {
         }
     }
 
-    /// Runs drain rounds until no task can go on: every round computes the
-    /// alignment caps from the tasks' frontiers and lets each task process up to its cap.
+    /// Runs drain rounds until no task can go on, or the rounds have run for
+    /// `drainBudget`: every round computes the alignment caps from the tasks'
+    /// frontiers and lets each task process up to its cap, at most
+    /// `recordsPerRound` records. The budget keeps the poll loop polling while a
+    /// backlog is processed: upstream progress markers (and records of other
+    /// partitions) otherwise wait in librdkafka's queues until the whole backlog is done.
     private func drainBuffered() async throws {
+        let started = ContinuousClock.now
+        drainStoppedByBudget = false
         var tasksBySub: [String: [TaskID]] = [:]
         var topicsBySub: [String: [String]] = [:]
         for (id, task) in tasks where task.sub.alignsEventTime {
@@ -93,27 +107,40 @@ extension TaskManager {
             }
             if work.isEmpty { break }
             let reports = try await withThrowingTaskGroup(of: (TaskID, StreamTask.DrainReport).self) { group in
-                for (id, task, ahead, cap) in work { group.addTask { (id, try await task.drain(mayRunAhead: ahead, cap: cap)) } }
+                for (id, task, ahead, cap) in work {
+                    group.addTask { (id, try await task.drain(mayRunAhead: ahead, cap: cap, limit: Self.recordsPerRound)) }
+                }
                 return try await group.reduce(into: [(TaskID, StreamTask.DrainReport)]()) { $0.append($1) }
             }
             var progress = 0
             var capped = false
+            var limited = false
             for (id, r) in reports {
                 scheduler.update(id, r.status)
                 scheduler.noteWaiting(id, on: r.starvedOn, now: now)
                 progress += r.processed
                 deadLetteredTotal += r.deadLettered
                 if r.stoppedBecause == .capped { capped = true }
+                if r.reachedLimit { limited = true }
             }
-            if progress == 0 || !capped { break }
+            if progress == 0 || !(capped || limited) { break }
+            if ContinuousClock.now - started >= Self.drainBudget {
+                drainStoppedByBudget = limited
+                break
+            }
         }
+        applyBackPressure()
+    }
+
+    /// Pauses and resumes partitions by their tasks' buffered records (`InputScheduler.backPressure`).
+    private func applyBackPressure() {
         let (pause, resume) = scheduler.backPressure(readers: tasksByPartition)
         if !pause.isEmpty {
             logger.debug("pausing \(pause.count) partitions: their buffered records wait for other partitions")
-            do { try consumer.pause(pause) } catch { logger.warning("pause \(pause): \(error)") }
+            do { try consumer.pauseTaking(pause) } catch { logger.warning("pause \(pause): \(error)") }
         }
         if !resume.isEmpty {
-            do { try consumer.resume(resume) } catch { logger.warning("resume \(resume): \(error)") }
+            do { try consumer.resumeTaking(resume) } catch { logger.warning("resume \(resume): \(error)") }
         }
     }
 }

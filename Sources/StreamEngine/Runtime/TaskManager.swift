@@ -66,7 +66,7 @@ actor TaskManager {
         self.logger = env.logger
         self.scheduler = InputScheduler(
             maxTaskIdleMs: env.config.maxTaskIdleMs, maxDriftMs: Int64(env.config.effectiveMaxDriftMs),
-            pauseAbove: 20_000, logger: env.logger)
+            pauseAbove: 5_000, logger: env.logger)
     }
 
     var hasUncommittedWork: Bool { uncommitted }
@@ -81,6 +81,13 @@ actor TaskManager {
     }
     /// Whether some task holds input it could not process yet (waiting for another partition).
     var hasBufferedInput: Bool { scheduler.statuses.values.contains { $0.total > 0 } }
+    /// The last drain stopped at its time budget with records the tasks could take:
+    /// the next poll should not wait.
+    var drainStoppedByBudget = false
+    /// Most records a task processes in one drain round.
+    static let recordsPerRound = 2_000
+    /// How long drain rounds run before the poll loop polls again.
+    static let drainBudget = Duration.milliseconds(100)
     var stats: RuntimeStats { RuntimeStats(processed: processedTotal, deadLettered: deadLetteredTotal, commits: commits) }
 
     private func crashIfInjected(_ point: FaultInjection.Point) throws {
@@ -162,9 +169,9 @@ actor TaskManager {
         let seeks = partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning) }
         try await consumer.seek(seeks, timeoutMs: 30_000)
         // The scheduler forgets them, paused ones included: they stay assigned through a
-        // cooperative rebalance, so librdkafka would keep them paused for good.
+        // cooperative rebalance, so the consumer would keep them paused for good.
         scheduler.forget(partitions, tasks: [])
-        do { try consumer.resume(Array(partitions)) } catch { logger.warning("resume \(Self.summary(Array(partitions))): \(error)") }
+        do { try consumer.resumeTaking(Array(partitions)) } catch { logger.warning("resume \(Self.summary(Array(partitions))): \(error)") }
         publishQueries()
     }
 

@@ -23,4 +23,48 @@ struct InputSchedulerTests {
         #expect(!scheduler.atEnd(TopicPartition("b", 1)), "offset 9 fetched after the end event at 9")
         #expect(!scheduler.atEnd(TopicPartition("a", 1)), "no end event")
     }
+
+    /// A merged input (2 upstream tasks) holding `n` records of upstream 0, none heard from upstream 1.
+    func mergedWaiting(_ n: Int) -> PartitionGroup {
+        var group = PartitionGroup(topics: ["rep"], mergingUpstreams: 2)
+        for i in 0..<n {
+            let stamp = RepartitionStamp(eventTime: 1000 + Int64(i), upstreamTask: 0, streamTime: 1000 + Int64(i), position: nil)
+            let m = KafkaMessage(topic: "rep", partition: 0, offset: Int64(i), key: nil, value: stamp.encoded())
+            group.append(m, topicIndex: 0, decoded: .success(StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + Int64(i))), stamp: stamp)
+        }
+        return group
+    }
+
+    @Test("back-pressure: a partition buffered above the bound in every reader is paused and resumed at half; a merged input whose records wait for an upstream task is never paused, however many it holds")
+    func backPressure() {
+        var scheduler = InputScheduler(maxTaskIdleMs: 0, maxDriftMs: 0, pauseAbove: 10, logger: Logger(label: "test"))
+        let plain = TaskID(subTopology: "a", partition: 0), merged = TaskID(subTopology: "a.1", partition: 0)
+        let input = TopicPartition("in", 0), rep = TopicPartition("rep", 0)
+        let readers = [input: [plain], rep: [merged]]
+
+        var waiting = mergedWaiting(50)
+        #expect(waiting.next(mayRunAhead: { _ in true }, cap: .max) == .empty, "nothing may go before upstream 1 is heard from")
+        #expect(waiting.status.waitsForUpstream && waiting.status.buffered["rep"] == 50)
+        scheduler.update(merged, waiting.status)
+        scheduler.update(plain, InputStatus(buffered: ["in": 11], heads: ["in": 5]))
+        var actions = scheduler.backPressure(readers: readers)
+        #expect(actions.pause == [input], "the plain input above the bound pauses; the merged one holding 50 does not")
+        #expect(actions.resume.isEmpty)
+
+        scheduler.update(plain, InputStatus(buffered: ["in": 6], heads: ["in": 5]))
+        #expect(scheduler.backPressure(readers: readers).resume.isEmpty, "still above half the bound")
+        scheduler.update(plain, InputStatus(buffered: ["in": 5], heads: ["in": 5]))
+        actions = scheduler.backPressure(readers: readers)
+        #expect(actions.resume == [input] && actions.pause.isEmpty)
+
+        // Without the wait (the same count, takeable now), the merged input's partition pauses too.
+        var takeable = InputStatus(buffered: ["rep": 50], heads: ["rep": 1000])
+        scheduler.update(merged, takeable)
+        #expect(scheduler.backPressure(readers: readers).pause == [rep])
+        // And once it waits for upstream progress again, it resumes at once: the markers come through it.
+        takeable.heads = [:]
+        takeable.waitsForUpstream = true
+        scheduler.update(merged, takeable)
+        #expect(scheduler.backPressure(readers: readers).resume == [rep])
+    }
 }
