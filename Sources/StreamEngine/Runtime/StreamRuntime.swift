@@ -379,9 +379,6 @@ struct PollLoop: Sendable {
     let liveStats: @Sendable (RuntimeStats) -> Void
     let logger: Logger
 
-    /// Full polls taken into the tasks' buffers before a round of processing.
-    static let maxIntakePolls = 64
-
     func run() async throws {
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
@@ -390,22 +387,9 @@ struct PollLoop: Sendable {
         do {
             while consumer.isOpen, !Task.isCancelled {
                 // With work to commit, the poll waits no longer than until the commit is due.
-                var batch = try await consumer.poll(
+                let batch = try await consumer.poll(
                     maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless,
                     skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
-                // Take what librdkafka already holds before processing (up to a bound): its
-                // queue is shared by every partition, and while it holds `queued.min.messages`
-                // or `queued.max.messages.kbytes` it fetches no partition at all, so a
-                // repartition partition would wait behind the input's backlog. Buffered in
-                // the tasks, a backlog is bounded per partition instead, by pausing it.
-                var intakePolls = 0
-                while batch.rebalanceEvents.isEmpty, batch.messages.count >= batchSize, intakePolls < Self.maxIntakePolls {
-                    await manager.buffer(batch.messages, endOfPartition: batch.partitionEOFs)
-                    batch = try await consumer.poll(
-                        maxMessages: batchSize, timeoutMs: 0, skippingHeadersOf: headerless,
-                        skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
-                    intakePolls += 1
-                }
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
                 let buffered = await manager.hasBufferedInput

@@ -11,10 +11,9 @@ extension TaskManager {
         try await drainBuffered()
     }
 
-    /// Buffers polled messages in their tasks without processing them, and pauses the
-    /// partitions whose buffered records exceed the bound: the intake that keeps
-    /// librdkafka's queue short (see `PollLoop.run`), so that back-pressure acts per partition.
-    func buffer(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async {
+    /// Buffers polled messages in their tasks, parsed and decoded once where several
+    /// tasks read them.
+    private func buffer(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async {
         let runs = PartitionRun.runs(of: messages)
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
@@ -37,7 +36,6 @@ extension TaskManager {
             for (id, status) in statuses { scheduler.update(id, status) }
             processedTotal += messages.count { !UpstreamMerge.isMarker($0) }  // progress markers are no records
         }
-        applyBackPressure()
     }
 
     /// Parses the value of each message that several tasks read (pipelines on one
