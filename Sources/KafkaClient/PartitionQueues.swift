@@ -19,9 +19,10 @@ import Synchronization
 /// non-blocking pipe when it becomes non-empty (`rd_kafka_queue_io_event_enable`);
 /// a poll that finds nothing waits on the pipe's read end.
 ///
-/// Threading: every method runs on the consumer handle's executor; the map is
-/// behind a `Mutex` only to keep the type `Sendable`. `close(main:)` must run
-/// before the consumer handle goes (the consumer's `close` and `deinit` call it).
+/// Threading: `add`, `remove`, `removeAll`, `consume` and `close` run on the consumer
+/// handle's executor (they call librdkafka with the handle's queues); `hold`, `release`
+/// and `lengths` may run anywhere. The state is behind a `Mutex`. `close(main:)` must
+/// run before the consumer handle goes (the consumer's `close` and `deinit` call it).
 final class PartitionQueues: Sendable {
     private struct State {
         var queues: [TopicPartition: KafkaPointer] = [:]

@@ -123,7 +123,8 @@ extension TaskManager {
             }
             if progress == 0 || !(capped || limited) { break }
             if ContinuousClock.now - started >= Self.drainBudget {
-                drainStoppedByBudget = limited
+                // Rounds were still making progress: more may be possible at once.
+                drainStoppedByBudget = true
                 break
             }
         }
