@@ -89,10 +89,18 @@ final class KafkaHandle: Sendable {
         }
     }
 
+    /// Defaults of every handle, under the caller's configuration.
+    ///
+    /// `socket.nagle.disable`: librdkafka leaves Nagle's algorithm on (the Java client
+    /// turns it off). With it on, a small request written while an earlier one is not yet
+    /// acknowledged waits for the peer's delayed ACK, ~40 ms on Linux: the engine's commit
+    /// flush took 45 ms instead of 2 in such stretches.
+    static let commonDefaults = ["socket.nagle.disable": "true"]
+
     init(kind: rd_kafka_type_t, config: [String: String], logger: Logger, configure: (OpaquePointer) -> Void = { _ in }) throws(KafkaError) {
         let conf = rd_kafka_conf_new()!
         var errbuf = [CChar](repeating: 0, count: 512)
-        for (key, value) in config.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in Self.commonDefaults.merging(config, uniquingKeysWith: { _, given in given }).sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw KafkaError.client("configuration \(key)=\(value): \(cString(errbuf))")

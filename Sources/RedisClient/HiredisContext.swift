@@ -111,6 +111,14 @@ final class HiredisContext {
         return try readReply()
     }
 
+    /// Sends encoded commands in one batch and reads their replies, in order.
+    func roundTrip(_ commands: [RESPCommand]) throws(RedisError) -> [RedisReply] {
+        for command in commands {
+            try append(command)
+        }
+        return try readReplies(commands.count)
+    }
+
     private func readReplies(_ count: Int) throws(RedisError) -> [RedisReply] {
         var replies: [RedisReply] = []
         replies.reserveCapacity(count)

@@ -185,14 +185,7 @@ public actor RedisConnection {
         var reloaded = false
         while true {
             let sha = try await scriptSHA(for: script)
-            // Encoded in place: a commit's script call carries every changed key's arguments.
-            var command = RESPCommand(argumentCount: 3 + keys.count + args.count, capacity: args.reduce(64) { $0 + $1.utf8.count + 8 })
-            command.append("EVALSHA")
-            command.append(sha)
-            command.append(String(keys.count))
-            for key in keys { command.append(key) }
-            for arg in args { command.append(arg) }
-            let reply = try await roundTrip(command)
+            let reply = try await roundTrip(Self.evalSHA(sha, RedisScriptCall(keys: keys, args: args)))
             if case .error(let message) = reply {
                 if message.hasPrefix("NOSCRIPT"), !reloaded {
                     logger.debug("script \(sha) unknown to redis at \(url.address), loading it again")
@@ -204,6 +197,57 @@ public actor RedisConnection {
             }
             return reply
         }
+    }
+
+    /// Runs a Lua script once per call with `EVALSHA`, every call sent in one batch (one
+    /// round trip), and returns the replies in order.
+    ///
+    /// Calls the server answers `NOSCRIPT` (after `SCRIPT FLUSH` or a restart) did not
+    /// run: the script is loaded again and those calls are sent once more.
+    ///
+    /// - Throws: ``RedisError``; the first error raised by the script is thrown as
+    ///   ``RedisError/Kind/server`` after every call has been answered (the other calls
+    ///   of the batch have run).
+    public func evalScript(_ script: String, calls: [RedisScriptCall]) async throws -> [RedisReply] {
+        if calls.isEmpty { return [] }
+        var replies = [RedisReply?](repeating: nil, count: calls.count)
+        var pending = Array(calls.indices)
+        var reloaded = false
+        while !pending.isEmpty {
+            let sha = try await scriptSHA(for: script)
+            let commands = pending.map { Self.evalSHA(sha, calls[$0]) }
+            let answers = try await roundTrip(commands)
+            var again: [Int] = []
+            for (i, reply) in zip(pending, answers) {
+                if case .error(let message) = reply, message.hasPrefix("NOSCRIPT"), !reloaded {
+                    again.append(i)
+                } else {
+                    replies[i] = reply
+                }
+            }
+            if !again.isEmpty {
+                logger.debug("script \(sha) unknown to redis at \(url.address), loading it again")
+                scriptSHAs[script] = nil
+                reloaded = true
+            }
+            pending = again
+        }
+        let result = replies.map { $0 ?? .null }
+        for reply in result {
+            if case .error(let message) = reply { throw RedisError(kind: .server, message: message) }
+        }
+        return result
+    }
+
+    /// An `EVALSHA` call encoded in place: a commit's script call carries every changed key's arguments.
+    private static func evalSHA(_ sha: String, _ call: RedisScriptCall) -> RESPCommand {
+        var command = RESPCommand(argumentCount: 3 + call.keys.count + call.args.count, capacity: call.args.reduce(64) { $0 + $1.utf8.count + 8 })
+        command.append("EVALSHA")
+        command.append(sha)
+        command.append(String(call.keys.count))
+        for key in call.keys { command.append(key) }
+        for arg in call.args { command.append(arg) }
+        return command
     }
 
     /// Closes the connection and stops its thread; later calls throw
@@ -234,6 +278,10 @@ public actor RedisConnection {
     /// Sends the commands on a usable connection and reads their replies. On a
     /// connection-level error the context is dropped before the error is thrown.
     private func roundTrip(_ commands: [[[UInt8]]]) async throws -> [RedisReply] {
+        try await withContext { context throws(RedisError) in try context.roundTrip(commands) }
+    }
+
+    private func roundTrip(_ commands: [RESPCommand]) async throws -> [RedisReply] {
         try await withContext { context throws(RedisError) in try context.roundTrip(commands) }
     }
 
@@ -325,5 +373,16 @@ public actor RedisConnection {
             }
         }
         return context
+    }
+}
+
+/// One call of a Lua script: its keys and arguments (``RedisConnection/evalScript(_:calls:)``).
+public struct RedisScriptCall: Sendable, Equatable {
+    public var keys: [String]
+    public var args: [String]
+
+    public init(keys: [String], args: [String]) {
+        self.keys = keys
+        self.args = args
     }
 }

@@ -143,6 +143,34 @@ struct RedisConnectionTests {
         await redis.close()
     }
 
+    @Test("several script calls go in one batch, in order; after SCRIPT FLUSH every call runs once")
+    func evalScriptBatch() async throws {
+        let server = try LocalRedisServer()
+        defer { server.stop() }
+        let redis = connect(server.url)
+        let script = "redis.call('RPUSH', KEYS[1], ARGV[1]); return redis.call('INCRBY', KEYS[2], ARGV[2])"
+        let calls = (1...5).map { RedisScriptCall(keys: ["order", "sum"], args: ["c\($0)", String($0)]) }
+
+        #expect(try await redis.evalScript(script, calls: calls) == [1, 3, 6, 10, 15].map { .integer($0) })
+        #expect(try await redis.command(["LRANGE", "order", "0", "-1"]) == .array((1...5).map { .bulk(Array("c\($0)".utf8)) }))
+
+        // Unknown to the server: every call is answered NOSCRIPT, the script is loaded again
+        // and the batch sent once more; each call is applied exactly once.
+        try await redis.command(["SCRIPT", "FLUSH"])
+        #expect(try await redis.evalScript(script, calls: Array(calls.prefix(2))) == [.integer(16), .integer(18)])
+        #expect(try await redis.command(["LLEN", "order"]) == .integer(7))
+        #expect(try await redis.evalScript(script, calls: []) == [])
+
+        // A call that fails throws its error once the batch is answered; the others ran.
+        let failing = [RedisScriptCall(keys: ["order", "sum"], args: ["ok", "1"]), RedisScriptCall(keys: ["order", "sum"], args: ["bad", "x"]),
+                       RedisScriptCall(keys: ["order", "sum"], args: ["after", "1"])]
+        let error = await #expect(throws: RedisError.self) { try await redis.evalScript(script, calls: failing) }
+        #expect(error?.kind == .server)
+        #expect(try await redis.command(["GET", "sum"]) == .bulk(Array("20".utf8)))
+        #expect(try await redis.command(["LRANGE", "order", "-3", "-1"]) == .array(["ok", "bad", "after"].map { .bulk(Array($0.utf8)) }))
+        await redis.close()
+    }
+
     @Test("binary values with NUL, CR/LF and 0xFF bytes round-trip")
     func binarySafe() async throws {
         let server = try LocalRedisServer()

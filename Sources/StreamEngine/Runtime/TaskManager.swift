@@ -284,8 +284,9 @@ actor TaskManager {
 
     // MARK: Commit
 
-    /// Commits every task: changelog and output records acknowledged, then
-    /// Redis writes applied (fenced), then input offsets committed.
+    /// Commits every task: changelog and output records acknowledged and
+    /// Redis writes applied (fenced; both at once unless in a Kafka transaction,
+    /// where the flush comes first), then input offsets committed.
     func commit() async throws {
         guard !crashed else { throw SimulatedCrash() }
         let clock = ContinuousClock()
@@ -302,23 +303,30 @@ actor TaskManager {
             if !pendingOffsets.isEmpty && !transactional { try await commitPendingOffsets([]) }
             return
         }
+        var calls: [RedisScriptCall] = []
+        for c in commits where !c.redisCommands.isEmpty {
+            let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
+            calls.append(RedisScriptCall(keys: [fenceKey], args: RedisFence.arguments(tag: c.tag, commands: c.redisCommands)))
+        }
+        for c in commits where !c.punctuationCommands.isEmpty {
+            let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
+            calls.append(RedisScriptCall(keys: [fenceKey], args: RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)))
+        }
         let t0 = clock.now
-        try await retrying("flush Kafka producer") { try await self.env.producer.flush(timeout: .seconds(30)) }
-        let t1 = clock.now
-        try crashIfInjected(.afterKafkaFlush)
-        if let redis {
-            for c in commits where !c.redisCommands.isEmpty {
-                let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
-                let args = RedisFence.arguments(tag: c.tag, commands: c.redisCommands)
-                let w0 = clock.now
-                _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
-                redisWriteTimer.recordNanoseconds((clock.now - w0).totalNanoseconds)
-            }
-            for c in commits where !c.punctuationCommands.isEmpty {
-                let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
-                let args = RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)
-                _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, keys: [fenceKey], args: args) }
-            }
+        var flushTime = Duration.zero
+        if transactional || calls.isEmpty || redis == nil {
+            try await flushProducer()
+            flushTime = clock.now - t0
+            try crashIfInjected(.afterKafkaFlush)
+            try await writeRedis(calls)
+        } else {
+            // Without a Kafka transaction the Redis writes need not wait for the flush: a
+            // restore applies only changelog records whose offsets were committed, and the
+            // offsets are committed after both. A crash in between leaves Redis ahead of the
+            // committed offsets, which the fences cover (replayed writes are skipped or held).
+            async let flushed: Duration = flushThenCheckCrash()
+            try await writeRedis(calls)
+            flushTime = try await flushed
         }
         let tRedisDone = clock.now
         // SQL sinks: one transaction per task, fenced by its input offsets (see SQLSinkWriter).
@@ -364,8 +372,31 @@ actor TaskManager {
         let t4 = clock.now
         commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
         if t4 - tp > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: prepare \(t0 - tp), Kafka flush \(t1 - t0), Redis \(tRedisDone - t1), SQL \(t2 - tRedisDone), offsets \(t3 - t2), snapshots \(t4 - t3)")
+            logger.info("slow commit of \(commits.count) tasks: prepare \(t0 - tp), Kafka flush \(flushTime), Kafka flush and Redis \(tRedisDone - t0), SQL \(t2 - tRedisDone), offsets \(t3 - t2), snapshots \(t4 - t3)")
         }
+    }
+
+    private func flushProducer() async throws {
+        let producer = env.producer
+        try await retrying("flush Kafka producer") { try await producer.flush(timeout: .seconds(30)) }
+    }
+
+    /// The flush's duration.
+    private func flushThenCheckCrash() async throws -> Duration {
+        let start = ContinuousClock.now
+        try await flushProducer()
+        let took = ContinuousClock.now - start
+        try crashIfInjected(.afterKafkaFlush)
+        return took
+    }
+
+    /// Every task's fenced write in one round trip: each is applied at most once (its
+    /// fence), so a retry of the whole batch after a lost connection is safe.
+    private func writeRedis(_ calls: [RedisScriptCall]) async throws {
+        guard let redis, !calls.isEmpty else { return }
+        let w0 = ContinuousClock.now
+        _ = try await retrying("write to Redis") { try await redis.evalScript(RedisFence.script, calls: calls) }
+        redisWriteTimer.recordNanoseconds((ContinuousClock.now - w0).totalNanoseconds)
     }
 
     private var lastPunctuationFence: Int64 = 0
