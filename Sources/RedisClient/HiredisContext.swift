@@ -105,12 +105,6 @@ final class HiredisContext {
         return try readReplies(commands.count)
     }
 
-    /// Sends one encoded command and reads its reply.
-    func roundTrip(_ command: RESPCommand) throws(RedisError) -> RedisReply {
-        try append(command)
-        return try readReply()
-    }
-
     /// Sends encoded commands in one batch and reads their replies, in order.
     func roundTrip(_ commands: [RESPCommand]) throws(RedisError) -> [RedisReply] {
         for command in commands {

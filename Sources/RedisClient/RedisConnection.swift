@@ -182,21 +182,7 @@ public actor RedisConnection {
     /// - Throws: ``RedisError``; an error raised by the script is thrown as
     ///   ``RedisError/Kind/server``.
     public func evalScript(_ script: String, keys: [String], args: [String]) async throws -> RedisReply {
-        var reloaded = false
-        while true {
-            let sha = try await scriptSHA(for: script)
-            let reply = try await roundTrip(Self.evalSHA(sha, RedisScriptCall(keys: keys, args: args)))
-            if case .error(let message) = reply {
-                if message.hasPrefix("NOSCRIPT"), !reloaded {
-                    logger.debug("script \(sha) unknown to redis at \(url.address), loading it again")
-                    scriptSHAs[script] = nil
-                    reloaded = true
-                    continue
-                }
-                throw RedisError(kind: .server, message: message)
-            }
-            return reply
-        }
+        try await evalScript(script, calls: [RedisScriptCall(keys: keys, args: args)])[0]
     }
 
     /// Runs a Lua script once per call with `EVALSHA`, every call sent in one batch (one
@@ -285,9 +271,6 @@ public actor RedisConnection {
         try await withContext { context throws(RedisError) in try context.roundTrip(commands) }
     }
 
-    private func roundTrip(_ command: RESPCommand) async throws -> RedisReply {
-        try await withContext { context throws(RedisError) in try context.roundTrip(command) }
-    }
 
     /// Runs `body` on the open context (connecting first if needed); a failure drops it.
     private func withContext<T>(_ body: (HiredisContext) throws(RedisError) -> T) async throws -> T {

@@ -315,9 +315,7 @@ actor TaskManager {
         let t0 = clock.now
         var flushTime = Duration.zero
         if transactional || calls.isEmpty || redis == nil {
-            try await flushProducer()
-            flushTime = clock.now - t0
-            try crashIfInjected(.afterKafkaFlush)
+            flushTime = try await flushThenCheckCrash()
             try await writeRedis(calls)
         } else {
             // Without a Kafka transaction the Redis writes need not wait for the flush: a
@@ -376,15 +374,11 @@ actor TaskManager {
         }
     }
 
-    private func flushProducer() async throws {
-        let producer = env.producer
-        try await retrying("flush Kafka producer") { try await producer.flush(timeout: .seconds(30)) }
-    }
-
-    /// The flush's duration.
+    /// Flushes the producer (changelog and output records acknowledged); the flush's duration.
     private func flushThenCheckCrash() async throws -> Duration {
         let start = ContinuousClock.now
-        try await flushProducer()
+        let producer = env.producer
+        try await retrying("flush Kafka producer") { try await producer.flush(timeout: .seconds(30)) }
         let took = ContinuousClock.now - start
         try crashIfInjected(.afterKafkaFlush)
         return took
