@@ -172,7 +172,9 @@ actor StandbyReplicas {
         if ContinuousClock.now - lastCommittedRefresh > .milliseconds(250) {
             try await refreshCommitted()
         }
-        let batch = try await consumer.withExecutor { try $0.pollBatch(maxMessages: 10_000, timeoutMs: 100) }
+        let batch = try await consumer.withExecutor {
+            try $0.pollBatch(maxMessages: 10_000, timeoutMs: 100, skippingHeadersOfValuesStartingWith: ChangelogCodec.frameMarker)
+        }
         guard !batch.messages.isEmpty else {
             await reportProgress()
             return

@@ -71,11 +71,11 @@ extension StreamTask {
         // only when its queue is full does the task suspend until there is room, so a commit of
         // many keys holds at most a queue's worth of records in memory. (`trySend` first: an
         // async call per record would leave the task's executor and come back each time.)
-        let tagHeaders = ChangelogCodec.tagHeaders(tag)
+        let framing = ChangelogCodec.CommitFraming(tag)
         for (name, store) in stores {
             let topic = env.config.changelogTopic(store: name)
             for (key, entry) in store.takeChanges() {
-                let record = ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, tagHeaders: tagHeaders)
+                let record = ChangelogCodec.record(topic: topic, partition: partition, key: key, entry: entry, framing: framing)
                 if try !env.collector.trySend(record) { try await env.collector.send(record) }
             }
         }

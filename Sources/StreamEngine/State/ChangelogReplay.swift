@@ -93,8 +93,20 @@ public enum ChangelogReplay {
                     }
                     guard let range = lastRange else { return true }
                     let key = m.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    // A record of this version carries its tag in its value's frame; a tombstone,
+                    // and records of earlier versions, in the se-tag header (parsing a message's
+                    // header block is librdkafka's costliest step per record: only then).
+                    var frame: ChangelogCodec.Frame?
+                    if let value = m.value {
+                        do {
+                            frame = try ChangelogCodec.frame(of: value)
+                        } catch {
+                            failure = .decode(partition: m.partition, offset: m.offset, error)
+                            return false
+                        }
+                    }
                     var tag: CommitTag?
-                    if let t = m.header(cString: tagName) {
+                    if let t = frame?.tag ?? m.header(cString: tagName) {
                         if !Self.same(t, lastTagBytes) {
                             lastTagBytes = Array(t)
                             lastTag = CommitTag(parsing: String(decoding: t, as: UTF8.self))
@@ -104,7 +116,11 @@ public enum ChangelogReplay {
                     var entry: StoreEntry?
                     if let value = m.value {
                         do {
-                            entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
+                            if let frame {
+                                entry = try ChangelogCodec.entry(of: frame)
+                            } else {
+                                entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
+                            }
                         } catch {
                             failure = .decode(partition: m.partition, offset: m.offset, error)
                             return false

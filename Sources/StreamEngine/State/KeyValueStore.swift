@@ -24,12 +24,27 @@ public struct StoreEntry: Sendable, Hashable {
     /// An entry from its storage bytes as ``storage`` holds them; `nil` when they are not
     /// well-formed (snapshot reading).
     init?(storage bytes: [UInt8]) {
-        guard let first = bytes.first, first <= 1 else { return nil }
-        let start = first == 1 ? 9 : 1
-        guard bytes.count > start else { return nil }
-        let length = bytes.withUnsafeBytes { JSONCompact.validatedLength(of: UnsafeRawBufferPointer(rebasing: $0[start...])) }
-        guard length == bytes.count - start else { return nil }
+        guard bytes.withUnsafeBytes(Self.isWellFormed) else { return nil }
         storage = bytes
+    }
+
+    /// An entry from a copy of storage bytes as ``storage`` holds them; `nil` when they are
+    /// not well-formed (a changelog record's frame).
+    init?(checkedStorage bytes: UnsafeRawBufferPointer) {
+        guard Self.isWellFormed(bytes) else { return nil }
+        storage = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, initialized in
+            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            initialized = bytes.count
+        }
+    }
+
+    /// Whether `bytes` are an entry's storage: the flag, the expiry when flagged, and exactly
+    /// one compact value.
+    private static func isWellFormed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let first = bytes.first, first <= 1 else { return false }
+        let start = first == 1 ? 9 : 1
+        guard bytes.count > start else { return false }
+        return JSONCompact.validatedLength(of: UnsafeRawBufferPointer(rebasing: bytes[start...])) == bytes.count - start
     }
 
     /// An entry from a compact value already encoded (`compactValue`), with an expiry.

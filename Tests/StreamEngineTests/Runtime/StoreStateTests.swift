@@ -228,35 +228,86 @@ struct StoreStateTests {
         #expect(oneWritePerKey.note(keys: 9_000) == nil)  // once only
     }
 
-    @Test("a changelog value is the entry's compact bytes; JSON text written by earlier versions still restores; a malformed value is an error")
+    @Test("a changelog value is framed: the marker, the tag, the entry's bytes; a tombstone keeps the tag header; forms of earlier versions still restore; a malformed value is an error")
     func changelogValueForms() async throws {
         let entry = StoreEntry(value: ["orders": 2, "categories": ["books": 1250]], expiresAt: 1_700_000_000_000)
         let record = ChangelogCodec.record(topic: "c", partition: 0, key: "u1", entry: entry, tag: CommitTag(["in": 4]))
-        #expect(record.value == JSONCompact.encoded(entry.value))
-        #expect(record.headers.first { $0.name == ChangelogCodec.expiresHeader }?.stringValue == "1700000000000")
+        // The wire format, byte for byte (records written now must read in later versions).
+        let expiry: [UInt8] = [1, 0x00, 0x68, 0xE5, 0xCF, 0x8B, 0x01, 0x00, 0x00]  // 1_700_000_000_000, little-endian
+        #expect(record.value == [0x7F, 4, 0] + Array("in=4".utf8) + expiry + JSONCompact.encoded(entry.value))
+        #expect(record.headers.isEmpty)
+        let tombstone = ChangelogCodec.record(topic: "c", partition: 0, key: "u0", entry: nil, tag: CommitTag(["in": 4]))
+        #expect(tombstone.value == nil)
+        #expect(tombstone.headers.map(\.name) == [ChangelogCodec.tagHeader])
+        #expect(tombstone.headers.first?.stringValue == "in=4")
 
-        // What a consumer gets back: the compact record and a JSON-text one of the old form.
+        // What a consumer gets back: the framed record, a compact one with header tags (the
+        // previous version) and a JSON-text one (the first versions).
         let h = try EngineTestHarness()
         try h.createTopic("c", partitions: 1)
+        let headerForm = ProducerRecord(
+            topic: "c", partition: 0, key: Array("u4".utf8), value: JSONCompact.encoded(["orders": 3]),
+            headers: [KafkaHeader(ChangelogCodec.tagHeader, "in=5"), KafkaHeader(ChangelogCodec.expiresHeader, "1700000000001")])
         let legacy = ProducerRecord(
             topic: "c", partition: 0, key: Array("u2".utf8), value: Array(#" {"orders": 1.5, "s": "\u00e9"}"#.utf8),
             headers: [KafkaHeader(ChangelogCodec.tagHeader, "in=5")])
-        try await h.produce([record, legacy])
+        try await h.produce([record, headerForm, legacy])
         let restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
         let restored = try await restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: nil)
         #expect(restored.entries["u1"] == entry)
         #expect(restored.entries["u1"]?.expiresAt == 1_700_000_000_000)
+        #expect(restored.entries["u4"] == StoreEntry(value: ["orders": 3], expiresAt: 1_700_000_000_001))
         #expect(restored.entries["u2"] == StoreEntry(value: ["orders": 1.5, "s": "é"]))
 
-        // A compact value cut short: the restore fails naming the record.
-        var cut = record
-        cut.value = Array(record.value!.dropLast())
-        cut.key = Array("u3".utf8)
-        try await h.produce([cut])
-        await #expect {
-            _ = try await restorer.restore(store: "s", partition: 0, changelogTopic: "c", snapshotPath: nil, committed: nil)
-        } throws: { error in
-            "\(error)".contains("truncated or malformed")
+        // A framed value cut short, in its entry or in its tag: the restore fails naming the record.
+        for (key, bytes) in [("u3", Array(record.value!.dropLast())), ("u5", Array(record.value!.prefix(5)))] {
+            let topic = "cut-\(key)"
+            try h.createTopic(topic, partitions: 1)
+            var cut = record
+            cut.topic = topic
+            cut.value = bytes
+            cut.key = Array(key.utf8)
+            try await h.produce([cut])
+            await #expect {
+                _ = try await restorer.restore(store: "s", partition: 0, changelogTopic: topic, snapshotPath: nil, committed: nil)
+            } throws: { error in
+                "\(error)".contains("truncated or malformed")
+            }
+        }
+    }
+
+    @Test("a changelog of the header form (earlier versions) restores the same store as the framed form: tags honoured, TTLs, tombstones")
+    func headerFormRestoresAlike() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("framed", partitions: 1)
+        try h.createTopic("headers", partitions: 1)
+        var framed: [ProducerRecord] = []
+        var headerForm: [ProducerRecord] = []
+        for i in 0..<600 {
+            let key = "k\(i * 13 % 40)"
+            // Every tenth commit never completed: its tag is past the committed offset.
+            let tag = CommitTag(["in": i % 10 == 9 ? 10_000 + Int64(i) : Int64(i)])
+            let entry: StoreEntry? = i % 9 == 4 ? nil : StoreEntry(value: ["i": .number(Double(i))], expiresAt: i % 4 == 0 ? 1_000 + Int64(i) : nil)
+            framed.append(ChangelogCodec.record(topic: "framed", partition: 0, key: key, entry: entry, tag: tag))
+            var headers = [KafkaHeader(ChangelogCodec.tagHeader, tag.description)]
+            if let exp = entry?.expiresAt { headers.append(KafkaHeader(ChangelogCodec.expiresHeader, String(exp))) }
+            headerForm.append(ProducerRecord(topic: "headers", partition: 0, key: Array(key.utf8), value: entry.map { Array($0.compactValue) }, headers: headers))
+        }
+        try await h.produce(framed + headerForm)
+        let restorer = StoreRestorer(kafkaConfig: h.kafka.clientConfig, logger: h.logger)
+        let committed = ["in": Int64(1_000)]
+        let a = try await restorer.restore(store: "s", partition: 0, changelogTopic: "framed", snapshotPath: nil, committed: committed)
+        let b = try await restorer.restore(store: "s", partition: 0, changelogTopic: "headers", snapshotPath: nil, committed: committed)
+        #expect(a.entries == b.entries)
+        #expect(a.entries.count > 30)
+        #expect(a.entries.values.contains { $0.expiresAt != nil })
+        #expect(a.report.skippedUncommitted == 60)
+        #expect(b.report.skippedUncommitted == 60)
+        // ChangelogCodec.decode (the standby's reader) reads both forms alike.
+        for (f, o) in zip(framed, headerForm) {
+            let x = try ChangelogCodec.decode(KafkaMessage(topic: f.topic, partition: 0, offset: 0, key: f.key, value: f.value, headers: f.headers))
+            let y = try ChangelogCodec.decode(KafkaMessage(topic: o.topic, partition: 0, offset: 0, key: o.key, value: o.value, headers: o.headers))
+            #expect(x.key == y.key && x.entry == y.entry && x.tag == y.tag)
         }
     }
 }
