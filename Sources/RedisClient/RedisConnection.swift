@@ -271,7 +271,6 @@ public actor RedisConnection {
         try await withContext { context throws(RedisError) in try context.roundTrip(commands) }
     }
 
-
     /// Runs `body` on the open context (connecting first if needed); a failure drops it.
     private func withContext<T>(_ body: (HiredisContext) throws(RedisError) -> T) async throws -> T {
         let context = try await connectedContext()

@@ -96,16 +96,10 @@ public enum ChangelogCodec {
             if let exp = entry.expiresAt { headers.append(KafkaHeader(expiresHeader, String(exp))) }
             return ProducerRecord(topic: topic, partition: partition, key: Array(key.utf8), value: Array(entry.compactValue), headers: headers)
         }
-        let value = prefix.withUnsafeBytes { prefix in
-            entry.storage.withUnsafeBytes { storage in
-                [UInt8](unsafeUninitializedCapacity: prefix.count + storage.count) { buffer, initialized in
-                    let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-                    base.copyMemory(from: prefix.baseAddress!, byteCount: prefix.count)
-                    base.advanced(by: prefix.count).copyMemory(from: storage.baseAddress!, byteCount: storage.count)
-                    initialized = prefix.count + storage.count
-                }
-            }
-        }
+        var value: [UInt8] = []
+        value.reserveCapacity(prefix.count + entry.storage.count)
+        value += prefix
+        value += entry.storage
         return ProducerRecord(topic: topic, partition: partition, key: Array(key.utf8), value: value)
     }
 

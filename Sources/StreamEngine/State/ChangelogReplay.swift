@@ -97,9 +97,15 @@ public enum ChangelogReplay {
                     // and records of earlier versions, in the se-tag header (parsing a message's
                     // header block is librdkafka's costliest step per record: only then).
                     var frame: ChangelogCodec.Frame?
+                    var entry: StoreEntry?
                     if let value = m.value {
                         do {
                             frame = try ChangelogCodec.frame(of: value)
+                            if let frame {
+                                entry = try ChangelogCodec.entry(of: frame)
+                            } else {
+                                entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
+                            }
                         } catch {
                             failure = .decode(partition: m.partition, offset: m.offset, error)
                             return false
@@ -112,19 +118,6 @@ public enum ChangelogReplay {
                             lastTag = CommitTag(parsing: String(decoding: t, as: UTF8.self))
                         }
                         tag = lastTag
-                    }
-                    var entry: StoreEntry?
-                    if let value = m.value {
-                        do {
-                            if let frame {
-                                entry = try ChangelogCodec.entry(of: frame)
-                            } else {
-                                entry = try ChangelogCodec.decodeEntry(value: value, expires: m.header(cString: expiresName), scratch: &scratch, transcoder: &transcoder)
-                            }
-                        } catch {
-                            failure = .decode(partition: m.partition, offset: m.offset, error)
-                            return false
-                        }
                     }
                     apply(ChangelogRecord(partition: m.partition, offset: m.offset, key: key, entry: entry, tag: tag))
                     if m.offset + 1 >= range.upperBound { pending.remove(m.partition) }
