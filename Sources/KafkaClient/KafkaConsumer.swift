@@ -44,7 +44,8 @@ public final class KafkaConsumer: Sendable {
     ///     librdkafka's prefetch bounds (`queued.min.messages`,
     ///     `queued.max.messages.kbytes`) then hold per partition, and a backlog on one
     ///     partition neither stops the fetching of the others nor queues ahead of them
-    ///     (see `PartitionQueues`).
+    ///     (see `PartitionQueues`). A partition the polls drained from its bound is
+    ///     fetched again at once (see `FetchWaker`), not at librdkafka's next wake-up.
     public init(
         config: [String: String], logger: Logger, manualRebalance: Bool = false, queuePerPartition: Bool = false,
         rebalance: (@Sendable (RebalanceEvent) -> Void)? = nil
@@ -53,6 +54,11 @@ public final class KafkaConsumer: Sendable {
         self.manualRebalance = manualRebalance
         var merged = Self.defaultConfig.merging(config) { _, new in new }
         if merged["group.id"] == nil { merged["group.id"] = "stream-engine-unassigned-\(UUID().uuidString)" }
+        if queuePerPartition && manualRebalance && !FetchWaker.needed && merged["fetch.queue.backoff.ms"] == nil {
+            // librdkafka 2.1.0 and later look at a partition stopped at its prefetch bound again
+            // after this long (1 s by default); before, a `FetchWaker` wakes its leader.
+            merged["fetch.queue.backoff.ms"] = "10"
+        }
         let handle = try KafkaHandle(kind: RD_KAFKA_CONSUMER, config: merged, logger: logger) { conf in
             if manualRebalance {
                 rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
@@ -67,7 +73,9 @@ public final class KafkaConsumer: Sendable {
         self.queue = queue
         if queuePerPartition && manualRebalance {
             do throws(KafkaError) {
-                partitionQueues = try PartitionQueues(main: queue.pointer)
+                partitionQueues = try PartitionQueues(
+                    main: queue.pointer, prefetchBound: Int(merged["queued.min.messages"] ?? "") ?? 100_000,
+                    waker: FetchWaker.needed ? FetchWaker(handle: handle) : nil)
             } catch {
                 rd_kafka_queue_destroy(queue.pointer)
                 throw error
@@ -83,6 +91,7 @@ public final class KafkaConsumer: Sendable {
         guard open.clear() else { return }
         let queue = self.queue, handle = self.handle, partitionQueues = self.partitionQueues
         handle.context.closing.store(true, ordering: .releasing)
+        partitionQueues?.waker?.closeWithoutWaiting()
         handle.executor.execute {
             partitionQueues?.close(main: queue.pointer)
             rd_kafka_consumer_close(handle.pointer)
@@ -97,6 +106,7 @@ public final class KafkaConsumer: Sendable {
         let queue = self.queue, handle = self.handle, logger = self.logger, partitionQueues = self.partitionQueues
         handle.context.closing.store(true, ordering: .releasing)
         if open.clear() {
+            await partitionQueues?.waker?.close()
             _ = try? await handle.blocking {
                 partitionQueues?.close(main: queue.pointer)
                 let err = rd_kafka_consumer_close(handle.pointer)
@@ -371,6 +381,7 @@ public final class KafkaConsumer: Sendable {
     public func closeBlocking() {
         handle.context.closing.store(true, ordering: .releasing)
         if open.clear() {
+            partitionQueues?.waker?.closeWithoutWaiting()
             partitionQueues?.close(main: queue.pointer)
             let err = rd_kafka_consumer_close(handle.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("consumer close: \(KafkaError(err))") }

@@ -33,15 +33,27 @@ final class PartitionQueues: Sendable {
         var closed = false
         /// Partitions whose queue polls leave alone for now (back-pressure, see `hold`).
         var held: Set<TopicPartition> = []
+        /// Partitions whose queue a sweep saw at the prefetch bound (librdkafka stopped
+        /// fetching them) and has not drained to half of it since.
+        var atBound: Set<TopicPartition> = []
     }
 
     private let state = Mutex(State())
     private let readFD: Int32
     private let writeFD: Int32
     private static let payload: [UInt8] = [1]
+    /// The count bound librdkafka stops fetching a partition at (`queued.min.messages`).
+    private let prefetchBound: Int
+    /// Wakes the leaders of partitions drained below their bound (librdkafka before 2.1.0).
+    let waker: FetchWaker?
 
     /// Creates the wake-up pipe and enables it on the consumer queue `main`.
-    init(main: OpaquePointer) throws(KafkaError) {
+    /// - Parameters:
+    ///   - prefetchBound: the consumer's `queued.min.messages`.
+    ///   - waker: wakes the leaders of partitions the polls drained from their bound to half of it.
+    init(main: OpaquePointer, prefetchBound: Int, waker: FetchWaker?) throws(KafkaError) {
+        self.prefetchBound = max(1, prefetchBound)
+        self.waker = waker
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "pipe: \(String(cString: strerror(errno)))") }
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
@@ -90,6 +102,7 @@ final class PartitionQueues: Sendable {
             s.queues = [:]
             s.order = []
             s.held = []
+            s.atBound = []
         }
     }
 
@@ -103,6 +116,7 @@ final class PartitionQueues: Sendable {
             let gone = Set(partitions)
             s.order.removeAll { gone.contains($0) }
             s.held.subtract(gone)
+            s.atBound.subtract(gone)
         }
     }
 
@@ -115,6 +129,7 @@ final class PartitionQueues: Sendable {
             s.queues = [:]
             s.order = []
             s.held = []
+            s.atBound = []
             return true
         }
         guard wasOpen else { return }
@@ -133,12 +148,14 @@ final class PartitionQueues: Sendable {
     /// The caller destroys the first `n`.
     func consume(main: OpaquePointer, maxMessages: Int, timeoutMs: Int32) throws(KafkaError) -> (ptrs: [UnsafeMutablePointer<rd_kafka_message_t>?], n: Int) {
         var ptrs = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: max(1, maxMessages))
-        var n = try sweep(main: main, into: &ptrs)
+        var drained: [TopicPartition] = []
+        var n = try sweep(main: main, into: &ptrs, drained: &drained)
         if n == 0 && timeoutMs != 0 {
             var pfd = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
             _ = Foundation.poll(&pfd, 1, timeoutMs)
-            n = try sweep(main: main, into: &ptrs)
+            n = try sweep(main: main, into: &ptrs, drained: &drained)
         }
+        waker?.wake(drained)
         return (ptrs, n)
     }
 
@@ -147,23 +164,40 @@ final class PartitionQueues: Sendable {
     /// batch, however much the others hold), then the rest in turn. Empties the pipe
     /// first: a queue that becomes non-empty after this writes to it again (the take
     /// marks it served), so a later wait cannot miss it.
-    private func sweep(main: OpaquePointer, into ptrs: inout [UnsafeMutablePointer<rd_kafka_message_t>?]) throws(KafkaError) -> Int {
+    ///
+    /// A queue seen at its prefetch bound before a take (librdkafka stopped fetching it) and
+    /// below half of it after one is added to `drained`, once per time at the bound.
+    private func sweep(main: OpaquePointer, into ptrs: inout [UnsafeMutablePointer<rd_kafka_message_t>?], drained: inout [TopicPartition]) throws(KafkaError) -> Int {
         var scratch = [UInt8](repeating: 0, count: 256)
         while read(readFD, &scratch, scratch.count) > 0 {}
-        let queues: [OpaquePointer] = state.withLock { s in
+        let queues: [(partition: TopicPartition, queue: OpaquePointer)] = state.withLock { s in
             let open = s.order.filter { !s.held.contains($0) }
             guard !open.isEmpty else { return [] }
             let start = s.next % open.count
             s.next = start + 1
-            return (open[start...] + open[..<start]).compactMap { s.queues[$0]?.pointer }
+            return (open[start...] + open[..<start]).compactMap { tp in s.queues[tp].map { (tp, $0.pointer) } }
         }
+        let bound = prefetchBound
+        let atBound = waker == nil ? [] : queues.map { Int(rd_kafka_queue_length($0.queue)) >= bound }
         var n = try take(from: main, upTo: ptrs.count, into: &ptrs, at: 0)
         let share = max(1, (ptrs.count - n) / max(1, queues.count))
         for q in queues where n < ptrs.count {
-            n += try take(from: q, upTo: min(share, ptrs.count - n), into: &ptrs, at: n)
+            n += try take(from: q.queue, upTo: min(share, ptrs.count - n), into: &ptrs, at: n)
         }
         for q in queues where n < ptrs.count {
-            n += try take(from: q, upTo: ptrs.count - n, into: &ptrs, at: n)
+            n += try take(from: q.queue, upTo: ptrs.count - n, into: &ptrs, at: n)
+        }
+        if !atBound.isEmpty {
+            state.withLock { s in
+                for (i, q) in queues.enumerated() {
+                    if atBound[i] {
+                        s.atBound.insert(q.partition)
+                    } else if s.atBound.contains(q.partition), Int(rd_kafka_queue_length(q.queue)) < bound / 2 {
+                        s.atBound.remove(q.partition)
+                        drained.append(q.partition)
+                    }
+                }
+            }
         }
         return n
     }

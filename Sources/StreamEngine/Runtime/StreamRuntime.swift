@@ -292,8 +292,9 @@ public final class StreamRuntime: Service {
     /// The group member's prefetch bounds per partition (it reads each partition from a
     /// queue of its own), unless the file's `kafka:` section sets them: librdkafka's
     /// defaults (100,000 records, 64 MiB) would hold that much of every partition
-    /// whose records the tasks are not taking. 20,000 records is seconds of one
-    /// partition's work at the engine's rates.
+    /// whose records the tasks are not taking. A partition drained from its bound is
+    /// fetched again at once (`KafkaConsumer`'s fetch wake-up), so the bound need not
+    /// hold a second of work.
     public static let partitionQueuePrefetchDefaults = ["queued.min.messages": "20000", "queued.max.messages.kbytes": "16384"]
 
     /// The group member's configuration: `cooperative-sticky` by default
