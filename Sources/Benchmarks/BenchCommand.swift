@@ -310,13 +310,12 @@ struct BenchCommand: AsyncParsableCommand {
                     for guarantee in ["at_least_once", "exactly_once"] {
                         let tag = "r\(run)-\(lt)-\(guarantee == "at_least_once" ? "alos" : "eos")"
                         let appId = "bench-\(tag)-\(UUID().uuidString.prefix(6).lowercased())"
-                        let config = try benchConfig(
-                            BenchPipeline.yaml(appId: appId, topic: topic, guarantee: guarantee, commitIntervalMs: commitIntervalMs, redisPrefix: appId),
-                            name: "bench-\(tag).yaml", registry: registry)
-                        let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: redisServer.url,
-                                                         stateDir: "\(stateRoot)/\(tag)", input: n, logger: logger)
+                        let yaml = BenchPipeline.yaml(appId: appId, topic: topic, guarantee: guarantee, commitIntervalMs: commitIntervalMs, redisPrefix: appId)
+                        let config = try benchConfig(yaml, name: "bench-\(tag).yaml", registry: registry)
+                        let r = try await runEngineProcess(yaml: yaml, config: config, cluster: cluster, redisURL: redisServer.url,
+                                                           stateDir: "\(stateRoot)/\(tag)", input: n, workDir: workDir, name: "bench-\(tag)", cpu: clientCPU, logger: logger)
                         progress("  engine \(guarantee): \(BenchFormat.rate(r.rate)) records/s (\(BenchFormat.seconds(r.seconds)); "
-                            + "after the first batch \(BenchFormat.rate(r.steadyRate))/s), \(r.commits) commits")
+                            + "after the assignment \(BenchFormat.rate(r.steadyRate))/s), \(r.commits) commits")
                         guard r.processed == n, r.deadLettered == 0 else {
                             throw CLIFailure("engine \(guarantee) run \(run) (\(layout.title)): processed \(r.processed) records (expected \(n)), \(r.deadLettered) dead-lettered")
                         }
@@ -366,16 +365,18 @@ struct BenchCommand: AsyncParsableCommand {
                 if !skipped.contains(.twoStage) {
                     let tag = "r\(run)-\(lt)-two-stage"
                     let appId = "bench-\(tag)-\(UUID().uuidString.prefix(6).lowercased())"
-                    let config = try benchConfig(BenchTwoStage.yaml(appId: appId, topic: topic, commitIntervalMs: commitIntervalMs), name: "bench-\(tag).yaml", registry: registry)
+                    let yaml = BenchTwoStage.yaml(appId: appId, topic: topic, commitIntervalMs: commitIntervalMs)
+                    let config = try benchConfig(yaml, name: "bench-\(tag).yaml", registry: registry)
                     let stateDir = "\(stateRoot)/\(tag)"
-                    let r = try await runEngineToEnd(config, registry: registry, cluster: cluster, redisURL: nil, stateDir: stateDir, input: n, logger: logger)
+                    let r = try await runEngineProcess(yaml: yaml, config: config, cluster: cluster, redisURL: nil, stateDir: stateDir, input: n,
+                                                       workDir: workDir, name: "bench-\(tag)", cpu: clientCPU, logger: logger)
                     progress("  engine two-stage: \(BenchFormat.rate(r.rate)) input records/s (\(BenchFormat.seconds(r.seconds)); "
-                        + "after the first batch \(BenchFormat.rate(r.steadyRate)) records/s), \(BenchFormat.int(r.processed)) records processed, \(r.commits) commits")
+                        + "after the assignment \(BenchFormat.rate(r.steadyRate)) records/s), \(BenchFormat.int(r.processed)) records processed, \(r.commits) commits")
                     guard r.deadLettered == 0 else { throw CLIFailure("engine two-stage run \(run) (\(layout.title)): \(r.deadLettered) records dead-lettered") }
                     let stores = try await BenchTwoStage.readStores(config: config, stateDir: stateDir, cluster: cluster, logger: logger)
                     let check = TwoStageCheck(users: stores.users, categories: stores.categories, expected: expectedLoad, workload: workload)
                     guard check.ok else { throw CLIFailure("engine two-stage run \(run) (\(layout.title)): the stores differ from the input: \(check)") }
-                    // The engine-owned topics: created by the runtime through the embedded cluster (retention limit lifted), nothing truncated.
+                    // The engine-owned topics: created through the embedded cluster before the engine process started (retention limit lifted), nothing truncated.
                     let repartition = config.repartitionTopic(pipeline: BenchTwoStage.categoryPipeline)
                     let internalTopics = [repartition, config.changelogTopic(store: BenchTwoStage.userStore), config.changelogTopic(store: BenchTwoStage.categoryStore)]
                     for t in internalTopics {

@@ -171,6 +171,53 @@ func runEngineToEnd(
         input: input, processed: s.processed, deadLettered: s.deadLettered, commits: s.commits)
 }
 
+/// Runs `stream-engine run --stop-at-end` (the executable next to this one) on the
+/// cluster as a process of its own, as a user starts it and as the peers run: its
+/// heap is its own, not the benchmark process's, which holds every record the
+/// in-process mock has stored so far. The topics the configuration needs are
+/// created first through the cluster (retention limit lifted), since a client of
+/// the mock cannot create them. Timed from spawning the process to its exit; the
+/// steady part from the moment its log says the partitions were assigned.
+func runEngineProcess(
+    yaml: String, config: StreamConfig, cluster: EmbeddedKafkaCluster, redisURL: RedisURL?, stateDir: String,
+    input: Int, workDir: String, name: String, cpu: Int?, logger: Logger
+) async throws -> EngineRun {
+    _ = try await TopicSetup(config: config, admin: cluster, embedded: true, logger: logger).ensureTopics()
+    let configPath = "\(workDir)/\(name).yaml"
+    try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+    var argv = [try streamEngineExecutablePath(), "run", "--config", configPath, "--bootstrap-servers", cluster.bootstrapServers,
+                "--state-dir", stateDir, "--stop-at-end"]
+    if let redisURL { argv += ["--redis-url", redisURL.description] }
+    if let cpu { argv = ["taskset", "-c", String(cpu)] + argv }
+    let logPath = "\(workDir)/\(name).log"
+    // The assignment, read from the engine's log as it is written (every 2 ms until it shows).
+    let assignedAt = Mutex<ContinuousClock.Instant?>(nil)
+    let watcher = Task {
+        while !Task.isCancelled {
+            if let text = try? String(contentsOfFile: logPath, encoding: .utf8), text.contains("rebalance: assigned") {
+                assignedAt.withLock { $0 = ContinuousClock.now }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+    defer { watcher.cancel() }
+    let outcome = try await runChild(argv, stdoutPath: "\(workDir)/\(name).out", stderrPath: logPath)
+    watcher.cancel()
+    guard outcome.succeeded else { throw CLIFailure("the engine process \(name) exited with \(outcome.status):\n\(outcome.stderrTail)") }
+    // "stream-engine: N records processed, D dead-lettered, C commits in S s"
+    let summary = outcome.stdout.split(separator: "\n").last.map(String.init) ?? ""
+    let numbers = summary.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+    guard summary.contains("records processed"), numbers.count >= 3 else {
+        throw CLIFailure("the engine process \(name) printed no summary line: \(summary)")
+    }
+    let seconds = outcome.seconds
+    let steady = assignedAt.withLock { $0 }.map { (ContinuousClock.now - $0).seconds } ?? seconds
+    return EngineRun(
+        seconds: seconds, steadySeconds: min(steady, seconds), steadyRecords: numbers[0],
+        input: input, processed: numbers[0], deadLettered: numbers[1], commits: numbers[2])
+}
+
 /// The per-user purchase aggregation the benchmark measures: the `purchases`
 /// source of topologies.yaml keyed by userId (the producer keys by userId, so
 /// no repartition), `purchase_stats` into a store with a zstd changelog, and
