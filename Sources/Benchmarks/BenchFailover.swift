@@ -147,12 +147,10 @@ struct FailoverBench {
     }
 
     private func engineArgs(config: String, instance: String, standby: Bool) throws -> [String] {
-        var argv = [try streamEngineExecutablePath(), "run", "--config", config, "--bootstrap-servers", cluster.bootstrapServers,
-                    "--state-dir", "\(workDir)/failover-state-\(UUID().uuidString.prefix(6))", "--instance-id", instance,
-                    "--standby-replicas", standby ? "1" : "0", "--log-level", "info",
-                    "--kafka", "session.timeout.ms=\(sessionTimeoutMs)", "--kafka", "heartbeat.interval.ms=\(max(50, sessionTimeoutMs / 12))"]
-        if let clientCPU { argv = ["taskset", "-c", String(clientCPU)] + argv }
-        return argv
+        try engineRunCommand(
+            config: config, cluster: cluster, stateDir: "\(workDir)/failover-state-\(UUID().uuidString.prefix(6))", cpu: clientCPU,
+            extra: ["--instance-id", instance, "--standby-replicas", standby ? "1" : "0", "--log-level", "info",
+                    "--kafka", "session.timeout.ms=\(sessionTimeoutMs)", "--kafka", "heartbeat.interval.ms=\(max(50, sessionTimeoutMs / 12))"])
     }
 
     private func committedTotal(group: String, topic: String) async throws -> Int64 {

@@ -140,12 +140,11 @@ struct RestoreBench {
         let configPath = "\(workDir)/\(appId).yaml"
         try BenchPipeline.yaml(appId: appId, topic: topic, guarantee: "at_least_once", commitIntervalMs: 1000, redisPrefix: nil)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        var argv = [try streamEngineExecutablePath(), "run", "--config", configPath, "--bootstrap-servers", cluster.bootstrapServers,
-                    "--state-dir", stateDir, "--stop-at-end", "--log-level", "warning"]
         // As the runtime does for its embedded cluster: the mock completes a rebalance only after a
         // departed member's session timeout, so keep it short for the second process on the same group.
-        argv += ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"]
-        if let clientCPU { argv = ["taskset", "-c", String(clientCPU)] + argv }
+        let argv = try engineRunCommand(
+            config: configPath, cluster: cluster, stateDir: stateDir, cpu: clientCPU,
+            extra: ["--stop-at-end", "--log-level", "warning", "--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"])
         let rssFile = "\(workDir)/\(name).rss"
         let outcome = try await runChild(try peakRSSCommand(argv, rssFile: rssFile), stdoutPath: "\(workDir)/\(name).out", stderrPath: "\(workDir)/\(name).err")
         guard outcome.succeeded else {

@@ -5,6 +5,7 @@ import ChildProcess
 import Foundation
 import Glibc
 import Histogram
+import KafkaClient
 import StreamEngine
 import ThreadExecutors
 #endif
@@ -263,4 +264,13 @@ func streamEngineExecutablePath() throws -> String {
         throw CLIFailure("no stream-engine executable next to this one at \(sibling): build both (swift build -c release)")
     }
     return sibling
+}
+
+/// `stream-engine run` on `cluster` with `config` and `stateDir`, then `extra`; under
+/// `taskset -c cpu` when pinned. The command line of every child engine process.
+func engineRunCommand(config: String, cluster: EmbeddedKafkaCluster, stateDir: String, cpu: Int?, extra: [String] = []) throws -> [String] {
+    let argv = [try streamEngineExecutablePath(), "run", "--config", config, "--bootstrap-servers", cluster.bootstrapServers,
+                "--state-dir", stateDir] + extra
+    guard let cpu else { return argv }
+    return ["taskset", "-c", String(cpu)] + argv
 }

@@ -185,10 +185,9 @@ func runEngineProcess(
     _ = try await TopicSetup(config: config, admin: cluster, embedded: true, logger: logger).ensureTopics()
     let configPath = "\(workDir)/\(name).yaml"
     try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
-    var argv = [try streamEngineExecutablePath(), "run", "--config", configPath, "--bootstrap-servers", cluster.bootstrapServers,
-                "--state-dir", stateDir, "--stop-at-end"]
-    if let redisURL { argv += ["--redis-url", redisURL.description] }
-    if let cpu { argv = ["taskset", "-c", String(cpu)] + argv }
+    let argv = try engineRunCommand(
+        config: configPath, cluster: cluster, stateDir: stateDir, cpu: cpu,
+        extra: ["--stop-at-end"] + (redisURL.map { ["--redis-url", $0.description] } ?? []))
     let logPath = "\(workDir)/\(name).log"
     // The assignment, read from the engine's log as it is written (every 2 ms until it shows).
     let assignedAt = Mutex<ContinuousClock.Instant?>(nil)
