@@ -208,7 +208,9 @@ public final class StreamRuntime: Service {
             try producer.beginTransaction()
         }
         let redis = try await connectRedis()
-        let globals = GlobalTables(specs: config.globalTables, kafkaConfig: config.kafka, logger: logger)
+        var tableConfig = config.kafka
+        if cluster.isMock { for (key, value) in Self.mockClusterConsumerDefaults where tableConfig[key] == nil { tableConfig[key] = value } }
+        let globals = GlobalTables(specs: config.globalTables, kafkaConfig: tableConfig, logger: logger)
 
         var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
         env.partitionCounts = sourcePartitions
@@ -297,6 +299,17 @@ public final class StreamRuntime: Service {
     /// hold a second of work.
     public static let partitionQueuePrefetchDefaults = ["queued.min.messages": "20000", "queued.max.messages.kbytes": "16384"]
 
+    /// Consumer settings for librdkafka's mock cluster (embedded or a `dev-broker`), unless the
+    /// file's `kafka:` section sets them. The mock holds a Fetch that finds no records for the
+    /// whole `fetch.wait.max.ms` (librdkafka's default 500 ms), even when records arrive
+    /// meanwhile; a real broker answers as soon as they do. A repartition topic read while its
+    /// upstream tasks still write it, a global table, or a quiet input would otherwise see its
+    /// records up to half a second late, again and again (1,000,000 records through a rekey
+    /// ended with 2.3 s of such waits). 50 ms costs the mock's broker thread up to 20 empty
+    /// fetches per second and broker while a consumer's input is idle (10 ms cost the
+    /// two-stage job more CPU for small fetches and was no faster).
+    public static let mockClusterConsumerDefaults = ["fetch.wait.max.ms": "50"]
+
     /// The group member's configuration: `cooperative-sticky` by default
     /// (KIP-429: partitions that stay keep processing through a rebalance) —
     /// unless a task reads several topics: then `range`, the assignor that
@@ -305,8 +318,8 @@ public final class StreamRuntime: Service {
     /// a task between members). `group.instance.id` for static membership, and
     /// on librdkafka's mock short session timeouts (its coordinator waits a
     /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
-    /// the others to rejoin). The prefetch bounds of `partitionQueuePrefetchDefaults`
-    /// unless configured.
+    /// the others to rejoin) and `mockClusterConsumerDefaults`. The prefetch bounds of
+    /// `partitionQueuePrefetchDefaults` unless configured.
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = config.kafka
         c["group.id"] = config.applicationId
@@ -330,6 +343,7 @@ public final class StreamRuntime: Service {
         if cluster.isMock {
             c["session.timeout.ms"] = c["session.timeout.ms"] ?? "3000"
             c["heartbeat.interval.ms"] = c["heartbeat.interval.ms"] ?? "250"
+            for (key, value) in Self.mockClusterConsumerDefaults where c[key] == nil { c[key] = value }
         }
         return c
     }
