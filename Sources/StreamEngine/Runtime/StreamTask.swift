@@ -263,10 +263,14 @@ package actor StreamTask {
             if m.offset < resumeAt[i] { continue }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             // A repartition record's stamp is read once, for the merge, the decode and the position;
-            // from here on the message holds the bare value (what a dead letter carries, too).
+            // from here on the message holds the bare value (what a dead letter carries, too) —
+            // unless nothing reads the value: then the framed value stays (no copy of the payload
+            // and no new message per record) and `deadLetter` strips the frame.
             var stamp: RepartitionStamp?
             if sub.fromRepartition {
-                if let framed = RepartitionStamp.unframe(m.value) {
+                if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m.value) {
+                    stamp = framed
+                } else if let framed = RepartitionStamp.unframe(m.value) {
                     stamp = framed.stamp
                     m.value = framed.payload
                 } else {
@@ -561,8 +565,10 @@ package actor StreamTask {
         recordsDeadLettered += 1
         dlqCounter.increment()
         if error.kind == .late { lateCounter.increment() }
+        // A repartition record still framed (`repartitionValueUnread`) goes out with its bare value.
+        let value = sub.fromRepartition ? RepartitionStamp.unframe(m.value)?.payload ?? m.value : m.value
         send(ProducerRecord(
-            topic: env.config.dlqTopic, key: m.key, value: m.value,
+            topic: env.config.dlqTopic, key: m.key, value: value,
             headers: [
                 KafkaHeader("error", error.message), KafkaHeader("error.kind", error.kind.rawValue),
                 KafkaHeader("pipeline", sub.pipeline.name), KafkaHeader("source.topic", m.topic),

@@ -228,12 +228,25 @@ struct RepartitionStamp: Equatable, Sendable {
     /// Splits a framed repartition value into its stamp and payload; `nil` when the value is
     /// not framed (a repartition record of an earlier version: its stamp is in a header).
     static func unframe(_ value: [UInt8]?) -> (stamp: RepartitionStamp, payload: [UInt8])? {
-        guard let value, value.count >= 3, value[0] == frameTag else { return nil }
+        guard let value else { return nil }
         return value.withUnsafeBytes { raw in
-            let stampCount = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
-            guard 3 + stampCount <= raw.count, let stamp = RepartitionStamp(raw: UnsafeRawBufferPointer(rebasing: raw[3..<(3 + stampCount)])) else { return nil }
-            return (stamp, Array(raw[(3 + stampCount)...]))
+            guard let (stamp, start) = framed(raw) else { return nil }
+            return (stamp, Array(raw[start...]))
         }
+    }
+
+    /// A framed value's stamp and where its payload starts; `nil` when `raw` is not framed.
+    private static func framed(_ raw: UnsafeRawBufferPointer) -> (RepartitionStamp, payloadStart: Int)? {
+        guard raw.count >= 3, raw[0] == frameTag else { return nil }
+        let stampCount = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
+        guard 3 + stampCount <= raw.count, let stamp = RepartitionStamp(raw: UnsafeRawBufferPointer(rebasing: raw[3..<(3 + stampCount)])) else { return nil }
+        return (stamp, 3 + stampCount)
+    }
+
+    /// The stamp of a framed repartition value, without copying its payload out (for a reader
+    /// that never reads the payload); `nil` when the value is not framed.
+    static func ofFramed(_ value: [UInt8]?) -> RepartitionStamp? {
+        value?.withUnsafeBytes { framed($0)?.0 }
     }
 
     init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?) {

@@ -121,6 +121,11 @@ struct MergedInputPositionTests {
         #expect(RepartitionStamp.unframe(payload) == nil)
         #expect(RepartitionStamp.unframe(Array(framed.prefix(20))) == nil)
         #expect(RepartitionStamp.unframe([0, 0xFF, 0xFF, 1]) == nil)
+        // A reader that never reads the payload takes the stamp alone, with the same answers.
+        #expect(RepartitionStamp.ofFramed(framed) == stamp)
+        #expect(RepartitionStamp.ofFramed(payload) == nil)
+        #expect(RepartitionStamp.ofFramed(Array(framed.prefix(20))) == nil)
+        #expect(RepartitionStamp.ofFramed([0, 0xFF, 0xFF, 1]) == nil)
 
         // The same records, framed and in the header layout of earlier versions, give the same state.
         func framedRecord(offset: Int64, upstream: Int32, inputOffset: Int64, user: String, amount: Int) -> KafkaMessage {
