@@ -209,8 +209,20 @@ struct HTTPServiceTests {
         // One worker: with two, hypothesis describes filter lambdas with `ast.parse` from two
         // threads at once, which CPython 3.11 does not survive ("SystemError: AST constructor
         // recursion depth mismatch", seen under load): an error of the tool, not of the API.
-        let r = try await runTool(st, ["run", "\(base)/openapi.json", "--checks", "all", "--max-examples", "25", "--workers", "1", "--seed", "1"],
-                                  timeout: .seconds(300))
+        func run(seed: Int) async throws -> (status: Int32, stdout: String) {
+            let r = try await runTool(st, ["run", "\(base)/openapi.json", "--checks", "all", "--max-examples", "25", "--workers", "1", "--seed", String(seed)],
+                                      timeout: .seconds(300))
+            return (r.status, r.stdout)
+        }
+        var r = try await run(seed: 1)
+        // Hypothesis's optimiser (the target phase, which schemathesis's fuzzing always runs) can
+        // crash inside itself ("IndexError: tuple index out of range" in conjecture/optimiser.py,
+        // seen once in about ten runs, every generated case passing): an error of the tool, not a
+        // finding about the API. Such a run is repeated once with another seed; a failed check is not.
+        if r.status != 0, r.stdout.contains("/hypothesis/internal/"), !r.stdout.contains("FAILURES") {
+            print("schemathesis crashed inside hypothesis (not a failed check); running it once more:\n\(r.stdout.suffix(1500))")
+            r = try await run(seed: 2)
+        }
         #expect(r.status == 0, "schemathesis found problems:\n\(r.stdout.suffix(6000))")
     }
 
