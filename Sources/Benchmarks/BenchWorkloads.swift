@@ -35,6 +35,12 @@ func rawConsume(cluster: EmbeddedKafkaCluster, topic: String, expected: Int, bat
     // One shared queue without the count bound: else the reader stops fetching up to a second
     // at a time whenever 100,000 records wait (see `sharedQueuePrefetchDefaults`).
     config.merge(StreamRuntime.sharedQueuePrefetchDefaults) { current, _ in current }
+    // Nor the byte bound (librdkafka's 64 MiB): N records of ~150 bytes exceed it whenever the
+    // fetches run ahead of the reader, and librdkafka 2.0.2 then looks at the paused partitions
+    // again only at its broker thread's next wake-up (up to 1 s; the engine's group member has
+    // `FetchWaker` for this). One pass in three ran at 158k–243k records/s instead of ~1M in the
+    // run at 67cacb6: a baseline that stalls would flatter every ratio to it.
+    config["queued.max.messages.kbytes"] = config["queued.max.messages.kbytes"] ?? "2097151"
     let consumer = try KafkaConsumer(config: config, logger: logger)
     return try await runOnDedicatedThread("bench-raw-consume") {
         defer { consumer.closeBlocking() }
