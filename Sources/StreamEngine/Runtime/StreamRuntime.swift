@@ -208,9 +208,7 @@ public final class StreamRuntime: Service {
             try producer.beginTransaction()
         }
         let redis = try await connectRedis()
-        var tableConfig = config.kafka
-        if cluster.isMock { for (key, value) in Self.mockClusterConsumerDefaults where tableConfig[key] == nil { tableConfig[key] = value } }
-        let globals = GlobalTables(specs: config.globalTables, kafkaConfig: tableConfig, logger: logger)
+        let globals = GlobalTables(specs: config.globalTables, kafkaConfig: Self.consumerBase(config, cluster: cluster), logger: logger)
 
         var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
         env.partitionCounts = sourcePartitions
@@ -310,6 +308,14 @@ public final class StreamRuntime: Service {
     /// two-stage job more CPU for small fetches and was no faster).
     public static let mockClusterConsumerDefaults = ["fetch.wait.max.ms": "50"]
 
+    /// The file's `kafka:` settings for the engine's consumers, with `mockClusterConsumerDefaults`
+    /// on a mock cluster where the file sets nothing else.
+    static func consumerBase(_ config: StreamConfig, cluster: ClusterKind) -> [String: String] {
+        var c = config.kafka
+        if cluster.isMock { c.merge(mockClusterConsumerDefaults) { configured, _ in configured } }
+        return c
+    }
+
     /// The group member's configuration: `cooperative-sticky` by default
     /// (KIP-429: partitions that stay keep processing through a rebalance) —
     /// unless a task reads several topics: then `range`, the assignor that
@@ -321,7 +327,7 @@ public final class StreamRuntime: Service {
     /// the others to rejoin) and `mockClusterConsumerDefaults`. The prefetch bounds of
     /// `partitionQueuePrefetchDefaults` unless configured.
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
-        var c = config.kafka
+        var c = consumerBase(config, cluster: cluster)
         c["group.id"] = config.applicationId
         let multiTopic = plan.subTopologies.filter { $0.sourceTopics.count > 1 }
         if let configured = c["partition.assignment.strategy"] {
@@ -343,7 +349,6 @@ public final class StreamRuntime: Service {
         if cluster.isMock {
             c["session.timeout.ms"] = c["session.timeout.ms"] ?? "3000"
             c["heartbeat.interval.ms"] = c["heartbeat.interval.ms"] ?? "250"
-            for (key, value) in Self.mockClusterConsumerDefaults where c[key] == nil { c[key] = value }
         }
         return c
     }
