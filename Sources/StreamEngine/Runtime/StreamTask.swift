@@ -83,6 +83,12 @@ package actor StreamTask {
     /// A repartition record's value is read by nothing: the first step is an aggregate whose
     /// aggregator does not read it (a `count` after a `rekey`), so `decode` does not parse it.
     var repartitionValueUnread = false
+    /// The upstream side of `repartitionValueUnread`: the steps after this task's `rekey` never
+    /// read a record's value, so its repartition records carry `{}` after their stamp instead of
+    /// the input record's value (a projection, as a query planner prunes unread fields before a
+    /// shuffle): fewer bytes to copy, compress, fetch and decompress per record. `{}` rather
+    /// than nothing keeps them readable by a reader of an earlier version, which parses them.
+    private var repartitionValueLeftOut = false
     /// Position keys of upstream input topics and tasks, made once (`upstreamPositionCachingKeys`).
     var upstreamKeys: [(topic: String, task: Int32, key: String)] = []
     /// The value bytes of the input record being processed, when `rekeyPassesInputThrough`.
@@ -166,14 +172,27 @@ package actor StreamTask {
         steps = try Self.compile(sub: sub, stores: stores, env: env, partition: partition)
         if let r = steps.firstIndex(where: { if case .rekey = $0 { true } else { false } }), !sub.fromRepartition {
             rekeyPassesInputThrough = steps[..<r].allSatisfy { if case .filter = $0 { true } else { false } }
+            if let pr = sub.pipeline.rekeyIndex {
+                repartitionValueLeftOut = try Self.valueUnread(by: Array(sub.pipeline.steps[(pr + 1)...]), registry: env.registry)
+            }
         }
-        if sub.fromRepartition, case .aggregate(_, let aggregator, _)? = steps.first, !aggregator.readsRecordValue {
-            repartitionValueUnread = true
+        if sub.fromRepartition {
+            repartitionValueUnread = try Self.valueUnread(by: sub.steps, registry: env.registry)
         }
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
             if case .window(let w) = step { windowSteps.append((i, w)) }
         }
+    }
+
+    /// Whether the steps after a `rekey` never read a repartition record's value: the first is
+    /// an aggregate whose aggregator reads only the key and the event time (`count`). The one
+    /// rule for both sides of the repartition topic (`repartitionValueLeftOut`,
+    /// `repartitionValueUnread`), so they cannot disagree.
+    static func valueUnread(by stepsAfterRekey: [StepSpec], registry: OperatorRegistry) throws -> Bool {
+        guard case .aggregate(let a, _)? = stepsAfterRekey.first else { return false }
+        guard let factory = registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
+        return !(try factory(a.params)).readsRecordValue
     }
 
     private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
@@ -386,7 +405,7 @@ package actor StreamTask {
         currentPosition = position
         defer { currentPosition = nil }
         currentOrigin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
-        if rekeyPassesInputThrough { currentInputValue = m.value }
+        if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInputValue = m.value }
         defer { currentInputValue = nil }
         emitIndex = 0
         recordsProcessed += 1
@@ -528,9 +547,13 @@ package actor StreamTask {
         let keyBytes = Array(key.utf8)
         let q = repartitionOut?.partition(ofKey: keyBytes)
         if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
-        let value = stamp.framing(currentInputValue ?? JSONValue.object(record.value).serialized())
+        let value = stamp.framing(
+            repartitionValueLeftOut ? Self.emptyObject : currentInputValue ?? JSONValue.object(record.value).serialized())
         send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value))
     }
+
+    /// `{}`: the value of a repartition record whose reader reads none (`repartitionValueLeftOut`).
+    private static let emptyObject: [UInt8] = [0x7B, 0x7D]
 
     var sendError: KafkaError?
 

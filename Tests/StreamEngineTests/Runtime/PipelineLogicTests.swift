@@ -197,7 +197,7 @@ struct PipelineLogicTests {
         for (cat, n) in expected { #expect(driver.redis.get("sales:\(cat)") == String(n), "category \(cat)") }
     }
 
-    @Test("After a rekey, a count leaves the repartition value unparsed and a sum still reads it; both see every record")
+    @Test("After a rekey, a count's repartition records carry `{}` instead of the input value and a sum's the value itself; both see every record")
     func countAndSumAfterRekey() async throws {
         let yaml = """
             application.id: rekey-two
@@ -217,15 +217,25 @@ struct PipelineLogicTests {
             """
         let driver = try TopologyTestDriver(yaml: yaml, partitions: 4)
         var counts: [String: Int] = [:], sums: [String: Int] = [:]
+        var inputs: Set<[UInt8]> = []
         for i in 0..<300 {
             let cat = "c\(i % 4)", qty = i % 5 + 1
             counts[cat, default: 0] += 1
             sums[cat, default: 0] += qty
-            try await driver.pipeInput(
-                topic: "sales", key: "user-\(i % 31)", value: #"{"user":"user-\#(i % 31)","category":"\#(cat)","qty":\#(qty),"ts":"2024-12-14T12:00:00Z"}"#,
-                partition: Int32(i % 4))
+            let value = #"{"user":"user-\#(i % 31)","category":"\#(cat)","qty":\#(qty),"ts":"2024-12-14T12:00:00Z"}"#
+            inputs.insert(Array(value.utf8))
+            try await driver.pipeInput(topic: "sales", key: "user-\(i % 31)", value: value, partition: Int32(i % 4))
         }
         try await driver.advanceWallClockTime(by: .seconds(1))
+        // Each repartition record's value: the engine's stamp, then the payload the reader gets.
+        func payloadsEnd(_ topic: String, _ matches: ([UInt8]) -> Bool) -> (records: Int, matching: Int) {
+            let data = driver.records(topic).filter { $0.header("se-idle") == nil }.compactMap(\.bytes)
+            return (data.count, data.filter(matches).count)
+        }
+        let counted = payloadsEnd("rekey-two-counted-repartition") { $0.suffix(2).elementsEqual("{}".utf8) }
+        #expect(counted.records == 300 && counted.matching == 300, "a count reads no value: `{}` goes out (\(counted))")
+        let summed = payloadsEnd("rekey-two-summed-repartition") { bytes in inputs.contains { bytes.count > $0.count && bytes.suffix($0.count).elementsEqual($0) } }
+        #expect(summed.records == 300 && summed.matching == 300, "a sum reads the value: the input's bytes go out (\(summed))")
         for (cat, n) in counts { #expect(driver.redis.get("n:\(cat)") == String(n), "count of \(cat)") }
         for (cat, q) in sums { #expect(driver.redis.get("q:\(cat)") == String(q), "sum of \(cat)") }
     }
