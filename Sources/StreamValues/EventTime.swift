@@ -16,6 +16,14 @@ public enum EventTime {
     ///
     /// - Returns: the instant in milliseconds since 1970-01-01T00:00:00Z, or `nil` when the text
     ///   is not such a timestamp.
+    public static func parseISO8601(_ s: String) -> Int64? {
+        // A `String` overload: the generic one below is not specialised across modules, and
+        // its protocol calls cost several times the parse itself.
+        var s = s
+        return s.withUTF8 { parseISO8601(bytes: $0) }
+    }
+
+    /// ``parseISO8601(_:)-(String)`` for any string type (a `Substring`, for example).
     public static func parseISO8601(_ s: some StringProtocol) -> Int64? {
         if let result = s.utf8.withContiguousStorageIfAvailable({ parseISO8601(bytes: $0) }) {
             return result

@@ -172,8 +172,11 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 
     @inline(__always) @usableFromInline
     internal func index(ofKey key: String) -> Int? {
-        members.withUnsafeBufferPointer { buffer in
-            for i in buffer.indices where buffer[i].key == key { return i }
+        // Lengths first: `==` of two different strings is a call into the runtime, and most
+        // keys a lookup passes differ in length from the one it looks for.
+        let length = key.utf8.count
+        return members.withUnsafeBufferPointer { buffer in
+            for i in buffer.indices where buffer[i].key.utf8.count == length && buffer[i].key == key { return i }
             return nil
         }
     }

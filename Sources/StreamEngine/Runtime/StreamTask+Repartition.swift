@@ -96,21 +96,22 @@ struct RepartitionOutput {
 
     let topic: String
     let partitions: Int32
-    /// librdkafka's `partitioner` setting: the task picks each record's partition with it.
-    let partitioner: String
+    /// librdkafka's `partitioner` setting: the task picks each record's partition with it
+    /// (`nil` for a partitioner without a key hash: the producer picks).
+    let partitioner: KafkaPartitioner.Hash?
     /// Per partition, the progress its reader last heard from this task (`nil`: nothing yet).
     var said: [Said?]
 
     init(topic: String, partitions: Int32, partitioner: String) {
         self.topic = topic
         self.partitions = partitions
-        self.partitioner = partitioner
+        self.partitioner = KafkaPartitioner.Hash(partitioner: partitioner)
         said = Array(repeating: nil, count: Int(max(partitions, 0)))
     }
 
     /// The partition librdkafka's partitioner gives `key`; `nil` leaves it to the producer (an empty key).
     func partition(ofKey key: [UInt8]) -> Int32? {
-        KafkaPartitioner.partition(key: key, count: partitions, partitioner: partitioner)
+        partitioner?.partition(key: key, count: partitions)
     }
 }
 
