@@ -157,6 +157,6 @@ public struct ProductUnitsAggregator: Aggregator {
     /// The `count` members with the highest numbers, highest first; ties by member name.
     static func best(_ o: JSONObject, count: Int) -> JSONObject {
         let ranked = o.map { ($0.key, $0.value.doubleValue ?? 0) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
-        return JSONObject(ranked.prefix(count).map { (key: $0.0, value: JSONValue.number($0.1)) })
+        return JSONObject(distinctKeys: ranked.prefix(count).map { ($0.0, JSONValue.number($0.1)) })
     }
 }

@@ -46,7 +46,7 @@ struct RecentList {
     }
 
     var json: JSONValue {
-        .object(JSONObject(ordered.map { (key: $0.product, value: JSONValue.millis($0.time)) }))
+        .object(JSONObject(distinctKeys: ordered.map { ($0.product, JSONValue.millis($0.time)) }))
     }
 }
 

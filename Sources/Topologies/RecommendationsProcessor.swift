@@ -1,8 +1,8 @@
 import StreamEngine
 
 /// `recommendations`: per user (the record key), up to `max_items` products
-/// scored so that the score says why, recomputed on every purchase, view and
-/// add-to-cart of the user.
+/// scored so that the score says why, recomputed at the commit after a purchase, view or
+/// add-to-cart of the user (once, however many came since the last commit).
 ///
 /// ```
 /// score = interest + max(popularity, related)
@@ -57,7 +57,11 @@ public struct RecommendationsProcessor: Processor {
     private var usersByAnchor: [String: Set<String>]?
     /// The related table's change number last seen.
     private var relatedSequence: UInt64 = 0
-    /// Users whose recommendations wait to be recomputed, oldest first.
+    /// Users with events since the last commit, in order of their first event.
+    private var changed: [String] = []
+    private var changedSet: Set<String> = []
+    /// Users whose recommendations wait to be recomputed because a table row they depend
+    /// on changed, oldest first.
     private var pending: [String] = []
     private var pendingSet: Set<String> = []
 
@@ -103,7 +107,7 @@ public struct RecommendationsProcessor: Processor {
                 let (x, y) = (a.value.intValue ?? 0, b.value.intValue ?? 0)
                 return x != y ? x > y : a.key < b.key
             }
-            recentBought = JSONObject(latest.prefix(relatedAnchors))
+            recentBought = JSONObject(distinctKeys: latest.prefix(relatedAnchors).map { ($0.key, $0.value) })
         } else if bought[product] == nil {
             let slot = type == "view" ? "view" : "cart"
             var entry = seen[product]?.objectValue ?? [:]
@@ -113,19 +117,19 @@ public struct RecommendationsProcessor: Processor {
         seen = trimmed(seen, last: last)
         state = ["spend": .object(spend), "bought": .object(bought), "seen": .object(seen), "recentBought": .object(recentBought), "last": .millis(last)]
         store.put(record.key, .object(state))
-
-        let recs = recommend(state, context: context)
-        context.forward(StreamRecord(
-            key: record.key, value: ["userId": .string(record.key), "recs": .object(recs)], timestamp: t, origin: record.origin))
+        // Recomputed once at the commit however many events the user had since the last one
+        // (see `punctuate`): Redis sees the result at that commit either way.
+        if changedSet.insert(record.key).inserted { changed.append(record.key) }
     }
 
-    /// Recomputes the recommendations of the users of every category whose row
+    /// Recomputes, at each commit, the recommendations of every user with events
+    /// since the last commit (each once), then of the users of every category whose row
     /// of the category table changed since the last call, and of every user with
     /// an anchor product whose row of the related table changed: a user's
     /// recommendations do not depend on the order in which the popularity,
-    /// related-products and recommendations pipelines ran. At most `recompute_batch` users per
-    /// commit; the rest wait for the next ones. After a restart every user is
-    /// recomputed once (the table may have changed meanwhile).
+    /// related-products and recommendations pipelines ran. Of the users that wait for a table
+    /// change, at most `recompute_batch` per commit; the rest wait for the next ones. After a
+    /// restart every user is recomputed once (the table may have changed meanwhile).
     public mutating func punctuate(context: ProcessorContext) -> Bool {
         let store = context.store(self.store)
         if usersByCategory == nil || usersByAnchor == nil {
@@ -139,9 +143,9 @@ public struct RecommendationsProcessor: Processor {
             usersByCategory = index
             usersByAnchor = anchors
         }
-        let (changed, sequence) = context.globalChanges(table, since: tableSequence)
+        let (changedCategories, sequence) = context.globalChanges(table, since: tableSequence)
         tableSequence = sequence
-        for category in changed {
+        for category in changedCategories {
             for user in (usersByCategory?[category] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
         }
         if let relatedTable {
@@ -151,16 +155,32 @@ public struct RecommendationsProcessor: Processor {
                 for user in (usersByAnchor?[product] ?? []).sorted() where pendingSet.insert(user).inserted { pending.append(user) }
             }
         }
-        let batch = pending.prefix(recomputeBatch)
-        for user in batch {
+        for user in changed {
             pendingSet.remove(user)
             guard let state = store.get(user)?.objectValue else { continue }
-            let last = state["last"]?.intValue ?? context.streamTime
-            let recs = recommend(state, context: context)
-            context.forward(StreamRecord(key: user, value: ["userId": .string(user), "recs": .object(recs)], timestamp: last))
+            emit(user, state, context: context)
         }
-        pending.removeFirst(batch.count)
+        changed.removeAll(keepingCapacity: true)
+        changedSet.removeAll(keepingCapacity: true)
+        var recomputed = 0
+        var taken = 0
+        for user in pending {
+            guard recomputed < recomputeBatch else { break }
+            taken += 1
+            // Recomputed above with its events: nothing to do.
+            guard pendingSet.remove(user) != nil else { continue }
+            recomputed += 1
+            guard let state = store.get(user)?.objectValue else { continue }
+            emit(user, state, context: context)
+        }
+        pending.removeFirst(taken)
         return !pending.isEmpty
+    }
+
+    private func emit(_ user: String, _ state: JSONObject, context: ProcessorContext) {
+        let last = state["last"]?.intValue ?? context.streamTime
+        let recs = recommend(state, context: context)
+        context.forward(StreamRecord(key: user, value: ["userId": .string(user), "recs": .object(recs)], timestamp: last))
     }
 
     /// The products whose related lists feed the user's recommendations: viewed recently, or bought lately.
@@ -179,7 +199,7 @@ public struct RecommendationsProcessor: Processor {
             let (x, y) = (Self.latest(a.value), Self.latest(b.value))
             return x != y ? x > y : a.key < b.key
         }
-        return JSONObject(ranked.prefix(maxSeen))
+        return JSONObject(distinctKeys: ranked.prefix(maxSeen).map { ($0.key, $0.value) })
     }
 
     private func recommend(_ state: JSONObject, context: ProcessorContext) -> JSONObject {
@@ -223,7 +243,7 @@ public struct RecommendationsProcessor: Processor {
             let (x, y) = (recency[a.key] ?? .min, recency[b.key] ?? .min)
             return x != y ? x > y : a.key < b.key
         }
-        return JSONObject(ranked.prefix(maxItems).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
+        return JSONObject(distinctKeys: ranked.prefix(maxItems).map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
     }
 }
 

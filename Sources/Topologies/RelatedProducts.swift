@@ -81,7 +81,7 @@ public struct SessionCoViewsProcessor: Processor {
         store.put(record.key, .object([
             "last": .millis(last),
             "sessions": .array(sessions.map { s in
-                .object(["s": .millis(s.start), "e": .millis(s.end), "p": .object(JSONObject(s.products.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.millis($0.value)) }))])
+                .object(["s": .millis(s.start), "e": .millis(s.end), "p": .object(JSONObject(distinctKeys: s.products.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.millis($0.value)) }))])
             }),
         ]))
 
@@ -91,7 +91,7 @@ public struct SessionCoViewsProcessor: Processor {
             partners[b, default: [:]][a] = at
         }
         for (p, related) in partners.sorted(by: { $0.key < $1.key }) {
-            let value: JSONObject = ["productId": .string(p), "related": .object(JSONObject(related.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.millis($0.value)) }))]
+            let value: JSONObject = ["productId": .string(p), "related": .object(JSONObject(distinctKeys: related.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.millis($0.value)) }))]
             context.forward(StreamRecord(key: p, value: value, timestamp: related.values.max() ?? t, origin: record.origin))
         }
     }
@@ -120,8 +120,8 @@ public struct SessionCoViewsProcessor: Processor {
 /// product and drops weights below 0.001; the output holds the `top` (default
 /// 20), strongest first (ties: product id), rounded to 4 decimals.
 ///
-/// Input: `{"productId", "related": {partner: pair time ms}}`. Output:
-/// `{"productId", "related": {partner: weight}}`.
+/// Input: `{"productId", "related": {partner: pair time ms}}`. Output, once per
+/// changed product at each commit: `{"productId", "related": {partner: weight}}`.
 ///
 /// Store: product → `{"t": T_p, "w": {partner: weight at T_p}}`.
 public struct RelatedProductsProcessor: Processor {
@@ -129,6 +129,11 @@ public struct RelatedProductsProcessor: Processor {
     let halfLife: Int64
     let top: Int
     let keep: Int
+    /// Products changed since the last commit, with their last record's time, in order of change.
+    private var changed: [String: Int64] = [:]
+    private var changedOrder: [String] = []
+    /// The output of each changed product after its last record.
+    private var latest: [String: JSONObject] = [:]
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "related_products"
@@ -165,12 +170,28 @@ public struct RelatedProductsProcessor: Processor {
         let kept = ranked.prefix(keep)
         store.put(record.key, .object([
             "t": .millis(reference ?? record.timestamp),
-            "w": .object(JSONObject(kept.map { (key: $0.key, value: JSONValue.number($0.value)) })),
+            "w": .object(JSONObject(distinctKeys: kept.map { ($0.key, JSONValue.number($0.value)) })),
         ]))
-        let out = kept.prefix(top).map { (key: $0.key, value: JSONValue.number(($0.value * 10_000).rounded() / 10_000)) }
-        context.forward(StreamRecord(
-            key: record.key, value: ["productId": .string(record.key), "related": .object(JSONObject(out))],
-            timestamp: record.timestamp, origin: record.origin))
+        let out = kept.prefix(top).map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) }
+        // One output per product and commit (see `punctuate`), however many pairs it gained.
+        if changed.updateValue(record.timestamp, forKey: record.key) == nil { changedOrder.append(record.key) }
+        latest[record.key] = JSONObject(distinctKeys: out)
+    }
+
+    /// Forwards, once per product changed since the last commit, its strongest partners
+    /// as they are after the last of its records: Redis and the `related` table see one
+    /// update per product and commit instead of one per co-occurrence record.
+    public mutating func punctuate(context: ProcessorContext) -> Bool {
+        for product in changedOrder {
+            guard let related = latest[product] else { continue }
+            context.forward(StreamRecord(
+                key: product, value: ["productId": .string(product), "related": .object(related)],
+                timestamp: changed[product] ?? context.streamTime))
+        }
+        changedOrder.removeAll(keepingCapacity: true)
+        changed.removeAll(keepingCapacity: true)
+        latest.removeAll(keepingCapacity: true)
+        return false
     }
 
     private func decay(_ age: Int64) -> Double {
