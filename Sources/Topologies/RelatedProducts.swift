@@ -123,17 +123,26 @@ public struct SessionCoViewsProcessor: Processor {
 /// Input: `{"productId", "related": {partner: pair time ms}}`. Output, once per
 /// changed product at each commit: `{"productId", "related": {partner: weight}}`.
 ///
-/// Store: product → `{"t": T_p, "w": {partner: weight at T_p}}`.
+/// Store: product → `{"t": T_p, "w": {partner: weight at T_p}}`, written once per changed
+/// product at each commit.
 public struct RelatedProductsProcessor: Processor {
     let store: String
     let halfLife: Int64
     let top: Int
     let keep: Int
-    /// Products changed since the last commit, with their last record's time, in order of change.
-    private var changed: [String: Int64] = [:]
+    /// A product's state as its records since the last commit left it; the store gets it
+    /// at the commit (see `punctuate`).
+    struct Working {
+        /// `T_p`, the latest pair time seen for the product.
+        var reference: Int64?
+        /// Partner → weight at `reference`, at most `keep` of them, none below 0.001.
+        var weights: [String: Double]
+        /// The time of the product's last record.
+        var time: Int64
+    }
+    /// Products changed since the last commit, and their order of change.
+    private var working: [String: Working] = [:]
     private var changedOrder: [String] = []
-    /// The output of each changed product after its last record.
-    private var latest: [String: JSONObject] = [:]
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "related_products"
@@ -148,50 +157,67 @@ public struct RelatedProductsProcessor: Processor {
         guard let related = record.field("related")?.objectValue else {
             throw RecordError(.missingField, "field 'related' (an object of product: time) is missing")
         }
-        let store = context.store(self.store)
-        let state = store.get(record.key)?.objectValue ?? [:]
-        var reference = state["t"]?.intValue
-        var weights: [String: Double] = [:]
-        for (q, w) in state["w"]?.objectValue ?? [:] { weights[q] = w.doubleValue ?? 0 }
+        var w: Working
+        if let current = working.removeValue(forKey: record.key) {
+            w = current
+        } else {
+            let state = context.store(self.store).get(record.key)?.objectValue ?? [:]
+            var weights: [String: Double] = [:]
+            for (q, weight) in state["w"]?.objectValue ?? [:] { weights[q] = weight.doubleValue ?? 0 }
+            w = Working(reference: state["t"]?.intValue, weights: weights, time: record.timestamp)
+            changedOrder.append(record.key)
+        }
         for (q, at) in related where q != record.key {
             guard let t = at.intValue else { continue }
-            if let r = reference, t <= r {
-                weights[q, default: 0] += decay(r - t)
+            if let r = w.reference, t <= r {
+                w.weights[q, default: 0] += decay(r - t)
             } else {
-                if let r = reference {
+                if let r = w.reference {
                     let factor = decay(t - r)
-                    for k in weights.keys { weights[k]! *= factor }
+                    for k in w.weights.keys { w.weights[k]! *= factor }
                 }
-                reference = t
-                weights[q, default: 0] += 1
+                w.reference = t
+                w.weights[q, default: 0] += 1
             }
         }
-        let ranked = weights.filter { $0.value >= 0.001 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-        let kept = ranked.prefix(keep)
-        store.put(record.key, .object([
-            "t": .millis(reference ?? record.timestamp),
-            "w": .object(JSONObject(distinctKeys: kept.map { ($0.key, JSONValue.number($0.value)) })),
-        ]))
-        let out = kept.prefix(top).map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) }
-        // One output per product and commit (see `punctuate`), however many pairs it gained.
-        if changed.updateValue(record.timestamp, forKey: record.key) == nil { changedOrder.append(record.key) }
-        latest[record.key] = JSONObject(distinctKeys: out)
+        // Trimmed after every record, so the weights do not depend on where commits fall.
+        var faded: [String] = []
+        for (q, weight) in w.weights where weight < 0.001 { faded.append(q) }
+        for q in faded { w.weights[q] = nil }
+        if w.weights.count > keep {
+            w.weights = Dictionary(uniqueKeysWithValues: Self.ranked(w.weights).prefix(keep).map { ($0.key, $0.value) })
+        }
+        w.reference = w.reference ?? record.timestamp
+        w.time = record.timestamp
+        working[record.key] = w
     }
 
-    /// Forwards, once per product changed since the last commit, its strongest partners
-    /// as they are after the last of its records: Redis and the `related` table see one
-    /// update per product and commit instead of one per co-occurrence record.
+    /// Writes each product changed since the last commit to the store and forwards its
+    /// strongest partners, once per product and commit however many pairs it gained: the
+    /// store, Redis and the `related` table see one update per product and commit instead
+    /// of one per co-occurrence record.
     public mutating func punctuate(context: ProcessorContext) -> Bool {
+        let store = context.store(self.store)
         for product in changedOrder {
-            guard let related = latest[product] else { continue }
+            guard let w = working[product] else { continue }
+            let ranked = Self.ranked(w.weights)
+            store.put(product, .object([
+                "t": .millis(w.reference ?? w.time),
+                "w": .object(JSONObject(distinctKeys: ranked.map { ($0.key, JSONValue.number($0.value)) })),
+            ]))
+            let out = ranked.prefix(top).map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) }
             context.forward(StreamRecord(
-                key: product, value: ["productId": .string(product), "related": .object(related)],
-                timestamp: changed[product] ?? context.streamTime))
+                key: product, value: ["productId": .string(product), "related": .object(JSONObject(distinctKeys: out))],
+                timestamp: w.time))
         }
         changedOrder.removeAll(keepingCapacity: true)
-        changed.removeAll(keepingCapacity: true)
-        latest.removeAll(keepingCapacity: true)
+        working.removeAll(keepingCapacity: true)
         return false
+    }
+
+    /// Strongest first; ties by product id.
+    private static func ranked(_ weights: [String: Double]) -> [(key: String, value: Double)] {
+        weights.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
     }
 
     private func decay(_ age: Int64) -> Double {
