@@ -44,6 +44,8 @@ public struct RecommendationsProcessor: Processor {
     let maxSeen: Int
     /// Users to recompute per commit at most (see `punctuate`).
     let recomputeBatch: Int
+    /// Milliseconds of wall-clock time between two rounds of recomputes for table changes.
+    let tableRefreshMillis: Int64
     let relatedTable: String?
     let relatedField: String
     let relatedAnchors: Int
@@ -64,6 +66,8 @@ public struct RecommendationsProcessor: Processor {
     /// on changed, oldest first.
     private var pending: [String] = []
     private var pendingSet: Set<String> = []
+    /// When users were last recomputed for table changes.
+    private var lastTableRound: ContinuousClock.Instant?
 
     static func make(_ p: JSONObject) throws -> any Processor {
         let op = "recommendations"
@@ -76,6 +80,7 @@ public struct RecommendationsProcessor: Processor {
             recentWindow: try p.duration("recent_window", default: "7d", for: op),
             maxSeen: try p.positiveInt("max_seen", default: 50, for: op),
             recomputeBatch: try p.positiveInt("recompute_batch", default: 1000, for: op),
+            tableRefreshMillis: try p.duration("table_refresh", default: "1s", for: op),
             relatedTable: p["related_table"]?.stringValue,
             relatedField: p.string("related_field", default: "related"),
             relatedAnchors: try p.positiveInt("related_anchors", default: 5, for: op))
@@ -127,8 +132,9 @@ public struct RecommendationsProcessor: Processor {
     /// of the category table changed since the last call, and of every user with
     /// an anchor product whose row of the related table changed: a user's
     /// recommendations do not depend on the order in which the popularity,
-    /// related-products and recommendations pipelines ran. Of the users that wait for a table
-    /// change, at most `recompute_batch` per commit; the rest wait for the next ones. After a
+    /// related-products and recommendations pipelines ran. The users that wait for a table
+    /// change are recomputed in rounds at least `table_refresh` (default 1s, wall clock) apart,
+    /// at most `recompute_batch` per round; the rest wait for the next ones. After a
     /// restart every user is recomputed once (the table may have changed meanwhile).
     public mutating func punctuate(context: ProcessorContext) -> Bool {
         let store = context.store(self.store)
@@ -162,6 +168,12 @@ public struct RecommendationsProcessor: Processor {
         }
         changed.removeAll(keepingCapacity: true)
         changedSet.removeAll(keepingCapacity: true)
+        // Every purchase changes its category's row, and every co-view the related rows of
+        // its products, so on a busy stream most users wait here at every commit: they are
+        // recomputed at most once per `table_refresh`, not at every commit.
+        let now = ContinuousClock.now
+        if let last = lastTableRound, now - last < .milliseconds(tableRefreshMillis) { return !pending.isEmpty }
+        if !pendingSet.isEmpty { lastTableRound = now }
         var recomputed = 0
         var taken = 0
         for user in pending {
@@ -238,12 +250,14 @@ public struct RecommendationsProcessor: Processor {
             score[p, default: 0] += interest
             recency[p] = Self.latest(entry)
         }
-        let ranked = score.sorted { a, b in
+        // The `max_items` best, in order (a total order: ties end at the product id), without
+        // sorting every candidate.
+        let ranked = score.smallest(maxItems) { a, b in
             if a.value != b.value { return a.value > b.value }
             let (x, y) = (recency[a.key] ?? .min, recency[b.key] ?? .min)
             return x != y ? x > y : a.key < b.key
         }
-        return JSONObject(distinctKeys: ranked.prefix(maxItems).map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
+        return JSONObject(distinctKeys: ranked.map { ($0.key, JSONValue.number(($0.value * 10_000).rounded() / 10_000)) })
     }
 }
 
@@ -277,5 +291,27 @@ public enum RecommendationReason: String, Sendable, CaseIterable {
         case .related: return "related"
         case .popularInTopCategory: return "popular-in-your-categories"
         }
+    }
+}
+
+extension Sequence {
+    /// The `k` first elements of `sorted(by:)`, in that order, for a strict total order:
+    /// one pass that keeps the best `k` so far (a binary search and an insertion when an
+    /// element beats the last of them), instead of sorting every element.
+    func smallest(_ k: Int, by areInIncreasingOrder: (Element, Element) -> Bool) -> [Element] {
+        guard k > 0 else { return [] }
+        var best: [Element] = []
+        best.reserveCapacity(k + 1)
+        for e in self {
+            if best.count == k, let last = best.last, !areInIncreasingOrder(e, last) { continue }
+            var lo = 0, hi = best.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if areInIncreasingOrder(best[mid], e) { lo = mid + 1 } else { hi = mid }
+            }
+            best.insert(e, at: lo)
+            if best.count > k { best.removeLast() }
+        }
+        return best
     }
 }
