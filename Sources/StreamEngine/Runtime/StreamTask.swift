@@ -76,7 +76,7 @@ package actor StreamTask {
     var input: PartitionGroup
     /// Per input topic (by queue index), the task's own committed position: records before it
     /// were processed here before (the partition resumes at the slowest reader's offset).
-    private var resumeAt: [Int64] = []
+    var resumeAt: [Int64] = []
     /// Only filters come before the `rekey`: a repartition record's value is the input record's
     /// value, so its bytes go out as they came in (no serialisation).
     private var rekeyPassesInputThrough = false
@@ -88,11 +88,11 @@ package actor StreamTask {
     /// the input record's value (a projection, as a query planner prunes unread fields before a
     /// shuffle): fewer bytes to copy, compress, fetch and decompress per record. `{}` rather
     /// than nothing keeps them readable by a reader of an earlier version, which parses them.
-    private var repartitionValueLeftOut = false
+    var repartitionValueLeftOut = false
     /// Position keys of upstream input topics and tasks, made once (`upstreamPositionCachingKeys`).
     var upstreamKeys: [(topic: String, task: Int32, key: String)] = []
     /// The value bytes of the input record being processed, when `rekeyPassesInputThrough`.
-    private var currentInputValue: [UInt8]?
+    var currentInputValue: [UInt8]?
     /// The repartition topic this task writes, and what it last told each partition's reader.
     var repartitionOut: RepartitionOutput?
     /// How long a merged input has waited for an upstream task (see `MergeWait`).
@@ -122,11 +122,11 @@ package actor StreamTask {
     /// A record was processed since `lastRecordAt` was last set.
     private var tookRecord = false
     private let processedCounter: Counter
-    private let dlqCounter: Counter
-    private let lateCounter: Counter
+    let dlqCounter: Counter
+    let lateCounter: Counter
     private let outCounter: Counter
     package private(set) var recordsProcessed = 0
-    package private(set) var recordsDeadLettered = 0
+    package internal(set) var recordsDeadLettered = 0
 
     enum CompiledStep {
         case filter([FieldPredicate])
@@ -219,47 +219,6 @@ package actor StreamTask {
                 return .sql(SQLSinkStep(index: index, spec: q, kinds: env.sqlKinds?.bySink[index]))
             }
         }
-    }
-
-    // MARK: Restore
-
-    /// Restores the task's stores (from `warm` copies of a standby where given, else from
-    /// local snapshots and changelogs), applying only committed changelog records; blocking
-    /// Kafka reads run on the restore consumers' executors.
-    ///
-    /// - Parameter consumers: how many consumers one store's changelog range may be split
-    ///   over (``StoreRestorer/maxRanges``): fewer when other tasks restore at the same time.
-    func restore(committed: [String: Int64], streamTime restoredStreamTime: Int64 = .min, warm: [String: WarmStoreCopy] = [:], consumers: Int = 4) async throws -> [RestoreReport] {
-        if restoredStreamTime > streamTime { streamTime = restoredStreamTime }
-        var reports: [RestoreReport] = []
-        var restorer = StoreRestorer(kafkaConfig: env.config.kafka, logger: env.logger)
-        restorer.maxRanges = max(1, consumers)
-        for (name, store) in stores.sorted(by: { $0.key < $1.key }) {
-            let topic = env.config.changelogTopic(store: name)
-            let path = StoreSnapshot.path(stateDir: env.stateDir, applicationId: env.config.applicationId, store: name, partition: partition)
-            let partition = self.partition
-            let (entries, report) = try await restorer.restore(store: name, partition: partition, changelogTopic: topic, snapshotPath: path, committed: committed, warm: warm[name])
-            store.replaceAll(entries)
-            reports.append(report)
-        }
-        for step in steps { if case .window(let w) = step { w.rebuildIndex() } }
-        if let d = sub.dedupeStore, let store = stores[d] {
-            var progress: [Int32: UpstreamMerge.Progress] = [:]
-            for (k, e) in store.allEntries {
-                if k.hasPrefix(Self.progressKeyPrefix) {
-                    if let u = Int32(k.dropFirst(Self.progressKeyPrefix.count)), let st = e.value["st"]?.intValue, let o = e.value["o"]?.intValue {
-                        progress[u] = UpstreamMerge.Progress(streamTime: st, idle: e.value["idle"]?.boolValue ?? false, offset: o)
-                    }
-                }
-            }
-            input.restoreProgress(progress)
-        }
-        // A merged input counts positions per upstream input partition: what was taken before goes on counting.
-        if input.merge != nil { mergedProcessed = committed.mapValues { $0 - 1 } }
-        // The partition resumes at the slowest reader's offset: skip what this task had processed.
-        if input.merge == nil { resumeAt = input.topics.map { committed[$0] ?? .min } }
-        lastCommittedTag = CommitTag(committed)
-        return reports
     }
 
     // MARK: Processing
@@ -525,79 +484,12 @@ package actor StreamTask {
         }
     }
 
-    private func positionHeaders(_ record: StreamRecord) -> [KafkaHeader] {
-        defer { emitIndex += 1 }
-        // Records of periodic work have no input position to de-duplicate by.
-        guard let currentOrigin else { return [KafkaHeader(Headers.eventTime, String(record.timestamp))] }
-        return [
-            KafkaHeader(Headers.eventTime, String(record.timestamp)),
-            KafkaHeader(Headers.upstreamPartition, "\(currentOrigin.topic)/\(partition)"),
-            KafkaHeader(Headers.upstreamSequence, "\(currentOrigin.offset).\(emitIndex)"),
-        ]
-    }
-
-    private func produceRepartition(_ record: StreamRecord, key: String, topic: String) {
-        defer { emitIndex += 1 }
-        // Records of periodic work have no input position to de-duplicate by.
-        let stamp = RepartitionStamp(
-            eventTime: record.timestamp, upstreamTask: partition, streamTime: streamTime,
-            position: currentOrigin.map { .init(topic: $0.topic, offset: $0.offset, index: Int64(emitIndex)) })
-        // The task picks the partition (as the producer's partitioner would) to know which reader
-        // heard "busy at this stream time": the others still need a marker at the commit.
-        let keyBytes = Array(key.utf8)
-        let q = repartitionOut?.partition(ofKey: keyBytes)
-        if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
-        let value = stamp.framing(
-            repartitionValueLeftOut ? Self.emptyObject : currentInputValue ?? JSONValue.object(record.value).serialized())
-        send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value))
-    }
-
-    /// `{}`: the value of a repartition record whose reader reads none (`repartitionValueLeftOut`).
-    private static let emptyObject: [UInt8] = [0x7B, 0x7D]
+    // MARK: Output (StreamTask+Output.swift)
 
     var sendError: KafkaError?
 
     /// Records waiting for room in the producer's queue, in order.
-    private var backlog: [ProducerRecord] = []
-
-    /// Enqueues without waiting; when librdkafka's queue is full the record
-    /// (and every later one, to keep their order) waits in `backlog`, which
-    /// `drainBacklog` sends with back-pressure after the current record.
-    func send(_ r: ProducerRecord) {
-        if !backlog.isEmpty { backlog.append(r); return }
-        do {
-            if try !env.collector.trySend(r) { backlog.append(r) }
-        } catch {
-            if sendError == nil { sendError = error }
-        }
-    }
-
-    /// Sends the backlog, suspending while the producer's queue is full.
-    func drainBacklog() async throws {
-        while !backlog.isEmpty {
-            let pending = backlog
-            backlog = []
-            for r in pending { try await env.collector.send(r) }
-        }
-    }
-
-    func deadLetter(_ m: KafkaMessage, _ error: RecordError) throws {
-        if sub.pipeline.onError == .fail {
-            throw RecordFailure(pipeline: sub.pipeline.name, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), error: error)
-        }
-        recordsDeadLettered += 1
-        dlqCounter.increment()
-        if error.kind == .late { lateCounter.increment() }
-        // A repartition record still framed (`repartitionValueUnread`) goes out with its bare value.
-        let value = sub.fromRepartition ? RepartitionStamp.unframe(m.value)?.payload ?? m.value : m.value
-        send(ProducerRecord(
-            topic: env.config.dlqTopic, key: m.key, value: value,
-            headers: [
-                KafkaHeader("error", error.message), KafkaHeader("error.kind", error.kind.rawValue),
-                KafkaHeader("pipeline", sub.pipeline.name), KafkaHeader("source.topic", m.topic),
-                KafkaHeader("source.partition", String(m.partition)), KafkaHeader("source.offset", String(m.offset)),
-            ]))
-    }
+    var backlog: [ProducerRecord] = []
 
     // MARK: Periodic work (StreamTask+PeriodicWork.swift)
 
