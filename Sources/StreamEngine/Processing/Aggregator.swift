@@ -20,10 +20,18 @@ public protocol Aggregator: Sendable {
     /// and the event time (`count`) lets the runtime leave a repartition record's value unparsed
     /// when the aggregate is the first step after the `rekey`.
     var readsRecordValue: Bool { get }
+    /// Whether records may be folded into partial states before a repartition and the partials
+    /// merged after it (default false): `merge(s, fold(records))` equals folding the records
+    /// into `s` one by one, in any order and grouping (`count`, `sum`, `min`, `max`, `top_n`).
+    /// The runtime then sends one partial per key and commit through the repartition topic
+    /// instead of one record per input record (see `StreamTask.Combiner`). Sums of non-integer
+    /// numbers may differ in their last bits, as any change of summation order makes them.
+    var combinable: Bool { get }
 }
 
 extension Aggregator {
     public var readsRecordValue: Bool { true }
+    public var combinable: Bool { false }
 
     public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
         state = try add(state, record)
@@ -93,6 +101,7 @@ struct CountAggregator: Aggregator {
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["count": state] }
     var readsRecordValue: Bool { false }
+    var combinable: Bool { true }
 }
 
 /// `sum` of `field`. Result `{ "sum": x }`.
@@ -104,6 +113,7 @@ struct SumAggregator: Aggregator {
     }
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["sum": state] }
+    var combinable: Bool { true }
 }
 
 /// `min` / `max` of `field`. Result `{ "min": x }` or `{ "max": x }`.
@@ -122,6 +132,7 @@ struct ExtremumAggregator: Aggregator {
         return .number(isMax ? Swift.max(x, y) : Swift.min(x, y))
     }
     func result(_ state: JSONValue) -> JSONObject { [isMax ? "max" : "min": state] }
+    var combinable: Bool { true }
 }
 
 /// `latest`: the record with the latest event time (ties: the later arrival).
@@ -164,6 +175,7 @@ struct TopNAggregator: Aggregator {
         let top = entries.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(n)
         return ["top": .object(JSONObject(top.map { (key: $0.0, value: JSONValue.number($0.1)) }))]
     }
+    var combinable: Bool { true }
 }
 
 /// `capped_set`: members ordered by time — the latest time per `member`

@@ -54,6 +54,8 @@ public struct FaultInjection: Sendable {
         case afterRedisWrite
         /// SQL sinks' transactions committed, input offsets not yet committed.
         case afterSQLWrite
+        /// Input offsets committed; nothing sent after them yet (a combiner's partials).
+        case afterOffsetCommit
     }
     /// The 1-based commit (counting commits that had work) at which to crash.
     public var commit: Int
@@ -211,6 +213,7 @@ public final class StreamRuntime: Service {
         let globals = GlobalTables(specs: config.globalTables, kafkaConfig: Self.consumerBase(config, cluster: cluster), logger: logger)
 
         var env = TaskEnvironment(config: config, registry: registry, producer: producer, globals: globals, logger: logger, stateDir: options.stateDir)
+        env.combinesBeforeRepartition = true
         env.partitionCounts = sourcePartitions
         let sql = try await startSQLSinks()
         env.sqlKinds = try await sql?.prepare()

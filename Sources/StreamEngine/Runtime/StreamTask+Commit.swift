@@ -65,7 +65,7 @@ extension StreamTask {
         let tag = CommitTag(processed)
         let storesChanged = stores.values.contains { $0.hasChanges }
         guard tag != lastCommittedTag || storesChanged || !redisBatch.isEmpty || !punctuationBatch.isEmpty || !sqlBatch.isEmpty
-            || markersSent || resumeMoved else { return nil }
+            || markersSent || resumeMoved || combiner?.needsCommit == true else { return nil }
         lastResumeOffset = resume?.offset
         // The backlog is empty here: the changelog records go straight to the producer, and
         // only when its queue is full does the task suspend until there is room, so a commit of
@@ -89,6 +89,8 @@ extension StreamTask {
         var offsets: [TopicPartitionOffset]
         if let resume {
             offsets = [TopicPartitionOffset(resume.topicPartition, resume.offset, metadata: metadata)]
+        } else if combiner != nil {
+            offsets = combinerOffsets(streamTime: streamTime.nonMin)
         } else {
             offsets = processed.filter { _ in input.merge == nil }.map { TopicPartitionOffset($0.key, partition, $0.value + 1, metadata: metadata) }
         }
@@ -97,8 +99,12 @@ extension StreamTask {
         return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
     }
 
-    package func markCommitted(_ tag: CommitTag) {
+    /// Notes a commit the task took part in; true when it sent records (a combiner's partials)
+    /// that the next commit must confirm, even if nothing else happens.
+    @discardableResult
+    package func markCommitted(_ tag: CommitTag) -> Bool {
         lastCommittedTag = tag
+        return combinerCommitted()
     }
 
     var snapshotDue: Bool { ContinuousClock.now - lastSnapshot >= .seconds(5) }

@@ -88,7 +88,7 @@ extension StreamTask {
         if sub.fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
             let value: JSONObject
-            if repartitionValueUnread {
+            if repartitionValueUnread && !(stamp?.partial ?? false) {
                 value = JSONObject()  // nothing reads it (see `repartitionValueUnread`)
             } else {
                 guard let bytes = m.value, case .object(let parsed) = try? JSONValue.parse(bytes, keys: &keys) else {

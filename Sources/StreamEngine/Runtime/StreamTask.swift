@@ -179,6 +179,9 @@ package actor StreamTask {
         if sub.fromRepartition {
             repartitionValueUnread = try Self.valueUnread(by: sub.steps, registry: env.registry)
         }
+        if let aggregator = try Combiner.aggregator(for: sub, env: env) {
+            combiner = Combiner(aggregator: aggregator, inputTopic: sub.sourceTopics[0], topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
+        }
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
             if case .window(let w) = step { windowSteps.append((i, w)) }
@@ -246,7 +249,7 @@ package actor StreamTask {
             // and no new message per record) and `deadLetter` strips the frame.
             var stamp: RepartitionStamp?
             if sub.fromRepartition {
-                if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m.value) {
+                if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m.value), !framed.partial {
                     stamp = framed
                 } else if let framed = RepartitionStamp.unframe(m.value) {
                     stamp = framed.stamp
@@ -363,6 +366,10 @@ package actor StreamTask {
         }
         currentPosition = position
         defer { currentPosition = nil }
+        if combiner != nil { combinerBefore(offset: m.offset) }
+        defer { if combiner != nil { combinerAfter(offset: m.offset) } }
+        currentIsPartial = p.stamp?.partial ?? false
+        defer { currentIsPartial = false }
         currentOrigin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
         if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInputValue = m.value }
         defer { currentInputValue = nil }
@@ -414,15 +421,25 @@ package actor StreamTask {
                 return
             case .rekey(let field, let topic):
                 guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
-                produceRepartition(record, key: v.keyText, topic: topic)
+                if combiner != nil {
+                    try combine(record, key: v.keyText)
+                } else {
+                    produceRepartition(record, key: v.keyText, topic: topic)
+                }
                 return
             case .aggregate(let store, let aggregator, let ttl):
                 let eventTime = record.timestamp
                 // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
                 // `initial` is a closure literal: the method reference `aggregator.initial` boxed a copy
                 // of the aggregator on the heap per record. The closures read `record` in place (no copy).
+                // A combiner's partial state (`{"p": state}`) is merged by the first step after the rekey.
+                let partial = i == 0 && currentIsPartial
                 let state = try store.update(record.key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
-                    try aggregator.add(into: &state, record)
+                    if partial {
+                        state = aggregator.merge(state, record.value["p"] ?? .null)
+                    } else {
+                        try aggregator.add(into: &state, record)
+                    }
                     return state
                 }
                 // The last step: its result goes nowhere (the changelog records the state).
@@ -500,4 +517,11 @@ package actor StreamTask {
 
     /// The Kafka offset last handed over for a merged input.
     var lastResumeOffset: Int64?
+
+    // MARK: Combining before the repartition (StreamTask+Combiner.swift)
+
+    /// Partial states of the records bound for the repartition topic (`nil`: records go one by one).
+    var combiner: Combiner?
+    /// The record being processed is a combiner's partial state for the first aggregate to merge.
+    var currentIsPartial = false
 }

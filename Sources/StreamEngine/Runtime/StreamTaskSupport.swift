@@ -5,9 +5,10 @@ enum StreamTimeMetadata {
     /// `st=<stream time>`, and for a merged repartition input `;v=<upstream>:<next>,…`: per
     /// upstream input partition the position after the last record the task took (see
     /// `StreamTask.upstreamPosition`).
-    static func format(_ streamTime: Int64?, mergePositions: [String: Int64]? = nil) -> String? {
+    /// - Parameter pendingEnd: a combiner's declared epoch end (`pe=`, see `StreamTask.Combiner`).
+    static func format(_ streamTime: Int64?, mergePositions: [String: Int64]? = nil, pendingEnd: Int64? = nil) -> String? {
         let positions = mergePositions.map { "v=" + $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") }
-        let parts = [streamTime.map { "st=\($0)" }, positions].compactMap { $0 }
+        let parts = [streamTime.map { "st=\($0)" }, positions, pendingEnd.map { "pe=\($0)" }].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ";")
     }
     private static func field(_ name: String, _ metadata: String) -> Int64? {
@@ -15,6 +16,8 @@ enum StreamTimeMetadata {
         return nil
     }
     static func parse(_ metadata: String) -> Int64? { field("st", metadata) }
+    /// A combiner's declared epoch end (`pe=`).
+    static func pendingEnd(_ metadata: String) -> Int64? { field("pe", metadata) }
     /// The positions of a merged input (`v=`), per upstream input partition.
     static func mergePositions(_ metadata: String) -> [String: Int64] {
         var out: [String: Int64] = [:]
@@ -57,11 +60,16 @@ enum CommittedPositions {
     struct Reader: Equatable, Sendable {
         var offset: Int64
         var streamTime: Int64?
+        /// A combiner's declared epoch end, when its partials may not all have been sent
+        /// (`>end` after the stream time; see `StreamTask.Combiner`).
+        var pendingEnd: Int64? = nil
     }
 
     /// Metadata listing every reader of a partition (the group offset is the smallest).
     static func format(_ readers: [TaskID: Reader]) -> String {
-        readers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.offset)@\($0.value.streamTime.map(String.init) ?? "")" }.joined(separator: ";")
+        readers.sorted { $0.key < $1.key }.map {
+            "\($0.key)=\($0.value.offset)@\($0.value.streamTime.map(String.init) ?? "")" + ($0.value.pendingEnd.map { ">\($0)" } ?? "")
+        }.joined(separator: ";")
     }
 
     /// The readers listed in metadata (none in metadata of another form).
@@ -70,7 +78,11 @@ enum CommittedPositions {
         for part in (metadata ?? "").split(separator: ";") {
             guard let eq = part.lastIndex(of: "="), let at = part[eq...].firstIndex(of: "@"),
                   let offset = Int64(part[part.index(after: eq)..<at]) else { continue }
-            out[String(part[..<eq])] = Reader(offset: offset, streamTime: Int64(part[part.index(after: at)...]))
+            let rest = part[part.index(after: at)...]
+            let gt = rest.firstIndex(of: ">")
+            out[String(part[..<eq])] = Reader(
+                offset: offset, streamTime: Int64(rest[..<(gt ?? rest.endIndex)]),
+                pendingEnd: gt.flatMap { Int64(rest[rest.index(after: $0)...]) })
         }
         return out
     }
@@ -87,6 +99,13 @@ enum CommittedPositions {
             }
         }
         return out
+    }
+
+    /// A combiner task's declared epoch end at its last commit (see `StreamTask.Combiner`).
+    static func pendingEnd(sub: SubTopology, partition: Int32, committed: [TopicPartition: TopicPartitionOffset]) -> Int64? {
+        guard !sub.fromRepartition else { return nil }
+        let task = TaskID(subTopology: sub.id, partition: partition).description
+        return sub.sourceTopics.compactMap { readers(committed[TopicPartition($0, partition)]?.metadata)[task]?.pendingEnd }.first
     }
 
     /// The task's stream time at its last commit.
@@ -139,8 +158,13 @@ struct RepartitionStamp: Equatable, Sendable {
     var upstreamTask: Int32
     var streamTime: Int64
     var position: Position?
+    /// The record carries a combiner's partial state (`{"p": state}`) for the aggregate after
+    /// the `rekey` to merge, not an input record (version byte 2; see `StreamTask.Combiner`).
+    var partial = false
 
     static let version: UInt8 = 1
+    /// The version byte of a stamp whose record carries a partial state.
+    static let partialVersion: UInt8 = 2
     private static let fixedSize = 21
     private static let positionFixedSize = 12
 
@@ -164,7 +188,7 @@ struct RepartitionStamp: Equatable, Sendable {
 
     /// Writes ``encoded()`` at the start of `raw`, which holds at least its length.
     private func write(into raw: UnsafeMutableRawBufferPointer, topic: inout String) {
-        raw[0] = Self.version
+        raw[0] = partial ? Self.partialVersion : Self.version
         raw.storeBytes(of: UInt64(bitPattern: eventTime).littleEndian, toByteOffset: 1, as: UInt64.self)
         raw.storeBytes(of: UInt32(bitPattern: upstreamTask).littleEndian, toByteOffset: 9, as: UInt32.self)
         raw.storeBytes(of: UInt64(bitPattern: streamTime).littleEndian, toByteOffset: 13, as: UInt64.self)
@@ -187,7 +211,9 @@ struct RepartitionStamp: Equatable, Sendable {
 
     /// Reads the bytes of ``encoded()``; `nil` when they are not such bytes.
     init?(raw: UnsafeRawBufferPointer) {
-        guard raw.count == Self.fixedSize || raw.count > Self.fixedSize + Self.positionFixedSize, raw[0] == Self.version else { return nil }
+        guard raw.count == Self.fixedSize || raw.count > Self.fixedSize + Self.positionFixedSize,
+              raw[0] == Self.version || raw[0] == Self.partialVersion else { return nil }
+        partial = raw[0] == Self.partialVersion
         // Fixed offsets inside the length checked above.
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
@@ -249,11 +275,12 @@ struct RepartitionStamp: Equatable, Sendable {
         value?.withUnsafeBytes { framed($0)?.0 }
     }
 
-    init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?) {
+    init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?, partial: Bool = false) {
         self.eventTime = eventTime
         self.upstreamTask = upstreamTask
         self.streamTime = streamTime
         self.position = position
+        self.partial = partial
     }
 
     /// The stamp of a message of an earlier version, in its `se-pos` header, if it carries one.

@@ -57,4 +57,8 @@ package struct TaskEnvironment: Sendable {
     /// Partition count of the source and repartition topics (repartition readers merge
     /// one queue per upstream task; upstream tasks send progress markers to every partition).
     package var partitionCounts: [String: Int] = [:]
+
+    /// Whether tasks may fold the records bound for a repartition topic into partial states
+    /// (`Combiner`): the runtime's choice; the test driver sends every record on at once.
+    package var combinesBeforeRepartition = false
 }

@@ -30,7 +30,8 @@ extension TaskManager {
             var slowest = Int64.max
             for id in readers {
                 let o = positions[id]?[tp] ?? TopicPartitionOffset(tp, max(0, startPositions[tp] ?? 0))
-                listed[id] = CommittedPositions.Reader(offset: o.offset, streamTime: o.metadata.flatMap(StreamTimeMetadata.parse))
+                listed[id] = CommittedPositions.Reader(
+                    offset: o.offset, streamTime: o.metadata.flatMap(StreamTimeMetadata.parse), pendingEnd: o.metadata.flatMap(StreamTimeMetadata.pendingEnd))
                 slowest = min(slowest, o.offset)
             }
             if slowest != .max { out.append(TopicPartitionOffset(tp, slowest, metadata: CommittedPositions.format(listed))) }

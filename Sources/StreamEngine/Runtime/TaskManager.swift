@@ -206,11 +206,17 @@ actor TaskManager {
             let sub = subsByID[id.subTopology]!
             let task = try StreamTask(sub: sub, partition: id.partition, env: env)
             let committed = CommittedPositions.of(sub: sub, partition: id.partition, committed: committedWithMetadata)
+            // A combiner's declared epoch whose partials may not all have been sent: the task
+            // replays it and sends them again (its readers skip those they applied).
+            let pendingEnd = CommittedPositions.pendingEnd(sub: sub, partition: id.partition, committed: committedWithMetadata)
+            if let pendingEnd { await task.replayDeclaredEpoch(endingAt: pendingEnd) }
             if !sub.fromRepartition {
                 for topic in sub.sourceTopics {
                     let tp = TopicPartition(topic, id.partition)
                     positions[id, default: [:]][tp] = TopicPartitionOffset(tp, committed[topic] ?? max(0, allCommitted[tp] ?? 0),
-                        metadata: StreamTimeMetadata.format(CommittedPositions.streamTime(sub: sub, partition: id.partition, committed: committedWithMetadata).nonMin))
+                        metadata: StreamTimeMetadata.format(
+                            CommittedPositions.streamTime(sub: sub, partition: id.partition, committed: committedWithMetadata).nonMin,
+                            pendingEnd: pendingEnd))
                 }
             }
             // The stream time the task had at its last commit (commit metadata, as Kafka Streams
@@ -353,7 +359,11 @@ actor TaskManager {
             // Refused while the group rebalances: no snapshot of state ahead of the committed offsets.
             if !pendingOffsets.isEmpty { return }
         }
-        for c in commits { await tasks[c.task]?.markCommitted(c.tag) }
+        try crashIfInjected(.afterOffsetCommit)
+        for c in commits {
+            // A combiner that sent partials needs one more commit to confirm them, idle or not.
+            if await tasks[c.task]?.markCommitted(c.tag) == true { uncommitted = true }
+        }
         self.commits += 1
         commitRounds += 1
         for c in commits {

@@ -104,7 +104,11 @@ struct MergedInputPositionTests {
         let periodic = RepartitionStamp(eventTime: -3, upstreamTask: 0, streamTime: .min, position: nil)
         #expect(RepartitionStamp(periodic.encoded()) == periodic)
         #expect(StreamTask.upstreamPosition(KafkaMessage(topic: repartition, partition: 0, offset: 8, key: nil, value: nil, headers: [KafkaHeader(Headers.repartitionStamp, periodic.encoded())])) == nil)
-        #expect(RepartitionStamp([2] + stamp.encoded().dropFirst()) == nil)
+        #expect(RepartitionStamp([3] + stamp.encoded().dropFirst()) == nil)
+        // Version 2: the same layout on a combiner's partial state.
+        var partial = stamp
+        partial.partial = true
+        #expect(partial.encoded()[0] == 2 && RepartitionStamp(partial.encoded()) == partial && RepartitionStamp(stamp.encoded())?.partial == false)
         #expect(RepartitionStamp(Array(stamp.encoded().prefix(25))) == nil)
     }
 

@@ -87,6 +87,52 @@ struct RecoveryTests {
         try await crashThenRecover(guarantee: "at_least_once", point: .afterRedisWrite)
     }
 
+    /// A sum after a rekey: the upstream tasks combine (one partial per user and commit).
+    static let combinedYAML = """
+        application.id: combine-app
+        defaults:
+          processing.guarantee: at_least_once
+          commit.interval.ms: 10
+        topologies:
+          - name: totals
+            source:
+              topics: [orders]
+              key: user
+              timestamp: ts
+            steps:
+              - filter: [{ field: amount, op: gt, value: 0 }]
+              - rekey: { field: user }
+              - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
+              - redis: { key: "total:{key}", mode: hash }
+        """
+
+    @Test(
+        "at_least_once, a sum after a rekey (partials combined before the repartition): a crash before or after the offset commit that declares an epoch, then a rerun, ends exact; the repartition topic holds fewer records than the input",
+        arguments: [(2, FaultInjection.Point.afterOffsetCommit), (3, .afterKafkaFlush), (3, .afterOffsetCommit), (4, .afterRedisWrite)])
+    func combinedBeforeRepartitionCrash(commit: Int, point: FaultInjection.Point) async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("orders", partitions: 4)
+        let (records, totals) = Self.orders()
+        try await h.produce("orders", records)
+        let config = try h.config(Self.combinedYAML)
+        await #expect(throws: SimulatedCrash.self) {
+            try await h.runToEnd(config, batchSize: 50, fault: FaultInjection(commit: commit, point: point))
+        }
+        var partial = 0
+        for user in totals.keys { partial += try await h.hgetall("total:\(user)")["sum"].flatMap(Int.init) ?? 0 }
+        #expect(partial < totals.values.reduce(0, +))
+        // A second crash in the rerun, at the same point of its first commit with work.
+        await #expect(throws: SimulatedCrash.self) {
+            try await h.runToEnd(config, batchSize: 70, fault: FaultInjection(commit: 1, point: point))
+        }
+        try await h.runToEnd(config, batchSize: 150)
+        for (user, total) in totals {
+            #expect(try await h.hgetall("total:\(user)")["sum"] == String(total), "user \(user)")
+        }
+        let partials = try await h.readAll(config.repartitionTopic(pipeline: "totals")).filter { $0.value != nil }
+        #expect(partials.count > 0 && partials.count < records.count, "\(partials.count) repartition records for \(records.count) input records")
+    }
+
     @Test("Restore from snapshot + changelog tail equals a full changelog replay; a corrupt snapshot is detected and replaced by a replay")
     func snapshotRestore() async throws {
         let h = try EngineTestHarness()

@@ -6,21 +6,14 @@ import StreamEngineTesting
 
 @Suite("Engine on embedded Kafka and Redis: rekey through a real repartition topic, engine-owned topic checks", .serialized)
 struct StepsTests {
-    @Test("A rekey step sends every record through the repartition topic and the downstream aggregate sees all of them")
+    @Test("exactly_once (no combiner): a rekey step sends every record through the repartition topic and the downstream aggregate sees all of them")
     func rekeyThroughRepartition() async throws {
         let h = try EngineTestHarness()
         try h.createTopic("sales", partitions: 4)
-        var expected: [String: Int] = [:]
-        var records: [(key: String?, value: String)] = []
-        let categories = ["shoes", "books", "toys", "food", "garden"]
-        for i in 0..<2000 {
-            let cat = categories[(i * 13) % categories.count]
-            expected[cat, default: 0] += 1
-            // Keyed by user: the same category is spread over every partition.
-            records.append(("user-\(i % 97)", #"{"user":"user-\#(i % 97)","category":"\#(cat)","ts":"2024-12-14T12:00:00Z"}"#))
-        }
+        let (records, expected) = Self.sales()
         try await h.produce("sales", records)
-        let config = try h.config(PipelineLogicTests.rekeyYAML)
+        let config = try h.config(PipelineLogicTests.rekeyYAML.replacingOccurrences(
+            of: "topologies:", with: "defaults: { processing.guarantee: exactly_once }\ntopologies:"))
         try await h.runToEnd(config)
         // Data records; the others are the upstream tasks' progress markers (no value, header se-idle).
         let repartitioned = try await h.readAll("rekey-app-by-category-repartition").filter { $0.header("se-idle") == nil }
@@ -31,7 +24,7 @@ struct StepsTests {
         #expect(repartitioned.allSatisfy { $0.headers.isEmpty })
         let framed = repartitioned.map { RepartitionStamp.unframe($0.value) }
         let eventTime = EventTime.parseISO8601("2024-12-14T12:00:00Z")
-        #expect(framed.allSatisfy { $0?.stamp.eventTime == eventTime && $0?.stamp.position?.topic == "sales" })
+        #expect(framed.allSatisfy { $0?.stamp.eventTime == eventTime && $0?.stamp.position?.topic == "sales" && $0?.stamp.partial == false })
         #expect(framed.allSatisfy { $0?.payload == Array("{}".utf8) })
         #expect(Set(zip(repartitioned, framed).compactMap { StreamTask.upstreamPosition($0, stamp: $1?.stamp) }).count == 2000, "every record names its own input position")
         // Each category lands in exactly one repartition partition.
@@ -40,6 +33,45 @@ struct StepsTests {
         for (cat, n) in expected {
             #expect(try await h.get("sales:\(cat)") == String(n), "category \(cat)")
         }
+    }
+
+    @Test("at_least_once: the upstream tasks combine the count after a rekey into one partial per category and commit; the downstream merges them to the exact counts")
+    func rekeyCombined() async throws {
+        let h = try EngineTestHarness()
+        try h.createTopic("sales", partitions: 4)
+        let (records, expected) = Self.sales()
+        try await h.produce("sales", records)
+        try await h.runToEnd(try h.config(PipelineLogicTests.rekeyYAML))
+        let repartitioned = try await h.readAll("rekey-app-by-category-repartition").filter { $0.header("se-idle") == nil }
+        let framed = repartitioned.compactMap { RepartitionStamp.unframe($0.value) }
+        #expect(framed.count == repartitioned.count)
+        // At most one partial per category, upstream task and commit: here far fewer than the records.
+        #expect(repartitioned.count >= expected.count && repartitioned.count < 200, "\(repartitioned.count) partials")
+        #expect(framed.allSatisfy { $0.stamp.partial && $0.stamp.position?.topic == "sales" })
+        var sum: [String: Int] = [:]
+        for (m, f) in zip(repartitioned, framed) {
+            let value = try JSONValue.parse(f.payload)
+            sum[String(decoding: m.key ?? [], as: UTF8.self), default: 0] += Int(value["p"]?.doubleValue ?? -1_000_000)
+        }
+        #expect(sum == expected, "the partials add up to the counts")
+        #expect(Set(zip(repartitioned, framed).compactMap { StreamTask.upstreamPosition($0, stamp: $1.stamp) }).count == repartitioned.count, "every partial names its own position")
+        for (cat, n) in expected {
+            #expect(try await h.get("sales:\(cat)") == String(n), "category \(cat)")
+        }
+    }
+
+    /// 2,000 sales of 5 categories keyed by 97 users (each category spread over every
+    /// partition), and the expected count per category.
+    static func sales() -> (records: [(key: String?, value: String)], counts: [String: Int]) {
+        var expected: [String: Int] = [:]
+        var records: [(key: String?, value: String)] = []
+        let categories = ["shoes", "books", "toys", "food", "garden"]
+        for i in 0..<2000 {
+            let cat = categories[(i * 13) % categories.count]
+            expected[cat, default: 0] += 1
+            records.append(("user-\(i % 97)", #"{"user":"user-\#(i % 97)","category":"\#(cat)","ts":"2024-12-14T12:00:00Z"}"#))
+        }
+        return (records, expected)
     }
 
     @Test("Repartition records are written lz4-compressed unless defaults.repartition.compression.type says otherwise")

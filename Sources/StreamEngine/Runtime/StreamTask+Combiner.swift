@@ -1,0 +1,165 @@
+import KafkaClient
+
+/// The local half of a two-phase aggregation (Flink's local-global aggregation): a task
+/// whose pipeline rekeys into an aggregate with a combinable aggregator (`count`, `sum`,
+/// `min`, `max`, `top_n`) folds the records it would send through the repartition topic into
+/// one partial state per new key, and sends the partials once per commit. The reader merges
+/// them (`Aggregator.merge`) where it would have added records one by one.
+///
+/// Exactness without a Kafka transaction rests on epochs that replay identically:
+///
+/// 1. At a commit, the task declares its epoch — the input offsets since its last epoch, up
+///    to the last record processed — in the commit's metadata (`pe=<end>`), while the offset
+///    it commits stays at the epoch's start. Nothing of the epoch has been sent yet.
+/// 2. Once the offsets are committed, it sends the epoch's partials, keys sorted, each
+///    stamped as a partial (`RepartitionStamp.partial`) at the position (end − 1, index in
+///    that order).
+/// 3. The next commit flushes the producer (the partials are acknowledged) before it commits
+///    the epoch's end as the task's offset.
+///
+/// A crash after step 1 leaves the declaration committed: the next owner replays the same
+/// input offsets, closes the epoch exactly at the declared end and sends the same partials at
+/// the same positions, and the reader skips those it applied (de-duplication by upstream
+/// position, as for records). A crash before step 1 leaves nothing sent: the replay declares
+/// its own epoch. So every input record counts once, whatever the commit timing of either run.
+///
+/// Used when the guarantee is `at_least_once` (its commits are the engine's own), the
+/// pipeline reads one source topic, only `filter` and `select` come before the `rekey`, and
+/// the step after it is an `aggregate` without `ttl`. Results after the aggregate change once
+/// per key and commit instead of once per record, as with Kafka Streams' record cache.
+struct Combiner {
+    let aggregator: any Aggregator
+    /// The pipeline's one source topic (the partials' position topic).
+    let inputTopic: String
+    /// The repartition topic.
+    let topic: String
+    /// Per new key, the partial state of the epoch's records and their latest event time.
+    var partials: [String: (state: JSONValue, eventTime: Int64)] = [:]
+    /// The first input offset of the current epoch (what the task commits): `nil` until the
+    /// task processes a record after its start.
+    var epochStart: Int64?
+    /// The end declared in the commit being made (sent once it is committed).
+    var declaredEnd: Int64?
+    /// An end an earlier run declared and committed: the task replays up to it, then sends.
+    var replayEnd: Int64?
+    /// Partials were sent after the last offset commit: the next commit must move the offset.
+    var unconfirmed = false
+
+    /// Whether the task must commit even if nothing else changed.
+    var needsCommit: Bool { declaredEnd != nil || unconfirmed || !partials.isEmpty }
+
+    /// The aggregator of the aggregate after `pipeline`'s `rekey` when the task reading its
+    /// source may combine (see the type's conditions); `nil` otherwise. The reader side needs no
+    /// rule of its own: each partial says what it is.
+    static func aggregator(for sub: SubTopology, env: TaskEnvironment) throws -> (any Aggregator)? {
+        let pipeline = sub.pipeline
+        guard env.combinesBeforeRepartition, !sub.fromRepartition, env.config.processingGuarantee == .atLeastOnce,
+              let r = pipeline.rekeyIndex, pipeline.source.topics.count == 1 else { return nil }
+        let stateless = pipeline.steps[..<r].allSatisfy {
+            switch $0 {
+            case .filter, .select: return true
+            default: return false
+            }
+        }
+        guard stateless, case .aggregate(let a, _)? = pipeline.steps[(r + 1)...].first, a.ttlMillis == nil else { return nil }
+        guard let factory = env.registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
+        let aggregator = try factory(a.params)
+        return aggregator.combinable ? aggregator : nil
+    }
+}
+
+extension StreamTask {
+    /// Folds a record bound for the repartition topic into its new key's partial state.
+    func combine(_ record: StreamRecord, key: String) throws(RecordError) {
+        guard let aggregator = combiner?.aggregator else { return }
+        var keyed = record
+        keyed.key = key
+        if let i = combiner!.partials.index(forKey: key) {
+            try aggregator.add(into: &combiner!.partials.values[i].state, keyed)
+            if record.timestamp > combiner!.partials.values[i].eventTime { combiner!.partials.values[i].eventTime = record.timestamp }
+        } else {
+            var state = aggregator.initial()
+            try aggregator.add(into: &state, keyed)
+            combiner!.partials[key] = (state, record.timestamp)
+        }
+    }
+
+    /// Before a record at `offset`: an epoch replayed up to its declared end is closed first.
+    func combinerBefore(offset: Int64) {
+        guard combiner != nil else { return }
+        if let end = combiner!.replayEnd, offset >= end { closeReplayedEpoch(end: end) }
+        if combiner!.epochStart == nil { combiner!.epochStart = offset }
+    }
+
+    /// After the record at `offset`: a replayed epoch ending with it is closed.
+    func combinerAfter(offset: Int64) {
+        if let end = combiner?.replayEnd, offset >= end - 1 { closeReplayedEpoch(end: end) }
+    }
+
+    /// Sets the end of an epoch an earlier run declared (from the committed metadata).
+    package func replayDeclaredEpoch(endingAt end: Int64) {
+        guard combiner != nil else { return }
+        combiner!.replayEnd = end
+        env.logger.info("task \(id): replaying its declared epoch up to offset \(end) of \(combiner!.inputTopic)[\(partition)] to send its partials again")
+    }
+
+    private func closeReplayedEpoch(end: Int64) {
+        sendPartials(end: end)
+        combiner!.replayEnd = nil
+        combiner!.epochStart = end
+        combiner!.unconfirmed = true
+    }
+
+    /// The combiner's offsets for a commit: the epoch's start, with the declared end (`pe=`)
+    /// while its partials are not known to be sent. Declares the current epoch when it has partials.
+    func combinerOffsets(streamTime st: Int64?) -> [TopicPartitionOffset] {
+        guard var c = combiner else { return [] }
+        defer { combiner = c }
+        let last = lastOffsets.first ?? .min
+        guard last != .min else { return [] }  // nothing processed since the start: the start position stands
+        var pending: Int64?
+        if let end = c.replayEnd {
+            pending = end  // still replaying: the declaration stands
+        } else if !c.partials.isEmpty {
+            c.declaredEnd = last + 1
+            pending = last + 1
+        } else {
+            c.epochStart = last + 1  // nothing to send: the epoch's records are done with
+        }
+        let offset = c.epochStart ?? last + 1
+        return [TopicPartitionOffset(c.inputTopic, partition, offset, metadata: StreamTimeMetadata.format(st, pendingEnd: pending))]
+    }
+
+    /// After a commit: sends the partials of the epoch it declared. True when the task has
+    /// sent partials the next commit must confirm.
+    func combinerCommitted() -> Bool {
+        guard combiner != nil else { return false }
+        if let end = combiner!.declaredEnd {
+            sendPartials(end: end)
+            combiner!.declaredEnd = nil
+            combiner!.epochStart = end
+            combiner!.unconfirmed = true
+        } else {
+            combiner!.unconfirmed = false
+        }
+        return combiner!.unconfirmed
+    }
+
+    /// Sends the partials of the epoch ending at `end`, keys sorted: the same records give the
+    /// same partials at the same positions in every run.
+    private func sendPartials(end: Int64) {
+        guard let c = combiner else { return }
+        combiner!.partials = [:]
+        for (index, key) in c.partials.keys.sorted().enumerated() {
+            let (state, eventTime) = c.partials[key]!
+            let stamp = RepartitionStamp(
+                eventTime: eventTime, upstreamTask: partition, streamTime: streamTime,
+                position: .init(topic: c.inputTopic, offset: end - 1, index: Int64(index)), partial: true)
+            let keyBytes = Array(key.utf8)
+            let q = repartitionOut?.partition(ofKey: keyBytes)
+            if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
+            let value = stamp.framing(JSONValue.object(["p": state]).serialized())
+            send(ProducerRecord(topic: c.topic, partition: q, key: keyBytes, value: value))
+        }
+    }
+}
