@@ -109,6 +109,12 @@ public struct StreamConfig: Sendable {
     /// are read once, soon after they are written, so the codec trades bytes for CPU on both
     /// sides; lz4 costs a fraction of zstd's CPU (the changelogs, kept and restored, stay zstd).
     public var repartitionCompression: RepartitionCompression = .lz4
+    /// `defaults.combine.before.repartition` (default true): with `at_least_once`, a pipeline
+    /// whose `rekey` feeds an aggregate with a combinable aggregator sends one partial state per
+    /// key and commit through its repartition topic, not one record per input record (see
+    /// `StreamTask.Combiner`); false sends every record on, so the aggregate's results change
+    /// once per record.
+    public var combineBeforeRepartition = true
     /// `topologies`: the pipelines, in file order.
     public var pipelines: [PipelineSpec]
     /// The file the configuration was loaded from.

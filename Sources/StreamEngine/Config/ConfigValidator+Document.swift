@@ -6,7 +6,7 @@ extension ConfigValidator {
     // MARK: - Document
 
     static let topLevelKeys = ["application.id", "kafka", "redis", "sql", "http", "defaults", "global_tables", "topologies"]
-    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift", "num.standby.replicas", "repartition.compression.type"]
+    static let defaultsKeys = ["processing.guarantee", "commit.interval.ms", "dlq.topic", "on_error", "partitions", "max.task.idle.ms", "max.drift", "num.standby.replicas", "repartition.compression.type", "combine.before.repartition"]
 
     func validate(root: ConfigNode) -> StreamConfig? {
         guard let top = map(root, "the configuration file", expected: "a map with 'application.id' and 'topologies'") else {
@@ -65,6 +65,7 @@ extension ConfigValidator {
         var maxDrift: Int?
         var standbys = 0
         var repartitionCompression = RepartitionCompression.lz4
+        var combine = true
         if let node = optional(top, "defaults", nullIsAbsent: true),
            let m = map(node, "'defaults'", expected: "a map with any of \(ConfigSuggest.list(Self.defaultsKeys))") {
             checkKeys(m, allowed: Self.defaultsKeys, in: "defaults")
@@ -81,6 +82,13 @@ extension ConfigValidator {
             if let v = m["max.drift"], let d = duration(v, "max.drift", allowZero: true) { maxDrift = d }
             if let v = m["repartition.compression.type"], let c = choice(v, "repartition.compression.type", RepartitionCompression.self) {
                 repartitionCompression = c
+            }
+            if let v = m["combine.before.repartition"] {
+                switch v.scalar?.text.trimmingCharacters(in: .whitespaces) {
+                case "true": combine = true
+                case "false": combine = false
+                default: report(v.location, "invalid value \(v.shortDescription) for 'combine.before.repartition'; expected true or false")
+                }
             }
             if let v = m["num.standby.replicas"] {
                 if let s = v.scalar, let i = Int(s.text.trimmingCharacters(in: .whitespaces)), i >= 0 { standbys = i } else {
@@ -124,6 +132,7 @@ extension ConfigValidator {
         config.maxDriftMs = maxDrift
         config.numStandbyReplicas = standbys
         config.repartitionCompression = repartitionCompression
+        config.combineBeforeRepartition = combine
         config.httpListen = httpListen
         checkEngineOwnedTopics(config)
         return config

@@ -44,6 +44,13 @@ struct Combiner {
     var replayEnd: Int64?
     /// Partials were sent after the last offset commit: the next commit must move the offset.
     var unconfirmed = false
+    /// Made only to replay an earlier run's declared epoch (combining is off now): once the
+    /// partials are confirmed, records go one by one.
+    var onlyForReplay = false
+
+    /// Whether records bound for the repartition topic are folded (not while a combiner made
+    /// only for a replay has closed its epoch).
+    var combines: Bool { !onlyForReplay || replayEnd != nil }
 
     /// Whether the task must commit even if nothing else changed.
     var needsCommit: Bool { declaredEnd != nil || unconfirmed || !partials.isEmpty }
@@ -51,10 +58,12 @@ struct Combiner {
     /// The aggregator of the aggregate after `pipeline`'s `rekey` when the task reading its
     /// source may combine (see the type's conditions); `nil` otherwise. The reader side needs no
     /// rule of its own: each partial says what it is.
-    static func aggregator(for sub: SubTopology, env: TaskEnvironment) throws -> (any Aggregator)? {
+    /// - Parameter replaying: for an epoch an earlier run declared, whatever the settings now:
+    ///   its partials must go out as partials (its reader may have applied some of them).
+    static func aggregator(for sub: SubTopology, env: TaskEnvironment, replaying: Bool = false) throws -> (any Aggregator)? {
         let pipeline = sub.pipeline
-        guard env.combinesBeforeRepartition, !sub.fromRepartition, env.config.processingGuarantee == .atLeastOnce,
-              let r = pipeline.rekeyIndex, pipeline.source.topics.count == 1 else { return nil }
+        let enabled = env.combinesBeforeRepartition && env.config.combineBeforeRepartition && env.config.processingGuarantee == .atLeastOnce
+        guard enabled || replaying, !sub.fromRepartition, let r = pipeline.rekeyIndex, pipeline.source.topics.count == 1 else { return nil }
         let stateless = pipeline.steps[..<r].allSatisfy {
             switch $0 {
             case .filter, .select: return true
@@ -96,9 +105,18 @@ extension StreamTask {
         if let end = combiner?.replayEnd, offset >= end - 1 { closeReplayedEpoch(end: end) }
     }
 
-    /// Sets the end of an epoch an earlier run declared (from the committed metadata).
+    /// Sets the end of an epoch an earlier run declared (from the committed metadata). With
+    /// combining since switched off (`combine.before.repartition`, the guarantee), the task still
+    /// replays that epoch as partials, then sends records one by one.
     package func replayDeclaredEpoch(endingAt end: Int64) {
-        guard combiner != nil else { return }
+        if combiner == nil {
+            guard let aggregator = try? Combiner.aggregator(for: sub, env: env, replaying: true) else {
+                env.logger.warning("task \(id): an earlier run declared combined partials up to offset \(end) of \(sub.sourceTopics[0])[\(partition)], but the pipeline no longer ends its rekey in a combinable aggregate: those records are sent one by one, and the aggregate's reader skips those at or below the partials it applied")
+                return
+            }
+            combiner = Combiner(aggregator: aggregator, inputTopic: sub.sourceTopics[0], topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
+            combiner!.onlyForReplay = true
+        }
         combiner!.replayEnd = end
         env.logger.info("task \(id): replaying its declared epoch up to offset \(end) of \(combiner!.inputTopic)[\(partition)] to send its partials again")
     }
@@ -141,6 +159,7 @@ extension StreamTask {
             combiner!.unconfirmed = true
         } else {
             combiner!.unconfirmed = false
+            if combiner!.onlyForReplay && combiner!.replayEnd == nil { combiner = nil; return false }
         }
         return combiner!.unconfirmed
     }

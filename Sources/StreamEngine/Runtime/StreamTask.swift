@@ -421,7 +421,7 @@ package actor StreamTask {
                 return
             case .rekey(let field, let topic):
                 guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
-                if combiner != nil {
+                if combiner?.combines == true {
                     try combine(record, key: v.keyText)
                 } else {
                     produceRepartition(record, key: v.keyText, topic: topic)

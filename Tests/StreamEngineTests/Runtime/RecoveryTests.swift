@@ -108,29 +108,65 @@ struct RecoveryTests {
 
     @Test(
         "at_least_once, a sum after a rekey (partials combined before the repartition): a crash before or after the offset commit that declares an epoch, then a rerun, ends exact; the repartition topic holds fewer records than the input",
-        arguments: [(2, FaultInjection.Point.afterOffsetCommit), (3, .afterKafkaFlush), (3, .afterOffsetCommit), (4, .afterRedisWrite)])
+        arguments: [(5, FaultInjection.Point.afterOffsetCommit), (5, .afterKafkaFlush), (6, .afterOffsetCommit), (6, .afterRedisWrite)])
     func combinedBeforeRepartitionCrash(commit: Int, point: FaultInjection.Point) async throws {
+        try await crashCombinedThenRecover(commit: commit, point: point, rerunCombines: true)
+    }
+
+    @Test(
+        "A crash that leaves an epoch declared (its partials not yet or partly applied), then reruns with combine.before.repartition: false: that epoch still goes out as partials, later records one by one; exact",
+        arguments: [FaultInjection.Point.afterOffsetCommit, .afterKafkaFlush])
+    func combinedThenSwitchedOff(point: FaultInjection.Point) async throws {
+        try await crashCombinedThenRecover(commit: 5, point: point, rerunCombines: false)
+    }
+
+    func crashCombinedThenRecover(commit: Int, point: FaultInjection.Point, rerunCombines: Bool) async throws {
         let h = try EngineTestHarness()
         try h.createTopic("orders", partitions: 4)
-        let (records, totals) = Self.orders()
+        let (records, initialTotals) = Self.orders()
         try await h.produce("orders", records)
         let config = try h.config(Self.combinedYAML)
         await #expect(throws: SimulatedCrash.self) {
             try await h.runToEnd(config, batchSize: 50, fault: FaultInjection(commit: commit, point: point))
         }
         var partial = 0
-        for user in totals.keys { partial += try await h.hgetall("total:\(user)")["sum"].flatMap(Int.init) ?? 0 }
-        #expect(partial < totals.values.reduce(0, +))
-        // A second crash in the rerun, at the same point of its first commit with work.
-        await #expect(throws: SimulatedCrash.self) {
-            try await h.runToEnd(config, batchSize: 70, fault: FaultInjection(commit: 1, point: point))
+        for user in initialTotals.keys { partial += try await h.hgetall("total:\(user)")["sum"].flatMap(Int.init) ?? 0 }
+        #expect(partial < initialTotals.values.reduce(0, +))
+        // Epochs were declared and their partials sent before the crash (the commits before it had records).
+        let repartition = config.repartitionTopic(pipeline: "totals")
+        func partialsSent() async throws -> Int {
+            try await h.readAll(repartition).count { RepartitionStamp.unframe($0.value)?.stamp.partial == true }
         }
-        try await h.runToEnd(config, batchSize: 150)
+        let sentBeforeRerun = try await partialsSent()
+        #expect(sentBeforeRerun > 0)
+        // More orders arrive after the crash, beyond any epoch it left declared.
+        var totals = initialTotals
+        var more: [(key: String?, value: String)] = []
+        for i in 0..<400 {
+            let user = "u\(i % 40)"
+            totals[user, default: 0] += 2
+            more.append((user, #"{"user":"\#(user)","amount":2,"ts":"2024-12-14T13:00:00Z"}"#))
+        }
+        try await h.produce("orders", more)
+        // A second crash in the rerun, at the same point of its first commit with work.
+        let rerun = rerunCombines ? config : try h.config(Self.combinedYAML.replacingOccurrences(
+            of: "processing.guarantee: at_least_once", with: "processing.guarantee: at_least_once\n  combine.before.repartition: false"))
+        #expect(rerun.combineBeforeRepartition == rerunCombines)
+        await #expect(throws: SimulatedCrash.self) {
+            try await h.runToEnd(rerun, batchSize: 70, fault: FaultInjection(commit: 1, point: point))
+        }
+        try await h.runToEnd(rerun, batchSize: 150)
         for (user, total) in totals {
             #expect(try await h.hgetall("total:\(user)")["sum"] == String(total), "user \(user)")
         }
-        let partials = try await h.readAll(config.repartitionTopic(pipeline: "totals")).filter { $0.value != nil }
-        #expect(partials.count > 0 && partials.count < records.count, "\(partials.count) repartition records for \(records.count) input records")
+        let sent = try await h.readAll(repartition).compactMap { RepartitionStamp.unframe($0.value)?.stamp }
+        // The reruns sent partials again: at least the epoch the crash left declared.
+        #expect(sent.count { $0.partial } > sentBeforeRerun)
+        if rerunCombines {
+            #expect(sent.allSatisfy(\.partial) && sent.count < records.count + more.count, "\(sent.count) repartition records for \(records.count + more.count) input records")
+        } else {
+            #expect(sent.contains { !$0.partial }, "records one by one once the declared epoch went out")
+        }
     }
 
     @Test("Restore from snapshot + changelog tail equals a full changelog replay; a corrupt snapshot is detected and replaced by a replay")
