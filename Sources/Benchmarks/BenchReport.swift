@@ -85,7 +85,10 @@ struct BenchReport: Sendable {
             one producer batch per partition, so the layout sets how many records each fetch brings and changes every figure: \
             each layout has its own table, and every ratio is taken against raw `pollBatch` of the same layout in the same run. \
             The two-stage job: the sum of `quantity` per user (state keyed by the producer's key) and, through a repartition by \
-            category, the count of events per category — two stateful stages with changelogs, no sink (`at_least_once`).
+            category, the count of events per category — two stateful stages with changelogs, no sink (`at_least_once`). \
+            The engine combines before the repartition (`defaults.combine.before.repartition`, on by default since 636968a): \
+            each upstream task sends one partial count per category and commit, so the repartition topic carries a few hundred \
+            records, not one per input record; Quix Streams' `group_by` sends every record through its repartition topic.
 
             """
         func row(_ name: String, _ rates: Spread, _ seconds: Spread, _ note: String) {
