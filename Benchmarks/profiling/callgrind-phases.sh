@@ -212,15 +212,19 @@ for run in $(seq 1 "$runs"); do
         if [[ $job == b ]]; then
             repart=$(topic_count "$app-category-counts-repartition" 4)
             # The engine counts each polled message once: the input, then the repartition records
-            # (the topic also holds progress markers, which are not counted).
-            (( repart >= events )) || { echo "callgrind-phases: the repartition topic holds $repart records, fewer than $events" >&2; exit 1; }
-            expected=$((events + events))
+            # (the topic also holds progress markers, which are not counted). Since bfeb699 the
+            # upstream tasks combine the count (one partial per category, task and commit), so the
+            # topic holds a few hundred records: the engine's count lies between the input plus one
+            # and the input plus the topic's records.
+            (( repart >= 1 )) || { echo "callgrind-phases: the repartition topic holds no record" >&2; exit 1; }
+            expected=$events
         fi
         changelog=0
         for store in user-totals category-counts; do
             [[ $job == a && $store == category-counts ]] && continue
             changelog=$((changelog + $(topic_count "$app-$store-changelog" 4)))
         done
+        if [[ $job == b ]] && (( processed > events && processed <= events + repart )); then expected=$processed; fi
         [[ "$processed" == "$expected" ]] || { echo "callgrind-phases: job $job processed $processed records, expected $expected ($summary)" >&2; exit 1; }
         [[ "$deadlettered" == 0 ]] || { echo "callgrind-phases: job $job dead-lettered $deadlettered records" >&2; exit 1; }
         log "job $job run $run: $summary (valgrind ${seconds}s); repartition records $repart, changelog records $changelog"
