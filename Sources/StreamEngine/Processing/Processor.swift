@@ -81,6 +81,12 @@ public struct OperatorRegistry: Sendable {
     public private(set) var aggregators: [String: AggregatorFactory]
     public private(set) var processors: [String: ProcessorFactory]
 
+    /// The aggregator registered as `name`, built from its YAML `params`.
+    func makeAggregator(_ name: String, params: JSONObject) throws -> any Aggregator {
+        guard let factory = aggregators[name] else { throw OperatorConfigError("unknown aggregator \(name)") }
+        return try factory(params)
+    }
+
     /// The engine's built-in aggregators and no processors.
     public init() {
         aggregators = BuiltinAggregators.factories

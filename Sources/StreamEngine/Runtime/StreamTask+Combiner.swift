@@ -71,8 +71,7 @@ struct Combiner {
             }
         }
         guard stateless, case .aggregate(let a, _)? = pipeline.steps[(r + 1)...].first, a.ttlMillis == nil else { return nil }
-        guard let factory = env.registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
-        let aggregator = try factory(a.params)
+        let aggregator = try env.registry.makeAggregator(a.aggregator, params: a.params)
         return aggregator.combinable ? aggregator : nil
     }
 }

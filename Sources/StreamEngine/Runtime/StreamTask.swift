@@ -194,8 +194,7 @@ package actor StreamTask {
     /// `repartitionValueUnread`), so they cannot disagree.
     static func valueUnread(by stepsAfterRekey: [StepSpec], registry: OperatorRegistry) throws -> Bool {
         guard case .aggregate(let a, _)? = stepsAfterRekey.first else { return false }
-        guard let factory = registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
-        return !(try factory(a.params)).readsRecordValue
+        return !(try registry.makeAggregator(a.aggregator, params: a.params)).readsRecordValue
     }
 
     private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
@@ -205,11 +204,9 @@ package actor StreamTask {
             case .select(let f, _): return .select(f)
             case .rekey(let field, _): return .rekey(field: field, topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
             case .aggregate(let a, _):
-                guard let factory = env.registry.aggregators[a.aggregator] else { throw OperatorConfigError("unknown aggregator \(a.aggregator)") }
-                return .aggregate(store: stores[a.store]!, aggregator: try factory(a.params), ttl: a.ttlMillis.map(Int64.init))
+                return .aggregate(store: stores[a.store]!, aggregator: try env.registry.makeAggregator(a.aggregator, params: a.params), ttl: a.ttlMillis.map(Int64.init))
             case .window(let w, _):
-                guard let factory = env.registry.aggregators[w.aggregator] else { throw OperatorConfigError("unknown aggregator \(w.aggregator)") }
-                return .window(WindowOperator(spec: w, store: stores[w.store]!, aggregator: try factory(w.params)))
+                return .window(WindowOperator(spec: w, store: stores[w.store]!, aggregator: try env.registry.makeAggregator(w.aggregator, params: w.params)))
             case .process(let p, _):
                 guard let factory = env.registry.processors[p.processor] else { throw OperatorConfigError("unknown processor \(p.processor)") }
                 var own: [String: KeyValueStore] = [:]
