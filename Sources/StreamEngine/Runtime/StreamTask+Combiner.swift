@@ -27,7 +27,10 @@ import KafkaClient
 /// pipeline reads one source topic, only `filter` and `select` come before the `rekey`, and
 /// the step after it is an `aggregate` without `ttl`. Results after the aggregate change once
 /// per key and commit instead of once per record, as with Kafka Streams' record cache.
-struct Combiner {
+///
+/// A class owned by its task (the actor): the task reads and changes it for every record it
+/// folds, and a struct in the actor's stored property was copied out for each such access.
+final class Combiner {
     let aggregator: any Aggregator
     /// The pipeline's one source topic (the partials' position topic).
     let inputTopic: String
@@ -47,6 +50,12 @@ struct Combiner {
     /// Made only to replay an earlier run's declared epoch (combining is off now): once the
     /// partials are confirmed, records go one by one.
     var onlyForReplay = false
+
+    init(aggregator: any Aggregator, inputTopic: String, topic: String) {
+        self.aggregator = aggregator
+        self.inputTopic = inputTopic
+        self.topic = topic
+    }
 
     /// Whether records bound for the repartition topic are folded (not while a combiner made
     /// only for a replay has closed its epoch).
@@ -79,16 +88,16 @@ struct Combiner {
 extension StreamTask {
     /// Folds a record bound for the repartition topic into its new key's partial state.
     func combine(_ record: StreamRecord, key: String) throws(RecordError) {
-        guard let aggregator = combiner?.aggregator else { return }
+        guard let c = combiner else { return }
         var keyed = record
         keyed.key = key
-        if let i = combiner!.partials.index(forKey: key) {
-            try aggregator.add(into: &combiner!.partials.values[i].state, keyed)
-            if record.timestamp > combiner!.partials.values[i].eventTime { combiner!.partials.values[i].eventTime = record.timestamp }
+        if let i = c.partials.index(forKey: key) {
+            try c.aggregator.add(into: &c.partials.values[i].state, keyed)
+            if record.timestamp > c.partials.values[i].eventTime { c.partials.values[i].eventTime = record.timestamp }
         } else {
-            var state = aggregator.initial()
-            try aggregator.add(into: &state, keyed)
-            combiner!.partials[key] = (state, record.timestamp)
+            var state = c.aggregator.initial()
+            try c.aggregator.add(into: &state, keyed)
+            c.partials[key] = (state, record.timestamp)
         }
     }
 
@@ -130,8 +139,7 @@ extension StreamTask {
     /// The combiner's offsets for a commit: the epoch's start, with the declared end (`pe=`)
     /// while its partials are not known to be sent. Declares the current epoch when it has partials.
     func combinerOffsets(streamTime st: Int64?) -> [TopicPartitionOffset] {
-        guard var c = combiner else { return [] }
-        defer { combiner = c }
+        guard let c = combiner else { return [] }
         let last = lastOffsets.first ?? .min
         guard last != .min else { return [] }  // nothing processed since the start: the start position stands
         var pending: Int64?
@@ -167,9 +175,10 @@ extension StreamTask {
     /// same partials at the same positions in every run.
     private func sendPartials(end: Int64) {
         guard let c = combiner else { return }
-        combiner!.partials = [:]
-        for (index, key) in c.partials.keys.sorted().enumerated() {
-            let (state, eventTime) = c.partials[key]!
+        let partials = c.partials
+        c.partials = [:]
+        for (index, key) in partials.keys.sorted().enumerated() {
+            let (state, eventTime) = partials[key]!
             let stamp = RepartitionStamp(
                 eventTime: eventTime, upstreamTask: partition, streamTime: streamTime,
                 position: .init(topic: c.inputTopic, offset: end - 1, index: Int64(index)), partial: true)
