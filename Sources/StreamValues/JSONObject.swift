@@ -95,6 +95,7 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 
     /// Changes the value for `key` in place (a new member with `defaultValue` at the end first,
     /// when the key is absent): no copy of the value while `body` changes it.
+    @inlinable
     public mutating func modifyValue<R, E: Error>(
         forKey key: String, default defaultValue: @autoclosure () -> JSONValue, _ body: (inout JSONValue) throws(E) -> R
     ) throws(E) -> R {
@@ -129,10 +130,15 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     }
 
     /// Whether the members' keys are exactly `keys`, in this order (no array is made).
+    @inlinable
     public func hasKeys(_ keys: [String]) -> Bool {
         guard members.count == keys.count else { return false }
-        for (m, k) in zip(members, keys) where m.key != k { return false }
-        return true
+        return members.withUnsafeBufferPointer { m in
+            keys.withUnsafeBufferPointer { k in
+                for i in m.indices where m[i].key != k[i] { return false }
+                return true
+            }
+        }
     }
 
     /// Reserves storage for `minimumCapacity` members.

@@ -93,8 +93,8 @@ extension JSONValue {
     ///
     /// - Returns: the closure's result, or `nil` (and the closure is not called) when this value
     ///   is not an object.
-    @discardableResult
-    public mutating func modifyObject<R>(_ body: (inout JSONObject) throws -> R) rethrows -> R? {
+    @discardableResult @inlinable
+    public mutating func modifyObject<R, E: Error>(_ body: (inout JSONObject) throws(E) -> R) throws(E) -> R? {
         guard case .object(var object) = self else { return nil }
         self = .null  // drop our reference so `object` is uniquely referenced
         defer { self = .object(object) }
