@@ -64,6 +64,23 @@ final class Combiner {
     /// Whether the task must commit even if nothing else changed.
     var needsCommit: Bool { declaredEnd != nil || unconfirmed || !partials.isEmpty }
 
+    /// The most partials one input offset can number (the position's index field: 24 bits).
+    static let partialsPerOffset = 1 << 24
+
+    /// Where the `index`-th of the `count` partials of the epoch ending at `end` stands in the
+    /// task's output (`RepartitionStamp.Position`): `(end − 1, index)`, and for an epoch of more
+    /// than 2^24 keys (one index field's worth), consecutive positions ending at the last index of
+    /// offset `end − 1`, reaching back into earlier offsets of the epoch. Increasing in `index`
+    /// (the reader skips a position at or below one it applied), the same in every run, and
+    /// inside the epoch: it has at least as many records as keys, so the positions stay above
+    /// those of the epoch before it.
+    static func position(ofPartial index: Int, count: Int, end: Int64) -> (offset: Int64, index: Int64) {
+        let perOffset = Int64(partialsPerOffset)
+        guard count > partialsPerOffset else { return (end - 1, Int64(index)) }
+        let value = (end - 1) * perOffset + (perOffset - 1) - Int64(count - 1 - index)
+        return (value / perOffset, value % perOffset)
+    }
+
     /// The aggregator of the aggregate after `pipeline`'s `rekey` when the task reading its
     /// source may combine (see the type's conditions); `nil` otherwise. The reader side needs no
     /// rule of its own: each partial says what it is.
@@ -177,11 +194,13 @@ extension StreamTask {
         guard let c = combiner else { return }
         let partials = c.partials
         c.partials = [:]
-        for (index, key) in partials.keys.sorted().enumerated() {
+        let keys = partials.keys.sorted()
+        for (index, key) in keys.enumerated() {
             let (state, eventTime) = partials[key]!
+            let at = Combiner.position(ofPartial: index, count: keys.count, end: end)
             let stamp = RepartitionStamp(
                 eventTime: eventTime, upstreamTask: partition, streamTime: streamTime,
-                position: .init(topic: c.inputTopic, offset: end - 1, index: Int64(index)), partial: true)
+                position: .init(topic: c.inputTopic, offset: at.offset, index: at.index), partial: true)
             let keyBytes = Array(key.utf8)
             let q = repartitionOut?.partition(ofKey: keyBytes)
             if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }

@@ -112,6 +112,33 @@ struct MergedInputPositionTests {
         #expect(RepartitionStamp(Array(stamp.encoded().prefix(25))) == nil)
     }
 
+    @Test("A combiner's partials stand at increasing positions inside their epoch, also past 2^24 keys (one position index field's worth), and where earlier versions put them below that")
+    func partialPositions() {
+        func value(_ p: (offset: Int64, index: Int64)) -> Int64 { p.offset << 24 | p.index }
+        // Up to 2^24 partials: (end - 1, index), as the first version of the combiner sent them
+        // (an epoch it declared before an upgrade is replayed at the same positions).
+        #expect(Combiner.position(ofPartial: 0, count: 3, end: 100) == (99, 0))
+        #expect(Combiner.position(ofPartial: 2, count: 3, end: 100) == (99, 2))
+        let full = Combiner.partialsPerOffset
+        #expect(Combiner.position(ofPartial: full - 1, count: full, end: 100) == (99, Int64(full - 1)))
+        // More: consecutive positions ending at the last index of end - 1, reaching back into the epoch.
+        let count = full + 5, end: Int64 = 1_000_000_000, start = end - Int64(count)  // an epoch of as many records as keys
+        let first = Combiner.position(ofPartial: 0, count: count, end: end)
+        let last = Combiner.position(ofPartial: count - 1, count: count, end: end)
+        #expect(last == (end - 1, Int64(full - 1)))
+        #expect(first == (end - 2, Int64(full - 5)))
+        #expect(value(last) - value(first) == Int64(count - 1))
+        for i in [0, 4, 5, 6, full - 1, full, count - 2] {
+            let p = Combiner.position(ofPartial: i, count: count, end: end), q = Combiner.position(ofPartial: i + 1, count: count, end: end)
+            #expect(value(q) == value(p) + 1, "partial \(i)")
+            #expect(p.index >= 0 && p.index < Int64(full) && p.offset >= start && p.offset < end, "partial \(i) at \(p)")
+            // What the reader makes of it: the same position, as one comparable number.
+            let stamp = RepartitionStamp(eventTime: 0, upstreamTask: 0, streamTime: 0, position: .init(topic: "orders", offset: p.offset, index: p.index), partial: true)
+            let m = KafkaMessage(topic: repartition, partition: 0, offset: 0, key: nil, value: nil, headers: [KafkaHeader(Headers.repartitionStamp, stamp.encoded())])
+            #expect(StreamTask.upstreamPosition(m)?.value == value(p))
+        }
+    }
+
     @Test("A repartition record's stamp rides at the start of its value: a task reads such records and the header-stamped records of earlier versions alike")
     func framedValues() async throws {
         let stamp = RepartitionStamp(eventTime: 1000, upstreamTask: 1, streamTime: 1000, position: .init(topic: "orders", offset: 42, index: 0))
