@@ -24,9 +24,10 @@ struct DescribeCommand: AsyncParsableCommand {
 
     func run() async throws {
         _ = logging.bootstrap(defaultLevel: .warning)
-        let config = try loadConfig(file, registry: makeRegistry())
+        let registry = makeRegistry()
+        let config = try loadConfig(file, registry: registry)
         switch format {
-        case .text: print(TopologyDescriber.text(config), terminator: "")
+        case .text: print(TopologyDescriber.text(config, registry: registry), terminator: "")
         case .mermaid: print(TopologyDescriber.mermaid(config), terminator: "")
         }
     }

@@ -60,6 +60,37 @@ struct CommandTests {
         #expect(r.stdout.contains("count-app-clicks-per-user-changelog"))
     }
 
+    @Test("describe (text) says which rekeys combine before the repartition: a count after a rekey does, unless switched off, under exactly_once, or with a ttl on the aggregate")
+    func describeCombining() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let yaml = """
+            application.id: shop
+            defaults: { processing.guarantee: GUARANTEE, combine.before.repartition: SWITCH }
+            topologies:
+              - name: per-category
+                source: { topics: [orders], key: user }
+                steps:
+                  - rekey: { field: category }
+                  - aggregate: { store: category-counts, aggregator: count }
+              - name: recent
+                source: { topics: [views] }
+                steps:
+                  - rekey: { field: user }
+                  - aggregate: { store: recent-views, aggregator: count, ttl: 1h }
+            """
+        let said = "combined before the repartition"
+        for (guarantee, on, combines) in [("at_least_once", "true", true), ("at_least_once", "false", false), ("exactly_once", "true", false)] {
+            let file = try dir.write("\(guarantee)-\(on).yaml", yaml.replacingOccurrences(of: "GUARANTEE", with: guarantee).replacingOccurrences(of: "SWITCH", with: on))
+            let r = try await cli(["describe", file])
+            #expect(r.status == 0, "\(r)")
+            let perCategory = r.stdout.components(separatedBy: "pipeline recent")[0]
+            #expect(perCategory.contains(said) == combines, "\(guarantee), combine \(on): \(r.stdout)")
+            // A ttl on the aggregate: never combined.
+            #expect(!r.stdout.components(separatedBy: "pipeline recent")[1].contains(said), "\(r.stdout)")
+        }
+    }
+
     @Test("describe (text) names the changelog topic of every store")
     func describeText() async throws {
         let dir = try TemporaryDirectory()

@@ -6,7 +6,9 @@ public enum TopologyDescriber {
     /// each step in order, the sub-topology split at `rekey` (with the repartition topic),
     /// every state store with its changelog topic, and the sinks; then global tables and
     /// the dead-letter topic.
-    public static func text(_ config: StreamConfig) -> String {
+    /// - Parameter registry: the operators the file was validated against; with it, a `rekey`
+    ///   whose upstream tasks combine before the repartition says so.
+    public static func text(_ config: StreamConfig, registry: OperatorRegistry? = nil) -> String {
         var out: [String] = []
         out.append("application.id: \(config.applicationId)")
         out.append("source file: \(config.sourceFile)")
@@ -52,6 +54,9 @@ public enum TopologyDescriber {
                 if case .rekey = step {
                     let topic = config.repartitionTopic(pipeline: pipeline.name)
                     out.append("       -> repartition topic \(topic)")
+                    if let registry, Combiner.combines(pipeline, config: config, registry: registry) {
+                        out.append("       combined before the repartition: each upstream task sends one partial state per key and commit, not one record per input record (defaults.combine.before.repartition)")
+                    }
                     subTopology += 1
                     out.append("  sub-topology \(pipeline.name)-\(subTopology)")
                     out.append("    source: repartition topic \(topic) (key: rekeyed)")

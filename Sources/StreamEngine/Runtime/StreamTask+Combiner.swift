@@ -87,9 +87,16 @@ final class Combiner {
     /// - Parameter replaying: for an epoch an earlier run declared, whatever the settings now:
     ///   its partials must go out as partials (its reader may have applied some of them).
     static func aggregator(for sub: SubTopology, env: TaskEnvironment, replaying: Bool = false) throws -> (any Aggregator)? {
-        let pipeline = sub.pipeline
         let enabled = env.combinesBeforeRepartition && env.config.combineBeforeRepartition && env.config.processingGuarantee == .atLeastOnce
-        guard enabled || replaying, !sub.fromRepartition, let r = pipeline.rekeyIndex, pipeline.source.topics.count == 1 else { return nil }
+        guard enabled || replaying, !sub.fromRepartition else { return nil }
+        return try aggregator(for: sub.pipeline, registry: env.registry)
+    }
+
+    /// The combinable aggregator of the aggregate right after `pipeline`'s `rekey`, when the
+    /// pipeline's shape allows combining (one source topic, only `filter` and `select` before the
+    /// `rekey`, an aggregate without `ttl` after it); `nil` otherwise. Settings aside: see above.
+    static func aggregator(for pipeline: PipelineSpec, registry: OperatorRegistry) throws -> (any Aggregator)? {
+        guard let r = pipeline.rekeyIndex, pipeline.source.topics.count == 1 else { return nil }
         let stateless = pipeline.steps[..<r].allSatisfy {
             switch $0 {
             case .filter, .select: return true
@@ -97,8 +104,15 @@ final class Combiner {
             }
         }
         guard stateless, case .aggregate(let a, _)? = pipeline.steps[(r + 1)...].first, a.ttlMillis == nil else { return nil }
-        let aggregator = try env.registry.makeAggregator(a.aggregator, params: a.params)
+        let aggregator = try registry.makeAggregator(a.aggregator, params: a.params)
         return aggregator.combinable ? aggregator : nil
+    }
+
+    /// Whether the upstream tasks of `pipeline` combine before its repartition with these
+    /// settings (what `describe` says; the runtime decides per task with the same rule).
+    package static func combines(_ pipeline: PipelineSpec, config: StreamConfig, registry: OperatorRegistry) -> Bool {
+        guard config.combineBeforeRepartition, config.processingGuarantee == .atLeastOnce else { return false }
+        return (try? aggregator(for: pipeline, registry: registry)) != nil
     }
 }
 
