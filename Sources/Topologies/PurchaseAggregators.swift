@@ -76,6 +76,10 @@ public struct PurchaseStatsAggregator: Aggregator {
         }
     }
 
+    /// Counts, sums in cents and a latest time merge exactly in any grouping: the user-stats
+    /// pipeline's upstream tasks combine before its repartition by userId.
+    public var combinable: Bool { true }
+
     public func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
         func int(_ v: JSONValue, _ k: String) -> Int64 { v[k]?.intValue ?? 0 }
         var categories = a["categories"]?.objectValue ?? [:]
@@ -142,6 +146,10 @@ public struct ProductUnitsAggregator: Aggregator {
         o[product] = .number(Double((o[product]?.intValue ?? 0) + units))
         return .object(o)
     }
+
+    /// Integer unit sums per member merge exactly in any grouping: the category-popularity
+    /// pipeline's upstream tasks combine before its repartition by category.
+    public var combinable: Bool { true }
 
     public func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
         var o = a.objectValue ?? [:]
