@@ -330,7 +330,7 @@ struct BenchReport: Sendable {
             `topologies.yaml` on the generator's mix, Quix Streams and Pathway on the same data (`--peers`, in virtual \
             environments the benchmark makes, `.venv-bench` and `.venv-bench-native`), latency at 200 / 2,000 / 20,000 events/s, restore \
             from snapshot and from the changelog, and peak RSS per million keys; it verifies every count and writes \
-            [`\(outPath)`](\(outPath)). Latest run (\(machine.cores) cores, N = \(BenchFormat.int(events)), min / median / max over \(runs) runs):
+            [`\(outPath)`](\(outPath)). Latest run (\(machine.cores) cores, N = \(BenchFormat.int(events)), min / median / max over \(runs) \(runs == 1 ? "run" : "runs")):
 
             | | |
             |---|---|
