@@ -66,7 +66,7 @@ struct BenchReport: Sendable {
             """
         for (k, v) in versions { md += "| \(k) | \(v) |\n" }
         md += """
-            | broker | librdkafka's mock cluster in the benchmark process (`EmbeddedKafkaCluster`), 3 brokers; topics created through it (retention limit lifted), 4 partitions, replication factor 3 |
+            | broker | librdkafka's mock cluster in the benchmark process (`EmbeddedKafkaCluster`), 3 brokers; topics created through it (retention limit lifted), 4 partitions, replication factor 3; the latency, restore and failover phases on a second such cluster, started after the throughput phases, so that the records those left (millions) are not in the broker they measure |
             | Redis | one `redis-server` on a free loopback port (`LocalRedisServer`), no persistence |
             | CPU pinning | \(pinning) |
             | input | N = \(BenchFormat.int(events)) purchase events (the `purchases` schema of topologies.yaml, ~140-byte JSON), keyed by userId, \(BenchFormat.int(users)) users drawn uniformly, loaded once |
