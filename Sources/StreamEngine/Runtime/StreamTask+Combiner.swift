@@ -87,8 +87,8 @@ final class Combiner {
     /// - Parameter replaying: for an epoch an earlier run declared, whatever the settings now:
     ///   its partials must go out as partials (its reader may have applied some of them).
     static func aggregator(for sub: SubTopology, env: TaskEnvironment, replaying: Bool = false) throws -> (any Aggregator)? {
-        let enabled = env.combinesBeforeRepartition && env.config.combineBeforeRepartition && env.config.processingGuarantee == .atLeastOnce
-        guard enabled || replaying, !sub.fromRepartition else { return nil }
+        let on = env.combinesBeforeRepartition && enabled(by: env.config)
+        guard on || replaying, !sub.fromRepartition else { return nil }
         return try aggregator(for: sub.pipeline, registry: env.registry)
     }
 
@@ -111,8 +111,13 @@ final class Combiner {
     /// Whether the upstream tasks of `pipeline` combine before its repartition with these
     /// settings (what `describe` says; the runtime decides per task with the same rule).
     package static func combines(_ pipeline: PipelineSpec, config: StreamConfig, registry: OperatorRegistry) -> Bool {
-        guard config.combineBeforeRepartition, config.processingGuarantee == .atLeastOnce else { return false }
-        return (try? aggregator(for: pipeline, registry: registry)) != nil
+        enabled(by: config) && (try? aggregator(for: pipeline, registry: registry)) != nil
+    }
+
+    /// Whether the settings let tasks combine: `defaults.combine.before.repartition` and
+    /// `at_least_once` (an `exactly_once` transaction would have to span two commits).
+    private static func enabled(by config: StreamConfig) -> Bool {
+        config.combineBeforeRepartition && config.processingGuarantee == .atLeastOnce
     }
 }
 
