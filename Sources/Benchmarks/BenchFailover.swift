@@ -235,12 +235,15 @@ extension FailoverResults {
             built by a alone; b then joins and takes two partitions). A trickle of 80 events/s keeps every partition busy. \
             a is killed with SIGKILL; the clock stops at b's first commit of one of a's tasks, read from b's log every 10 ms. \
             With `--standby-replicas 1` b keeps warm copies of a's partitions and was up to date before the kill. \
-            Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (3,000 is the engine's default on a mock cluster; `--failover-session-timeout-ms`): \
-            librdkafka's mock coordinator notices a dead member on its 1 s session check after the timeout, then waits \
-            `session.timeout.ms − 1 s` for the others to rejoin — a floor of about \(BenchFormat.seconds(Double(sessionTimeoutMs * 2 - 1000) / 1000)) \
-            before any member can take the partitions. A shorter session timeout is not possible there: the mock waits 3 s \
-            on a group's first join and drops members whose session is shorter meanwhile, so the group never forms. On a real cluster the floor is the broker's \
-            `group.min.session.timeout.ms` (6 s by default) plus the rebalance. The takeover column is what the engine controls.
+            Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (3,000 is the engine's default on a mock cluster; `--failover-session-timeout-ms`), \
+            heartbeats every 250 ms: the embedded cluster's coordinator (librdkafka's mock with the engine's timer on its thread, \
+            `kafka_mock_groups.h`) removes a member when its session has passed (checked every 5 ms) and ends the rebalance \
+            as soon as the survivor has rejoined (on its next heartbeat) — a floor of about \
+            \(BenchFormat.seconds(Double(sessionTimeoutMs + 250) / 1000)) before any member can take the partitions. \
+            (As librdkafka ships it, the mock checks sessions once a second and waits `session.timeout.ms − 1 s` for the others \
+            to rejoin: about \(BenchFormat.seconds(Double(sessionTimeoutMs * 2 - 1000) / 1000)) at this session timeout.) \
+            On a real cluster the floor is the broker's `group.min.session.timeout.ms` (6 s by default) plus the rebalance. \
+            The takeover column is what the engine controls.
 
             | run | keys moved | SIGKILL → assignment (group) min / median / max | assignment → first commit (takeover) | SIGKILL → first commit | changelog records restored (median) |
             |---|---|---|---|---|---|

@@ -25,9 +25,17 @@ import Synchronization
 /// - No controller and no CreateTopics/DescribeConfigs: topics are made with
 ///   `rd_kafka_mock_topic_create`; configs such as `cleanup.policy` are
 ///   accepted and ignored (the mock does not compact).
+/// - Its group coordinator completes a JoinGroup round only on a timer: 3 s
+///   after the first member joins an empty group, `session.timeout.ms` − 1 s
+///   after later rebalances, however soon every member rejoined. Unless
+///   `groupInitialRebalanceDelayMs` is nil, a timer of this type's own on the
+///   mock thread completes a round as soon as every member has rejoined (after
+///   that delay for an empty group's first round), as a real coordinator with
+///   `group.initial.rebalance.delay.ms` does (see `kafka_mock_groups.h`).
 public final class EmbeddedKafkaCluster: TopicAdministrator {
     private let host: KafkaHandle
     private let cluster: KafkaPointer
+    private let coordinator: GroupCoordinatorTuning?
     private let metadata: KafkaAdmin
     private let logger: Logger
     private let liftedTopics = Mutex<Set<String>>([])
@@ -37,7 +45,19 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
     public let brokerCount: Int
 
     /// Starts `brokers` mock brokers on loopback.
-    public init(brokers: Int = 3, logger: Logger = Logger(label: "embedded-kafka")) throws(KafkaError) {
+    ///
+    /// - Parameter groupInitialRebalanceDelayMs: the brokers' counterpart of Kafka's
+    ///   `group.initial.rebalance.delay.ms`, 0 to 3,000: how long an empty group's first
+    ///   JoinGroup round waits for more members (later rounds end as soon as every member
+    ///   rejoined). 0 by default, as in Kafka's own development `server.properties`; nil
+    ///   leaves the mock's coordinator as librdkafka ships it (3 s, and
+    ///   `session.timeout.ms` − 1 s for every later round).
+    public init(
+        brokers: Int = 3, groupInitialRebalanceDelayMs: Int? = 0, logger: Logger = Logger(label: "embedded-kafka")
+    ) throws(KafkaError) {
+        if let delay = groupInitialRebalanceDelayMs, !(0...3000).contains(delay) {
+            throw KafkaError.client("group.initial.rebalance.delay.ms must be 0 to 3000 on the embedded cluster, not \(delay)")
+        }
         self.logger = logger
         self.brokerCount = brokers
         // The mock cluster is owned by an rd_kafka_t of its own that nothing else uses.
@@ -46,7 +66,22 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
             throw KafkaError.client("rd_kafka_mock_cluster_new failed")
         }
         self.cluster = KafkaPointer(pointer: mc)
-        self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(mc))
+        let bootstraps = rd_kafka_mock_cluster_bootstraps(mc)!
+        self.bootstrapServers = String(cString: bootstraps)
+        if let delay = groupInitialRebalanceDelayMs {
+            var rc: Int32 = 0
+            if let c = kafka_mock_group_coordinator_install(UnsafeMutableRawPointer(mc), bootstraps, Int32(delay), 5, &rc) {
+                self.coordinator = GroupCoordinatorTuning(pointer: c)
+            } else {
+                self.coordinator = nil
+                logger.warning("""
+                    could not tune the embedded cluster's group coordinator (code \(rc), librdkafka \(librdkafkaVersion)): \
+                    a group's first join waits 3 s and a rebalance session.timeout.ms − 1 s, as the mock ships
+                    """)
+            }
+        } else {
+            self.coordinator = nil
+        }
         self.metadata = try KafkaAdmin(config: ["bootstrap.servers": bootstrapServers], logger: logger, timeout: .seconds(10))
         logger.debug("embedded Kafka cluster (librdkafka \(librdkafkaVersion) mock) at \(bootstrapServers)")
     }
@@ -56,9 +91,10 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
     deinit {
         // Never block here: the brokers stop on the host handle's own thread.
         guard alive.clear() else { return }
-        let cluster = self.cluster, host = self.host
+        let cluster = self.cluster, host = self.host, coordinator = self.coordinator
         host.executor.execute {
             rd_kafka_mock_cluster_destroy(cluster.pointer)
+            coordinator?.free()
             withExtendedLifetime(host) {}
         }
     }
@@ -66,8 +102,18 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
     /// Stops the brokers (waiting for them, on the host handle's executor).
     public func close() async {
         guard alive.clear() else { return }
-        let cluster = self.cluster
-        _ = try? await host.blocking { rd_kafka_mock_cluster_destroy(cluster.pointer) }
+        let cluster = self.cluster, coordinator = self.coordinator
+        _ = try? await host.blocking {
+            rd_kafka_mock_cluster_destroy(cluster.pointer)
+            coordinator?.free()  // its timer was in the cluster's list: only now unused
+        }
+    }
+
+    /// JoinGroup rounds the coordinator tuning completed before the mock's own timer
+    /// would have (nil when it is not installed or stopped on a layout check).
+    public var earlyCompletedJoinRounds: Int64? {
+        guard let coordinator, kafka_mock_group_coordinator_disabled(coordinator.pointer) == 0 else { return nil }
+        return kafka_mock_group_coordinator_completed_rounds(coordinator.pointer)
     }
 
     /// Whether the brokers hide aborted transactions and store transactional
@@ -154,4 +200,11 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
         let errs = [rd_kafka_resp_err_t](repeating: rd_kafka_resp_err_t(rawValue: error), count: count)
         errs.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster.pointer, apiKey, count, $0.baseAddress) }
     }
+}
+
+/// The coordinator tuning's context (`kafka_mock_groups.h`): written only on the mock
+/// thread; its counters are atomics; freed once, after the cluster is destroyed.
+private struct GroupCoordinatorTuning: @unchecked Sendable {
+    let pointer: OpaquePointer
+    func free() { kafka_mock_group_coordinator_free(pointer) }
 }

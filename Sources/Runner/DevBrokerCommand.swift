@@ -22,9 +22,12 @@ struct DevBrokerCommand: AsyncParsableCommand {
             \(MockTopicRequests.topic), and the dev-broker creates each topic with its partition count. Topics created here \
             keep all their data (the mock's 5 MiB/partition retention is lifted); the mock does not compact.
 
-            Consumer groups on the mock: its coordinator waits a dead member's session.timeout.ms, then \
-            session.timeout.ms − 1 s for the others to rejoin; `stream-engine run` sets session.timeout.ms=3000 and \
-            heartbeat.interval.ms=250 on a mock cluster, so a killed instance's partitions move within seconds.
+            Consumer groups: a JoinGroup round ends as soon as every member has rejoined, after \
+            --group-initial-rebalance-delay-ms for an empty group's first round (0, as in Kafka's development \
+            server.properties), and sessions are checked every 5 ms (the mock as shipped waits 3 s on a first join, \
+            session.timeout.ms − 1 s on every later round, and checks sessions once a second). `stream-engine run` sets \
+            session.timeout.ms=3000 and heartbeat.interval.ms=250 on a mock cluster, so a killed instance's partitions \
+            move about 3.3 s after the kill.
             """)
 
     @Option(help: "Number of brokers.")
@@ -36,10 +39,18 @@ struct DevBrokerCommand: AsyncParsableCommand {
     @Option(help: "A file to write the bootstrap list to (replaced atomically, after the topics exist).")
     var bootstrapFile: String?
 
+    @Option(help: ArgumentHelp(
+        "How long an empty consumer group's first JoinGroup round waits for more members (Kafka's group.initial.rebalance.delay.ms), 0 to 3000.",
+        valueName: "MS"))
+    var groupInitialRebalanceDelayMs = 0
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard brokers >= 1 else { throw ValidationError("--brokers must be at least 1") }
+        guard (0...3000).contains(groupInitialRebalanceDelayMs) else {
+            throw ValidationError("--group-initial-rebalance-delay-ms must be 0 to 3000 (the mock's own coordinator ends a first round after 3 s anyway)")
+        }
         _ = try parsedTopics()
     }
 
@@ -58,7 +69,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
         let logger = logging.bootstrap(defaultLevel: .info)
         let cluster: EmbeddedKafkaCluster
         do {
-            cluster = try EmbeddedKafkaCluster(brokers: brokers, logger: logger)
+            cluster = try EmbeddedKafkaCluster(brokers: brokers, groupInitialRebalanceDelayMs: groupInitialRebalanceDelayMs, logger: logger)
             for t in try parsedTopics() {
                 try cluster.createTopic(t.name, partitions: t.partitions, replicationFactor: min(3, brokers))
                 logger.info("created topic \(t.name) with \(t.partitions) partitions")

@@ -325,9 +325,8 @@ public final class StreamRuntime: Service {
     /// gives one member the same partition of co-partitioned topics (the sticky
     /// assignor places each topic's partitions independently, which would split
     /// a task between members). `group.instance.id` for static membership, and
-    /// on librdkafka's mock short session timeouts (its coordinator waits a
-    /// session timeout for a dead member, then `session.timeout.ms − 1 s` for
-    /// the others to rejoin) and `mockClusterConsumerDefaults`. The prefetch bounds of
+    /// on librdkafka's mock short session timeouts (a dead member leaves the
+    /// group only once its session timed out) and `mockClusterConsumerDefaults`. The prefetch bounds of
     /// `partitionQueuePrefetchDefaults` unless configured.
     static func consumerConfig(_ config: StreamConfig, plan: TopologyPlan, cluster: ClusterKind, instanceId: String?) throws -> [String: String] {
         var c = consumerBase(config, cluster: cluster)
