@@ -1,4 +1,5 @@
 #include "kafka_mock_groups.h"
+#include "mock_mirrors.h"
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,21 +16,8 @@
  * rd_socket_t is an int; rd_bool_t an int; rd_ts_t an int64_t of
  * CLOCK_MONOTONIC microseconds. */
 
-struct g_tailq_entry { void *next; void **prev; };
-struct g_tailq_head { void *first; void **last; };
-
-struct g_list {
-        int rl_size;
-        int rl_cnt;
-        void **rl_elems;
-        void (*rl_free_cb)(void *);
-        int rl_flags;
-        int rl_elemsize;
-        void *rl_p;
-};
-
 struct g_timer {
-        struct g_tailq_entry link;
+        struct tailq_entry link;
         int64_t next;
         int64_t interval;
         int oneshot;
@@ -38,7 +26,7 @@ struct g_timer {
 };
 
 struct g_timers {
-        struct g_tailq_head timers;
+        struct tailq_head timers;
         void *rk;
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -59,13 +47,13 @@ struct g_cluster {
         char id[32];
         void *rk;
         int32_t controller_id;
-        struct g_tailq_head brokers;
+        struct tailq_head brokers;
         int broker_cnt;
-        struct g_tailq_head topics;
+        struct tailq_head topics;
         int topic_cnt;
-        struct g_tailq_head cgrps;
-        struct g_tailq_head coords;
-        struct g_list pids;
+        struct tailq_head cgrps;
+        struct tailq_head coords;
+        struct mirror_list pids;
         char *bootstraps;
         pthread_t thread;
         void *ops;
@@ -80,14 +68,14 @@ struct g_cluster {
                 int replication_factor;
         } defaults;
         void *handlers;
-        struct g_tailq_head errstacks;
+        struct tailq_head errstacks;
         struct g_api_handler api_handlers[G_RD_KAFKAP__NUM];
         pthread_mutex_t lock;
         struct g_timers timers;
 };
 
 struct g_member {
-        struct g_tailq_entry link;
+        struct tailq_entry link;
         char *id;
         char *group_instance_id;
         int64_t ts_last_activity;
@@ -101,7 +89,7 @@ struct g_member {
 enum { G_EMPTY = 0, G_JOINING = 1, G_SYNCING = 2, G_REBALANCING = 3, G_UP = 4 };
 
 struct g_cgrp {
-        struct g_tailq_entry link;
+        struct tailq_entry link;
         struct g_cluster *cluster;
         void *conn;
         char *id;
@@ -112,7 +100,7 @@ struct g_cgrp {
         int state;
         struct g_timer session_tmr;
         struct g_timer rebalance_tmr;
-        struct g_tailq_head members;
+        struct tailq_head members;
         int member_cnt;
         int last_member_cnt;
         int assignment_cnt;

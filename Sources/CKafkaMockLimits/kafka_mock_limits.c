@@ -1,4 +1,5 @@
 #include "kafka_mock_limits.h"
+#include "mock_mirrors.h"
 #include <librdkafka/rdkafka.h>
 #include <string.h>
 
@@ -8,19 +9,6 @@
 
 #define LIMITS_DEFAULT_MAX_SIZE ((size_t)1024 * 1024 * 5)
 #define LIMITS_DEFAULT_MAX_CNT ((size_t)100000)
-
-struct tailq_entry { void *next; void **prev; };
-struct tailq_head { void *first; void **last; };
-
-struct mirror_list {
-        int rl_size;
-        int rl_cnt;
-        void **rl_elems;
-        void (*rl_free_cb)(void *);
-        int rl_flags;
-        int rl_elemsize;
-        void *rl_p;
-};
 
 struct mirror_topic;
 
