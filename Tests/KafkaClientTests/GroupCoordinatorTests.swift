@@ -46,18 +46,19 @@ struct GroupCoordinatorTests {
         }
     }
 
-    @Test("A first member is assigned at once, a second member's rebalance ends when both rejoined; the mock as shipped takes its 3 s")
+    // Wall-clock bounds here are lower bounds only (a loaded machine makes clients slower, never
+    // faster); that a round ended early is read from the coordinator: it counts only the rounds it
+    // completed while the mock's own timer was still pending.
+    @Test("A first member's round and the round a second member starts end as soon as every member joined, before the mock's own timer; the mock as shipped takes its 3 s")
     func joinRoundsEndWhenEveryMemberRejoined() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
         try cluster.createTopic("events", partitions: 4)
         let first = try await join(cluster, group: "fast")
-        #expect(first.seconds < 2.5, "first join took \(first.seconds) s")
+        #expect(try #require(cluster.earlyCompletedJoinRounds) >= 1, "first join took \(first.seconds) s")
         // The second member's join puts the group into a new round: the first member rejoins
-        // on its next heartbeat (100 ms), and the round ends then (as shipped: 6 s − 1 s).
+        // on its next heartbeat (100 ms), and the round ends then (as shipped: 6 s − 1 s later).
         let second = try await join(cluster, group: "fast")
-        #expect(second.seconds < 3.5, "second join took \(second.seconds) s")
-        let rounds = try #require(cluster.earlyCompletedJoinRounds)
-        #expect(rounds >= 2)
+        #expect(try #require(cluster.earlyCompletedJoinRounds) >= 2, "second join took \(second.seconds) s")
         await stop([first.member, second.member])
         await cluster.close()
 
@@ -70,12 +71,13 @@ struct GroupCoordinatorTests {
         await shipped.close()
     }
 
-    @Test("An initial delay holds an empty group's first round that long, and no longer")
+    @Test("An initial delay holds an empty group's first round that long, and it ends before the mock's own 3 s")
     func initialDelay() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, groupInitialRebalanceDelayMs: 1500, logger: testLogger)
         try cluster.createTopic("events", partitions: 2)
         let member = try await join(cluster, group: "delayed")
-        #expect(member.seconds >= 1.5 && member.seconds < 2.9, "first join took \(member.seconds) s")
+        #expect(member.seconds >= 1.5, "first join took \(member.seconds) s")
+        #expect(try #require(cluster.earlyCompletedJoinRounds) >= 1, "ended by the delay, not the mock's 3 s (\(member.seconds) s)")
         await stop([member.member])
         await cluster.close()
         #expect(throws: KafkaError.self) { try EmbeddedKafkaCluster(brokers: 1, groupInitialRebalanceDelayMs: 3001, logger: testLogger) }
