@@ -100,6 +100,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "session.timeout.ms of the engine processes in the failover phase (the engine's default on a mock cluster: 3000; at least 1500: a JoinGroup round with a member missing lasts up to session.timeout.ms − 1 s on the mock).")
     var failoverSessionTimeoutMs = 3000
 
+    @Option(help: "Also measure failover with a standby at this shorter session.timeout.ms (at least 1500).")
+    var failoverShortSessionMs: Int?
+
     @OptionGroup var logging: LoggingOptions
 
     @OptionGroup var http: HTTPBenchOptions
@@ -128,6 +131,9 @@ struct BenchCommand: AsyncParsableCommand {
         // must not time out meanwhile.
         guard failoverSessionTimeoutMs >= 1500 else {
             throw ValidationError("--failover-session-timeout-ms must be at least 1500: on librdkafka 2.0.2's mock a JoinGroup round with a member missing lasts up to session.timeout.ms − 1 s, and the members waiting in it must not time out meanwhile")
+        }
+        if let short = failoverShortSessionMs, short < 1500 || short >= failoverSessionTimeoutMs {
+            throw ValidationError("--failover-short-session-ms must be at least 1500 and below --failover-session-timeout-ms")
         }
     }
 
@@ -508,7 +514,8 @@ struct BenchCommand: AsyncParsableCommand {
         if !skipped.contains(.failover) { await phase("failover") {
             let f = try await FailoverBench(
                 cluster: phaseCluster, workDir: workDir, keys: restoreN, runs: runs, producerConfig: phaseProducerConfig, clientCPU: clientCPU,
-                logger: logger, progress: progress, sessionTimeoutMs: failoverSessionTimeoutMs
+                logger: logger, progress: progress, sessionTimeoutMs: failoverSessionTimeoutMs,
+                shortSessionTimeoutMs: failoverShortSessionMs
             ).run()
             report.failover = f
             report.checks += f.checks

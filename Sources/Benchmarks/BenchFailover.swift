@@ -9,6 +9,8 @@ import StreamEngine
 /// survivor's first commit of one of the moved tasks.
 struct FailoverSample: Sendable {
     var standby: Bool
+    /// `session.timeout.ms` of both engine processes.
+    var sessionTimeoutMs: Int
     /// Keys of the store in the moved partitions.
     var movedKeys: Int
     /// SIGKILL → the survivor's log shows the new assignment (group detection + rebalance).
@@ -23,6 +25,8 @@ struct FailoverSample: Sendable {
 struct FailoverResults: Sendable {
     var keys: Int
     var sessionTimeoutMs: Int
+    /// A shorter session timeout also measured (with a standby), if any.
+    var shortSessionTimeoutMs: Int?
     var samples: [FailoverSample] = []
     var checks: [String] = []
 }
@@ -45,13 +49,17 @@ struct FailoverBench {
     let progress: @Sendable (String) -> Void
     /// `session.timeout.ms` of the engine processes (3,000: the engine's default on a mock cluster).
     var sessionTimeoutMs = 3000
+    /// Also measured with a standby at this shorter `session.timeout.ms`, if set.
+    var shortSessionTimeoutMs: Int?
 
     func run() async throws -> FailoverResults {
-        var results = FailoverResults(keys: keys, sessionTimeoutMs: sessionTimeoutMs)
+        var results = FailoverResults(keys: keys, sessionTimeoutMs: sessionTimeoutMs, shortSessionTimeoutMs: shortSessionTimeoutMs)
+        var passes = [(true, sessionTimeoutMs), (false, sessionTimeoutMs)]
+        if let short = shortSessionTimeoutMs { passes.append((true, short)) }
         for run in 1...runs {
-            for standby in [true, false] {
-                progress("failover run \(run)/\(runs), \(standby ? "with a standby" : "without standbys"): \(BenchFormat.int(keys)) keys")
-                let s = try await once(standby: standby, index: run)
+            for (standby, session) in passes {
+                progress("failover run \(run)/\(runs), \(standby ? "with a standby" : "without standbys"), session.timeout.ms \(session): \(BenchFormat.int(keys)) keys")
+                let s = try await once(standby: standby, index: run, sessionTimeoutMs: session)
                 progress("  SIGKILL → assignment on the survivor \(BenchFormat.seconds(s.killToAssigned)), → first commit of a moved task \(BenchFormat.seconds(s.killToFirstCommit)); \(BenchFormat.int(s.restoredRecords)) changelog records restored, \(BenchFormat.int(s.movedKeys)) keys moved")
                 results.samples.append(s)
             }
@@ -60,8 +68,8 @@ struct FailoverBench {
         return results
     }
 
-    private func once(standby: Bool, index: Int) async throws -> FailoverSample {
-        let tag = "\(standby ? "s" : "n")\(index)-\(UUID().uuidString.prefix(6).lowercased())"
+    private func once(standby: Bool, index: Int, sessionTimeoutMs: Int) async throws -> FailoverSample {
+        let tag = "\(standby ? "s" : "n")\(index)-\(sessionTimeoutMs)-\(UUID().uuidString.prefix(6).lowercased())"
         let topic = "bench-failover-\(tag)"
         let appId = "bench-failover-\(tag)"
         try cluster.createTopic(topic, partitions: 4, replicationFactor: 3)
@@ -74,13 +82,13 @@ struct FailoverBench {
         let configPath = "\(workDir)/\(appId).yaml"
         try BenchPipeline.yaml(appId: appId, topic: topic, guarantee: "at_least_once", commitIntervalMs: 100, redisPrefix: nil)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        let a = try EngineChild(name: "\(tag)-a", workDir: workDir, argv: engineArgs(config: configPath, instance: "a", standby: standby))
+        let a = try EngineChild(name: "\(tag)-a", workDir: workDir, argv: engineArgs(config: configPath, instance: "a", standby: standby, sessionTimeoutMs: sessionTimeoutMs))
         defer { a.kill() }
         // a builds the whole store.
         try await waitFor("instance a to process all \(BenchFormat.int(keys)) events", timeout: .seconds(600), child: a) {
             try await committedTotal(group: appId, topic: topic) >= Int64(keys)
         }
-        let b = try EngineChild(name: "\(tag)-b", workDir: workDir, argv: engineArgs(config: configPath, instance: "b", standby: standby))
+        let b = try EngineChild(name: "\(tag)-b", workDir: workDir, argv: engineArgs(config: configPath, instance: "b", standby: standby, sessionTimeoutMs: sessionTimeoutMs))
         defer { b.kill() }
         // The trickle: a few events per partition every 100 ms, so that moved tasks have work to commit.
         let trickle = Task {
@@ -142,11 +150,11 @@ struct FailoverBench {
         trickle.cancel()
         b.terminate()
         return FailoverSample(
-            standby: standby, movedKeys: movedKeys, killToAssigned: ((assignedAt ?? committedAt) - killedAt).seconds,
+            standby: standby, sessionTimeoutMs: sessionTimeoutMs, movedKeys: movedKeys, killToAssigned: ((assignedAt ?? committedAt) - killedAt).seconds,
             killToFirstCommit: (committedAt - killedAt).seconds, restoredRecords: restored)
     }
 
-    private func engineArgs(config: String, instance: String, standby: Bool) throws -> [String] {
+    private func engineArgs(config: String, instance: String, standby: Bool, sessionTimeoutMs: Int) throws -> [String] {
         try engineRunCommand(
             config: config, cluster: cluster, stateDir: "\(workDir)/failover-state-\(UUID().uuidString.prefix(6))", cpu: clientCPU,
             extra: ["--instance-id", instance, "--standby-replicas", standby ? "1" : "0", "--log-level", "info",
@@ -220,12 +228,12 @@ final class EngineChild: Sendable {
 extension FailoverResults {
     /// The `## Failover` section of BENCHMARKS.md.
     var markdown: String {
-        func row(_ standby: Bool) -> String {
-            let s = samples.filter { $0.standby == standby }
+        func row(_ standby: Bool, _ session: Int) -> String {
+            let s = samples.filter { $0.standby == standby && $0.sessionTimeoutMs == session }
             guard !s.isEmpty else { return "" }
             let first = Spread(s.map(\.killToFirstCommit)), assigned = Spread(s.map(\.killToAssigned))
             let takeover = Spread(s.map { $0.killToFirstCommit - $0.killToAssigned })
-            return "| \(standby ? "`--standby-replicas 1`" : "no standbys") | \(BenchFormat.int(s[0].movedKeys)) | \(BenchFormat.seconds(assigned.min)) / \(BenchFormat.seconds(assigned.median)) / \(BenchFormat.seconds(assigned.max)) | \(BenchFormat.seconds(takeover.min)) / \(BenchFormat.seconds(takeover.median)) / \(BenchFormat.seconds(takeover.max)) | **\(BenchFormat.seconds(first.min)) / \(BenchFormat.seconds(first.median)) / \(BenchFormat.seconds(first.max))** | \(BenchFormat.int(Int(Spread(s.map { Double($0.restoredRecords) }).median.rounded()))) |\n"
+            return "| \(standby ? "`--standby-replicas 1`" : "no standbys"), session \(BenchFormat.int(session)) ms | \(BenchFormat.int(s[0].movedKeys)) | \(BenchFormat.seconds(assigned.min)) / \(BenchFormat.seconds(assigned.median)) / \(BenchFormat.seconds(assigned.max)) | \(BenchFormat.seconds(takeover.min)) / \(BenchFormat.seconds(takeover.median)) / \(BenchFormat.seconds(takeover.max)) | **\(BenchFormat.seconds(first.min)) / \(BenchFormat.seconds(first.median)) / \(BenchFormat.seconds(first.max))** | \(BenchFormat.int(Int(Spread(s.map { Double($0.restoredRecords) }).median.rounded()))) |\n"
         }
         return """
             ## Failover (standby replicas)
@@ -236,18 +244,23 @@ extension FailoverResults {
             a is killed with SIGKILL; the clock stops at b's first commit of one of a's tasks, read from b's log every 10 ms. \
             With `--standby-replicas 1` b keeps warm copies of a's partitions and was up to date before the kill. \
             Session timeout \(BenchFormat.int(sessionTimeoutMs)) ms (3,000 is the engine's default on a mock cluster; `--failover-session-timeout-ms`), \
-            heartbeats every 250 ms: the embedded cluster's coordinator (librdkafka's mock with the engine's timer on its thread, \
+            heartbeats every \(BenchFormat.int(max(50, sessionTimeoutMs / 12))) ms: the embedded cluster's coordinator (librdkafka's mock with the engine's timer on its thread, \
             `kafka_mock_groups.h`) removes a member when its session has passed (checked every 5 ms) and ends the rebalance \
-            as soon as the survivor has rejoined (on its next heartbeat) — a floor of about \
-            \(BenchFormat.seconds(Double(sessionTimeoutMs + 250) / 1000)) before any member can take the partitions. \
+            as soon as the survivor has rejoined (on its next heartbeat) — a floor of about the session timeout, \
+            \(BenchFormat.seconds(Double(sessionTimeoutMs) / 1000)), before any member can take the partitions (the killed member's last \
+            heartbeat came up to one interval before the kill, the survivor rejoins up to one interval after the expiry). \
             (As librdkafka ships it, the mock checks sessions once a second and waits `session.timeout.ms − 1 s` for the others \
             to rejoin: about \(BenchFormat.seconds(Double(sessionTimeoutMs * 2 - 1000) / 1000)) at this session timeout.) \
             On a real cluster the floor is the broker's `group.min.session.timeout.ms` (6 s by default) plus the rebalance. \
-            The takeover column is what the engine controls.
+            The takeover column is what the engine controls.\(shortSessionTimeoutMs.map { short in """
+             The last row: the same with a standby at `session.timeout.ms` \(BenchFormat.int(short)) (heartbeats every \(BenchFormat.int(max(50, short / 12))) ms), \
+            a setting a user may choose on the mock (`--kafka session.timeout.ms=\(short)`); a real broker refuses sessions below its \
+            `group.min.session.timeout.ms` (6 s by default) unless it is lowered.
+            """ } ?? "")
 
             | run | keys moved | SIGKILL → assignment (group) min / median / max | assignment → first commit (takeover) | SIGKILL → first commit | changelog records restored (median) |
             |---|---|---|---|---|---|
-            \(row(true))\(row(false))
+            \(row(true, sessionTimeoutMs))\(row(false, sessionTimeoutMs))\(shortSessionTimeoutMs.map { row(true, $0) } ?? "")
             """
     }
 }
