@@ -100,6 +100,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "session.timeout.ms of the engine processes in the failover phase (the engine's default on a mock cluster: 3000; at least 1500: a JoinGroup round with a member missing lasts up to session.timeout.ms − 1 s on the mock).")
     var failoverSessionTimeoutMs = 3000
 
+    @Flag(help: "Run the embedded clusters' group coordinator as librdkafka ships it (3 s on a first join, session.timeout.ms − 1 s on later rounds), to compare.")
+    var mockCoordinatorAsShipped = false
+
     @Option(help: "Also measure failover with a standby at this shorter session.timeout.ms (at least 1500).")
     var failoverShortSessionMs: Int?
 
@@ -137,6 +140,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
+    /// The embedded clusters' `group.initial.rebalance.delay.ms` (nil: the mock's coordinator as shipped).
+    var coordinatorDelay: Int? { mockCoordinatorAsShipped ? nil : 0 }
+
     func run() async throws {
         let logger = logging.bootstrap(defaultLevel: .warning)
         if http.enabled { return try await http.run(config: topologies, out: out) }
@@ -163,8 +169,9 @@ struct BenchCommand: AsyncParsableCommand {
         // Servers on CPU 0 (threads and processes started from a pinned thread inherit its CPU), clients on CPU 1.
         if let clientCPU, !CPUPinning.pinAllThreads(cpu: clientCPU) { progress("warning: could not pin this process's threads to CPU \(clientCPU)") }
         progress("starting the embedded Kafka cluster (3 brokers) and redis-server")
+        let coordinatorDelay = self.coordinatorDelay
         let (cluster, redisServer) = try await CPUPinning.onPinnedThread(cpu: serverCPU) {
-            (try EmbeddedKafkaCluster(brokers: 3, logger: logger), try LocalRedisServer())
+            (try EmbeddedKafkaCluster(brokers: 3, groupInitialRebalanceDelayMs: coordinatorDelay, logger: logger), try LocalRedisServer())
         }
         defer { redisServer.stop() }
         let redis = RedisConnection(url: redisServer.url, logger: logger)
@@ -480,7 +487,7 @@ struct BenchCommand: AsyncParsableCommand {
             phaseCluster = cluster
         } else {
             progress("starting a second embedded Kafka cluster (3 brokers) for the latency, restore and failover phases")
-            phaseCluster = try await CPUPinning.onPinnedThread(cpu: serverCPU) { try EmbeddedKafkaCluster(brokers: 3, logger: logger) }
+            phaseCluster = try await CPUPinning.onPinnedThread(cpu: serverCPU) { try EmbeddedKafkaCluster(brokers: 3, groupInitialRebalanceDelayMs: coordinatorDelay, logger: logger) }
         }
         let phaseProducerConfig = phaseCluster.clientConfig.merging(Self.producerSettings) { $1 }
 

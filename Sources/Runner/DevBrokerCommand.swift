@@ -27,7 +27,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
             server.properties), and sessions are checked every 5 ms (the mock as shipped waits 3 s on a first join, \
             session.timeout.ms − 1 s on every later round, and checks sessions once a second). `stream-engine run` sets \
             session.timeout.ms=3000 and heartbeat.interval.ms=250 on a mock cluster, so a killed instance's partitions \
-            move about 3.3 s after the kill.
+            move about 3 s after the kill (about the session timeout).
             """)
 
     @Option(help: "Number of brokers.")
