@@ -118,9 +118,11 @@ struct PartitionQueueTests {
         }
         let took = ContinuousClock.now - started
         #expect(offsets == (0..<Int64(records)).map { $0 }, "every record once, in order")
-        // 20 times at the bound: waiting for the broker thread's own wake-up costs up to
-        // a second each time (about 10 s in all); fetched again at once, well under a second.
-        #expect(took < .seconds(5), "read \(records) records in \(took)")
+        // 20 times at the bound: waiting for the broker thread's own wake-up costs up to a
+        // second each time (about 10 s in all); fetched again at once, well under a second when
+        // the machine is idle (0.35–1.4 s), 7.3 s once in CI's full suite on 2 busy cores. The
+        // waker's count below is the check that it happened; the bound only catches a stall.
+        #expect(took < .seconds(15), "read \(records) records in \(took)")
         if FetchWaker.needed {
             #expect((consumer.partitionQueues?.waker?.requested ?? 0) >= 10, "the leader was woken each time the queue drained from its bound")
         }
