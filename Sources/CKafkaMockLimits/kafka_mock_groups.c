@@ -7,72 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-/* Mirrors of librdkafka 2.0.2's private structures: rdkafka_timer.h
- * (rd_kafka_timers_t, rd_kafka_timer_t), rdkafka_mock_int.h
- * (rd_kafka_mock_cluster_s up to .timers, rd_kafka_mock_cgrp_t,
- * rd_kafka_mock_cgrp_member_t), rdlist.h and queue.h. mtx_t and cnd_t are
- * glibc's pthread types (tinycthread's typedefs, or C11 <threads.h> unions of
- * the same size over the same implementation); thrd_t is a pthread_t;
- * rd_socket_t is an int; rd_bool_t an int; rd_ts_t an int64_t of
- * CLOCK_MONOTONIC microseconds. */
-
-struct g_timer {
-        struct tailq_entry link;
-        int64_t next;
-        int64_t interval;
-        int oneshot;
-        void (*callback)(void *rkts, void *arg);
-        void *arg;
-};
-
-struct g_timers {
-        struct tailq_head timers;
-        void *rk;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        void *wakeq;
-        int enabled;
-};
-
-struct g_api_handler {
-        int16_t min_version;
-        int16_t max_version;
-        int16_t flex_version;
-        int (*cb)(void *mconn, void *rkbuf);
-};
-
-#define G_RD_KAFKAP__NUM 59 /* rdkafka_protocol.h, 2.0.2 */
-
-struct g_cluster {
-        char id[32];
-        void *rk;
-        int32_t controller_id;
-        struct tailq_head brokers;
-        int broker_cnt;
-        struct tailq_head topics;
-        int topic_cnt;
-        struct tailq_head cgrps;
-        struct tailq_head coords;
-        struct mirror_list pids;
-        char *bootstraps;
-        pthread_t thread;
-        void *ops;
-        int wakeup_fds[2];
-        int run;
-        int fd_cnt;
-        int fd_size;
-        void *fds;
-        void *dummy_rkb;
-        struct {
-                int partition_cnt;
-                int replication_factor;
-        } defaults;
-        void *handlers;
-        struct tailq_head errstacks;
-        struct g_api_handler api_handlers[G_RD_KAFKAP__NUM];
-        pthread_mutex_t lock;
-        struct g_timers timers;
-};
+/* Mirrors of rdkafka_mock_int.h's consumer group and member (the cluster and
+ * timers are in mock_mirrors.h). */
 
 struct g_member {
         struct tailq_entry link;
@@ -90,7 +26,7 @@ enum { G_EMPTY = 0, G_JOINING = 1, G_SYNCING = 2, G_REBALANCING = 3, G_UP = 4 };
 
 struct g_cgrp {
         struct tailq_entry link;
-        struct g_cluster *cluster;
+        struct mirror_cluster *cluster;
         void *conn;
         char *id;
         char *protocol_type;
@@ -98,8 +34,8 @@ struct g_cgrp {
         int32_t generation_id;
         int session_timeout_ms;
         int state;
-        struct g_timer session_tmr;
-        struct g_timer rebalance_tmr;
+        struct mirror_timer session_tmr;
+        struct mirror_timer rebalance_tmr;
         struct tailq_head members;
         int member_cnt;
         int last_member_cnt;
@@ -116,8 +52,8 @@ struct g_seen {
 };
 
 struct kafka_mock_group_coordinator {
-        struct g_timer timer; /* first: linked into the cluster's timer list */
-        struct g_cluster *cluster;
+        struct mirror_timer timer; /* first: linked into the cluster's timer list */
+        struct mirror_cluster *cluster;
         int64_t initial_delay_us;
         struct g_seen *seen; /* mock thread only */
         int seen_cnt;
@@ -175,7 +111,7 @@ static void g_tick(void *rkts, void *arg) {
         kafka_mock_group_coordinator *c = arg;
         if (atomic_load(&c->disabled))
                 return;
-        struct g_cluster *cluster = c->cluster;
+        struct mirror_cluster *cluster = c->cluster;
         int64_t now = g_clock_us();
         int walked = 0;
         for (struct g_cgrp *cgrp = cluster->cgrps.first; cgrp != NULL; cgrp = cgrp->link.next) {
@@ -238,8 +174,8 @@ kafka_mock_group_coordinator_install(void *mcluster, const char *bootstraps,
                 *rc = -4;
                 return NULL;
         }
-        struct g_cluster *cluster = mcluster;
-        struct g_timers *timers = &cluster->timers;
+        struct mirror_cluster *cluster = mcluster;
+        struct mirror_timers *timers = &cluster->timers;
         if (cluster->bootstraps != bootstraps || timers->rk != cluster->rk ||
             timers->wakeq != cluster->ops || timers->enabled != 1 || cluster->rk == NULL) {
                 *rc = -3;
@@ -263,7 +199,7 @@ kafka_mock_group_coordinator_install(void *mcluster, const char *bootstraps,
          * The mock thread finds it at its next wake-up (within its 1 s poll at most). */
         pthread_mutex_lock(&timers->lock);
         c->timer.next = g_clock_us() + c->timer.interval;
-        struct g_timer *before = timers->timers.first;
+        struct mirror_timer *before = timers->timers.first;
         while (before != NULL && before->next <= c->timer.next)
                 before = before->link.next;
         if (before == NULL) { /* TAILQ_INSERT_TAIL */

@@ -44,16 +44,6 @@ struct mirror_topic {
         void *cluster;
 };
 
-struct mirror_cluster {
-        char id[32];
-        void *rk;
-        int32_t controller_id;
-        struct tailq_head brokers;
-        int broker_cnt;
-        struct tailq_head topics;
-        int topic_cnt;
-};
-
 static int limit_ok(size_t value, size_t def, size_t lifted) {
         return value == def || value == lifted;
 }
