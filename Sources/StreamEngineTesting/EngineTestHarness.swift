@@ -20,12 +20,16 @@ public final class EngineTestHarness: Sendable {
     /// The operators runs and configurations use unless told otherwise.
     public let registry: OperatorRegistry
 
-    public init(brokers: Int = 1, registry: OperatorRegistry = OperatorRegistry(), label: String = "engine-test") throws {
+    /// - Parameter groupInitialRebalanceDelayMs: how long an empty consumer group's first
+    ///   round waits for more members (`EmbeddedKafkaCluster`): a test whose instances must
+    ///   all be in the first assignment sets it, since a first member alone takes every
+    ///   partition and, being fast, may be done before the next one joins.
+    public init(brokers: Int = 1, registry: OperatorRegistry = OperatorRegistry(), label: String = "engine-test", groupInitialRebalanceDelayMs: Int = 0) throws {
         var logger = Logger(label: label)
         logger.logLevel = ProcessInfo.processInfo.environment["ENGINE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         self.logger = logger
         self.registry = registry
-        kafka = try EmbeddedKafkaCluster(brokers: brokers, logger: logger)
+        kafka = try EmbeddedKafkaCluster(brokers: brokers, groupInitialRebalanceDelayMs: groupInitialRebalanceDelayMs, logger: logger)
         redisServer = try LocalRedisServer()
         redis = RedisConnection(url: redisServer.url, logger: logger)
         stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("se-state-\(UUID().uuidString)").path

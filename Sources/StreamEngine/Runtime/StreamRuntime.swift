@@ -430,7 +430,7 @@ struct PollLoop: Sendable {
                     // The interval is a period: it counts from the start of the last commit.
                     lastCommit = ContinuousClock.now
                     do {
-                        try await manager.commit()
+                        try await manager.commit(overlapping: true)
                     } catch is TaskMigrated {
                         // Tasks restart from the committed offsets (restartDroppedTasks).
                     }
@@ -452,6 +452,8 @@ struct PollLoop: Sendable {
             }
         } catch {
             // After a (simulated) crash nothing more may happen: the manager ignores further work.
+            // A commit still running behind the tasks ends before the clients close.
+            try? await manager.settleCommitInFlight()
             throw error
         }
     }

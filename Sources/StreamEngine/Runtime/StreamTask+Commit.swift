@@ -96,7 +96,7 @@ extension StreamTask {
         }
         let rows = sqlBatch.rows
         sqlBatch = SQLWriteBatch()
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows)
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows, mayOverlap: combiner == nil)
     }
 
     /// Notes a commit the task took part in; true when it sent records (a combiner's partials)

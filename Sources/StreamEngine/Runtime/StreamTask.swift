@@ -24,6 +24,10 @@ package struct TaskCommit: Sendable {
     package var punctuationCommands: [[String]] = []
     /// Rows of `sql` steps, written fenced by the task's input offsets.
     var sqlRows: [SQLPendingRow] = []
+    /// Whether the rest of the commit may run while the task processes on: not for a task
+    /// that combines before a repartition (its declared epoch's partials are the ones folded
+    /// up to the commit, sent once the offsets are committed).
+    var mayOverlap = true
 }
 
 /// A record that failed with `on_error: fail`.

@@ -7,6 +7,8 @@ extension TaskManager {
     /// order allows now (see `InputScheduler`); pauses and resumes partitions
     /// for back-pressure.
     func process(_ messages: [KafkaMessage], endOfPartition: [TopicPartitionOffset] = []) async throws {
+        // A commit that failed behind the tasks stops them here, not a commit interval later.
+        if commitFailure != nil { try await settleCommitInFlight() }
         await buffer(messages, endOfPartition: endOfPartition)
         try await drainBuffered()
     }

@@ -41,6 +41,10 @@ actor TaskManager {
     let transactional: Bool
     /// Set when a simulated crash fired: nothing is committed any more.
     private var crashed = false
+    /// The rest of the last periodic commit, running while the tasks process (`commit(overlapping:)`).
+    private var commitInFlight: Task<Void, Never>?
+    /// What the commit that ran behind the tasks failed with, until the poll loop hears of it.
+    private(set) var commitFailure: (any Error)?
     /// Read-only view of tasks and assignment for the HTTP service (interactive queries).
     let queries: RuntimeQueries
     /// Event-time order of buffered input, alignment and back-pressure.
@@ -293,7 +297,16 @@ actor TaskManager {
     /// Commits every task: changelog and output records acknowledged and
     /// Redis writes applied (fenced; both at once unless in a Kafka transaction,
     /// where the flush comes first), then input offsets committed.
-    func commit() async throws {
+    ///
+    /// - Parameter overlapping: the periodic commit of the poll loop under `at_least_once`:
+    ///   once the changelog and output records are acknowledged, the Redis and SQL writes and
+    ///   the offset commit go on while the tasks process the next records (`commitInFlight`).
+    ///   The next commit, a revocation and the final commit wait for it first; its error
+    ///   surfaces there or at the next batch. Not overlapped: a commit that writes snapshots
+    ///   (a snapshot holds the state at the offsets it names) and one of a task that combines
+    ///   before a repartition (see `Combiner`).
+    func commit(overlapping: Bool = false) async throws {
+        try await settleCommitInFlight()
         guard !crashed else { throw SimulatedCrash() }
         let clock = ContinuousClock()
         let tp = clock.now
@@ -318,7 +331,35 @@ actor TaskManager {
             let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
             calls.append(RedisScriptCall(keys: [fenceKey], args: RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)))
         }
+        var snapshotsDue = false
+        for c in commits where !snapshotsDue {
+            if let task = tasks[c.task], await task.snapshotDue { snapshotsDue = true }
+        }
         let t0 = clock.now
+        if overlapping && !transactional && !snapshotsDue && commits.allSatisfy(\.mayOverlap) {
+            // Redis is written while the producer flushes (see below); the commit goes on
+            // behind the tasks once the changelog is acknowledged: the flush stays here, since
+            // records the tasks produce meanwhile would keep a flush of the whole queue waiting.
+            let redisWrite = Task { try await self.writeRedis(calls) }
+            let flushTime: Duration
+            do {
+                flushTime = try await flushThenCheckCrash()
+            } catch {
+                _ = try? await redisWrite.value
+                throw error
+            }
+            commitInFlight = Task {
+                do {
+                    try await redisWrite.value
+                    _ = try await self.completeCommit(commits, timing: CommitTiming(start: tp, prepared: t0, flush: flushTime, redisDone: clock.now))
+                } catch is TaskMigrated {
+                    // The tasks were dropped dirty: they restart from the committed offsets (restartDroppedTasks).
+                } catch {
+                    self.commitFailure = error
+                }
+            }
+            return
+        }
         var flushTime = Duration.zero
         if transactional || calls.isEmpty || redis == nil {
             flushTime = try await flushThenCheckCrash()
@@ -332,7 +373,29 @@ actor TaskManager {
             try await writeRedis(calls)
             flushTime = try await flushed
         }
-        let tRedisDone = clock.now
+        guard try await completeCommit(commits, timing: CommitTiming(start: tp, prepared: t0, flush: flushTime, redisDone: clock.now)) else { return }
+        let t3 = clock.now
+        var due: [StreamTask] = []
+        for c in commits {
+            if let task = tasks[c.task], await task.snapshotDue { due.append(task) }
+        }
+        try await snapshot(due)
+        let t4 = clock.now
+        if t4 - t3 > .seconds(1) { logger.info("slow snapshots of \(due.count) tasks after a commit: \(t4 - t3)") }
+    }
+
+    /// When the phases of a commit ended (for its duration metric and the slow-commit log).
+    private struct CommitTiming {
+        let start: ContinuousClock.Instant
+        let prepared: ContinuousClock.Instant
+        let flush: Duration
+        let redisDone: ContinuousClock.Instant
+    }
+
+    /// A commit after its changelog flush and Redis writes: SQL writes, input offsets
+    /// committed, the tasks told. False when the group refused the offsets (held for the next commit).
+    private func completeCommit(_ commits: [TaskCommit], timing: CommitTiming) async throws -> Bool {
+        let clock = ContinuousClock()
         // SQL sinks: one transaction per task, fenced by its input offsets (see SQLSinkWriter).
         if let sql {
             for c in commits where !c.sqlRows.isEmpty {
@@ -357,7 +420,7 @@ actor TaskManager {
         } else {
             try await commitPendingOffsets(offsets)
             // Refused while the group rebalances: no snapshot of state ahead of the committed offsets.
-            if !pendingOffsets.isEmpty { return }
+            if !pendingOffsets.isEmpty { return false }
         }
         try crashIfInjected(.afterOffsetCommit)
         for c in commits {
@@ -372,15 +435,23 @@ actor TaskManager {
             }
         }
         let t3 = clock.now
-        var due: [StreamTask] = []
-        for c in commits {
-            if let task = tasks[c.task], await task.snapshotDue { due.append(task) }
+        commitTimer.recordNanoseconds((t3 - timing.prepared).totalNanoseconds)
+        if t3 - timing.start > .seconds(1) {
+            logger.info("slow commit of \(commits.count) tasks: prepare \(timing.prepared - timing.start), Kafka flush \(timing.flush), Kafka flush and Redis \(timing.redisDone - timing.prepared), SQL \(t2 - timing.redisDone), offsets \(t3 - t2)")
         }
-        try await snapshot(due)
-        let t4 = clock.now
-        commitTimer.recordNanoseconds((t4 - t0).totalNanoseconds)
-        if t4 - tp > .seconds(1) {
-            logger.info("slow commit of \(commits.count) tasks: prepare \(t0 - tp), Kafka flush \(flushTime), Kafka flush and Redis \(tRedisDone - t0), SQL \(t2 - tRedisDone), offsets \(t3 - t2), snapshots \(t4 - t3)")
+        return true
+    }
+
+    /// Waits for the commit running behind the tasks (`commit(overlapping:)`), if any, and
+    /// throws what it failed with.
+    func settleCommitInFlight() async throws {
+        if let inFlight = commitInFlight {
+            commitInFlight = nil
+            await inFlight.value
+        }
+        if let failure = commitFailure {
+            commitFailure = nil
+            throw failure
         }
     }
 

@@ -216,7 +216,9 @@ struct RecoveryTests {
 
     @Test("Two instances split the partitions; one stops, the other restores its stores and the results are exact")
     func twoInstances() async throws {
-        let h = try EngineTestHarness(brokers: 3)
+        // Both instances in the first assignment: alone, the first takes all 4 partitions and
+        // can finish the input before the second joins.
+        let h = try EngineTestHarness(brokers: 3, groupInitialRebalanceDelayMs: 3000)
         try h.createTopic("orders", partitions: 4)
         var (records, totals) = Self.orders()
         // More input so that both instances are busy when one stops.
