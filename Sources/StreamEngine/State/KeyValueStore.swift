@@ -144,6 +144,11 @@ public final class KeyValueStore {
     /// Values put since the last flush.
     private var decoded: [String: Decoded] = [:]
 
+    /// No key expires before this event time (a lower bound: lowered by every expiry set,
+    /// raised only by `expire`'s scan), so a commit of a store without TTLs, or whose keys
+    /// expire later, does not walk every key.
+    private var earliestExpiry = Int64.max
+
     /// The most keys kept decoded before they are encoded into the store.
     public static let decodedCacheLimit = 4096
 
@@ -190,6 +195,7 @@ public final class KeyValueStore {
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
         if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
         decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+        if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
     }
 
     /// Changes a key's value in place: `body` gets the current value (`initial()` for a
@@ -199,6 +205,7 @@ public final class KeyValueStore {
     /// - Returns: what `body` returns.
     @discardableResult
     public func update<R, E: Error>(_ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, _ body: (inout JSONValue) throws(E) -> R) throws(E) -> R {
+        if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
         let result: R
         if let i = decoded.index(forKey: key) {
             result = try body(&decoded.values[i].value)
@@ -221,10 +228,16 @@ public final class KeyValueStore {
     /// Removes keys whose TTL ran out at `streamTime`; returns them.
     @discardableResult
     public func expire(streamTime: Int64) -> [String] {
+        guard streamTime >= earliestExpiry else { return [] }
         flush()
         var gone: [String] = []
-        for (k, e) in compact where (e.expiresAt ?? .max) <= streamTime { gone.append(k) }
+        var earliest = Int64.max
+        for (k, e) in compact {
+            guard let at = e.expiresAt else { continue }
+            if at <= streamTime { gone.append(k) } else if at < earliest { earliest = at }
+        }
         for k in gone { delete(k) }
+        earliestExpiry = earliest
         return gone
     }
 
@@ -248,6 +261,7 @@ public final class KeyValueStore {
         // A change not yet flushed stays a change (its key goes out with the next `takeChanges`).
         if decoded.removeValue(forKey: key) != nil { changed.insert(key) }
         compact[key] = entry
+        if let at = entry?.expiresAt, at < earliestExpiry { earliestExpiry = at }
     }
 
     /// Makes room for `count` keys in all (a restore that knows how many it will hold).
@@ -259,5 +273,6 @@ public final class KeyValueStore {
         decoded.removeAll()
         compact = newEntries
         changed.removeAll()
+        earliestExpiry = newEntries.values.reduce(Int64.max) { min($0, $1.expiresAt ?? .max) }
     }
 }

@@ -74,6 +74,33 @@ struct StoreStateTests {
         #expect(store.get("fresh") == nil)
     }
 
+    @Test("expiry finds every key whose time came, however the key got its expiry: put, update, restore, a whole replacement; keys without one stay")
+    func expiryThroughEveryWrite() {
+        let store = KeyValueStore(name: "s", partition: 0)
+        for i in 0..<100 { store.put("plain-\(i)", .number(Double(i))) }
+        #expect(store.expire(streamTime: .max - 1).isEmpty)
+        store.put("put", 1, expiresAt: 200)
+        store.update("updated", expiresAt: 100, initial: { 0 }) { $0 = 1 }
+        store.restore("restored", StoreEntry(value: 2, expiresAt: 300))
+        #expect(store.expire(streamTime: 99).isEmpty)
+        #expect(store.expire(streamTime: 100) == ["updated"])
+        #expect(store.expire(streamTime: 199).isEmpty)
+        #expect(store.expire(streamTime: 250) == ["put"])
+        // An expiry moved earlier by a later update is still found.
+        store.update("restored", expiresAt: 260, initial: { 0 }) { $0 = 3 }
+        #expect(store.expire(streamTime: 260) == ["restored"])
+        store.replaceAll(["a": StoreEntry(value: 1, expiresAt: 50), "b": StoreEntry(value: 2)])
+        #expect(store.expire(streamTime: 49).isEmpty)
+        #expect(store.expire(streamTime: 50) == ["a"])
+        #expect(store.get("b") == 2 && store.count == 1)
+        // A key restored alone (the store's only expiring key) is found at its time.
+        let restoredOnly = KeyValueStore(name: "r", partition: 0)
+        restoredOnly.put("plain", 1)
+        restoredOnly.restore("ttl", StoreEntry(value: 1, expiresAt: 70))
+        #expect(restoredOnly.expire(streamTime: 69).isEmpty)
+        #expect(restoredOnly.expire(streamTime: 70) == ["ttl"])
+    }
+
     static func entries() -> [String: StoreEntry] {
         var out: [String: StoreEntry] = ["ttl": StoreEntry(value: 3, expiresAt: 1_733_000_000_000), "stats": StoreEntry(value: stats), "empty-key-value": StoreEntry(value: "")]
         out[""] = StoreEntry(value: [nil, -0.0, 0.1, ["deep": [[["x"]]]]])
