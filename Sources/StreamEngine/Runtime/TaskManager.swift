@@ -298,7 +298,7 @@ actor TaskManager {
     /// Redis writes applied (fenced; both at once unless in a Kafka transaction,
     /// where the flush comes first), then input offsets committed.
     ///
-    /// - Parameter overlapping: the periodic commit of the poll loop under `at_least_once`:
+    /// - Parameter overlapping: the periodic commit of the poll loop, without a Kafka transaction:
     ///   once the changelog and output records are acknowledged, the Redis and SQL writes and
     ///   the offset commit go on while the tasks process the next records (`commitInFlight`).
     ///   The next commit, a revocation and the final commit wait for it first; its error
