@@ -7,34 +7,16 @@ import StreamEngineTesting
 /// (`TaskManager.commit(overlapping:)`): what it fails with must still end the run.
 @Suite("Engine: a commit that runs behind the tasks")
 struct CommitOverlapTests {
-    static let yaml = """
-        application.id: overlap-app
-        defaults:
-          processing.guarantee: at_least_once
-          commit.interval.ms: 10
-        topologies:
-          - name: totals
-            source:
-              topics: [orders]
-              key: user
-            steps:
-              - aggregate: { store: totals-by-user, aggregator: sum, params: { field: amount } }
-              - redis: { key: "total:{key}", mode: hash }
-        """
-
     @Test("Redis refusing a commit's writes (a key of another type) ends the run with Redis's error, soon, and commits no offsets past it")
     func redisErrorEndsTheRun() async throws {
         let h = try EngineTestHarness()
         try h.createTopic("orders", partitions: 4)
-        var records: [(key: String?, value: String)] = []
-        for i in 0..<4000 {
-            let user = "u\(i % 40)"
-            records.append((user, #"{"user":"\#(user)","amount":1}"#))
-        }
+        // 4,000 orders of 40 users; the sum per user goes to the hash `total:<user>`.
+        let (records, totals) = RecoveryTests.orders()
         try await h.produce("orders", records)
         // The sink writes a hash; a string under one of its keys makes the script fail.
         _ = try await h.redis.command(["SET", "total:u7", "not a hash"])
-        let config = try h.config(Self.yaml)
+        let config = try h.config(RecoveryTests.yaml("at_least_once"))
         let started = ContinuousClock.now
         var message = ""
         do {
@@ -48,8 +30,8 @@ struct CommitOverlapTests {
         // its records and ends with every user's exact total.
         _ = try await h.redis.command(["DEL", "total:u7"])
         try await h.runToEnd(config, batchSize: 100)
-        for u in 0..<40 {
-            #expect(try await h.hgetall("total:u\(u)")["sum"] == "100", "user u\(u)")
+        for (user, total) in totals {
+            #expect(try await h.hgetall("total:\(user)")["sum"] == String(total), "user \(user)")
         }
     }
 }
