@@ -227,12 +227,14 @@ public actor RedisConnection {
 
     /// An `EVALSHA` call encoded in place: a commit's script call carries every changed key's arguments.
     private static func evalSHA(_ sha: String, _ call: RedisScriptCall) -> RESPCommand {
-        var command = RESPCommand(argumentCount: 3 + call.keys.count + call.args.count, capacity: call.args.reduce(64) { $0 + $1.utf8.count + 8 })
+        let argumentCount = 3 + call.keys.count + call.args.count + call.encodedArgs.count
+        var command = RESPCommand(argumentCount: argumentCount, capacity: call.args.reduce(64 + call.encodedArgs.bytes.count) { $0 + $1.utf8.count + 8 })
         command.append("EVALSHA")
         command.append(sha)
         command.append(String(call.keys.count))
         for key in call.keys { command.append(key) }
         for arg in call.args { command.append(arg) }
+        command.append(call.encodedArgs)
         return command
     }
 
@@ -362,9 +364,13 @@ public actor RedisConnection {
 public struct RedisScriptCall: Sendable, Equatable {
     public var keys: [String]
     public var args: [String]
+    /// Arguments after `args`, encoded already (a long list built piece by piece).
+    public var encodedArgs: RedisArguments
 
-    public init(keys: [String], args: [String]) {
+    public init(keys: [String], args: [String], encodedArgs: RedisArguments = RedisArguments()) {
         self.keys = keys
         self.args = args
+        self.encodedArgs = encodedArgs
     }
 }
+

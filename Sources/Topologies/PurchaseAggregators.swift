@@ -96,20 +96,30 @@ public struct PurchaseStatsAggregator: Aggregator {
         ]
     }
 
-    public func result(_ state: JSONValue) -> JSONObject {
+    public func result(_ state: JSONValue) -> JSONObject { result(state, only: nil) }
+
+    /// Leaves out the members the steps after it do not read (`categories`, the largest, when
+    /// only the totals go to a Redis hash).
+    public func result(_ state: JSONValue, reading fields: Set<String>) -> JSONObject { result(state, only: fields) }
+
+    private func result(_ state: JSONValue, only fields: Set<String>?) -> JSONObject {
         // The state's members by position when they are `members` in order (what `initial` and
         // `add` make), by key otherwise; the result's keys are distinct by construction.
         let o = state.objectValue ?? [:]
         let inOrder = o.hasKeys(Self.members)
         func member(_ i: Int) -> JSONValue? { inOrder ? o.value(at: i) : o[Self.members[i]] }
-        let categories = (member(4)?.objectValue ?? [:]).map { ($0.key, JSONValue.number(Cents.amount($0.value.intValue ?? 0))) }
-        return JSONObject(distinctKeys: [
-            ("orders", member(0) ?? 0),
-            ("items", member(1) ?? 0),
-            ("spent", .string(Cents.decimalString(member(2)?.intValue ?? 0))),
-            ("lastPurchaseAt", member(3)?.intValue.map { .string(EventTime.formatISO8601($0)) } ?? .null),
-            ("categories", .object(JSONObject(distinctKeys: categories))),
-        ])
+        func wanted(_ name: String) -> Bool { fields?.contains(name) ?? true }
+        var out: [(String, JSONValue)] = []
+        out.reserveCapacity(5)
+        if wanted("orders") { out.append(("orders", member(0) ?? 0)) }
+        if wanted("items") { out.append(("items", member(1) ?? 0)) }
+        if wanted("spent") { out.append(("spent", .string(Cents.decimalString(member(2)?.intValue ?? 0)))) }
+        if wanted("lastPurchaseAt") { out.append(("lastPurchaseAt", member(3)?.intValue.map { .string(EventTime.formatISO8601($0)) } ?? .null)) }
+        if wanted("categories") {
+            let categories = (member(4)?.objectValue ?? [:]).map { ($0.key, JSONValue.number(Cents.amount($0.value.intValue ?? 0))) }
+            out.append(("categories", .object(JSONObject(distinctKeys: categories))))
+        }
+        return JSONObject(distinctKeys: out)
     }
 }
 

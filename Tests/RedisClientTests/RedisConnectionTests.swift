@@ -143,6 +143,29 @@ struct RedisConnectionTests {
         await redis.close()
     }
 
+    @Test("Arguments encoded ahead (RedisArguments) arrive after the plain ones, in order and byte for byte")
+    func encodedArguments() async throws {
+        let server = try LocalRedisServer()
+        defer { server.stop() }
+        let redis = connect(server.url)
+        // Built in pieces, as a commit builds its writes key by key, then joined.
+        var first = RedisArguments(["", "grüße 日本", String(repeating: "x", count: 1234)])
+        first.append(0)
+        first.append(1_000_000_007)
+        first.append(-42)
+        var second = RedisArguments()
+        for i in 0..<3000 { second.append("a\(i)") }
+        var joined = first
+        joined.append(contentsOf: second)
+        let expected = ["", "grüße 日本", String(repeating: "x", count: 1234), "0", "1000000007", "-42"] + (0..<3000).map { "a\($0)" }
+        #expect(joined.count == expected.count)
+        #expect(joined.strings == expected, "decoded as they were appended")
+
+        let echoed = try await redis.evalScript("return ARGV", calls: [RedisScriptCall(keys: [], args: ["p1", "p2"], encodedArgs: joined)])
+        #expect(echoed == [.array((["p1", "p2"] + expected).map { .bulk(Array($0.utf8)) })])
+        await redis.close()
+    }
+
     @Test("several script calls go in one batch, in order; after SCRIPT FLUSH every call runs once")
     func evalScriptBatch() async throws {
         let server = try LocalRedisServer()

@@ -45,6 +45,19 @@ struct PurchaseStatsInPlaceTests {
         #expect(result["categories"]?.objectValue?.count == 4)
     }
 
+    @Test("a result for readers of some fields holds those, equal to the full result's, and leaves out the rest")
+    func resultReadingSomeFields() throws {
+        var state = aggregator.initial()
+        for i in 0..<20 { try aggregator.add(into: &state, purchase(i)) }
+        let full = aggregator.result(state)
+        let totals = aggregator.result(state, reading: ["orders", "items", "spent", "lastPurchaseAt"])
+        #expect(totals.keys == ["orders", "items", "spent", "lastPurchaseAt"])
+        for key in totals.keys { #expect(totals[key] == full[key], "\(key)") }
+        let spend = aggregator.result(state, reading: ["categories", "categories.books"])
+        #expect(spend.keys == ["categories"])
+        #expect(spend["categories"] == full["categories"])
+    }
+
     @Test("a purchase it rejects leaves the state as it was")
     func rejectedLeavesState() throws {
         var state = try aggregator.add(aggregator.initial(), purchase(0))

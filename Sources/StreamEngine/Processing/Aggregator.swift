@@ -16,6 +16,10 @@ public protocol Aggregator: Sendable {
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue
     /// What flows downstream (and to sinks) for a state: a JSON object.
     func result(_ state: JSONValue) -> JSONObject
+    /// ``result(_:)`` when the steps after the aggregate read only the members named in
+    /// `fields` (Redis sinks with their fields listed): an implementation may leave the
+    /// others out, or compute them anyway (the default: `result(state)`).
+    func result(_ state: JSONValue, reading fields: Set<String>) -> JSONObject
     /// Whether `add` reads the record's value (default true). One that reads only the key
     /// and the event time (`count`) lets the runtime leave a repartition record's value unparsed
     /// when the aggregate is the first step after the `rekey`.
@@ -41,6 +45,8 @@ extension Aggregator {
         if case .object(let o) = state { return o }
         return ["value": state]
     }
+
+    public func result(_ state: JSONValue, reading fields: Set<String>) -> JSONObject { result(state) }
 }
 
 /// Builds an aggregator from its YAML `params`.

@@ -5,10 +5,12 @@ import RedisClient
 /// The Redis writes of one task for one commit: per Redis key the commands
 /// that materialise its latest value (a later full replacement drops earlier
 /// commands for the same key), so each changed key is written once per commit.
+/// Commands are kept encoded as the fence script reads them (``RedisFence``: per command
+/// its argument count, then its arguments), so a commit concatenates them as they are.
 struct RedisWriteBatch {
     /// One key's commands, and whether they begin with a write of the whole value.
     private struct Entry {
-        var commands: [[String]]
+        var commands: RedisArguments
         var replaces: Bool
     }
 
@@ -27,22 +29,41 @@ struct RedisWriteBatch {
     func then(_ later: RedisWriteBatch) -> RedisWriteBatch {
         var out = self
         for key in later.order {
-            if let e = later.entries[key] { out.add(key: key, e.commands, replaces: e.replaces) }
+            if let e = later.entries[key] { out.add(key: key, encoded: e.commands, replaces: e.replaces) }
         }
         return out
     }
     var keyCount: Int { order.count }
 
+    /// Adds `key`'s commands (each a list of arguments).
     mutating func add(key: String, _ cmds: [[String]], replaces: Bool) {
+        add(key: key, encoded: RedisFence.encoded(cmds), replaces: replaces)
+    }
+
+    /// Adds `key`'s commands, encoded as ``RedisFence/encoded(_:)`` encodes them.
+    mutating func add(key: String, encoded cmds: RedisArguments, replaces: Bool) {
         // One hash of the key for a key new to the batch (the common case at a commit).
         if let old = entries.updateValue(Entry(commands: cmds, replaces: replaces), forKey: key) {
-            if !replaces { entries[key] = Entry(commands: old.commands + cmds, replaces: old.replaces) }
+            if !replaces {
+                var joined = old.commands
+                joined.append(contentsOf: cmds)
+                entries[key] = Entry(commands: joined, replaces: old.replaces)
+            }
         } else {
             order.append(key)
         }
     }
 
-    var flattened: [[String]] { order.flatMap { entries[$0]?.commands ?? [] } }
+    /// Every key's commands in the order the keys were first written, encoded for ``RedisFence``.
+    var encoded: RedisArguments {
+        var size = 0
+        for e in entries.values { size += e.commands.bytes.count }
+        var out = RedisArguments(reservingCapacity: size)
+        for key in order {
+            if let e = entries[key] { out.append(contentsOf: e.commands) }
+        }
+        return out
+    }
 }
 
 /// Builds the Redis commands of a `redis:` step for one record.
@@ -59,6 +80,28 @@ struct RedisSinkStep {
         }
     }
 
+    /// The top-level members of a record this sink reads (its key template's fields and the
+    /// fields of its mode); `nil` when it reads the whole record (a hash without `fields`,
+    /// `value: json`). A dotted path counts its first member and itself.
+    var readFields: Set<String>? {
+        var names = spec.key.referencedFields
+        switch spec.mode {
+        case .hash(let fields):
+            guard let fields else { return nil }
+            names += fields.map(\.valueField)
+        case .sortedSetMember(let member, let score): names += [member, score]
+        case .sortedSetMembers(let field): names.append(field)
+        case .value(let field):
+            guard let field, field != "json" else { return nil }
+            names.append(field)
+        case .delete: break
+        case .commands(let field): names.append(field)
+        }
+        var out = Set(names)
+        for n in names { if let dot = n.firstIndex(of: ".") { out.insert(String(n[..<dot])) } }
+        return out
+    }
+
     /// Adds the record's commands to `batch`; returns the Redis key written, if any.
     @discardableResult
     func write(_ record: StreamRecord, into batch: inout RedisWriteBatch) throws(RecordError) -> String? {
@@ -70,22 +113,34 @@ struct RedisSinkStep {
         var replaces = true
         switch spec.mode {
         case .hash(let fields):
-            var args = ["HSET", key]
-            args.reserveCapacity(2 + 2 * (fields?.count ?? record.value.count))
-            if let fields {
-                for f in fields {
-                    guard let v = record.field(f.valueField), !v.isNull else { continue }
-                    args.append(f.redisField)
-                    args.append(v.keyText)
-                }
-            } else {
-                for (k, v) in record.value where !v.isNull {
-                    args.append(k)
-                    args.append(v.keyText)
+            // Encoded here (the common sink at a commit: one per changed key), not as strings first.
+            var encoded = RedisArguments(reservingCapacity: 128 + 48 * (fields?.count ?? record.value.count))
+            encoded.appendCounted { args in
+                args.append("HSET")
+                args.append(key)
+                if let fields {
+                    for f in fields {
+                        guard let v = record.field(f.valueField), !v.isNull else { continue }
+                        args.append(f.redisField)
+                        args.append(v.keyText)
+                    }
+                } else {
+                    for (k, v) in record.value where !v.isNull {
+                        args.append(k)
+                        args.append(v.keyText)
+                    }
                 }
             }
-            guard args.count > 2 else { return nil }
-            cmds.append(args)
+            guard encoded.count > 3 else { return nil }  // the count, HSET and the key: no field to write
+            if let ttl = spec.ttlMillis {
+                encoded.appendCounted { args in
+                    args.append("PEXPIRE")
+                    args.append(key)
+                    args.append(Int(ttl))
+                }
+            }
+            batch.add(key: key, encoded: encoded, replaces: true)
+            return key
         case .sortedSetMember(let memberField, let scoreField):
             guard let member = record.field(memberField)?.keyText else { throw RecordError(.missingField, "field '\(memberField)' is missing") }
             guard let score = record.field(scoreField)?.doubleValue else { throw RecordError(.missingField, "numeric field '\(scoreField)' is missing") }
@@ -172,25 +227,41 @@ enum RedisFence {
         return 1
         """
 
-    /// Arguments for `script`.
-    static func arguments(tag: CommitTag, commands: [[String]]) -> [String] {
+    /// The call of `script` for a task's commit: the fence's offsets, then the commands
+    /// (encoded by ``encoded(_:)``).
+    static func call(fenceKey: String, tag: CommitTag, commands: RedisArguments) -> RedisScriptCall {
         var args = [String(tag.offsets.count)]
         for (t, o) in tag.offsets.sorted(by: { $0.key < $1.key }) { args += [t, String(o)] }
-        return args + encoded(commands)
+        return RedisScriptCall(keys: [fenceKey], args: args, encodedArgs: commands)
     }
 
-    /// Arguments for `script` for writes of periodic work: fenced by their own
+    /// The call of `script` for writes of periodic work: fenced by their own
     /// increasing sequence (field `~punctuation`), not by input offsets.
-    static func arguments(punctuation sequence: Int64, commands: [[String]]) -> [String] {
-        ["1", "~punctuation", String(sequence)] + encoded(commands)
+    static func call(fenceKey: String, punctuation sequence: Int64, commands: RedisArguments) -> RedisScriptCall {
+        RedisScriptCall(keys: [fenceKey], args: ["1", "~punctuation", String(sequence)], encodedArgs: commands)
     }
 
-    private static func encoded(_ commands: [[String]]) -> [String] {
-        var args: [String] = []
+    /// Commands as the script reads them: per command its argument count, then its arguments.
+    static func encoded(_ commands: [[String]]) -> RedisArguments {
+        var out = RedisArguments()
         for c in commands {
-            args.append(String(c.count))
-            args += c
+            out.appendCounted { args in
+                for a in c { args.append(a) }
+            }
         }
-        return args
+        return out
+    }
+
+    /// The commands in arguments made by ``encoded(_:)`` (tests and the test driver read them).
+    static func commands(in encoded: RedisArguments) -> [[String]] {
+        let args = encoded.strings
+        var out: [[String]] = []
+        var i = 0
+        while i < args.count {
+            let n = Int(args[i]) ?? 0
+            out.append(Array(args[i + 1..<i + 1 + n]))
+            i += 1 + n
+        }
+        return out
     }
 }

@@ -81,9 +81,9 @@ extension StreamTask {
         }
         try await drainBacklog()
         if let e = sendError { sendError = nil; throw e }
-        let commands = redisBatch.flattened
+        let redisWrites = redisBatch.encoded
         redisBatch = RedisWriteBatch()
-        let punctuationCommands = punctuationBatch.flattened
+        let punctuationWrites = punctuationBatch.encoded
         punctuationBatch = RedisWriteBatch()
         let metadata = StreamTimeMetadata.format(streamTime == .min ? nil : streamTime, mergePositions: input.merge == nil ? nil : nextOffsets)
         var offsets: [TopicPartitionOffset]
@@ -96,7 +96,7 @@ extension StreamTask {
         }
         let rows = sqlBatch.rows
         sqlBatch = SQLWriteBatch()
-        return TaskCommit(task: id, tag: tag, offsets: offsets, redisCommands: commands, punctuationCommands: punctuationCommands, sqlRows: rows, mayOverlap: combiner == nil)
+        return TaskCommit(task: id, tag: tag, offsets: offsets, redisWrites: redisWrites, punctuationWrites: punctuationWrites, sqlRows: rows, mayOverlap: combiner == nil)
     }
 
     /// Notes a commit the task took part in; true when it sent records (a combiner's partials)

@@ -22,12 +22,14 @@ extension StreamTask {
         dirtyKeys = [:]
         for step in pending.keys.sorted() {
             guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
+            let fields = resultFields[step]
             for key in d.order {
                 guard let last = d.last[key], let state = store.get(key) else { continue }
                 currentOrigin = last.origin
                 currentPosition = last.position
                 emitIndex = 0
-                let record = StreamRecord(key: key, value: aggregator.result(state), timestamp: last.timestamp, origin: currentOrigin)
+                let value = fields.map { aggregator.result(state, reading: $0) } ?? aggregator.result(state)
+                let record = StreamRecord(key: key, value: value, timestamp: last.timestamp, origin: currentOrigin)
                 do throws(RecordError) { try run(record, from: step + 1) } catch {
                     let o = last.origin
                     try deadLetter(KafkaMessage(topic: o.topic, partition: o.partition, offset: o.offset, key: Array(key.utf8),

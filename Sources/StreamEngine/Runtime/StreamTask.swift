@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import Metrics
+import RedisClient
 
 /// Identifies a task: a sub-topology and a partition.
 public struct TaskID: Hashable, Sendable, CustomStringConvertible, Comparable {
@@ -17,11 +18,15 @@ package struct TaskCommit: Sendable {
     package let tag: CommitTag
     /// Next offsets to read per input partition.
     package let offsets: [TopicPartitionOffset]
-    /// The Redis writes of the commit, in order.
-    package let redisCommands: [[String]]
+    /// The Redis writes of the commit, in order, encoded for ``RedisFence``.
+    package let redisWrites: RedisArguments
     /// Redis writes of periodic work (`Processor.punctuate`), applied after
-    /// `redisCommands` under a fence of their own: a wall-clock sequence.
-    package var punctuationCommands: [[String]] = []
+    /// `redisWrites` under a fence of their own: a wall-clock sequence.
+    package var punctuationWrites = RedisArguments()
+    /// `redisWrites` as commands (the test driver and tests read them).
+    package var redisCommands: [[String]] { RedisFence.commands(in: redisWrites) }
+    /// `punctuationWrites` as commands.
+    package var punctuationCommands: [[String]] { RedisFence.commands(in: punctuationWrites) }
     /// Rows of `sql` steps, written fenced by the task's input offsets.
     var sqlRows: [SQLPendingRow] = []
     /// Whether the rest of the commit may run while the task processes on: not for a task
@@ -108,6 +113,9 @@ package actor StreamTask {
     /// Per deferred step: keys changed since the last commit, in first-change
     /// order, with the event time and message of the last record of each.
     var dirtyKeys: [Int: DirtyKeys] = [:]
+    /// Per deferred aggregate step followed only by Redis sinks that name the fields they
+    /// write: those fields (`Aggregator.result(_:reading:)`); absent: the whole result.
+    var resultFields: [Int: Set<String>] = [:]
 
     /// Keys an aggregate step changed since the last commit, in first-change order.
     struct DirtyKeys {
@@ -187,7 +195,11 @@ package actor StreamTask {
             combiner = Combiner(aggregator: aggregator, inputTopic: sub.sourceTopics[0], topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
         }
         for (i, step) in steps.enumerated() {
-            if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) { deferredAggregates.insert(i) }
+            if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) {
+                deferredAggregates.insert(i)
+                let read = steps[(i + 1)...].map { step -> Set<String>? in if case .redis(let sink) = step { sink.readFields } else { nil } }
+                if !read.contains(nil) { resultFields[i] = read.reduce(into: Set<String>()) { $0.formUnion($1!) } }
+            }
             if case .window(let w) = step { windowSteps.append((i, w)) }
         }
     }

@@ -36,13 +36,13 @@ extension TaskManager {
             return
         }
         var calls: [RedisScriptCall] = []
-        for c in commits where !c.redisCommands.isEmpty {
+        for c in commits where !c.redisWrites.isEmpty {
             let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
-            calls.append(RedisScriptCall(keys: [fenceKey], args: RedisFence.arguments(tag: c.tag, commands: c.redisCommands)))
+            calls.append(RedisFence.call(fenceKey: fenceKey, tag: c.tag, commands: c.redisWrites))
         }
-        for c in commits where !c.punctuationCommands.isEmpty {
+        for c in commits where !c.punctuationWrites.isEmpty {
             let fenceKey = "se:fence:\(env.config.applicationId):\(c.task)"
-            calls.append(RedisScriptCall(keys: [fenceKey], args: RedisFence.arguments(punctuation: nextPunctuationFence(), commands: c.punctuationCommands)))
+            calls.append(RedisFence.call(fenceKey: fenceKey, punctuation: nextPunctuationFence(), commands: c.punctuationWrites))
         }
         var due: [StreamTask] = []
         for c in commits {

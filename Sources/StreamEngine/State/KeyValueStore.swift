@@ -121,28 +121,34 @@ public struct StoreEntry: Sendable, Hashable {
 /// commit the task takes the changed keys (`takeChanges`) and writes one
 /// changelog record per changed key, as Kafka Streams' record cache does.
 ///
-/// Entries are held compactly (``StoreEntry``). Values written since the last
-/// flush stay decoded in a small cache (at most ``decodedCacheLimit`` keys), so
-/// a key updated by many records between two commits is decoded and encoded
-/// once, not once per record; reads of the whole store, `takeChanges`, `count`
-/// and `expire` flush it first.
+/// Entries are held compactly (``StoreEntry``). Values written recently stay
+/// decoded in a small cache (at most ``decodedCacheLimit`` keys), so a key updated
+/// by many records between two commits is encoded once per commit, not once per
+/// record; reads of the whole store, `takeChanges`, `count` and `expire` flush it
+/// first (the changed values encoded into the store). A flush keeps the values
+/// decoded, so a key updated again after a commit is not decoded again; the
+/// cache is emptied when a new key finds it full.
 public final class KeyValueStore {
     /// The store's name (from `topologies.yaml`).
     public let name: String
     /// The partition (of the store's changelog and of the task's input).
     public let partition: Int32
     private var compact: [String: StoreEntry] = [:]
-    /// Keys changed since the last `takeChanges`, besides those in `decoded` (every key there
-    /// is changed: `flush` adds them here, so `put` and `update` hash a key once less).
+    /// Keys changed since the last `takeChanges`, besides the dirty ones in `decoded` (`flush`
+    /// adds those here, so `put` and `update` hash a key once less).
     private var changed: Set<String> = []
-    /// A value put since the last flush, decoded, with its expiry.
+    /// A value kept decoded, with its expiry; dirty: changed since the last flush (`compact`
+    /// holds an older value), else `compact` holds this one.
     private struct Decoded {
         var value: JSONValue
         var expiresAt: Int64?
+        var dirty = true
     }
 
-    /// Values put since the last flush.
+    /// Values written recently, decoded (see `Decoded`).
     private var decoded: [String: Decoded] = [:]
+    /// How many of `decoded` are dirty.
+    private var dirtyCount = 0
 
     /// No key expires before this event time (a lower bound: lowered by every expiry set,
     /// raised only by `expire`'s scan), so a commit of a store without TTLs, or whose keys
@@ -163,13 +169,26 @@ public final class KeyValueStore {
         return compact
     }
 
-    /// Encodes the decoded cache into the store.
+    /// Encodes the changed values of the decoded cache into the store; they stay decoded.
     private func flush() {
-        guard !decoded.isEmpty else { return }
-        for (key, d) in decoded {
-            compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt)
-            changed.insert(key)
+        guard dirtyCount > 0 else { return }
+        var i = decoded.startIndex
+        while i != decoded.endIndex {
+            if decoded.values[i].dirty {
+                let key = decoded.keys[i]
+                let d = decoded.values[i]
+                compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt)
+                changed.insert(key)
+                decoded.values[i].dirty = false
+            }
+            i = decoded.index(after: i)
         }
+        dirtyCount = 0
+    }
+
+    /// Empties the decoded cache (its changed values encoded into the store first).
+    private func evict() {
+        flush()
         decoded.removeAll(keepingCapacity: true)
     }
 
@@ -193,8 +212,8 @@ public final class KeyValueStore {
 
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
-        if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { flush() }
-        decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+        if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { evict() }
+        if decoded.updateValue(Decoded(value: value, expiresAt: expiresAt), forKey: key)?.dirty != true { dirtyCount += 1 }
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
     }
 
@@ -210,18 +229,25 @@ public final class KeyValueStore {
         if let i = decoded.index(forKey: key) {
             result = try body(&decoded.values[i].value)
             decoded.values[i].expiresAt = expiresAt
+            if !decoded.values[i].dirty {
+                decoded.values[i].dirty = true
+                dirtyCount += 1
+            }
         } else {
             var value = compact[key]?.value ?? initial()
             result = try body(&value)
-            if decoded.count >= Self.decodedCacheLimit { flush() }
+            if decoded.count >= Self.decodedCacheLimit { evict() }
             decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+            dirtyCount += 1
         }
         return result
     }
 
     /// Removes a key.
     public func delete(_ key: String) {
-        let wasDecoded = decoded.removeValue(forKey: key) != nil
+        let removed = decoded.removeValue(forKey: key)
+        if removed?.dirty == true { dirtyCount -= 1 }
+        let wasDecoded = removed?.dirty == true
         if compact.removeValue(forKey: key) != nil || wasDecoded { changed.insert(key) }
     }
 
@@ -254,12 +280,15 @@ public final class KeyValueStore {
         return changed.map { ($0, compact[$0]) }
     }
 
-    var hasChanges: Bool { !changed.isEmpty || !decoded.isEmpty }
+    var hasChanges: Bool { !changed.isEmpty || dirtyCount > 0 }
 
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
         // A change not yet flushed stays a change (its key goes out with the next `takeChanges`).
-        if decoded.removeValue(forKey: key) != nil { changed.insert(key) }
+        if let removed = decoded.removeValue(forKey: key), removed.dirty {
+            dirtyCount -= 1
+            changed.insert(key)
+        }
         compact[key] = entry
         if let at = entry?.expiresAt, at < earliestExpiry { earliestExpiry = at }
     }
@@ -271,6 +300,7 @@ public final class KeyValueStore {
 
     func replaceAll(_ newEntries: [String: StoreEntry]) {
         decoded.removeAll()
+        dirtyCount = 0
         compact = newEntries
         changed.removeAll()
         earliestExpiry = newEntries.values.reduce(Int64.max) { min($0, $1.expiresAt ?? .max) }

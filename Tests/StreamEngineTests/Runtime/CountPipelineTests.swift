@@ -38,4 +38,21 @@ struct CountPipelineDriverTests {
         #expect(driver.changelog(store: CountPipelineFixture.store).count == expected.count)
         #expect(await driver.counts().processed == 3000)
     }
+
+    @Test("A hash sink with a ttl writes each key's fields and its expiry, commit after commit")
+    func hashWithTTL() async throws {
+        let yaml = CountPipelineFixture.yaml.replacingOccurrences(
+            of: #"fields: { count: count } }"#, with: #"fields: { count: count, total: count }, ttl: 1h }"#)
+        #expect(yaml != CountPipelineFixture.yaml)
+        let driver = try TopologyTestDriver(yaml: yaml, partitions: 1)
+        let (records, expected) = CountPipelineFixture.clicks(count: 500, users: 7)
+        for r in records.prefix(250) { try await driver.pipeInput(topic: CountPipelineFixture.topic, key: r.key, value: r.value) }
+        try await driver.advanceWallClockTime(by: .milliseconds(50))
+        for r in records.dropFirst(250) { try await driver.pipeInput(topic: CountPipelineFixture.topic, key: r.key, value: r.value) }
+        try await driver.advanceWallClockTime(by: .milliseconds(50))
+        for (user, n) in expected {
+            #expect(driver.redis.hgetall("clicks:\(user)") == ["count": String(n), "total": String(n)], "user \(user)")
+            #expect(driver.redis.ttlMillis("clicks:\(user)") == 3_600_000, "user \(user)")
+        }
+    }
 }

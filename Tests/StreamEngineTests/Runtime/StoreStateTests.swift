@@ -361,4 +361,31 @@ struct StoreUpdateTests {
         #expect(store.get("b") == nil)
         #expect(Set(store.takeChanges().map(\.key)) == ["a"])
     }
+
+    @Test("values kept decoded after a commit: only keys changed since are changes, with their new values; a delete, a restore and a failed update see the committed value")
+    func keptDecodedAcrossCommits() throws {
+        let store = KeyValueStore(name: "s", partition: 0)
+        func add(_ key: String, _ n: Double) throws {
+            try store.update(key, initial: { 0 }) { (v: inout JSONValue) throws(Rejected) in v = .number((v.doubleValue ?? 0) + n) }
+        }
+        for k in ["a", "b", "c", "d"] { try add(k, 1) }
+        #expect(Set(store.takeChanges().map(\.key)) == ["a", "b", "c", "d"])
+        #expect(!store.hasChanges, "nothing changed since the commit")
+        #expect(store.takeChanges().isEmpty)
+        try add("a", 10)
+        #expect(store.hasChanges)
+        #expect(throws: Rejected.self) { try store.update("b", initial: { 0 }) { (_: inout JSONValue) throws(Rejected) in throw Rejected() } }
+        store.delete("c")
+        store.restore("d", StoreEntry(value: 7))
+        let changes = Dictionary(uniqueKeysWithValues: store.takeChanges().map { ($0.key, $0.entry?.value) })
+        #expect(changes.count == 2 && changes["a"] == .some(11) && changes["c"] == .some(nil), "\(changes)")
+        #expect(store.get("a") == 11 && store.get("b") == 1 && store.get("c") == nil && store.get("d") == 7)
+        #expect(store.allEntries.mapValues(\.value) == ["a": 11, "b": 1, "d": 7])
+        // A new key finding the cache full empties it; the values are the same.
+        for i in 0..<KeyValueStore.decodedCacheLimit + 1 { try add("k\(i)", 1) }
+        try add("a", 1)
+        #expect(store.get("a") == 12 && store.get("b") == 1 && store.get("k0") == 1)
+        let next = Set(store.takeChanges().map(\.key))
+        #expect(next.count == KeyValueStore.decodedCacheLimit + 2 && next.contains("a") && !next.contains("b"))
+    }
 }
