@@ -66,13 +66,19 @@ enum RESP {
 
     /// `$<digits>\r\n<n in decimal>\r\n`: a non-negative integer as a bulk string.
     static func appendBulk(decimal n: Int, to bytes: inout [UInt8]) {
-        bytes.append(UInt8(ascii: "$"))
-        appendDecimal(digitCount(n), to: &bytes)
-        bytes.append(0x0D)
-        bytes.append(0x0A)
-        appendDecimal(n, to: &bytes)
-        bytes.append(0x0D)
-        bytes.append(0x0A)
+        writeBulk(decimal: n) { bytes.append($0) }
+    }
+
+    /// ``appendBulk(decimal:to:)``, byte by byte to `put`.
+    @inline(__always)
+    static func writeBulk(decimal n: Int, _ put: (UInt8) -> Void) {
+        put(UInt8(ascii: "$"))
+        writeDecimal(digitCount(n), put)
+        put(0x0D)
+        put(0x0A)
+        writeDecimal(n, put)
+        put(0x0D)
+        put(0x0A)
     }
 
     static func digitCount(_ n: Int) -> Int {
@@ -87,15 +93,21 @@ enum RESP {
 
     @inline(__always)
     static func appendDecimal(_ n: Int, to bytes: inout [UInt8]) {
+        writeDecimal(n) { bytes.append($0) }
+    }
+
+    /// A non-negative integer's decimal digits, one by one to `put`.
+    @inline(__always)
+    static func writeDecimal(_ n: Int, _ put: (UInt8) -> Void) {
         precondition(n >= 0)
         if n < 10 {
-            bytes.append(UInt8(ascii: "0") + UInt8(n))
+            put(UInt8(ascii: "0") + UInt8(n))
             return
         }
         var divisor = 1
         while divisor <= n / 10 { divisor *= 10 }
         while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(n / divisor % 10))
+            put(UInt8(ascii: "0") + UInt8(n / divisor % 10))
             divisor /= 10
         }
     }
@@ -150,25 +162,10 @@ public struct RedisArguments: Sendable, Hashable {
         // The count goes in front of the arguments: built on the stack, the arguments' bytes moved up.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { buffer in
             var length = 0
-            func put(_ b: UInt8) {
+            RESP.writeBulk(decimal: n) { b in
                 buffer[length] = b
                 length += 1
             }
-            func putDecimal(_ v: Int) {
-                var divisor = 1
-                while divisor <= v / 10 { divisor *= 10 }
-                while divisor > 0 {
-                    put(UInt8(ascii: "0") + UInt8(v / divisor % 10))
-                    divisor /= 10
-                }
-            }
-            put(UInt8(ascii: "$"))
-            putDecimal(RESP.digitCount(n))
-            put(0x0D)
-            put(0x0A)
-            putDecimal(n)
-            put(0x0D)
-            put(0x0A)
             bytes.insert(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<length]), at: start)
         }
         count += 1

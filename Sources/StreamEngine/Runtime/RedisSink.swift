@@ -35,12 +35,8 @@ struct RedisWriteBatch {
     }
     var keyCount: Int { order.count }
 
-    /// Adds `key`'s commands (each a list of arguments).
-    mutating func add(key: String, _ cmds: [[String]], replaces: Bool) {
-        add(key: key, encoded: RedisFence.encoded(cmds), replaces: replaces)
-    }
-
-    /// Adds `key`'s commands, encoded as ``RedisFence/encoded(_:)`` encodes them.
+    /// Adds `key`'s commands, encoded as ``RedisFence`` reads them (each command's argument
+    /// count, then its arguments: `RedisArguments.appendCounted`).
     mutating func add(key: String, encoded cmds: RedisArguments, replaces: Bool) {
         // One hash of the key for a key new to the batch (the common case at a commit).
         if let old = entries.updateValue(Entry(commands: cmds, replaces: replaces), forKey: key) {
@@ -109,12 +105,12 @@ struct RedisSinkStep {
         guard let key = keyText else {
             throw RecordError(.missingField, "redis key template '\(spec.key)' needs fields \(spec.key.referencedFields) that the record lacks")
         }
-        var cmds: [[String]] = []
+        // Encoded as the fence script reads them (per command its argument count, then its
+        // arguments) straight away: a commit writes one per changed key.
+        var encoded = RedisArguments(reservingCapacity: 128 + 48 * record.value.count)
         var replaces = true
         switch spec.mode {
         case .hash(let fields):
-            // Encoded here (the common sink at a commit: one per changed key), not as strings first.
-            var encoded = RedisArguments(reservingCapacity: 128 + 48 * (fields?.count ?? record.value.count))
             encoded.appendCounted { args in
                 args.append("HSET")
                 args.append(key)
@@ -132,29 +128,33 @@ struct RedisSinkStep {
                 }
             }
             guard encoded.count > 3 else { return nil }  // the count, HSET and the key: no field to write
-            if let ttl = spec.ttlMillis {
-                encoded.appendCounted { args in
-                    args.append("PEXPIRE")
-                    args.append(key)
-                    args.append(Int(ttl))
-                }
-            }
-            batch.add(key: key, encoded: encoded, replaces: true)
-            return key
         case .sortedSetMember(let memberField, let scoreField):
             guard let member = record.field(memberField)?.keyText else { throw RecordError(.missingField, "field '\(memberField)' is missing") }
             guard let score = record.field(scoreField)?.doubleValue else { throw RecordError(.missingField, "numeric field '\(scoreField)' is missing") }
-            cmds.append(["ZADD", key, Self.scoreText(score), member])
+            encoded.appendCounted { args in
+                args.append("ZADD")
+                args.append(key)
+                args.append(Self.scoreText(score))
+                args.append(member)
+            }
             replaces = false
         case .sortedSetMembers(let membersField):
             guard let members = record.field(membersField)?.objectValue else {
                 throw RecordError(.missingField, "field '\(membersField)' (an object of member: score) is missing")
             }
-            cmds.append(["DEL", key])
+            encoded.appendCounted { args in
+                args.append("DEL")
+                args.append(key)
+            }
             if !members.isEmpty {
-                var args = ["ZADD", key]
-                for (m, s) in members { args += [Self.scoreText(s.doubleValue ?? 0), m] }
-                cmds.append(args)
+                encoded.appendCounted { args in
+                    args.append("ZADD")
+                    args.append(key)
+                    for (m, s) in members {
+                        args.append(Self.scoreText(s.doubleValue ?? 0))
+                        args.append(m)
+                    }
+                }
             }
         case .value(let field):
             let v: String
@@ -164,25 +164,38 @@ struct RedisSinkStep {
             } else {
                 v = JSONValue.object(record.value).serializedString()
             }
-            cmds.append(["SET", key, v])
+            encoded.appendCounted { args in
+                args.append("SET")
+                args.append(key)
+                args.append(v)
+            }
         case .delete:
-            cmds.append(["DEL", key])
+            encoded.appendCounted { args in
+                args.append("DEL")
+                args.append(key)
+            }
         case .commands(let field):
             guard let list = record.field(field)?.arrayValue else {
                 throw RecordError(.missingField, "field '\(field)' (a list of Redis commands) is missing")
             }
             for c in list {
-                guard let args = c.arrayValue?.map(\.keyText), !args.isEmpty else {
+                guard let args = c.arrayValue, !args.isEmpty else {
                     throw RecordError(.wrongType, "field '\(field)' must hold lists of command arguments")
                 }
-                cmds.append(args)
+                encoded.appendCounted { out in
+                    for a in args { out.append(a.keyText) }
+                }
             }
             replaces = false
         }
         if let ttl = spec.ttlMillis, spec.mode != .delete {
-            cmds.append(["PEXPIRE", key, String(ttl)])
+            encoded.appendCounted { args in
+                args.append("PEXPIRE")
+                args.append(key)
+                args.append(ttl)
+            }
         }
-        batch.add(key: key, cmds, replaces: replaces)
+        batch.add(key: key, encoded: encoded, replaces: replaces)
         return key
     }
 
@@ -241,18 +254,8 @@ enum RedisFence {
         RedisScriptCall(keys: [fenceKey], args: ["1", "~punctuation", String(sequence)], encodedArgs: commands)
     }
 
-    /// Commands as the script reads them: per command its argument count, then its arguments.
-    static func encoded(_ commands: [[String]]) -> RedisArguments {
-        var out = RedisArguments()
-        for c in commands {
-            out.appendCounted { args in
-                for a in c { args.append(a) }
-            }
-        }
-        return out
-    }
-
-    /// The commands in arguments made by ``encoded(_:)`` (tests and the test driver read them).
+    /// The commands in encoded writes (each command's argument count, then its arguments;
+    /// the test driver and tests read them).
     static func commands(in encoded: RedisArguments) -> [[String]] {
         let args = encoded.strings
         var out: [[String]] = []
