@@ -26,6 +26,9 @@ struct BenchReport: Sendable {
     var nativePeer: PathwayPeer?
     var latency: [LatencyResult] = []
     var latencySeconds: Double?
+    /// The benchmark process's resident set (KiB) before and after the throughput phases'
+    /// cluster was stopped (nil: not stopped, those phases and the later ones share it).
+    var throughputClusterStopped: (before: Int?, after: Int?)?
     var restore: RestoreResults?
     var failover: FailoverResults?
     var checks: [String] = []
@@ -66,7 +69,7 @@ struct BenchReport: Sendable {
             """
         for (k, v) in versions { md += "| \(k) | \(v) |\n" }
         md += """
-            | broker | librdkafka's mock cluster in the benchmark process (`EmbeddedKafkaCluster`), 3 brokers; topics created through it (retention limit lifted), 4 partitions, replication factor 3; the latency, restore and failover phases on a second such cluster, started after the throughput phases, so that the records those left (millions) are not in the broker they measure; consumer groups: a JoinGroup round ends as soon as every member has rejoined, `group.initial.rebalance.delay.ms` 0 as in Kafka's development `server.properties` (the engine's timer on the mock thread, `kafka_mock_groups.h`; the mock as shipped waits 3 s on a group's first join, which the whole-process figures of the engine and of Quix Streams, both group members, included in the runs before this setting) |
+            | broker | librdkafka's mock cluster in the benchmark process (`EmbeddedKafkaCluster`), 3 brokers; topics created through it (retention limit lifted), 4 partitions, replication factor 3; the latency, restore and failover phases on a second such cluster, started after the throughput phases, so that the records those left (millions) are not in the broker they measure\(throughputClusterStopped.map { "; the first cluster stopped before it started and the freed heap trimmed (the benchmark process's resident set \($0.before.map(BenchFormat.mib) ?? "?") → \($0.after.map(BenchFormat.mib) ?? "?")), so those phases run in a process of the size they make" } ?? ""); consumer groups: a JoinGroup round ends as soon as every member has rejoined, `group.initial.rebalance.delay.ms` 0 as in Kafka's development `server.properties` (the engine's timer on the mock thread, `kafka_mock_groups.h`; the mock as shipped waits 3 s on a group's first join, which the whole-process figures of the engine and of Quix Streams, both group members, included in the runs before this setting) |
             | Redis | one `redis-server` on a free loopback port (`LocalRedisServer`), no persistence |
             | CPU pinning | \(pinning) |
             | input | N = \(BenchFormat.int(events)) purchase events (the `purchases` schema of topologies.yaml, ~140-byte JSON), keyed by userId, \(BenchFormat.int(users)) users drawn uniformly, loaded once |

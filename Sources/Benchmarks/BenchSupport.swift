@@ -274,3 +274,12 @@ func engineRunCommand(config: String, cluster: EmbeddedKafkaCluster, stateDir: S
     guard let cpu else { return argv }
     return ["taskset", "-c", String(cpu)] + argv
 }
+
+/// This process's resident set (KiB), from `/proc/self/status` (`VmRSS`).
+func residentSetKiB() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+    }
+    return nil
+}

@@ -149,6 +149,14 @@ public func limitMallocArenas() {
     #endif
 }
 
+/// Hands the memory glibc's malloc holds free back to the system (`malloc_trim(0)`), e.g.
+/// after a long phase's data was released, so that what runs next starts from a small heap.
+public func returnFreedMemory() {
+    #if canImport(CGlibcMalloc)
+    _ = malloc_trim(0)
+    #endif
+}
+
 extension AsyncParsableCommand {
     /// Parses and runs a command like ArgumentParser's default entry point, with
     /// the tools' exit codes: usage errors exit 2, and a ``CLIFailure`` prints

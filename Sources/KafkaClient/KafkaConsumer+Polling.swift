@@ -181,8 +181,8 @@ extension KafkaConsumer {
             }
             throw KafkaError(m.err, "consume \(topic)[\(m.partition)]: \(text)")
         }
-        let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
-        let value: [UInt8]? = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+        let key = m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) }
+        let value = m.payload.map { UnsafeRawBufferPointer(start: $0, count: m.len) }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(msg, &tsType)
         var headers: [KafkaHeader] = []
@@ -199,7 +199,7 @@ extension KafkaConsumer {
             }
         }
         return KafkaMessage(
-            topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+            topic: topic, partition: m.partition, offset: m.offset, copyingKey: key, value: value,
             headers: headers, timestamp: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
     }
 }

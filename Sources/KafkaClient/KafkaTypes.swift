@@ -76,57 +76,96 @@ public struct ProducerRecord: Sendable {
 
 /// A consumed record.
 ///
-/// The reference-counted parts (topic, key, value, headers) live in one immutable object:
-/// a message is copied several times on its way through a consumer's caller (a batch, a
-/// reader's input, a queue), and a copy then costs one reference count instead of four.
-/// Setting one of them makes a new object (copy on write).
+/// Its key and value bytes share one array (the key's, then the value's): one allocation per
+/// message, not one for each. `key` and `value` hand out copies as arrays; readers on a hot
+/// path use ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place.
 public struct KafkaMessage: Sendable {
-    private final class Payload: Sendable {
-        let topic: String
-        let key: [UInt8]?
-        let value: [UInt8]?
-        let headers: [KafkaHeader]
-
-        init(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader]) {
-            self.topic = topic
-            self.key = key
-            self.value = value
-            self.headers = headers
-        }
-    }
-
-    private var payload: Payload
+    public var topic: String
     public var partition: Int32
     public var offset: Int64
     /// Epoch milliseconds, if the record has a timestamp.
     public var timestamp: Int64?
+    public var headers: [KafkaHeader]
+    /// The key's bytes, then the value's.
+    @usableFromInline internal private(set) var bytes: [UInt8]
+    /// The lengths of the key and the value in `bytes` (-1: absent).
+    @usableFromInline internal private(set) var keyCount: Int
+    @usableFromInline internal private(set) var valueCount: Int
 
-    public var topic: String {
-        get { payload.topic }
-        set { payload = Payload(topic: newValue, key: payload.key, value: payload.value, headers: payload.headers) }
-    }
+    /// A copy of the key's bytes.
     public var key: [UInt8]? {
-        get { payload.key }
-        set { payload = Payload(topic: payload.topic, key: newValue, value: payload.value, headers: payload.headers) }
+        get { withUnsafeKey { Array($0) } }
+        set { self = KafkaMessage(self, key: newValue, value: value) }
     }
+    /// A copy of the value's bytes.
     public var value: [UInt8]? {
-        get { payload.value }
-        set { payload = Payload(topic: payload.topic, key: payload.key, value: newValue, headers: payload.headers) }
+        get { withUnsafeValue { Array($0) } }
+        set { self = KafkaMessage(self, key: key, value: newValue) }
     }
-    public var headers: [KafkaHeader] {
-        get { payload.headers }
-        set { payload = Payload(topic: payload.topic, key: payload.key, value: payload.value, headers: newValue) }
+
+    /// Whether the record has a value (a tombstone has none).
+    @inlinable public var hasValue: Bool { valueCount >= 0 }
+
+    /// Calls `body` with the value's bytes, without copying them; `nil` (and `body` is not
+    /// called) when the record has no value. The bytes are valid only inside `body`.
+    @inlinable
+    public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard valueCount >= 0 else { return nil }
+        let start = max(0, keyCount), n = valueCount
+        return bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress.map { $0 + start }, count: n)) }
+    }
+
+    /// Calls `body` with the key's bytes, without copying them; `nil` when the record has no key.
+    @inlinable
+    public func withUnsafeKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard keyCount >= 0 else { return nil }
+        let n = keyCount
+        return bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress, count: n)) }
     }
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], timestamp: Int64? = nil) {
-        payload = Payload(topic: topic, key: key, value: value, headers: headers)
+        self.topic = topic
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
+        self.headers = headers
+        keyCount = key?.count ?? -1
+        valueCount = value?.count ?? -1
+        if let key, let value {
+            bytes = key + value
+        } else {
+            bytes = key ?? value ?? []
+        }
+    }
+
+    /// A message whose key and value are copied from `key` and `value` (`nil`: absent) into
+    /// its one array.
+    public init(
+        topic: String, partition: Int32, offset: Int64, copyingKey key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        headers: [KafkaHeader] = [], timestamp: Int64? = nil
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.headers = headers
+        let k = key?.count ?? -1, v = value?.count ?? -1
+        keyCount = k
+        valueCount = v
+        bytes = [UInt8](unsafeUninitializedCapacity: max(0, k) + max(0, v)) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            if let key, k > 0 { raw.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: k) }
+            if let value, v > 0 { (raw.baseAddress! + max(0, k)).copyMemory(from: value.baseAddress!, byteCount: v) }
+            initialized = max(0, k) + max(0, v)
+        }
+    }
+
+    private init(_ m: KafkaMessage, key: [UInt8]?, value: [UInt8]?) {
+        self.init(topic: m.topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: m.headers, timestamp: m.timestamp)
     }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
-    public func header(_ name: String) -> KafkaHeader? { payload.headers.last { $0.name == name } }
+    public func header(_ name: String) -> KafkaHeader? { headers.last { $0.name == name } }
 }
 
 /// Where a produced record landed.

@@ -24,7 +24,7 @@ struct SourceDecoding: Hashable, Sendable {
     ///   timestamp fields) was in the last record; records of one source keep their fields
     ///   in one order, so the first member compared is usually the one.
     func decode(_ m: KafkaMessage, parsed: Result<JSONValue, JSONParseError>, origin: RecordOrigin, hints: inout [Int]) throws(RecordError) -> StreamRecord {
-        guard m.value != nil else { throw RecordError(.parse, "record has no value") }
+        guard m.hasValue else { throw RecordError(.parse, "record has no value") }
         let value: JSONObject
         switch parsed {
         case .failure(let error): throw RecordError(.parse, "malformed JSON: \(error)")
@@ -43,7 +43,7 @@ struct SourceDecoding: Hashable, Sendable {
             guard let v = value.lookup(kf, hint: &hints[n]), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
             key = v.keyText
         } else {
-            key = String(decoding: m.key ?? [], as: UTF8.self)
+            key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
         }
         let ts: Int64
         if let tf = timestampField {
@@ -91,15 +91,15 @@ extension StreamTask {
             if repartitionValueUnread && !(stamp?.partial ?? false) {
                 value = JSONObject()  // nothing reads it (see `repartitionValueUnread`)
             } else {
-                guard let bytes = m.value, case .object(let parsed) = try? JSONValue.parse(bytes, keys: &keys) else {
+                guard case .object(let parsed)?? = m.withUnsafeValue({ try? JSONValue.parse($0, keys: &keys) }) else {
                     throw RecordError(.parse, "repartition record is not a JSON object")
                 }
                 value = parsed
             }
             let ts = (stamp ?? RepartitionStamp.of(m))?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
-            return StreamRecord(key: String(decoding: m.key ?? [], as: UTF8.self), value: value, timestamp: ts, origin: origin)
+            return StreamRecord(key: m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? "", value: value, timestamp: ts, origin: origin)
         }
-        let parsed = shared ?? m.value.map { v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } } ?? .success(.null)
+        let parsed = shared ?? m.withUnsafeValue { v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } } ?? .success(.null)
         var hints: [Int] = []
         swap(&hints, &fieldHints)
         defer { fieldHints = hints }

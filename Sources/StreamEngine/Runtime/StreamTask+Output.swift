@@ -25,8 +25,9 @@ extension StreamTask {
         let keyBytes = Array(key.utf8)
         let q = repartitionOut?.partition(ofKey: keyBytes)
         if let q { repartitionOut?.said[Int(q)] = .init(streamTime: streamTime, idle: false) }
-        let value = stamp.framing(
-            repartitionValueLeftOut ? Self.emptyObject : currentInputValue ?? JSONValue.object(record.value).serialized())
+        let value = repartitionValueLeftOut
+            ? stamp.framing(Self.emptyObject)
+            : currentInput?.withUnsafeValue { stamp.framing($0) } ?? stamp.framing(JSONValue.object(record.value).serialized())
         send(ProducerRecord(topic: topic, partition: q, key: keyBytes, value: value))
     }
 

@@ -100,8 +100,9 @@ package actor StreamTask {
     var repartitionValueLeftOut = false
     /// Position keys of upstream input topics and tasks, made once (`upstreamPositionCachingKeys`).
     var upstreamKeys: [(topic: String, task: Int32, key: String)] = []
-    /// The value bytes of the input record being processed, when `rekeyPassesInputThrough`.
-    var currentInputValue: [UInt8]?
+    /// The input record being processed, when `rekeyPassesInputThrough` (its value bytes are
+    /// what a rekey sends on).
+    var currentInput: KafkaMessage?
     /// The repartition topic this task writes, and what it last told each partition's reader.
     var repartitionOut: RepartitionOutput?
     /// How long a merged input has waited for an upstream task (see `MergeWait`).
@@ -262,9 +263,9 @@ package actor StreamTask {
             // and no new message per record) and `deadLetter` strips the frame.
             var stamp: RepartitionStamp?
             if sub.fromRepartition {
-                if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m.value), !framed.partial {
+                if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m), !framed.partial {
                     stamp = framed
-                } else if let framed = RepartitionStamp.unframe(m.value) {
+                } else if let framed = RepartitionStamp.unframe(m) {
                     stamp = framed.stamp
                     m.value = framed.payload
                 } else {
@@ -384,8 +385,8 @@ package actor StreamTask {
         currentIsPartial = p.stamp?.partial ?? false
         defer { currentIsPartial = false }
         currentOrigin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
-        if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInputValue = m.value }
-        defer { currentInputValue = nil }
+        if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInput = m }
+        defer { currentInput = nil }
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {

@@ -233,6 +233,11 @@ struct RepartitionStamp: Equatable, Sendable {
     /// per record when produced and a parse of the header block when read (about 3,500
     /// instructions per record together; one allocation here instead).
     func framing(_ payload: [UInt8]) -> [UInt8] {
+        payload.withUnsafeBytes { framing($0) }
+    }
+
+    /// The framed value: the tag, the stamp's length and the stamp, then `payload`'s bytes.
+    func framing(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
         var topic = position?.topic ?? ""
         let stampCount = encodedCount(topic: &topic)
         let size = 3 + stampCount + payload.count
@@ -241,9 +246,7 @@ struct RepartitionStamp: Equatable, Sendable {
             raw[0] = Self.frameTag
             raw.storeBytes(of: UInt16(stampCount).littleEndian, toByteOffset: 1, as: UInt16.self)
             write(into: UnsafeMutableRawBufferPointer(rebasing: raw[3...]), topic: &topic)
-            payload.withUnsafeBytes { p in
-                if let base = p.baseAddress, p.count > 0 { (raw.baseAddress! + 3 + stampCount).copyMemory(from: base, byteCount: p.count) }
-            }
+            if let base = payload.baseAddress, payload.count > 0 { (raw.baseAddress! + 3 + stampCount).copyMemory(from: base, byteCount: payload.count) }
             initialized = size
         }
     }
@@ -273,6 +276,19 @@ struct RepartitionStamp: Equatable, Sendable {
     /// that never reads the payload); `nil` when the value is not framed.
     static func ofFramed(_ value: [UInt8]?) -> RepartitionStamp? {
         value?.withUnsafeBytes { framed($0)?.0 }
+    }
+
+    /// The stamp of a message's framed value (no copy of the value); `nil` when it is not framed.
+    static func ofFramed(_ m: KafkaMessage) -> RepartitionStamp? {
+        m.withUnsafeValue { framed($0)?.0 } ?? nil
+    }
+
+    /// ``unframe(_:)-(\[UInt8\]?)`` of a message's value, read in place.
+    static func unframe(_ m: KafkaMessage) -> (stamp: RepartitionStamp, payload: [UInt8])? {
+        m.withUnsafeValue { raw -> (stamp: RepartitionStamp, payload: [UInt8])? in
+            guard let (stamp, start) = framed(raw) else { return nil }
+            return (stamp, Array(raw[start...]))
+        } ?? nil
     }
 
     init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?, partial: Bool = false) {

@@ -61,11 +61,10 @@ extension TaskManager {
                     inputs.reserveCapacity(range.count)
                     for i in range {
                         let m = messages[i]
-                        guard let v = m.value else {
+                        guard let parsed = m.withUnsafeValue({ v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } }) else {
                             inputs.append(InputMessage(message: m, parsedValue: nil, decoded: nil))
                             continue
                         }
-                        let parsed = Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) }
                         if let decoding {
                             // Decoded: the parsed value is not needed any more (nor kept).
                             let decoded = Result { () throws(RecordError) in
