@@ -102,6 +102,8 @@ public final class EmbeddedKafkaCluster: TopicAdministrator {
     /// Stops the brokers (waiting for them, on the host handle's executor).
     public func close() async {
         guard alive.clear() else { return }
+        // Its own client first: left alive, it would try the stopped brokers again and again.
+        await metadata.close()
         let cluster = self.cluster, coordinator = self.coordinator
         _ = try? await host.blocking {
             rd_kafka_mock_cluster_destroy(cluster.pointer)

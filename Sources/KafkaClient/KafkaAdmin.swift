@@ -55,6 +55,12 @@ public final class KafkaAdmin: TopicAdministrator {
         self.timeout = timeout
     }
 
+    /// Destroys the client handle (waiting for it on the handle's executor): its broker
+    /// connections end. Calls after it fail; a second `close` does nothing.
+    public func close() async {
+        await handle.destroy()
+    }
+
     public func createTopics(_ topics: [NewTopic]) async throws {
         guard !topics.isEmpty else { return }
         let handle = self.handle

@@ -205,6 +205,48 @@ public struct JSONKeyCache {
     /// The parser's stacks between parses (`nil` in the unused cache).
     let stacks: ParserStacks?
 
+    /// One key of ``shapeKeys``: its `String`, fingerprint and bytes (in ``shapeBytes``).
+    struct ShapeKey {
+        var key: String
+        var fingerprint: UInt64
+        var start: Int
+        var count: Int
+    }
+
+    /// The keys of the last top-level object, in order, when every one was plain ASCII
+    /// without escapes (empty otherwise): the records of one source list their fields in one
+    /// order, so the parser compares each key's bytes with the key at its position here first
+    /// and takes that `String` (no scan, hash or slot lookup; see `JSONParser.parseObject`).
+    var shapeKeys: [ShapeKey] = []
+    /// The bytes of ``shapeKeys``, one after the other.
+    var shapeBytes: [UInt8] = []
+
+    /// Makes `members` (with their fingerprints) the shape the next top-level object is
+    /// compared with; no shape when a key is not plain ASCII.
+    mutating func recordShape(_ members: UnsafeMutablePointer<JSONObject.Member>, _ fingerprints: UnsafeMutablePointer<UInt64>, _ n: Int) {
+        shapeKeys.removeAll(keepingCapacity: true)
+        shapeBytes.removeAll(keepingCapacity: true)
+        for i in 0..<n {
+            guard fingerprints[i] & 1 == 0 else {
+                shapeKeys.removeAll(keepingCapacity: true)
+                return
+            }
+            let start = shapeBytes.count
+            shapeBytes.append(contentsOf: members[i].key.utf8)
+            shapeKeys.append(ShapeKey(key: members[i].key, fingerprint: fingerprints[i], start: start, count: shapeBytes.count - start))
+        }
+    }
+
+    /// Whether the string token at `p` (its opening quote; `end` is the end of the input) is
+    /// exactly the shape's key `j`: its bytes, then the closing quote. The shape's keys hold no
+    /// quote, backslash or control byte, so the bytes alone decide.
+    @inline(__always)
+    func shapeMatches(_ j: Int, _ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Bool {
+        let s = shapeKeys[j]
+        guard end - p > s.count + 1, p[s.count + 1] == ASCII.quote else { return false }
+        return s.count == 0 || shapeBytes.withUnsafeBufferPointer { memcmp($0.baseAddress! + s.start, p + 1, s.count) == 0 }
+    }
+
     /// An empty cache (64 slots).
     public init() {
         slots = Array(repeating: Slot(), count: 64)
@@ -441,6 +483,11 @@ struct JSONParser {
             return JSONObject()
         }
         let start = memberStack.count
+        // A top-level object with a key cache: its keys are compared with the last one's, in
+        // order, while they are the same (`onShape`: every key so far was the shape's at its
+        // position, so none repeats another and the duplicate check is skipped).
+        let usesShape = depth == 1 && !keys.slots.isEmpty
+        var onShape = usesShape && !keys.shapeKeys.isEmpty
         var index: [String: Int]? = nil  // key → position, built only for large objects
         // One bit per hashed key met so far (chosen by its fingerprint), while every key was
         // hashed: a key whose bit is clear is new without comparing it to the others.
@@ -451,15 +498,23 @@ struct JSONParser {
             guard pos < count, base[pos] == ASCII.quote else { throw unexpected() }
             let key: String
             let fingerprint: UInt64
-            if let escaped = try scanString() {
-                key = escaped
-                fingerprint = 1
-            } else if lastStringPlainASCII {
-                fingerprint = Self.fingerprint(base + lastStringStart, lastStringEnd - lastStringStart)
-                key = keys.key(fingerprint, base + lastStringStart, lastStringEnd - lastStringStart)
+            let position = memberStack.count - start
+            if onShape && position < keys.shapeKeys.count && keys.shapeMatches(position, base + pos, base + count) {
+                key = keys.shapeKeys[position].key
+                fingerprint = keys.shapeKeys[position].fingerprint
+                pos += keys.shapeKeys[position].count + 2
             } else {
-                key = String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: lastStringEnd - lastStringStart), as: UTF8.self)
-                fingerprint = 1
+                onShape = false
+                if let escaped = try scanString() {
+                    key = escaped
+                    fingerprint = 1
+                } else if lastStringPlainASCII {
+                    fingerprint = Self.fingerprint(base + lastStringStart, lastStringEnd - lastStringStart)
+                    key = keys.key(fingerprint, base + lastStringStart, lastStringEnd - lastStringStart)
+                } else {
+                    key = String(decoding: UnsafeBufferPointer(start: base + lastStringStart, count: lastStringEnd - lastStringStart), as: UTF8.self)
+                    fingerprint = 1
+                }
             }
             skipWhitespace()
             guard pos < count, base[pos] == ASCII.colon else { throw unexpected() }
@@ -470,7 +525,7 @@ struct JSONParser {
             if n < 24 {
                 var duplicate = false
                 let bit: UInt64 = fingerprint & 1 == 0 ? 1 << (fingerprint >> 58) : 0
-                if !(allHashed && bit != 0 && seen & bit == 0) {
+                if !onShape && !(allHashed && bit != 0 && seen & bit == 0) {
                     for i in start..<memberStack.count {
                         let other = fingerprintStack.elements[i]
                         if other != fingerprint && (other | fingerprint) & 1 == 0 { continue }
@@ -509,6 +564,9 @@ struct JSONParser {
             if b == ASCII.closeBrace { break }
             pos -= 1
             throw unexpected()
+        }
+        if usesShape && !(onShape && memberStack.count - start == keys.shapeKeys.count) {
+            keys.recordShape(memberStack.elements + start, fingerprintStack.elements + start, memberStack.count - start)
         }
         let object = JSONObject(uniqueMembers: memberStack.popArray(from: start))
         fingerprintStack.count = start  // trivial type: no deinitialisation needed

@@ -284,4 +284,55 @@ struct JSONKeyCacheTests {
             #expect(try JSONValue.parse(Array(text.utf8), keys: &keys) == JSONValue.parse(text), "\(text)")
         }
     }
+
+    @Test("Objects compared with the last one's keys in order parse as without a cache: the same keys, one renamed to a prefix or an extension, reordered, missing, extra, repeated, escaped, nested, and after a failed parse")
+    func shapeOfTheLastObject() throws {
+        // Each text follows the one before it with the same cache, so each meets the shape
+        // the one before left; the expected value is the parse without a cache.
+        let texts = [
+            #"{"orderId":"o-1","userId":"u-1","price":1.5,"quantity":2}"#,
+            #"{"orderId":"o-2","userId":"u-2","price":2.5,"quantity":3}"#,
+            #"{"orderId":"o-3","userId":"u-3","price":2.5,"quantity":3}"#,
+            #"{"orderId":"o-4","user":"u-4","price":2.5,"quantity":3}"#,
+            #"{"orderId":"o-5","userIdx":"u-5","price":2.5,"quantity":3}"#,
+            #"{"orderId":"o-6","userId":"u-6","price":2.5,"quantity":3}"#,
+            #"{"userId":"u-7","orderId":"o-7","price":2.5,"quantity":3}"#,
+            #"{"userId":"u-8","orderId":"o-8","price":2.5}"#,
+            #"{"userId":"u-9","orderId":"o-9","price":2.5,"quantity":3,"extra":true}"#,
+            #"{"userId":"u-10","orderId":"o-10","price":2.5,"quantity":3,"extra":true,"userId":"last"}"#,
+            #"{"userId":"u-11","userId":"u-11b","price":2.5}"#,
+            #"{"userId":"u-12","orderId":"o-12","price":2.5,"quantity":3,"extra":true}"#,
+            #"{"userId":"u-13","orderId":"o-13","price":2.5,"quantity":3,"extra":true}"#,
+            #"{"userId":"u-14","orderId":{"userId":"nested","orderId":1},"price":2.5,"quantity":3,"extra":true}"#,
+            #"{"userId" : "u-15" , "orderId":"o-15","price":2.5,"quantity":3,"extra":true}"#,
+            #"{"café":1,"userId":"u-16"}"#,
+            #"{"café":2,"userId":"u-17"}"#,
+            #"{"":1,"userId":"u-18"}"#,
+            #"{"":2,"userId":"u-19"}"#,
+            #"{"userId":"u-20","orderId"#,
+            #"{"userId":"u-21","orderId":"o-21","price":2.5,"quantity":3,"extra":true}"#,
+            #"{"userId":"u-22","orderId":"o-22","price":2.5,"quantity":3,"extra":true}"#,
+            #"[{"userId":"u-23"},{"userId":"u-23b","orderId":"o"}]"#,
+            #"{"userId":"u-24","orderId":"o-24","price":2.5,"quantity":3,"extra":true"#,
+        ]
+        var keys = JSONKeyCache()
+        for text in texts {
+            let bytes = Array(text.utf8)
+            let cached = Result { () throws(JSONParseError) in try JSONValue.parse(bytes, keys: &keys) }
+            let plain = Result { () throws(JSONParseError) in try JSONValue.parse(bytes) }
+            switch (cached, plain) {
+            case (.success(let c), .success(let p)):
+                #expect(c == p, "\(text)")
+                #expect(c.serializedString() == p.serializedString(), "member order of \(text)")
+            case (.failure(let c), .failure(let p)):
+                #expect(c == p, "\(text)")
+            default:
+                Issue.record("\(text): with the cache \(cached), without \(plain)")
+            }
+        }
+        // A repeated key keeps its first position and its last value on the shape's path too.
+        _ = try JSONValue.parse(Array(#"{"a":1,"b":2}"#.utf8), keys: &keys)
+        let repeated = try JSONValue.parse(Array(#"{"a":1,"b":2,"a":3}"#.utf8), keys: &keys)
+        #expect(repeated.serializedString() == #"{"a":3,"b":2}"#)
+    }
 }
