@@ -76,66 +76,94 @@ public struct ProducerRecord: Sendable {
 
 /// A consumed record.
 ///
-/// Its key and value bytes share one array (the key's, then the value's): one allocation per
-/// message, not one for each. `key` and `value` hand out copies as arrays; readers on a hot
-/// path use ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place.
+/// Its topic, headers and bytes live in one immutable object, the key's and the value's bytes
+/// in one array in it (the key's, then the value's): two allocations per message, and a copy
+/// of the message (a poll batch, each reading task's input, its queue) costs one reference
+/// count. `key` and `value` hand out copies as arrays; readers on a hot path use
+/// ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place. Setting a
+/// part makes a new object (copy on write).
 public struct KafkaMessage: Sendable {
-    public var topic: String
+    @usableFromInline
+    final class Payload: Sendable {
+        let topic: String
+        let headers: [KafkaHeader]
+        /// The key's bytes, then the value's.
+        @usableFromInline let bytes: [UInt8]
+        /// The lengths of the key and the value in `bytes` (-1: absent).
+        @usableFromInline let keyCount: Int
+        @usableFromInline let valueCount: Int
+
+        init(topic: String, headers: [KafkaHeader], bytes: [UInt8], keyCount: Int, valueCount: Int) {
+            self.topic = topic
+            self.headers = headers
+            self.bytes = bytes
+            self.keyCount = keyCount
+            self.valueCount = valueCount
+        }
+
+        convenience init(topic: String, headers: [KafkaHeader], key: [UInt8]?, value: [UInt8]?) {
+            let bytes: [UInt8]
+            if let key, let value {
+                bytes = key + value
+            } else {
+                bytes = key ?? value ?? []
+            }
+            self.init(topic: topic, headers: headers, bytes: bytes, keyCount: key?.count ?? -1, valueCount: value?.count ?? -1)
+        }
+    }
+
+    @usableFromInline var payload: Payload
     public var partition: Int32
     public var offset: Int64
     /// Epoch milliseconds, if the record has a timestamp.
     public var timestamp: Int64?
-    public var headers: [KafkaHeader]
-    /// The key's bytes, then the value's.
-    @usableFromInline internal private(set) var bytes: [UInt8]
-    /// The lengths of the key and the value in `bytes` (-1: absent).
-    @usableFromInline internal private(set) var keyCount: Int
-    @usableFromInline internal private(set) var valueCount: Int
 
+    public var topic: String {
+        get { payload.topic }
+        set { payload = Payload(topic: newValue, headers: payload.headers, bytes: payload.bytes, keyCount: payload.keyCount, valueCount: payload.valueCount) }
+    }
+    public var headers: [KafkaHeader] {
+        get { payload.headers }
+        set { payload = Payload(topic: payload.topic, headers: newValue, bytes: payload.bytes, keyCount: payload.keyCount, valueCount: payload.valueCount) }
+    }
     /// A copy of the key's bytes.
     public var key: [UInt8]? {
         get { withUnsafeKey { Array($0) } }
-        set { self = KafkaMessage(self, key: newValue, value: value) }
+        set { payload = Payload(topic: payload.topic, headers: payload.headers, key: newValue, value: value) }
     }
     /// A copy of the value's bytes.
     public var value: [UInt8]? {
         get { withUnsafeValue { Array($0) } }
-        set { self = KafkaMessage(self, key: key, value: newValue) }
+        set { payload = Payload(topic: payload.topic, headers: payload.headers, key: key, value: newValue) }
     }
 
     /// Whether the record has a value (a tombstone has none).
-    @inlinable public var hasValue: Bool { valueCount >= 0 }
+    @inlinable public var hasValue: Bool { payload.valueCount >= 0 }
 
     /// Calls `body` with the value's bytes, without copying them; `nil` (and `body` is not
     /// called) when the record has no value. The bytes are valid only inside `body`.
     @inlinable
     public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        guard valueCount >= 0 else { return nil }
-        let start = max(0, keyCount), n = valueCount
-        return bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress.map { $0 + start }, count: n)) }
+        let p = payload
+        guard p.valueCount >= 0 else { return nil }
+        let start = max(0, p.keyCount), n = p.valueCount
+        return p.bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress.map { $0 + start }, count: n)) }
     }
 
     /// Calls `body` with the key's bytes, without copying them; `nil` when the record has no key.
     @inlinable
     public func withUnsafeKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        guard keyCount >= 0 else { return nil }
-        let n = keyCount
-        return bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress, count: n)) }
+        let p = payload
+        guard p.keyCount >= 0 else { return nil }
+        let n = p.keyCount
+        return p.bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress, count: n)) }
     }
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], timestamp: Int64? = nil) {
-        self.topic = topic
+        payload = Payload(topic: topic, headers: headers, key: key, value: value)
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
-        self.headers = headers
-        keyCount = key?.count ?? -1
-        valueCount = value?.count ?? -1
-        if let key, let value {
-            bytes = key + value
-        } else {
-            bytes = key ?? value ?? []
-        }
     }
 
     /// A message whose key and value are copied from `key` and `value` (`nil`: absent) into
@@ -144,28 +172,21 @@ public struct KafkaMessage: Sendable {
         topic: String, partition: Int32, offset: Int64, copyingKey key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
         headers: [KafkaHeader] = [], timestamp: Int64? = nil
     ) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.headers = headers
         let k = key?.count ?? -1, v = value?.count ?? -1
-        keyCount = k
-        valueCount = v
-        bytes = [UInt8](unsafeUninitializedCapacity: max(0, k) + max(0, v)) { buffer, initialized in
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(0, k) + max(0, v)) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             if let key, k > 0 { raw.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: k) }
             if let value, v > 0 { (raw.baseAddress! + max(0, k)).copyMemory(from: value.baseAddress!, byteCount: v) }
             initialized = max(0, k) + max(0, v)
         }
-    }
-
-    private init(_ m: KafkaMessage, key: [UInt8]?, value: [UInt8]?) {
-        self.init(topic: m.topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: m.headers, timestamp: m.timestamp)
+        payload = Payload(topic: topic, headers: headers, bytes: bytes, keyCount: k, valueCount: v)
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
     }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
-    public func header(_ name: String) -> KafkaHeader? { headers.last { $0.name == name } }
+    public func header(_ name: String) -> KafkaHeader? { payload.headers.last { $0.name == name } }
 }
 
 /// Where a produced record landed.
