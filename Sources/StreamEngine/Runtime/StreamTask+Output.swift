@@ -63,7 +63,7 @@ extension StreamTask {
         dlqCounter.increment()
         if error.kind == .late { lateCounter.increment() }
         // A repartition record still framed (`repartitionValueUnread`) goes out with its bare value.
-        let value = sub.fromRepartition ? RepartitionStamp.unframe(m.value)?.payload ?? m.value : m.value
+        let value = sub.fromRepartition ? RepartitionStamp.unframe(m)?.payload ?? m.value : m.value
         send(ProducerRecord(
             topic: env.config.dlqTopic, key: m.key, value: value,
             headers: [

@@ -256,12 +256,19 @@ struct RepartitionStamp: Equatable, Sendable {
 
     /// Splits a framed repartition value into its stamp and payload; `nil` when the value is
     /// not framed (a repartition record of an earlier version: its stamp is in a header).
+    static func unframe(_ raw: UnsafeRawBufferPointer) -> (stamp: RepartitionStamp, payload: [UInt8])? {
+        guard let (stamp, start) = framed(raw) else { return nil }
+        return (stamp, Array(raw[start...]))
+    }
+
+    /// ``unframe(_:)-(UnsafeRawBufferPointer)`` of a value held in an array.
     static func unframe(_ value: [UInt8]?) -> (stamp: RepartitionStamp, payload: [UInt8])? {
-        guard let value else { return nil }
-        return value.withUnsafeBytes { raw in
-            guard let (stamp, start) = framed(raw) else { return nil }
-            return (stamp, Array(raw[start...]))
-        }
+        value?.withUnsafeBytes { unframe($0) } ?? nil
+    }
+
+    /// ``unframe(_:)-(UnsafeRawBufferPointer)`` of a message's value, read in place.
+    static func unframe(_ m: KafkaMessage) -> (stamp: RepartitionStamp, payload: [UInt8])? {
+        m.withUnsafeValue { unframe($0) } ?? nil
     }
 
     /// A framed value's stamp and where its payload starts; `nil` when `raw` is not framed.
@@ -278,17 +285,9 @@ struct RepartitionStamp: Equatable, Sendable {
         value?.withUnsafeBytes { framed($0)?.0 }
     }
 
-    /// The stamp of a message's framed value (no copy of the value); `nil` when it is not framed.
+    /// ``ofFramed(_:)-(\[UInt8\]?)`` of a message's value, read in place.
     static func ofFramed(_ m: KafkaMessage) -> RepartitionStamp? {
         m.withUnsafeValue { framed($0)?.0 } ?? nil
-    }
-
-    /// ``unframe(_:)-(\[UInt8\]?)`` of a message's value, read in place.
-    static func unframe(_ m: KafkaMessage) -> (stamp: RepartitionStamp, payload: [UInt8])? {
-        m.withUnsafeValue { raw -> (stamp: RepartitionStamp, payload: [UInt8])? in
-            guard let (stamp, start) = framed(raw) else { return nil }
-            return (stamp, Array(raw[start...]))
-        } ?? nil
     }
 
     init(eventTime: Int64, upstreamTask: Int32, streamTime: Int64, position: Position?, partial: Bool = false) {
