@@ -170,7 +170,9 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     /// in one order), then among all members; `hint` becomes the position it was found at.
     @inlinable
     public func value(forKey key: String, hint: inout Int) -> JSONValue? {
-        if hint >= 0 && hint < members.count && members[hint].key == key { return members[hint].value }
+        // The length first, as `index(ofKey:)` compares: a key finds the same member whatever
+        // the hint (`String`'s `==` alone would also match canonical equivalents of other lengths).
+        if hint >= 0 && hint < members.count && members[hint].key.utf8.count == key.utf8.count && members[hint].key == key { return members[hint].value }
         guard let i = index(ofKey: key) else { return nil }
         hint = i
         return members[i].value

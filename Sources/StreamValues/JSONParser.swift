@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 // A hand-written RFC 8259 parser producing JSONValue trees.
 
@@ -220,6 +221,14 @@ public struct JSONKeyCache {
     var shapeKeys: [ShapeKey] = []
     /// The bytes of ``shapeKeys``, one after the other.
     var shapeBytes: [UInt8] = []
+    /// Records left before ``JSONValue/parseFlatObject(_:keys:)`` tries again after one
+    /// that was not a flat object.
+    var flatSkips = 0
+    /// The keys of the last flat object (where each is in ``flatShapeBytes``, its length).
+    var flatShape: [(start: Int, count: Int)] = []
+    var flatShapeBytes: [UInt8] = []
+    /// This cache and the generation of ``flatShape``.
+    var flatShapeID: FlatJSONObject.Shape
 
     /// Makes `members` (with their fingerprints) the shape the next top-level object is
     /// compared with; no shape when a key is not plain ASCII.
@@ -251,7 +260,11 @@ public struct JSONKeyCache {
     public init() {
         slots = Array(repeating: Slot(), count: 64)
         stacks = ParserStacks()
+        flatShapeID = FlatJSONObject.Shape(cache: Self.caches.add(1, ordering: .relaxed).newValue, generation: 0)
     }
+
+    /// Caches made so far (each one's number tells its shapes apart from another's).
+    private static let caches = Atomic<UInt64>(0)
 
     /// A cache without slots: the parser makes every key (what `parse` without a cache
     /// does), and nothing is allocated.
@@ -260,6 +273,7 @@ public struct JSONKeyCache {
     private init(slots: [Slot]) {
         self.slots = slots
         stacks = nil
+        flatShapeID = FlatJSONObject.Shape(cache: 0, generation: 0)
     }
 
     /// The key of `n` plain-ASCII bytes at `p` whose fingerprint is `fingerprint`: the
@@ -284,11 +298,14 @@ final class ParserStacks {
     var values = MoveStack<JSONValue>()
     var members = MoveStack<JSONObject.Member>()
     var fingerprints = MoveStack<UInt64>()
+    /// The member index of a `FlatJSONObject` being read.
+    var flatEntries = MoveStack<FlatJSONObject.Entry>()
 
     deinit {
         values.release()
         members.release()
         fingerprints.release()
+        flatEntries.release()
     }
 }
 

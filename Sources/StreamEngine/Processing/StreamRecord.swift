@@ -16,22 +16,92 @@ public struct RecordOrigin: Sendable, Hashable {
 public struct StreamRecord: Sendable, Hashable {
     /// The record key (from the configured key field or the Kafka key).
     public var key: String
-    /// The value; pipelines work on JSON objects.
-    public var value: JSONObject
+    /// The value as read or as a step made it.
+    @usableFromInline var content: Content
     /// Event time, epoch milliseconds.
     public var timestamp: Int64
     public var origin: RecordOrigin?
 
+    /// A value as a tree, or a source record's flat object as read (made into a tree only
+    /// when a step asks for the whole value).
+    @usableFromInline
+    enum Content: Sendable {
+        case object(JSONObject)
+        case flat(FlatJSONObject)
+    }
+
     public init(key: String, value: JSONObject, timestamp: Int64, origin: RecordOrigin? = nil) {
         self.key = key
-        self.value = value
+        self.content = .object(value)
         self.timestamp = timestamp
         self.origin = origin
     }
 
+    /// A record whose value is a flat object as read (see ``FlatJSONObject``).
+    public init(key: String, flat: FlatJSONObject, timestamp: Int64, origin: RecordOrigin? = nil) {
+        self.key = key
+        self.content = .flat(flat)
+        self.timestamp = timestamp
+        self.origin = origin
+    }
+
+    /// The value; pipelines work on JSON objects. A record read as a flat object makes its
+    /// tree on each read: a step that reads fields uses ``field(_:)``, which does not.
+    public var value: JSONObject {
+        get {
+            switch content {
+            case .object(let o): return o
+            case .flat(let f): return f.object
+            }
+        }
+        set { content = .object(newValue) }
+        _modify {
+            var o: JSONObject
+            switch content {
+            case .object(let x): o = x
+            case .flat(let f): o = f.object
+            }
+            content = .object(JSONObject())  // the tree stays uniquely referenced while it changes
+            defer { content = .object(o) }
+            yield &o
+        }
+    }
+
+    /// The flat object the record was read as, while no step changed its value.
+    public var flatValue: FlatJSONObject? {
+        if case .flat(let f) = content { return f }
+        return nil
+    }
+
+    /// The number of members of the value.
+    public var fieldCount: Int {
+        switch content {
+        case .object(let o): return o.count
+        case .flat(let f): return f.count
+        }
+    }
+
     /// A field of the value (dotted paths reach into nested objects).
     public func field(_ path: String) -> JSONValue? {
-        value.lookup(path)
+        switch content {
+        case .object(let o):
+            return o.lookup(path)
+        case .flat(let f):
+            // No nested objects in a flat one: a dotted path names a member or nothing.
+            var hint = 0
+            return f.value(forKey: path, hint: &hint)
+        }
+    }
+
+    public static func == (a: StreamRecord, b: StreamRecord) -> Bool {
+        a.key == b.key && a.timestamp == b.timestamp && a.origin == b.origin && a.value == b.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(value)
+        hasher.combine(timestamp)
+        hasher.combine(origin)
     }
 }
 

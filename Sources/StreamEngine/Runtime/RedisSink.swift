@@ -107,7 +107,7 @@ struct RedisSinkStep {
         }
         // Encoded as the fence script reads them (per command its argument count, then its
         // arguments) straight away: a commit writes one per changed key.
-        var encoded = RedisArguments(reservingCapacity: 128 + 48 * record.value.count)
+        var encoded = RedisArguments(reservingCapacity: 128 + 48 * record.fieldCount)
         var replaces = true
         switch spec.mode {
         case .hash(let fields):

@@ -1,5 +1,27 @@
 import KafkaClient
 
+/// Where a reader found each field `SourceDecoding` checks (the required ones, then the key
+/// and timestamp fields) in the last record: records of one source keep their fields in one
+/// order, so the member at that position is usually the one. For flat objects of one shape
+/// (`FlatJSONObject.Shape`) the positions are known (-1: absent) and not compared again.
+struct DecodeHints {
+    var positions: [Int] = []
+    var shape: FlatJSONObject.Shape?
+}
+
+/// A source record's value as read: a flat object (scalar members, see `FlatJSONObject`)
+/// when it is one, no tree made; any other value parsed into its tree, or its parse error.
+enum SourceValue: Sendable {
+    case flat(FlatJSONObject)
+    case parsed(Result<JSONValue, JSONParseError>)
+
+    /// Reads a value's bytes: as a flat object when it is one, with the full parser otherwise.
+    static func read(_ bytes: UnsafeRawBufferPointer, keys: inout JSONKeyCache) -> SourceValue {
+        if let flat = JSONValue.parseFlatObject(bytes, keys: &keys) { return .flat(flat) }
+        return .parsed(Result { () throws(JSONParseError) in try JSONValue.parse(bytes, keys: &keys) })
+    }
+}
+
 /// What decoding a source record depends on: its key and timestamp fields and the
 /// required fields with their types. Pipelines whose sources have the same one decode
 /// a message they both read the same way, so it is decoded once for all of them.
@@ -23,31 +45,33 @@ struct SourceDecoding: Hashable, Sendable {
     /// - Parameter hints: where each checked field (the required ones, then the key and
     ///   timestamp fields) was in the last record; records of one source keep their fields
     ///   in one order, so the first member compared is usually the one.
-    func decode(_ m: KafkaMessage, parsed: Result<JSONValue, JSONParseError>, origin: RecordOrigin, hints: inout [Int]) throws(RecordError) -> StreamRecord {
+    func decode(_ m: KafkaMessage, parsed: SourceValue, origin: RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
         guard m.hasValue else { throw RecordError(.parse, "record has no value") }
         let value: JSONObject
         switch parsed {
-        case .failure(let error): throw RecordError(.parse, "malformed JSON: \(error)")
-        case .success(.object(let o)): value = o
-        case .success: throw RecordError(.parse, "value is not a JSON object")
+        case .flat(let flat): return try decode(m, flat: flat, origin: origin, hints: &hints)
+        case .parsed(.failure(let error)): throw RecordError(.parse, "malformed JSON: \(error)")
+        case .parsed(.success(.object(let o))): value = o
+        case .parsed(.success): throw RecordError(.parse, "value is not a JSON object")
         }
         let n = requiredFields.count
-        if hints.count != n + 2 { hints = Array(repeating: 0, count: n + 2) }
+        if hints.positions.count != n + 2 { hints.positions = Array(repeating: 0, count: n + 2) }
+        hints.shape = nil
         for i in 0..<n {
             let field = requiredFields[i], type = requiredTypes[i]
-            guard let v = value.lookup(field, hint: &hints[i]), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
+            guard let v = value.lookup(field, hint: &hints.positions[i]), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
             if !Self.matches(v, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())") }
         }
         let key: String
         if let kf = keyField {
-            guard let v = value.lookup(kf, hint: &hints[n]), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            guard let v = value.lookup(kf, hint: &hints.positions[n]), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
             key = v.keyText
         } else {
             key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
         }
         let ts: Int64
         if let tf = timestampField {
-            guard let v = value.lookup(tf, hint: &hints[n + 1]), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            guard let v = value.lookup(tf, hint: &hints.positions[n + 1]), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
             switch timestampFormat {
             case .iso8601:
                 guard let s = v.stringValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(v.serializedString())") }
@@ -61,6 +85,69 @@ struct SourceDecoding: Hashable, Sendable {
             ts = m.timestamp ?? 0
         }
         return StreamRecord(key: key, value: value, timestamp: ts, origin: origin)
+    }
+
+    /// ``decode(_:parsed:origin:hints:)`` of a flat object: the same checks, key and event
+    /// time, and the same errors, read from its index (no tree; the event time parsed from the
+    /// string's bytes).
+    private func decode(_ m: KafkaMessage, flat f: FlatJSONObject, origin: RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
+        let n = requiredFields.count
+        if hints.shape == nil || hints.shape != f.shape {
+            // Every position, found (or -1) for this shape before any check.
+            if hints.positions.count != n + 2 { hints.positions = Array(repeating: 0, count: n + 2) }
+            func find(_ field: String?, _ i: Int) {
+                var hint = hints.positions[i]
+                hints.positions[i] = field.flatMap { f.index(ofKey: $0, hint: &hint) } ?? -1
+            }
+            for i in 0..<n { find(requiredFields[i], i) }
+            find(keyField, n)
+            find(timestampField, n + 1)
+            hints.shape = f.shape
+        }
+        for i in 0..<n {
+            let field = requiredFields[i], type = requiredTypes[i], j = hints.positions[i]
+            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "required field '\(field)' is missing") }
+            if !Self.matches(f, j, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(f.value(at: j).serializedString())") }
+        }
+        let key: String
+        if let kf = keyField {
+            let j = hints.positions[n]
+            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            key = f.value(at: j).keyText
+        } else {
+            key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        let ts: Int64
+        if let tf = timestampField {
+            let j = hints.positions[n + 1]
+            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            switch timestampFormat {
+            case .iso8601:
+                guard let t = f.withStringBytes(at: j, { EventTime.parseISO8601(bytes: $0) }) else {
+                    throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(f.value(at: j).serializedString())")
+                }
+                guard let t else { throw RecordError(.wrongType, "timestamp field '\(tf)' is not ISO-8601: \(f.value(at: j).stringValue ?? "")") }
+                ts = t
+            case .epochMillis, .epochSeconds:
+                guard let d = f.number(at: j) else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be a number, got \(f.value(at: j).serializedString())") }
+                ts = timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
+            }
+        } else {
+            ts = m.timestamp ?? 0
+        }
+        return StreamRecord(key: key, flat: f, timestamp: ts, origin: origin)
+    }
+
+    /// ``matches(_:_:)`` for the member at `j` of a flat object (scalars only).
+    static func matches(_ f: FlatJSONObject, _ j: Int, _ type: FieldType) -> Bool {
+        switch type {
+        case .any: return true
+        case .string: return f.type(at: j) == .string
+        case .number: return f.type(at: j) == .number
+        case .integer: return f.number(at: j).map { $0.rounded() == $0 } ?? false
+        case .boolean: return f.type(at: j) == .boolean
+        case .object, .array: return false
+        }
     }
 
     static func matches(_ v: JSONValue, _ type: FieldType) -> Bool {
@@ -78,7 +165,7 @@ extension StreamTask {
     /// checked against the source's required fields, with its key and event time.
     /// - Parameter parsed: the value already parsed for every task that reads the message (`nil`: parse it here).
     /// - Parameter stamp: a repartition record's stamp, when the caller read it already.
-    func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: Result<JSONValue, JSONParseError>? = nil, stamp: RepartitionStamp? = nil) throws(RecordError) -> StreamRecord {
+    func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: SourceValue? = nil, stamp: RepartitionStamp? = nil) throws(RecordError) -> StreamRecord {
         // The key cache and the hints are moved out of the task and back (not copied: no new
         // buffer); an inout access to the actor's property per use would cost a dynamic
         // exclusivity check each.
@@ -99,8 +186,8 @@ extension StreamTask {
             let ts = (stamp ?? RepartitionStamp.of(m))?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? "", value: value, timestamp: ts, origin: origin)
         }
-        let parsed = shared ?? m.withUnsafeValue { v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } } ?? .success(.null)
-        var hints: [Int] = []
+        let parsed = shared ?? m.withUnsafeValue { SourceValue.read($0, keys: &keys) } ?? .parsed(.success(.null))
+        var hints = DecodeHints()
         swap(&hints, &fieldHints)
         defer { fieldHints = hints }
         return try sourceDecoding.decode(m, parsed: parsed, origin: origin, hints: &hints)

@@ -408,7 +408,7 @@ package actor StreamTask {
     var currentPosition: InputPosition?
     /// For `decode`: where each checked field of the source (the required ones, then the key
     /// and timestamp fields) was in the last record.
-    var fieldHints: [Int] = []
+    var fieldHints = DecodeHints()
     /// For `decode`: the object keys of the records parsed so far (`JSONKeyCache`).
     var keyCache = JSONKeyCache()
     /// Per input topic, the position through which the task's Redis writes were applied before

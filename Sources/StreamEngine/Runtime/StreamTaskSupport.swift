@@ -326,6 +326,6 @@ extension StreamTask.CompiledStep {
 /// decoded once when those tasks' sources decode it alike (`SourceDecoding`).
 struct InputMessage: Sendable {
     let message: KafkaMessage
-    let parsedValue: Result<JSONValue, JSONParseError>?
+    let parsedValue: SourceValue?
     let decoded: Result<StreamRecord, RecordError>?
 }

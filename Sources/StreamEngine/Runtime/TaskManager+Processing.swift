@@ -55,13 +55,13 @@ extension TaskManager {
         return await withTaskGroup(of: (Int, [InputMessage]).self) { group in
             for (run, range, decoding) in shared {
                 group.addTask {
-                    var hints: [Int] = []
+                    var hints = DecodeHints()
                     var keys = JSONKeyCache()
                     var inputs: [InputMessage] = []
                     inputs.reserveCapacity(range.count)
                     for i in range {
                         let m = messages[i]
-                        guard let parsed = m.withUnsafeValue({ v in Result { () throws(JSONParseError) in try JSONValue.parse(v, keys: &keys) } }) else {
+                        guard let parsed = m.withUnsafeValue({ SourceValue.read($0, keys: &keys) }) else {
                             inputs.append(InputMessage(message: m, parsedValue: nil, decoded: nil))
                             continue
                         }
