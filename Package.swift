@@ -71,11 +71,13 @@ let package = Package(
         .target(
             name: "KafkaClient",
             dependencies: [
-                "CRdKafka", "CKafkaMockLimits", "ThreadExecutors",
+                "CRdKafka", "CKafkaMockLimits", "ThreadExecutors", "ByteArrays",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath),
         .target(name: "ThreadExecutors"),
+        // Byte arrays made without the standard library's slow path (see ConcatenatedBytes).
+        .target(name: "ByteArrays", swiftSettings: hotPath),
         // posix_spawn for every child process (local redis-server, the benchmark's children).
         .target(name: "ChildProcess"),
         .target(
@@ -91,7 +93,7 @@ let package = Package(
             ]),
 
         // JSON values, their parser and serializer, durations and event times.
-        .target(name: "StreamValues", swiftSettings: hotPath),
+        .target(name: "StreamValues", dependencies: ["ByteArrays"], swiftSettings: hotPath),
         // The generic engine (re-exports StreamValues).
         .target(
             name: "StreamEngine",
@@ -172,6 +174,7 @@ let package = Package(
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "ThreadExecutors"]),
         .testTarget(name: "ThreadExecutorsTests", dependencies: ["ThreadExecutors"]),
+        .testTarget(name: "ByteArraysTests", dependencies: ["ByteArrays"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "MariaDBClientTests", dependencies: ["MariaDBClient"]),

@@ -1,3 +1,5 @@
+import ByteArrays
+
 /// A topic and a partition.
 public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
     public var topic: String
@@ -173,12 +175,8 @@ public struct KafkaMessage: Sendable {
         headers: [KafkaHeader] = [], timestamp: Int64? = nil
     ) {
         let k = key?.count ?? -1, v = value?.count ?? -1
-        let bytes = [UInt8](unsafeUninitializedCapacity: max(0, k) + max(0, v)) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            if let key, k > 0 { raw.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: k) }
-            if let value, v > 0 { (raw.baseAddress! + max(0, k)).copyMemory(from: value.baseAddress!, byteCount: v) }
-            initialized = max(0, k) + max(0, v)
-        }
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        let bytes = Array(ConcatenatedBytes(key ?? none, value ?? none))
         payload = Payload(topic: topic, headers: headers, bytes: bytes, keyCount: k, valueCount: v)
         self.partition = partition
         self.offset = offset

@@ -1,5 +1,6 @@
 // A top-level JSON object of scalar members, kept as its text with an index of the members.
 
+import ByteArrays
 import Foundation
 
 /// A JSON object whose members are all scalars (strings, numbers, `true`, `false`, `null`)
@@ -233,14 +234,6 @@ extension JSONValue {
 }
 
 extension JSONParser {
-    /// `skipWhitespace` when the byte at `pos` is not `expected` (one compare in the usual case
-    /// of no whitespace).
-    @inline(__always)
-    mutating func skipWhitespaceBefore(_ expected: UInt8) {
-        if pos < count && base[pos] == expected { return }
-        skipWhitespace()
-    }
-
     /// Scans a string at `pos` (see `scanString`): true when it is valid and has no escape
     /// (its content is then `lastStringStart..<lastStringEnd`).
     @inline(__always)
@@ -272,7 +265,7 @@ extension JSONParser {
             pos += 1
         } else {
             while true {
-                skipWhitespaceBefore(ASCII.quote)
+                skipWhitespace()
                 guard pos < count, base[pos] == ASCII.quote else { return nil }
                 let keyStart: Int, keyCount: Int
                 let i = entries.count
@@ -290,10 +283,9 @@ extension JSONParser {
                         if Int(e.keyCount) == keyCount && memcmp(base + Int(e.keyStart), base + keyStart, keyCount) == 0 { return nil }  // repeated key
                     }
                 }
-                skipWhitespaceBefore(ASCII.colon)
+                skipWhitespace()
                 guard pos < count, base[pos] == ASCII.colon else { return nil }
                 pos += 1
-                if pos < count && base[pos] == 0x20 { pos += 1 }  // `": "`, then usually the value
                 skipWhitespace()
                 guard pos < count else { return nil }
                 let valueStart = pos
@@ -320,7 +312,7 @@ extension JSONParser {
                     return nil  // a nested object or array, or malformed
                 }
                 entries.push(entry)
-                skipWhitespaceBefore(ASCII.comma)
+                skipWhitespace()
                 guard pos < count else { return nil }
                 let b = base[pos]
                 pos += 1
@@ -335,12 +327,8 @@ extension JSONParser {
         if stacks != nil && !(onShape && n == shapeCount) { cache.recordFlatShape(base, entries.elements, n) }
         let stride = MemoryLayout<FlatJSONObject.Entry>.stride
         let textCount = count
-        let storage = [UInt8](unsafeUninitializedCapacity: textCount + n * stride) { buffer, initialized in
-            let out = UnsafeMutableRawPointer(buffer.baseAddress.unsafelyUnwrapped)
-            out.copyMemory(from: base, byteCount: textCount)
-            if n > 0 { (out + textCount).copyMemory(from: entries.elements, byteCount: n * stride) }
-            initialized = textCount + n * stride
-        }
+        let index = UnsafeRawBufferPointer(start: n > 0 ? UnsafeRawPointer(entries.elements) : nil, count: n * stride)
+        let storage = Array(ConcatenatedBytes(UnsafeRawBufferPointer(start: base, count: textCount), index))
         return FlatJSONObject(storage: storage, indexStart: textCount, count: n, shape: stacks == nil ? nil : cache.flatShapeID)
     }
 }
@@ -353,22 +341,8 @@ extension JSONKeyCache {
     func flatShapeMatch(_ i: Int, _ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Int? {
         let (start, n) = flatShape[i]
         guard end - p > n + 1, p[n + 1] == ASCII.quote else { return nil }
-        if n == 0 { return 0 }
-        let same = flatShapeBytes.withUnsafeBufferPointer { shape in
-            // Eight bytes at a time, then byte by byte: keys are short, a call to `memcmp` costs more.
-            let a = UnsafeRawPointer(shape.baseAddress.unsafelyUnwrapped + start), b = UnsafeRawPointer(p + 1)
-            var k = 0
-            while k + 8 <= n {
-                if a.loadUnaligned(fromByteOffset: k, as: UInt64.self) != b.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
-                k += 8
-            }
-            while k < n {
-                if a.load(fromByteOffset: k, as: UInt8.self) != b.load(fromByteOffset: k, as: UInt8.self) { return false }
-                k += 1
-            }
-            return true
-        }
-        return same ? n : nil
+        guard n == 0 || flatShapeBytes.withUnsafeBufferPointer({ memcmp($0.baseAddress! + start, p + 1, n) == 0 }) else { return nil }
+        return n
     }
 
     /// Makes the keys of `entries` (in the text at `base`) the shape the next flat object is

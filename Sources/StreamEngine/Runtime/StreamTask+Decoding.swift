@@ -59,27 +59,27 @@ struct SourceDecoding: Hashable, Sendable {
         hints.shape = nil
         for i in 0..<n {
             let field = requiredFields[i], type = requiredTypes[i]
-            guard let v = value.lookup(field, hint: &hints.positions[i]), !v.isNull else { throw RecordError(.missingField, "required field '\(field)' is missing") }
-            if !Self.matches(v, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())") }
+            guard let v = value.lookup(field, hint: &hints.positions[i]), !v.isNull else { throw Self.missing("required field", field) }
+            if !Self.matches(v, type) { throw Self.wrongType(field, type, got: v) }
         }
         let key: String
         if let kf = keyField {
-            guard let v = value.lookup(kf, hint: &hints.positions[n]), !v.isNull else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            guard let v = value.lookup(kf, hint: &hints.positions[n]), !v.isNull else { throw Self.missing("key field", kf) }
             key = v.keyText
         } else {
             key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
         }
         let ts: Int64
         if let tf = timestampField {
-            guard let v = value.lookup(tf, hint: &hints.positions[n + 1]), !v.isNull else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            guard let v = value.lookup(tf, hint: &hints.positions[n + 1]), !v.isNull else { throw Self.missing("timestamp field", tf) }
             switch timestampFormat {
             case .iso8601:
-                guard let s = v.stringValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(v.serializedString())") }
-                guard let t = EventTime.parseISO8601(s) else { throw RecordError(.wrongType, "timestamp field '\(tf)' is not ISO-8601: \(s)") }
+                guard let s = v.stringValue else { throw Self.timestampNot("an ISO-8601 string", tf, got: v) }
+                guard let t = EventTime.parseISO8601(s) else { throw Self.notISO8601(tf, s) }
                 ts = t
             case .epochMillis, .epochSeconds:
-                guard let d = v.doubleValue else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be a number, got \(v.serializedString())") }
-                ts = timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
+                guard let d = v.doubleValue else { throw Self.timestampNot("a number", tf, got: v) }
+                ts = eventTime(number: d)
             }
         } else {
             ts = m.timestamp ?? 0
@@ -106,13 +106,13 @@ struct SourceDecoding: Hashable, Sendable {
         }
         for i in 0..<n {
             let field = requiredFields[i], type = requiredTypes[i], j = hints.positions[i]
-            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "required field '\(field)' is missing") }
-            if !Self.matches(f, j, type) { throw RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(f.value(at: j).serializedString())") }
+            guard j >= 0, f.type(at: j) != .null else { throw Self.missing("required field", field) }
+            if !Self.matches(f, j, type) { throw Self.wrongType(field, type, got: f.value(at: j)) }
         }
         let key: String
         if let kf = keyField {
             let j = hints.positions[n]
-            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "key field '\(kf)' is missing") }
+            guard j >= 0, f.type(at: j) != .null else { throw Self.missing("key field", kf) }
             key = f.value(at: j).keyText
         } else {
             key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -120,22 +120,41 @@ struct SourceDecoding: Hashable, Sendable {
         let ts: Int64
         if let tf = timestampField {
             let j = hints.positions[n + 1]
-            guard j >= 0, f.type(at: j) != .null else { throw RecordError(.missingField, "timestamp field '\(tf)' is missing") }
+            guard j >= 0, f.type(at: j) != .null else { throw Self.missing("timestamp field", tf) }
             switch timestampFormat {
             case .iso8601:
                 guard let t = f.withStringBytes(at: j, { EventTime.parseISO8601(bytes: $0) }) else {
-                    throw RecordError(.wrongType, "timestamp field '\(tf)' must be an ISO-8601 string, got \(f.value(at: j).serializedString())")
+                    throw Self.timestampNot("an ISO-8601 string", tf, got: f.value(at: j))
                 }
-                guard let t else { throw RecordError(.wrongType, "timestamp field '\(tf)' is not ISO-8601: \(f.value(at: j).stringValue ?? "")") }
+                guard let t else { throw Self.notISO8601(tf, f.value(at: j).stringValue ?? "") }
                 ts = t
             case .epochMillis, .epochSeconds:
-                guard let d = f.number(at: j) else { throw RecordError(.wrongType, "timestamp field '\(tf)' must be a number, got \(f.value(at: j).serializedString())") }
-                ts = timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
+                guard let d = f.number(at: j) else { throw Self.timestampNot("a number", tf, got: f.value(at: j)) }
+                ts = eventTime(number: d)
             }
         } else {
             ts = m.timestamp ?? 0
         }
         return StreamRecord(key: key, flat: f, timestamp: ts, origin: origin)
+    }
+
+    /// A numeric timestamp field's event time in milliseconds.
+    private func eventTime(number d: Double) -> Int64 {
+        timestampFormat == .epochMillis ? Int64(d) : Int64(d * 1000)
+    }
+
+    // The dead-letter reasons, the same from a tree and from a flat object.
+    private static func missing(_ what: String, _ field: String) -> RecordError {
+        RecordError(.missingField, "\(what) '\(field)' is missing")
+    }
+    private static func wrongType(_ field: String, _ type: FieldType, got v: JSONValue) -> RecordError {
+        RecordError(.wrongType, "field '\(field)' must be \(type.rawValue), got \(v.serializedString())")
+    }
+    private static func timestampNot(_ what: String, _ field: String, got v: JSONValue) -> RecordError {
+        RecordError(.wrongType, "timestamp field '\(field)' must be \(what), got \(v.serializedString())")
+    }
+    private static func notISO8601(_ field: String, _ s: String) -> RecordError {
+        RecordError(.wrongType, "timestamp field '\(field)' is not ISO-8601: \(s)")
     }
 
     /// ``matches(_:_:)`` for the member at `j` of a flat object (scalars only).
