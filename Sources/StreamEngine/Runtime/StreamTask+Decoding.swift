@@ -25,7 +25,10 @@ enum SourceValue: Sendable {
 /// What decoding a source record depends on: its key and timestamp fields and the
 /// required fields with their types. Pipelines whose sources have the same one decode
 /// a message they both read the same way, so it is decoded once for all of them.
-struct SourceDecoding: Hashable, Sendable {
+///
+/// A final class: a task calls `decode` on it per record, and a struct stored in the actor
+/// was copied for each call (its arrays retained and released: ~250 instructions per record).
+final class SourceDecoding: Hashable, Sendable {
     let keyField: String?
     let timestampField: String?
     let timestampFormat: TimestampFormat
@@ -38,6 +41,20 @@ struct SourceDecoding: Hashable, Sendable {
         timestampFormat = source.timestampFormat
         requiredFields = source.required.map(\.field)
         requiredTypes = source.required.map(\.type)
+    }
+
+    /// Alike when they decode alike: the same fields, types and format.
+    static func == (a: SourceDecoding, b: SourceDecoding) -> Bool {
+        a.keyField == b.keyField && a.timestampField == b.timestampField && a.timestampFormat == b.timestampFormat
+            && a.requiredFields == b.requiredFields && a.requiredTypes == b.requiredTypes
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(keyField)
+        hasher.combine(timestampField)
+        hasher.combine(timestampFormat)
+        hasher.combine(requiredFields)
+        hasher.combine(requiredTypes)
     }
 
     /// Decodes a source record: its value parsed (or the parse error), checked against the
@@ -190,8 +207,8 @@ extension StreamTask {
         // exclusivity check each.
         var keys = JSONKeyCache.unused
         swap(&keys, &keyCache)
-        defer { keyCache = keys }
-        if sub.fromRepartition {
+        defer { swap(&keys, &keyCache) }  // swapped back: an assignment copied the cache and destroyed the placeholder
+        if fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
             let value: JSONObject
             if repartitionValueUnread && !(stamp?.partial ?? false) {
@@ -208,7 +225,7 @@ extension StreamTask {
         let parsed = shared ?? m.withUnsafeValue { SourceValue.read($0, keys: &keys) } ?? .parsed(.success(.null))
         var hints = DecodeHints()
         swap(&hints, &fieldHints)
-        defer { fieldHints = hints }
+        defer { swap(&hints, &fieldHints) }
         return try sourceDecoding.decode(m, parsed: parsed, origin: origin, hints: &hints)
     }
 }

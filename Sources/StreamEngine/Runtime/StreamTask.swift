@@ -52,6 +52,11 @@ public struct RecordFailure: Error, CustomStringConvertible, Sendable {
 package actor StreamTask {
     let id: TaskID
     let sub: SubTopology
+    /// `sub.fromRepartition` and whether a record that passes the last step counts as output,
+    /// kept apart: reading a field of `sub` per record copied the whole struct (its arrays
+    /// retained and released).
+    let fromRepartition: Bool
+    let countsOutput: Bool
     /// How the task's source records are decoded (see `SourceDecoding`).
     let sourceDecoding: SourceDecoding
     let partition: Int32
@@ -162,6 +167,8 @@ package actor StreamTask {
         self.id = TaskID(subTopology: sub.id, partition: partition)
         self.sub = sub
         self.sourceDecoding = SourceDecoding(sub.pipeline.source)
+        self.fromRepartition = sub.fromRepartition
+        self.countsOutput = sub.index == 1 || sub.pipeline.rekeyIndex == nil
         self.partition = partition
         self.env = env
         var stores: [String: KeyValueStore] = [:]
@@ -262,7 +269,7 @@ package actor StreamTask {
             // unless nothing reads the value: then the framed value stays (no copy of the payload
             // and no new message per record) and `deadLetter` strips the frame.
             var stamp: RepartitionStamp?
-            if sub.fromRepartition {
+            if fromRepartition {
                 if repartitionValueUnread, let framed = RepartitionStamp.ofFramed(m), !framed.partial {
                     stamp = framed
                 } else if let framed = RepartitionStamp.unframe(m) {
@@ -493,7 +500,7 @@ package actor StreamTask {
             }
             i += 1
         }
-        if sub.index == 1 || sub.pipeline.rekeyIndex == nil { outCounter.increment() }  // it passed the pipeline's last step
+        if countsOutput { outCounter.increment() }  // it passed the pipeline's last step
     }
 
     /// The entries of one of the task's stores (nil if the task has no such store).
