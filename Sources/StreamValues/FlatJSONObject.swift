@@ -179,6 +179,16 @@ public struct FlatJSONObject: Sendable {
         }
     }
 
+    /// The member at `index` as a string, `nil` when it is not one.
+    @inlinable
+    public func string(at index: Int) -> String? {
+        storage.withUnsafeBytes { raw in
+            let e = entry(index, raw)
+            guard e.kind == Kind.asciiString.rawValue || e.kind == Kind.utf8String.rawValue else { return nil }
+            return Self.string(raw.baseAddress! + Int(e.valueStart), Int(e.valueCount))
+        }
+    }
+
     /// The members as a ``JSONObject`` (what ``JSONValue/parse(_:keys:)-(UnsafeRawBufferPointer,_)`` gives for the text).
     public var object: JSONObject {
         storage.withUnsafeBytes { raw in

@@ -7,6 +7,8 @@ import StreamEngine
 extension StreamRecord {
     /// A string field that must be present and non-empty.
     func requiredString(_ field: String) throws(RecordError) -> String {
+        // The common case read as a string alone; anything else finds its reason below.
+        if let s = string(field), !s.isEmpty { return s }
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let s = v.stringValue else {
             throw RecordError(.wrongType, "field '\(field)' must be a string, got \(v.serializedString())")
@@ -26,6 +28,7 @@ extension StreamRecord {
 
     /// A finite, non-negative number.
     func nonNegativeNumber(_ field: String) throws(RecordError) -> Double {
+        if let d = number(field), d.isFinite, d >= 0 { return d }
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let d = v.doubleValue, d.isFinite, d >= 0 else {
             throw RecordError(.wrongType, "field '\(field)' must be a non-negative number, got \(v.serializedString())")
@@ -35,6 +38,7 @@ extension StreamRecord {
 
     /// A whole number of at least 1 (a quantity).
     func positiveInteger(_ field: String) throws(RecordError) -> Int64 {
+        if let d = number(field), let i = Int64(exactly: d), i >= 1 { return i }
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let i = v.intValue, i >= 1 else {
             throw RecordError(.wrongType, "field '\(field)' must be a whole number of at least 1, got \(v.serializedString())")

@@ -9,7 +9,7 @@ extension StreamTask {
 
     func markDirty(step: Int, key: String, timestamp: Int64, origin: RecordOrigin) {
         // In place: copying the set out and back would copy it once per record.
-        dirtyKeys[step, default: DirtyKeys()].mark(key, timestamp: timestamp, origin: origin, position: currentPosition)
+        dirtyKeys[step].mark(key, timestamp: timestamp, origin: origin, position: currentPosition)
     }
 
     /// Computes the result of every key changed since the last commit once and
@@ -17,11 +17,11 @@ extension StreamTask {
     /// (the key and the result's JSON) with the source position of the key's
     /// last record: that record was applied to the state, the result is what failed.
     func emitDeferredResults() throws {
-        guard !dirtyKeys.isEmpty else { return }
+        guard dirtyKeys.contains(where: { !$0.isEmpty }) else { return }
         let pending = dirtyKeys
-        dirtyKeys = [:]
-        for step in pending.keys.sorted() {
-            guard case .aggregate(let store, let aggregator, _) = steps[step], let d = pending[step] else { continue }
+        dirtyKeys = Array(repeating: DirtyKeys(), count: pending.count)
+        for (step, d) in pending.enumerated() where !d.isEmpty {
+            guard case .aggregate(let store, let aggregator, _) = steps[step] else { continue }
             let fields = resultFields[step]
             for key in d.order {
                 guard let last = d.last[key], let state = store.get(key) else { continue }

@@ -115,10 +115,12 @@ package actor StreamTask {
     /// Indices of `aggregate` steps whose results only feed filter/select and
     /// materialising Redis writes: their results are computed once per changed
     /// key at the commit (as Kafka Streams' record cache does), not per record.
-    private var deferredAggregates: Set<Int> = []
-    /// Per deferred step: keys changed since the last commit, in first-change
-    /// order, with the event time and message of the last record of each.
-    var dirtyKeys: [Int: DirtyKeys] = [:]
+    /// By step index (an array, not a set: read once per record).
+    private var deferredAggregates: [Bool] = []
+    /// Per step (empty for all but deferred steps): keys changed since the last commit, in
+    /// first-change order, with the event time and message of the last record of each. By step
+    /// index: an array, not a dictionary, as it is written once per record.
+    var dirtyKeys: [DirtyKeys] = []
     /// Per deferred aggregate step followed only by Redis sinks that name the fields they
     /// write: those fields (`Aggregator.result(_:reading:)`); absent: the whole result.
     var resultFields: [Int: Set<String>] = [:]
@@ -133,6 +135,8 @@ package actor StreamTask {
         mutating func mark(_ key: String, timestamp: Int64, origin: RecordOrigin, position: InputPosition?) {
             if last.updateValue((timestamp, origin, position), forKey: key) == nil { order.append(key) }
         }
+
+        var isEmpty: Bool { order.isEmpty }
     }
     /// When the last record was processed (wall clock, as of the end of the `drain` that
     /// processed it), for `close_idle_after`.
@@ -202,9 +206,11 @@ package actor StreamTask {
         if let aggregator = try Combiner.aggregator(for: sub, env: env) {
             combiner = Combiner(aggregator: aggregator, inputTopic: sub.sourceTopics[0], topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
         }
+        deferredAggregates = Array(repeating: false, count: steps.count)
+        dirtyKeys = Array(repeating: DirtyKeys(), count: steps.count)
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) {
-                deferredAggregates.insert(i)
+                deferredAggregates[i] = true
                 let read = steps[(i + 1)...].map { step -> Set<String>? in if case .redis(let sink) = step { sink.readFields } else { nil } }
                 if !read.contains(nil) { resultFields[i] = read.reduce(into: Set<String>()) { $0.formUnion($1!) } }
             }
@@ -468,7 +474,7 @@ package actor StreamTask {
                     i += 1
                     continue
                 }
-                if deferredAggregates.contains(i), let origin = currentOrigin {
+                if deferredAggregates[i], let origin = currentOrigin {
                     markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
                     return
                 }

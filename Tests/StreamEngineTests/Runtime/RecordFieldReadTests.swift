@@ -1,0 +1,36 @@
+import StreamEngine
+import Testing
+
+@Suite("A record's typed field reads: the same from a flat object as from its tree")
+struct RecordFieldReadTests {
+    @Test("number(_:) and string(_:) give what field(_:) gives, for every member type and for absent keys")
+    func typedReadsMatchTheValue() throws {
+        let texts = [
+            #"{"userId":"u-42","category":"books","price":19.99,"quantity":2,"timestamp":"2024-12-14T12:00:00.000Z"}"#,
+            #"{"price":"19.99","quantity":null,"category":7,"userId":true,"empty":""}"#,
+            #"{"uni":"é中😀","long":"a string well over fifteen bytes long","neg":-0.5e-3,"big":1e300,"f":false}"#,
+            #"{}"#,
+        ]
+        let names = ["userId", "category", "price", "quantity", "timestamp", "empty", "uni", "long", "neg", "big", "f", "missing", ""]
+        var flatCount = 0
+        for text in texts {
+            var keys = JSONKeyCache()
+            let tree = try #require(try JSONValue.parse(Array(text.utf8)).objectValue)
+            let treeRecord = StreamRecord(key: "k", value: tree, timestamp: 0)
+            guard let flat = Array(text.utf8).withUnsafeBytes({ JSONValue.parseFlatObject($0, keys: &keys) }) else {
+                Issue.record("not read as a flat object: \(text)")
+                continue
+            }
+            flatCount += 1
+            let flatRecord = StreamRecord(key: "k", flat: flat, timestamp: 0)
+            for name in names {
+                let expected = treeRecord.field(name)
+                #expect(flatRecord.number(name) == expected?.doubleValue, "\(name) in \(text)")
+                #expect(treeRecord.number(name) == expected?.doubleValue, "\(name) in \(text)")
+                #expect(flatRecord.string(name) == expected?.stringValue, "\(name) in \(text)")
+                #expect(treeRecord.string(name) == expected?.stringValue, "\(name) in \(text)")
+            }
+        }
+        #expect(flatCount == texts.count)
+    }
+}
