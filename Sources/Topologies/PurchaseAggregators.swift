@@ -14,11 +14,16 @@ public struct PurchaseStatsAggregator: Aggregator {
     public let priceField: String
     public let quantityField: String
     public let categoryField: String
+    /// The three fields as keys that remember where they were last found (read once per record).
+    private let price: FieldKey, quantity: FieldKey, category: FieldKey
 
     public init(priceField: String = "price", quantityField: String = "quantity", categoryField: String = "category") {
         self.priceField = priceField
         self.quantityField = quantityField
         self.categoryField = categoryField
+        price = FieldKey(priceField)
+        quantity = FieldKey(quantityField)
+        category = FieldKey(categoryField)
     }
 
     static func make(_ p: JSONObject) throws -> any Aggregator {
@@ -52,9 +57,9 @@ public struct PurchaseStatsAggregator: Aggregator {
     /// ``add(_:_:)`` in place: the same state, without rebuilding the object (every check
     /// comes before the first change). A state of another shape goes through ``add(_:_:)``.
     public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
-        let price = try record.nonNegativeNumber(priceField)
-        let quantity = try record.positiveInteger(quantityField)
-        let category = try record.requiredString(categoryField)
+        let price = try record.nonNegativeNumber(self.price)
+        let quantity = try record.positiveInteger(self.quantity)
+        let category = try record.requiredString(self.category)
         let cents = try Cents.of(price: price, quantity: quantity)
         guard state.objectValue?.hasKeys(Self.members) == true else {
             state = try add(state, record)

@@ -33,4 +33,27 @@ struct RecordFieldReadTests {
         }
         #expect(flatCount == texts.count)
     }
+
+    @Test("a FieldKey finds its field whatever position it remembers: records in changing member orders, flat and as trees")
+    func fieldKeysSurviveChangingOrders() throws {
+        let members = [#""price":19.99"#, #""quantity":2"#, #""category":"books""#, #""userId":"u-1""#, #""note":null"#]
+        let names = ["price", "quantity", "category", "userId", "note", "missing"]
+        let keys = names.map(FieldKey.init)
+        var cache = JSONKeyCache()
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<200 {
+            // A random order of a random subset: the remembered position is often wrong.
+            let text = "{" + members.shuffled(using: &generator).prefix(1 + round % members.count).joined(separator: ",") + "}"
+            let tree = StreamRecord(key: "k", value: try #require(try JSONValue.parse(Array(text.utf8)).objectValue), timestamp: 0)
+            let flat = try #require(Array(text.utf8).withUnsafeBytes { JSONValue.parseFlatObject($0, keys: &cache) })
+            let flatRecord = StreamRecord(key: "k", flat: flat, timestamp: 0)
+            for (name, key) in zip(names, keys) {
+                let expected = tree.field(name)
+                #expect(flatRecord.field(key) == expected, "\(name) in \(text)")
+                #expect(flatRecord.number(key) == expected?.doubleValue, "\(name) in \(text)")
+                #expect(flatRecord.string(key) == expected?.stringValue, "\(name) in \(text)")
+                #expect(tree.field(key) == expected && tree.number(key) == expected?.doubleValue && tree.string(key) == expected?.stringValue)
+            }
+        }
+    }
 }
