@@ -7,18 +7,6 @@ import StreamEngine
 extension StreamRecord {
     /// A string field that must be present and non-empty.
     func requiredString(_ field: String) throws(RecordError) -> String {
-        // The common case read as a string alone; anything else finds its reason below.
-        if let s = string(field), !s.isEmpty { return s }
-        return try requiredString(failing: field)
-    }
-
-    /// ``requiredString(_:)-(String)`` through a key that remembers the field's position.
-    func requiredString(_ key: FieldKey) throws(RecordError) -> String {
-        if let s = string(key), !s.isEmpty { return s }
-        return try requiredString(failing: key.name)
-    }
-
-    private func requiredString(failing field: String) throws(RecordError) -> String {
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let s = v.stringValue else {
             throw RecordError(.wrongType, "field '\(field)' must be a string, got \(v.serializedString())")
@@ -38,17 +26,6 @@ extension StreamRecord {
 
     /// A finite, non-negative number.
     func nonNegativeNumber(_ field: String) throws(RecordError) -> Double {
-        if let d = number(field), d.isFinite, d >= 0 { return d }
-        return try nonNegativeNumber(failing: field)
-    }
-
-    /// ``nonNegativeNumber(_:)-(String)`` through a key that remembers the field's position.
-    func nonNegativeNumber(_ key: FieldKey) throws(RecordError) -> Double {
-        if let d = number(key), d.isFinite, d >= 0 { return d }
-        return try nonNegativeNumber(failing: key.name)
-    }
-
-    private func nonNegativeNumber(failing field: String) throws(RecordError) -> Double {
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let d = v.doubleValue, d.isFinite, d >= 0 else {
             throw RecordError(.wrongType, "field '\(field)' must be a non-negative number, got \(v.serializedString())")
@@ -58,22 +35,32 @@ extension StreamRecord {
 
     /// A whole number of at least 1 (a quantity).
     func positiveInteger(_ field: String) throws(RecordError) -> Int64 {
-        if let d = number(field), let i = Int64(exactly: d), i >= 1 { return i }
-        return try positiveInteger(failing: field)
-    }
-
-    /// ``positiveInteger(_:)-(String)`` through a key that remembers the field's position.
-    func positiveInteger(_ key: FieldKey) throws(RecordError) -> Int64 {
-        if let d = number(key), let i = Int64(exactly: d), i >= 1 { return i }
-        return try positiveInteger(failing: key.name)
-    }
-
-    private func positiveInteger(failing field: String) throws(RecordError) -> Int64 {
         guard let v = self.field(field), !v.isNull else { throw RecordError(.missingField, "field '\(field)' is missing") }
         guard let i = v.intValue, i >= 1 else {
             throw RecordError(.wrongType, "field '\(field)' must be a whole number of at least 1, got \(v.serializedString())")
         }
         return i
+    }
+
+    // Through a key that remembers the field's position (a step's hot path): the common case
+    // read without a `JSONValue`; anything else goes to the by-name form, which names the reason.
+
+    /// ``requiredString(_:)-(String)`` through a ``FieldKey``.
+    func requiredString(_ key: FieldKey) throws(RecordError) -> String {
+        if let s = string(key), !s.isEmpty { return s }
+        return try requiredString(key.name)
+    }
+
+    /// ``nonNegativeNumber(_:)-(String)`` through a ``FieldKey``.
+    func nonNegativeNumber(_ key: FieldKey) throws(RecordError) -> Double {
+        if let d = number(key), d.isFinite, d >= 0 { return d }
+        return try nonNegativeNumber(key.name)
+    }
+
+    /// ``positiveInteger(_:)-(String)`` through a ``FieldKey``.
+    func positiveInteger(_ key: FieldKey) throws(RecordError) -> Int64 {
+        if let d = number(key), let i = Int64(exactly: d), i >= 1 { return i }
+        return try positiveInteger(key.name)
     }
 }
 

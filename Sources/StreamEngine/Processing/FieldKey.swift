@@ -18,7 +18,6 @@ public final class FieldKey: Sendable {
     }
 
     /// The position of the field in `f`, trying the remembered one first.
-    @usableFromInline
     func index(in f: FlatJSONObject) -> Int? {
         let guess = hint.load(ordering: .relaxed)
         var h = guess
@@ -37,7 +36,8 @@ extension StreamRecord {
         }
     }
 
-    /// ``number(_:)-(String)`` of `key`'s name, searching a flat record from where the key was last found.
+    /// The number the field holds; `nil` when it is absent or holds another type (as
+    /// ``field(_:)-(FieldKey)``). A flat record's is read from its index, with no ``JSONValue`` made.
     public func number(_ key: FieldKey) -> Double? {
         switch content {
         case .object(let o): return o.lookup(key.name)?.doubleValue
@@ -45,7 +45,8 @@ extension StreamRecord {
         }
     }
 
-    /// ``string(_:)-(String)`` of `key`'s name, searching a flat record from where the key was last found.
+    /// The string the field holds; `nil` when it is absent or holds another type (as
+    /// ``field(_:)-(FieldKey)``). A flat record's is read from its index, with no ``JSONValue`` made.
     public func string(_ key: FieldKey) -> String? {
         switch content {
         case .object(let o): return o.lookup(key.name)?.stringValue

@@ -93,30 +93,6 @@ public struct StreamRecord: Sendable, Hashable {
         }
     }
 
-    /// The number a field holds; `nil` when it is absent or holds another type (see
-    /// ``field(_:)``). A flat record's is read from its index, with no ``JSONValue`` made.
-    public func number(_ path: String) -> Double? {
-        switch content {
-        case .object(let o):
-            return o.lookup(path)?.doubleValue
-        case .flat(let f):
-            var hint = 0
-            return f.index(ofKey: path, hint: &hint).flatMap { f.number(at: $0) }
-        }
-    }
-
-    /// The string a field holds; `nil` when it is absent or holds another type (see
-    /// ``field(_:)``). A flat record's is read from its index, with no ``JSONValue`` made.
-    public func string(_ path: String) -> String? {
-        switch content {
-        case .object(let o):
-            return o.lookup(path)?.stringValue
-        case .flat(let f):
-            var hint = 0
-            return f.index(ofKey: path, hint: &hint).flatMap { f.string(at: $0) }
-        }
-    }
-
     public static func == (a: StreamRecord, b: StreamRecord) -> Bool {
         a.key == b.key && a.timestamp == b.timestamp && a.origin == b.origin && a.value == b.value
     }

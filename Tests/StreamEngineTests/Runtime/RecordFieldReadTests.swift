@@ -3,7 +3,7 @@ import Testing
 
 @Suite("A record's typed field reads: the same from a flat object as from its tree")
 struct RecordFieldReadTests {
-    @Test("number(_:) and string(_:) give what field(_:) gives, for every member type and for absent keys")
+    @Test("number(_:) and string(_:) of a FieldKey give what field(_:) gives, for every member type and for absent keys")
     func typedReadsMatchTheValue() throws {
         let texts = [
             #"{"userId":"u-42","category":"books","price":19.99,"quantity":2,"timestamp":"2024-12-14T12:00:00.000Z"}"#,
@@ -24,11 +24,11 @@ struct RecordFieldReadTests {
             flatCount += 1
             let flatRecord = StreamRecord(key: "k", flat: flat, timestamp: 0)
             for name in names {
-                let expected = treeRecord.field(name)
-                #expect(flatRecord.number(name) == expected?.doubleValue, "\(name) in \(text)")
-                #expect(treeRecord.number(name) == expected?.doubleValue, "\(name) in \(text)")
-                #expect(flatRecord.string(name) == expected?.stringValue, "\(name) in \(text)")
-                #expect(treeRecord.string(name) == expected?.stringValue, "\(name) in \(text)")
+                let expected = treeRecord.field(name), key = FieldKey(name)
+                #expect(flatRecord.number(key) == expected?.doubleValue, "\(name) in \(text)")
+                #expect(treeRecord.number(key) == expected?.doubleValue, "\(name) in \(text)")
+                #expect(flatRecord.string(key) == expected?.stringValue, "\(name) in \(text)")
+                #expect(treeRecord.string(key) == expected?.stringValue, "\(name) in \(text)")
             }
         }
         #expect(flatCount == texts.count)
