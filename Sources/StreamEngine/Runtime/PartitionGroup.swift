@@ -14,13 +14,15 @@ import KafkaClient
 /// - An alignment cap (see `InputScheduler`) can hold back records whose
 ///   event time runs ahead of the task's siblings.
 struct PartitionGroup {
-    /// One buffered input record, decoded when it arrived.
+    /// One buffered input record, decoded when it arrived (or, in a single-queue input, when
+    /// it is taken: ``appendUndecoded(_:topicIndex:)``).
     struct Pending {
         let message: KafkaMessage
         /// Event time used for ordering: the record's own, or for a record that
         /// failed to decode the last event time of its queue (it keeps its place).
         let timestamp: Int64
-        let decoded: Result<StreamRecord, RecordError>
+        /// `nil`: not decoded yet, decoded when the task takes it (see ``appendUndecoded(_:topicIndex:)``).
+        let decoded: Result<StreamRecord, RecordError>?
         /// A repartition record's stamp, read once when it arrived (`nil` for other records).
         var stamp: RepartitionStamp? = nil
     }
@@ -71,6 +73,18 @@ struct PartitionGroup {
             return merge.timestamp(ofQueue: q)
         }
         return count(i) > 0 ? queues[i][heads[i]]!.timestamp : nil
+    }
+
+    /// Appends a record to be decoded when it is taken: for a task whose only input is one
+    /// partition of one topic, taken in offset order whatever the records' event times, and
+    /// not aligned with other tasks, so nothing needs its event time before then. It is then
+    /// decoded right before its steps run, while its bytes are in the cache, and its decoded
+    /// form is never buffered. Its place-holding event time is the queue's last known one
+    /// (or the message's timestamp).
+    mutating func appendUndecoded(_ message: KafkaMessage, topicIndex i: Int) {
+        precondition(merge == nil && topics.count == 1, "only a single-queue input decodes records when they are taken")
+        let ts = lastEnqueued[i] == .min ? (message.timestamp ?? .min) : lastEnqueued[i]
+        queues[i].append(Pending(message: message, timestamp: ts, decoded: nil))
     }
 
     /// Takes an upstream progress marker (merged input only).

@@ -202,19 +202,15 @@ extension StreamTask {
     /// - Parameter parsed: the value already parsed for every task that reads the message (`nil`: parse it here).
     /// - Parameter stamp: a repartition record's stamp, when the caller read it already.
     func decode(_ m: KafkaMessage, origin: RecordOrigin, parsed shared: SourceValue? = nil, stamp: RepartitionStamp? = nil) throws(RecordError) -> StreamRecord {
-        // The key cache and the hints are moved out of the task and back (not copied: no new
-        // buffer); an inout access to the actor's property per use would cost a dynamic
-        // exclusivity check each.
-        var keys = JSONKeyCache.unused
-        swap(&keys, &keyCache)
-        defer { swap(&keys, &keyCache) }  // swapped back: an assignment copied the cache and destroyed the placeholder
+        // The key cache and the hints are used in place (`@exclusivity(unchecked)`): moving
+        // them out and back cost a placeholder made and destroyed per record.
         if fromRepartition {
             // Engine-encoded: key, JSON object value, event time and the upstream position for de-duplication.
             let value: JSONObject
             if repartitionValueUnread && !(stamp?.partial ?? false) {
                 value = JSONObject()  // nothing reads it (see `repartitionValueUnread`)
             } else {
-                guard case .object(let parsed)?? = m.withUnsafeValue({ try? JSONValue.parse($0, keys: &keys) }) else {
+                guard case .object(let parsed)?? = m.withUnsafeValue({ try? JSONValue.parse($0, keys: &keyCache) }) else {
                     throw RecordError(.parse, "repartition record is not a JSON object")
                 }
                 value = parsed
@@ -222,10 +218,7 @@ extension StreamTask {
             let ts = (stamp ?? RepartitionStamp.of(m))?.eventTime ?? m.header(Headers.eventTime)?.stringValue.flatMap { Int64($0) } ?? m.timestamp ?? 0
             return StreamRecord(key: m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? "", value: value, timestamp: ts, origin: origin)
         }
-        let parsed = shared ?? m.withUnsafeValue { SourceValue.read($0, keys: &keys) } ?? .parsed(.success(.null))
-        var hints = DecodeHints()
-        swap(&hints, &fieldHints)
-        defer { swap(&hints, &fieldHints) }
-        return try sourceDecoding.decode(m, parsed: parsed, origin: origin, hints: &hints)
+        let parsed = shared ?? m.withUnsafeValue { SourceValue.read($0, keys: &keyCache) } ?? .parsed(.success(.null))
+        return try sourceDecoding.decode(m, parsed: parsed, origin: origin, hints: &fieldHints)
     }
 }

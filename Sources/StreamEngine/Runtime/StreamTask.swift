@@ -57,6 +57,10 @@ package actor StreamTask {
     /// retained and released).
     let fromRepartition: Bool
     let countsOutput: Bool
+    /// Its source records are decoded when taken, not when they arrive
+    /// (`PartitionGroup.appendUndecoded`): its only input is one partition of one source topic
+    /// (processed in offset order) and it is not aligned in event time with other tasks.
+    let decodesWhenTaken: Bool
     /// How the task's source records are decoded (see `SourceDecoding`).
     let sourceDecoding: SourceDecoding
     let partition: Int32
@@ -130,10 +134,21 @@ package actor StreamTask {
         var order: [String] = []
         /// The event time, origin and input position of each key's last record (not the
         /// record itself: a commit interval can change hundreds of thousands of keys).
-        var last: [String: (timestamp: Int64, origin: RecordOrigin, position: InputPosition?)] = [:]
+        var last: [String: Mark] = [:]
+
+        struct Mark {
+            var timestamp: Int64
+            var origin: RecordOrigin
+            var position: InputPosition?
+        }
 
         mutating func mark(_ key: String, timestamp: Int64, origin: RecordOrigin, position: InputPosition?) {
-            if last.updateValue((timestamp, origin, position), forKey: key) == nil { order.append(key) }
+            // One lookup, the old mark replaced in place (`updateValue` returned it, to be destroyed
+            // through its type's value witness); a new key shows in the count.
+            let n = last.count
+            let mark = Mark(timestamp: timestamp, origin: origin, position: position)
+            last[key, default: mark] = mark
+            if last.count != n { order.append(key) }
         }
 
         var isEmpty: Bool { order.isEmpty }
@@ -173,6 +188,7 @@ package actor StreamTask {
         self.sourceDecoding = SourceDecoding(sub.pipeline.source)
         self.fromRepartition = sub.fromRepartition
         self.countsOutput = sub.index == 1 || sub.pipeline.rekeyIndex == nil
+        self.decodesWhenTaken = sub.sourceTopics.count == 1 && !sub.fromRepartition && !sub.alignsEventTime
         self.partition = partition
         self.env = env
         var stores: [String: KeyValueStore] = [:]
@@ -269,6 +285,10 @@ package actor StreamTask {
                 continue
             }
             if m.offset < resumeAt[i] { continue }
+            if decodesWhenTaken && messages[k].decoded == nil && messages[k].parsedValue == nil {
+                input.appendUndecoded(m, topicIndex: i)
+                continue
+            }
             let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
             // A repartition record's stamp is read once, for the merge, the decode and the position;
             // from here on the message holds the bare value (what a dead letter carries, too) —
@@ -397,19 +417,25 @@ package actor StreamTask {
         defer { if combiner != nil { combinerAfter(offset: m.offset) } }
         currentIsPartial = p.stamp?.partial ?? false
         defer { currentIsPartial = false }
-        currentOrigin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
+        let origin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
+        currentOrigin = origin
         if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInput = m }
         defer { currentInput = nil }
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
             switch p.decoded {  // read in place, not copied out (as `get()` would)
-            case .success(let record):
+            case .success(let record)?:
                 if record.timestamp > streamTime { streamTime = record.timestamp }
                 tookRecord = true
                 try run(record, from: 0)
-            case .failure(let error):
+            case .failure(let error)?:
                 throw error
+            case nil:  // decoded now, right before its steps (`decodesWhenTaken`)
+                let record = try decode(m, origin: origin)
+                if record.timestamp > streamTime { streamTime = record.timestamp }
+                tookRecord = true
+                try run(record, from: 0)
             }
             try closeWindows()
         } catch {
@@ -421,9 +447,12 @@ package actor StreamTask {
     var currentPosition: InputPosition?
     /// For `decode`: where each checked field of the source (the required ones, then the key
     /// and timestamp fields) was in the last record.
-    var fieldHints = DecodeHints()
+    /// Accessed in place, without the run-time exclusivity check of a class's stored property:
+    /// only the task's synchronous `decode` uses it, which nothing re-enters.
+    @exclusivity(unchecked) var fieldHints = DecodeHints()
     /// For `decode`: the object keys of the records parsed so far (`JSONKeyCache`).
-    var keyCache = JSONKeyCache()
+    /// Accessed in place, unchecked, as `fieldHints`.
+    @exclusivity(unchecked) var keyCache = JSONKeyCache()
     /// Per input topic, the position through which the task's Redis writes were applied before
     /// it started here (its fence hash): a replay after a crash does not write them again.
     var redisAppliedThrough: [String: Int64] = [:]
