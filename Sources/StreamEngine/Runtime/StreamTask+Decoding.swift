@@ -122,15 +122,16 @@ final class SourceDecoding: Hashable, Sendable {
             hints.shape = f.shape
         }
         for i in 0..<n {
-            let field = requiredFields[i], type = requiredTypes[i], j = hints.positions[i]
-            guard j >= 0, f.type(at: j) != .null else { throw Self.missing("required field", field) }
-            if !Self.matches(f, j, type) { throw Self.wrongType(field, type, got: f.value(at: j)) }
+            // The field's name is read only for a reason: a copy of each name per record cost a retain and a release.
+            let type = requiredTypes[i], j = hints.positions[i]
+            guard j >= 0, f.type(at: j) != .null else { throw Self.missing("required field", requiredFields[i]) }
+            if !Self.matches(f, j, type) { throw Self.wrongType(requiredFields[i], type, got: f.value(at: j)) }
         }
         let key: String
         if let kf = keyField {
             let j = hints.positions[n]
             guard j >= 0, f.type(at: j) != .null else { throw Self.missing("key field", kf) }
-            key = f.value(at: j).keyText
+            key = f.string(at: j) ?? f.value(at: j).keyText  // a string as it is (its `keyText`), without a JSONValue made
         } else {
             key = m.withUnsafeKey { String(decoding: $0, as: UTF8.self) } ?? ""
         }
