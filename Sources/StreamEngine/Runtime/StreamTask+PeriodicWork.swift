@@ -7,9 +7,18 @@ import KafkaClient
 extension StreamTask {
     // MARK: Deferred aggregate results
 
-    func markDirty(step: Int, key: String, timestamp: Int64, origin: RecordOrigin) {
-        // In place: copying the set out and back would copy it once per record.
-        dirtyKeys[step].mark(key, timestamp: timestamp, origin: origin, position: currentPosition)
+    /// An empty set of changed keys per step, of a new generation (the marks of the last sets
+    /// left in the stores point nowhere in them).
+    func newDirtyKeys() -> [DirtyKeys] {
+        dirtyGenerations += 1
+        return Self.dirtyKeySets(steps: steps, generation: dirtyGenerations)
+    }
+
+    static func dirtyKeySets(steps: [CompiledStep], generation: UInt64) -> [DirtyKeys] {
+        steps.map { step in
+            guard case .aggregate(let store, _, _) = step else { return DirtyKeys(generation: generation) }
+            return DirtyKeys(generation: generation, marksLostBefore: store.marksLost)
+        }
     }
 
     /// Computes the result of every key changed since the last commit once and
@@ -19,12 +28,12 @@ extension StreamTask {
     func emitDeferredResults() throws {
         guard dirtyKeys.contains(where: { !$0.isEmpty }) else { return }
         let pending = dirtyKeys
-        dirtyKeys = Array(repeating: DirtyKeys(), count: pending.count)
+        dirtyKeys = newDirtyKeys()
         for (step, d) in pending.enumerated() where !d.isEmpty {
             guard case .aggregate(let store, let aggregator, _) = steps[step] else { continue }
             let fields = resultFields[step]
-            for key in d.order {
-                guard let last = d.last[key], let state = store.get(key) else { continue }
+            for (key, last) in d.latest(marksLost: store.marksLost) {
+                guard let state = store.get(key) else { continue }
                 currentOrigin = last.origin
                 currentPosition = last.position
                 emitIndex = 0

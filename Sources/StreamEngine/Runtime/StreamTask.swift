@@ -131,10 +131,16 @@ package actor StreamTask {
 
     /// Keys an aggregate step changed since the last commit, in first-change order.
     struct DirtyKeys {
-        var order: [String] = []
-        /// The event time, origin and input position of each key's last record (not the
-        /// record itself: a commit interval can change hundreds of thousands of keys).
-        var last: [String: Mark] = [:]
+        /// Each changed key with the event time, origin and input position of its last record
+        /// (not the record itself: a commit interval can change hundreds of thousands of keys),
+        /// in first-change order. A key is here once, unless the store lost its mark (see
+        /// `KeyValueStore.update(_:expiresAt:initial:mark:_:)`): `latest` keeps the last entry of each.
+        var entries: [(key: String, mark: Mark)] = []
+        /// Tells this set's marks in the store from an earlier set's (the task's count of sets).
+        var generation: UInt64 = 0
+        /// The store's `marksLost` when the set was made: unchanged at the commit, no key was
+        /// entered twice.
+        var marksLostBefore = 0
 
         struct Mark {
             var timestamp: Int64
@@ -142,17 +148,33 @@ package actor StreamTask {
             var position: InputPosition?
         }
 
-        mutating func mark(_ key: String, timestamp: Int64, origin: RecordOrigin, position: InputPosition?) {
-            // One lookup, the old mark replaced in place (`updateValue` returned it, to be destroyed
-            // through its type's value witness); a new key shows in the count.
-            let n = last.count
-            let mark = Mark(timestamp: timestamp, origin: origin, position: position)
-            last[key, default: mark] = mark
-            if last.count != n { order.append(key) }
+        /// Notes a change of `key`, whose mark in the store is `tag`: the entry it points to is
+        /// updated in place, or a new entry is added and `tag` pointed at it (the key's one lookup
+        /// is the store's).
+        mutating func mark(_ tag: inout UInt64, key: String, _ mark: Mark) {
+            if tag >> 32 == generation, case let i = Int(tag & 0xFFFF_FFFF), i < entries.count {
+                entries[i].mark = mark
+            } else {
+                tag = generation << 32 | UInt64(entries.count)
+                entries.append((key, mark))
+            }
         }
 
-        var isEmpty: Bool { order.isEmpty }
+        /// Each key once with its last mark: `entries` as they are when the store lost no mark
+        /// since the set was made (`marksLost`), else in the order of each key's last entry.
+        func latest(marksLost: Int) -> [(key: String, mark: Mark)] {
+            if marksLost == marksLostBefore { return entries }
+            var seen = Set<String>(minimumCapacity: entries.count)
+            var out: [(key: String, mark: Mark)] = []
+            out.reserveCapacity(entries.count)
+            for e in entries.reversed() where seen.insert(e.key).inserted { out.append(e) }
+            return out.reversed()
+        }
+
+        var isEmpty: Bool { entries.isEmpty }
     }
+    /// The number of `DirtyKeys` sets made so far (each set's `generation`).
+    var dirtyGenerations: UInt64 = 0
     /// When the last record was processed (wall clock, as of the end of the `drain` that
     /// processed it), for `close_idle_after`.
     var lastRecordAt = ContinuousClock.now
@@ -223,7 +245,8 @@ package actor StreamTask {
             combiner = Combiner(aggregator: aggregator, inputTopic: sub.sourceTopics[0], topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
         }
         deferredAggregates = Array(repeating: false, count: steps.count)
-        dirtyKeys = Array(repeating: DirtyKeys(), count: steps.count)
+        dirtyGenerations = 1
+        dirtyKeys = Self.dirtyKeySets(steps: steps, generation: 1)
         for (i, step) in steps.enumerated() {
             if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) {
                 deferredAggregates[i] = true
@@ -490,7 +513,15 @@ package actor StreamTask {
                 // of the aggregator on the heap per record. The closures read `record` in place (no copy).
                 // A combiner's partial state (`{"p": state}`) is merged by the first step after the rekey.
                 let partial = i == 0 && currentIsPartial
-                let state = try store.update(record.key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
+                // A deferred result (not for the last step: its result goes nowhere): the key is
+                // marked changed in the store's lookup (`DirtyKeys`), not in one of its own.
+                let deferred = i < steps.count - 1 && deferredAggregates[i] ? currentOrigin : nil
+                let key = record.key  // the mark reads the key, not the record (a closure capturing the record copied it)
+                let state = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }, mark: { tag in
+                    if let origin = deferred {
+                        dirtyKeys[i].mark(&tag, key: key, DirtyKeys.Mark(timestamp: eventTime, origin: origin, position: currentPosition))
+                    }
+                }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
                     if partial {
                         state = aggregator.merge(state, record.value["p"] ?? .null)
                     } else {
@@ -503,10 +534,7 @@ package actor StreamTask {
                     i += 1
                     continue
                 }
-                if deferredAggregates[i], let origin = currentOrigin {
-                    markDirty(step: i, key: record.key, timestamp: record.timestamp, origin: origin)
-                    return
-                }
+                if deferred != nil { return }  // marked changed above
                 var changed = record
                 changed.value = aggregator.result(state)
                 try run(changed, from: i + 1)

@@ -143,6 +143,8 @@ public final class KeyValueStore {
         var value: JSONValue
         var expiresAt: Int64?
         var dirty = true
+        /// The caller's mark of the key (see `update(_:expiresAt:initial:mark:_:)`), 0 when none.
+        var mark: UInt64 = 0
     }
 
     /// Values written recently, decoded (see `Decoded`).
@@ -154,6 +156,10 @@ public final class KeyValueStore {
     /// raised only by `expire`'s scan), so a commit of a store without TTLs, or whose keys
     /// expire later, does not walk every key.
     private var earliestExpiry = Int64.max
+
+    /// How many times keys' marks were lost (see `update(_:expiresAt:initial:mark:_:)`): a
+    /// caller that saw no change of it knows that no key got a second mark.
+    public private(set) var marksLost = 0
 
     /// The most keys kept decoded before they are encoded into the store.
     public static let decodedCacheLimit = 4096
@@ -189,6 +195,7 @@ public final class KeyValueStore {
     /// Empties the decoded cache (its changed values encoded into the store first).
     private func evict() {
         flush()
+        if !decoded.isEmpty { marksLost += 1 }
         decoded.removeAll(keepingCapacity: true)
     }
 
@@ -213,7 +220,9 @@ public final class KeyValueStore {
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
         if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { evict() }
-        if decoded.updateValue(Decoded(value: value, expiresAt: expiresAt), forKey: key)?.dirty != true { dirtyCount += 1 }
+        let old = decoded.updateValue(Decoded(value: value, expiresAt: expiresAt), forKey: key)
+        if old?.dirty != true { dirtyCount += 1 }
+        if old != nil { marksLost += 1 }
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
     }
 
@@ -224,6 +233,19 @@ public final class KeyValueStore {
     /// - Returns: what `body` returns.
     @discardableResult
     public func update<R, E: Error>(_ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, _ body: (inout JSONValue) throws(E) -> R) throws(E) -> R {
+        try update(key, expiresAt: expiresAt, initial: initial, mark: { _ in }, body)
+    }
+
+    /// ``update(_:expiresAt:initial:_:)``, then `mark` reads and sets the key's mark: a number
+    /// the caller keeps with the key in the same lookup, so that it needs no map of its own
+    /// keyed by the same keys (the task's changed keys, in `StreamTask.DirtyKeys`). A mark is
+    /// 0 for a new key and is lost (0 again) whenever the key's value is set or leaves the
+    /// decoded cache (`put`, `delete`, `restore`, a full cache emptied): the caller must
+    /// expect that. Not called when `body` throws.
+    @discardableResult
+    public func update<R, E: Error>(
+        _ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, mark: (inout UInt64) -> Void, _ body: (inout JSONValue) throws(E) -> R
+    ) throws(E) -> R {
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
         let result: R
         if let i = decoded.index(forKey: key) {
@@ -233,11 +255,14 @@ public final class KeyValueStore {
                 decoded.values[i].dirty = true
                 dirtyCount += 1
             }
+            mark(&decoded.values[i].mark)
         } else {
             var value = compact[key]?.value ?? initial()
             result = try body(&value)
             if decoded.count >= Self.decodedCacheLimit { evict() }
-            decoded[key] = Decoded(value: value, expiresAt: expiresAt)
+            var m: UInt64 = 0
+            mark(&m)
+            decoded[key] = Decoded(value: value, expiresAt: expiresAt, mark: m)
             dirtyCount += 1
         }
         return result
@@ -247,6 +272,7 @@ public final class KeyValueStore {
     public func delete(_ key: String) {
         let removed = decoded.removeValue(forKey: key)
         if removed?.dirty == true { dirtyCount -= 1 }
+        if removed != nil { marksLost += 1 }
         let wasDecoded = removed?.dirty == true
         if compact.removeValue(forKey: key) != nil || wasDecoded { changed.insert(key) }
     }
@@ -285,9 +311,12 @@ public final class KeyValueStore {
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
         // A change not yet flushed stays a change (its key goes out with the next `takeChanges`).
-        if let removed = decoded.removeValue(forKey: key), removed.dirty {
-            dirtyCount -= 1
-            changed.insert(key)
+        if let removed = decoded.removeValue(forKey: key) {
+            marksLost += 1
+            if removed.dirty {
+                dirtyCount -= 1
+                changed.insert(key)
+            }
         }
         compact[key] = entry
         if let at = entry?.expiresAt, at < earliestExpiry { earliestExpiry = at }
@@ -299,6 +328,7 @@ public final class KeyValueStore {
     }
 
     func replaceAll(_ newEntries: [String: StoreEntry]) {
+        if !decoded.isEmpty { marksLost += 1 }
         decoded.removeAll()
         dirtyCount = 0
         compact = newEntries

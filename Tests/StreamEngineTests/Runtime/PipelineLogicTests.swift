@@ -144,6 +144,37 @@ struct PipelineLogicTests {
         #expect(driver.redis.get("scaled:p1") == nil)
     }
 
+    @Test("More keys change between two commits than the store keeps decoded: each key's failing result goes to the DLQ once, with its last record's position")
+    func deferredResultsPastTheDecodedCache() async throws {
+        let yaml = """
+            application.id: many-keys-app
+            topologies:
+              - name: prices
+                source: { topics: [prices], key: productId, timestamp: ts }
+                steps:
+                  - aggregate: { store: price-sum, aggregator: sum, params: { field: price } }
+                  - select: { scaled: { mul: [sum, factor] } }
+                  - redis: { key: "scaled:{key}", mode: value, value: scaled }
+            """
+        let driver = try TopologyTestDriver(yaml: yaml)
+        // Every key twice, the second round after the first filled the store's decoded cache
+        // (and it was emptied): the keys' marks of the first round are gone by the second.
+        let n = KeyValueStore.decodedCacheLimit + 50
+        for round in 0..<2 {
+            for k in 0..<n {
+                try await driver.pipeInput(topic: "prices", key: "p\(k)", value: #"{"productId":"p\#(k)","price":\#(round + 1),"ts":"2024-12-14T12:00:00Z"}"#, partition: 0)
+            }
+        }
+        try await driver.commit()
+        let dlq = driver.deadLetters
+        #expect(dlq.count == n, "one dead letter per key, not one per change")
+        #expect(Set(dlq.compactMap(\.key)).count == n)
+        let lastOffsets = dlq.map { $0.header("source.offset").flatMap { Int($0) } ?? -1 }
+        #expect(zip(dlq, lastOffsets).allSatisfy { m, o in o == n + (Int(m.key?.dropFirst() ?? "") ?? -1) }, "each key's last record (second round)")
+        let sums = dlq.map { (try? JSONValue.parse(String(decoding: $0.bytes ?? [], as: UTF8.self)))?["sum"]?.doubleValue }
+        #expect(sums.allSatisfy { $0 == 3 }, "1 + 2: the result after both records")
+    }
+
     @Test("Hopping windows: each record counts in every window that covers it")
     func hoppingWindows() async throws {
         let driver = try TopologyTestDriver(yaml: """
