@@ -116,18 +116,23 @@ struct PipelineLogicTests {
         }
     }
 
+    /// A per-key sum whose result fails the `select` after it (no `factor` field) at the commit.
+    static func failingResultYAML(appId: String) -> String {
+        """
+        application.id: \(appId)
+        topologies:
+          - name: prices
+            source: { topics: [prices], key: productId, timestamp: ts }
+            steps:
+              - aggregate: { store: price-sum, aggregator: sum, params: { field: price } }
+              - select: { scaled: { mul: [sum, factor] } }
+              - redis: { key: "scaled:{key}", mode: value, value: scaled }
+        """
+    }
+
     @Test("A key whose aggregate result fails a later step at the commit goes to the DLQ once, as the result with its last record's position")
     func deferredResultDeadLetter() async throws {
-        let yaml = """
-            application.id: result-dlq-app
-            topologies:
-              - name: prices
-                source: { topics: [prices], key: productId, timestamp: ts }
-                steps:
-                  - aggregate: { store: price-sum, aggregator: sum, params: { field: price } }
-                  - select: { scaled: { mul: [sum, factor] } }
-                  - redis: { key: "scaled:{key}", mode: value, value: scaled }
-            """
+        let yaml = Self.failingResultYAML(appId: "result-dlq-app")
         let driver = try TopologyTestDriver(yaml: yaml)
         for (key, price) in [("p1", 10), ("p2", 3), ("p1", 5)] {
             try await driver.pipeInput(topic: "prices", key: key, value: #"{"productId":"\#(key)","price":\#(price),"ts":"2024-12-14T12:00:00Z"}"#, partition: 0)
@@ -146,16 +151,7 @@ struct PipelineLogicTests {
 
     @Test("More keys change between two commits than the store keeps decoded: each key's failing result goes to the DLQ once, with its last record's position")
     func deferredResultsPastTheDecodedCache() async throws {
-        let yaml = """
-            application.id: many-keys-app
-            topologies:
-              - name: prices
-                source: { topics: [prices], key: productId, timestamp: ts }
-                steps:
-                  - aggregate: { store: price-sum, aggregator: sum, params: { field: price } }
-                  - select: { scaled: { mul: [sum, factor] } }
-                  - redis: { key: "scaled:{key}", mode: value, value: scaled }
-            """
+        let yaml = Self.failingResultYAML(appId: "many-keys-app")
         let driver = try TopologyTestDriver(yaml: yaml)
         // Every key twice, the second round after the first filled the store's decoded cache
         // (and it was emptied): the keys' marks of the first round are gone by the second.
