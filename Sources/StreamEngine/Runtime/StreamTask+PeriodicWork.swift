@@ -1,53 +1,9 @@
 import Foundation
 import KafkaClient
 
-/// A task's work that is not one input record's: the deferred results of aggregates
-/// (computed once per changed key at the commit) and processors' periodic work,
-/// with windows that close on a quiet stream.
+/// A task's work that is not one input record's: processors' periodic work, with windows
+/// that close on a quiet stream (the deferred results of aggregates: StreamTask+DeferredResults.swift).
 extension StreamTask {
-    // MARK: Deferred aggregate results
-
-    /// An empty set of changed keys per step, of a new generation (the marks of the last sets
-    /// left in the stores point nowhere in them).
-    func newDirtyKeys() -> [DirtyKeys] {
-        dirtyGenerations += 1
-        return Self.dirtyKeySets(steps: steps, generation: dirtyGenerations)
-    }
-
-    static func dirtyKeySets(steps: [CompiledStep], generation: UInt64) -> [DirtyKeys] {
-        steps.map { step in
-            guard case .aggregate(let store, _, _) = step else { return DirtyKeys(generation: generation) }
-            return DirtyKeys(generation: generation, marksLostBefore: store.marksLost)
-        }
-    }
-
-    /// Computes the result of every key changed since the last commit once and
-    /// runs the steps after its aggregate. A failure dead-letters the result
-    /// (the key and the result's JSON) with the source position of the key's
-    /// last record: that record was applied to the state, the result is what failed.
-    func emitDeferredResults() throws {
-        guard dirtyKeys.contains(where: { !$0.isEmpty }) else { return }
-        let pending = dirtyKeys
-        dirtyKeys = newDirtyKeys()
-        for (step, d) in pending.enumerated() where !d.isEmpty {
-            guard case .aggregate(let store, let aggregator, _) = steps[step] else { continue }
-            let fields = resultFields[step]
-            for (key, last) in d.latest(marksLost: store.marksLost) {
-                guard let state = store.get(key) else { continue }
-                currentOrigin = last.origin
-                currentPosition = last.position
-                emitIndex = 0
-                let value = fields.map { aggregator.result(state, reading: $0) } ?? aggregator.result(state)
-                let record = StreamRecord(key: key, value: value, timestamp: last.timestamp, origin: currentOrigin)
-                do throws(RecordError) { try run(record, from: step + 1) } catch {
-                    let o = last.origin
-                    try deadLetter(KafkaMessage(topic: o.topic, partition: o.partition, offset: o.offset, key: Array(key.utf8),
-                                                value: JSONValue.object(record.value).serialized(), timestamp: last.timestamp), error)
-                }
-            }
-        }
-    }
-
     // MARK: Punctuation
 
     /// Runs every processor's periodic work and the steps after it, and closes

@@ -123,56 +123,12 @@ package actor StreamTask {
     private var deferredAggregates: [Bool] = []
     /// Per step (empty for all but deferred steps): keys changed since the last commit, in
     /// first-change order, with the event time and message of the last record of each. By step
-    /// index: an array, not a dictionary, as it is written once per record.
+    /// index: an array, not a dictionary, as it is written once per record (StreamTask+DeferredResults.swift).
     var dirtyKeys: [DirtyKeys] = []
     /// Per deferred aggregate step followed only by Redis sinks that name the fields they
     /// write: those fields (`Aggregator.result(_:reading:)`); absent: the whole result.
     var resultFields: [Int: Set<String>] = [:]
 
-    /// Keys an aggregate step changed since the last commit, in first-change order.
-    struct DirtyKeys {
-        /// Each changed key with the event time, origin and input position of its last record
-        /// (not the record itself: a commit interval can change hundreds of thousands of keys),
-        /// in first-change order. A key is here once, unless the store lost its mark (see
-        /// `KeyValueStore.update(_:expiresAt:initial:mark:_:)`): `latest` keeps the last entry of each.
-        var entries: [(key: String, mark: Mark)] = []
-        /// Tells this set's marks in the store from an earlier set's (the task's count of sets).
-        var generation: UInt64 = 0
-        /// The store's `marksLost` when the set was made: unchanged at the commit, no key was
-        /// entered twice.
-        var marksLostBefore = 0
-
-        struct Mark {
-            var timestamp: Int64
-            var origin: RecordOrigin
-            var position: InputPosition?
-        }
-
-        /// Notes a change of `key`, whose mark in the store is `tag`: the entry it points to is
-        /// updated in place, or a new entry is added and `tag` pointed at it (the key's one lookup
-        /// is the store's).
-        mutating func mark(_ tag: inout UInt64, key: String, _ mark: Mark) {
-            if tag >> 32 == generation, case let i = Int(tag & 0xFFFF_FFFF), i < entries.count {
-                entries[i].mark = mark
-            } else {
-                tag = generation << 32 | UInt64(entries.count)
-                entries.append((key, mark))
-            }
-        }
-
-        /// Each key once with its last mark: `entries` as they are when the store lost no mark
-        /// since the set was made (`marksLost`), else in the order of each key's last entry.
-        func latest(marksLost: Int) -> [(key: String, mark: Mark)] {
-            if marksLost == marksLostBefore { return entries }
-            var seen = Set<String>(minimumCapacity: entries.count)
-            var out: [(key: String, mark: Mark)] = []
-            out.reserveCapacity(entries.count)
-            for e in entries.reversed() where seen.insert(e.key).inserted { out.append(e) }
-            return out.reversed()
-        }
-
-        var isEmpty: Bool { entries.isEmpty }
-    }
     /// The number of `DirtyKeys` sets made so far (each set's `generation`).
     var dirtyGenerations: UInt64 = 0
     /// When the last record was processed (wall clock, as of the end of the `drain` that
@@ -186,23 +142,6 @@ package actor StreamTask {
     private let outCounter: Counter
     package private(set) var recordsProcessed = 0
     package internal(set) var recordsDeadLettered = 0
-
-    enum CompiledStep {
-        case filter([FieldPredicate])
-        case select([SelectField])
-        case rekey(field: String, topic: String)
-        case aggregate(store: KeyValueStore, aggregator: any Aggregator, ttl: Int64?)
-        case window(WindowOperator)
-        case process(ProcessorBox, ProcessorContext)
-        case to(topic: String, keyField: String?)
-        case redis(RedisSinkStep)
-        case sql(SQLSinkStep)
-    }
-
-    final class ProcessorBox {
-        var processor: any Processor
-        init(_ p: any Processor) { processor = p }
-    }
 
     package init(sub: SubTopology, partition: Int32, env: TaskEnvironment) throws {
         self.id = TaskID(subTopology: sub.id, partition: partition)
@@ -248,7 +187,8 @@ package actor StreamTask {
         dirtyGenerations = 1
         dirtyKeys = Self.dirtyKeySets(steps: steps, generation: 1)
         for (i, step) in steps.enumerated() {
-            if case .aggregate = step, steps[(i + 1)...].allSatisfy(\.materialisesResults) {
+            // Not the last step: its result goes nowhere (the changelog records the state).
+            if case .aggregate = step, i < steps.count - 1, steps[(i + 1)...].allSatisfy(\.materialisesResults) {
                 deferredAggregates[i] = true
                 let read = steps[(i + 1)...].map { step -> Set<String>? in if case .redis(let sink) = step { sink.readFields } else { nil } }
                 if !read.contains(nil) { resultFields[i] = read.reduce(into: Set<String>()) { $0.formUnion($1!) } }
@@ -264,30 +204,6 @@ package actor StreamTask {
     static func valueUnread(by stepsAfterRekey: [StepSpec], registry: OperatorRegistry) throws -> Bool {
         guard case .aggregate(let a, _)? = stepsAfterRekey.first else { return false }
         return !(try registry.makeAggregator(a.aggregator, params: a.params)).readsRecordValue
-    }
-
-    private static func compile(sub: SubTopology, stores: [String: KeyValueStore], env: TaskEnvironment, partition: Int32) throws -> [CompiledStep] {
-        try sub.steps.map { step -> CompiledStep in
-            switch step {
-            case .filter(let p, _): return .filter(p)
-            case .select(let f, _): return .select(f)
-            case .rekey(let field, _): return .rekey(field: field, topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
-            case .aggregate(let a, _):
-                return .aggregate(store: stores[a.store]!, aggregator: try env.registry.makeAggregator(a.aggregator, params: a.params), ttl: a.ttlMillis.map(Int64.init))
-            case .window(let w, _):
-                return .window(WindowOperator(spec: w, store: stores[w.store]!, aggregator: try env.registry.makeAggregator(w.aggregator, params: w.params)))
-            case .process(let p, _):
-                guard let factory = env.registry.processors[p.processor] else { throw OperatorConfigError("unknown processor \(p.processor)") }
-                var own: [String: KeyValueStore] = [:]
-                for s in p.stores { own[s] = stores[s] }
-                return .process(ProcessorBox(try factory(p.params)), ProcessorContext(stores: own, globals: env.globals, partition: partition))
-            case .to(let t, _): return .to(topic: t.topic, keyField: t.keyField)
-            case .redis(let r, _): return .redis(RedisSinkStep(spec: r))
-            case .sql(let q, _):
-                let index = env.config.sqlSinkIndex(of: q) ?? 0
-                return .sql(SQLSinkStep(index: index, spec: q, kinds: env.sqlKinds?.bySink[index]))
-            }
-        }
     }
 
     // MARK: Processing
@@ -447,18 +363,15 @@ package actor StreamTask {
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
+            func take(_ record: StreamRecord) throws(RecordError) {
+                if record.timestamp > streamTime { streamTime = record.timestamp }
+                tookRecord = true
+                try run(record, from: 0)
+            }
             switch p.decoded {  // read in place, not copied out (as `get()` would)
-            case .success(let record)?:
-                if record.timestamp > streamTime { streamTime = record.timestamp }
-                tookRecord = true
-                try run(record, from: 0)
-            case .failure(let error)?:
-                throw error
-            case nil:  // decoded now, right before its steps (`decodesWhenTaken`)
-                let record = try decode(m, origin: origin)
-                if record.timestamp > streamTime { streamTime = record.timestamp }
-                tookRecord = true
-                try run(record, from: 0)
+            case .success(let record)?: try take(record)
+            case .failure(let error)?: throw error
+            case nil: try take(try decode(m, origin: origin))  // decoded now, right before its steps (`decodesWhenTaken`)
             }
             try closeWindows()
         } catch {
@@ -513,9 +426,9 @@ package actor StreamTask {
                 // of the aggregator on the heap per record. The closures read `record` in place (no copy).
                 // A combiner's partial state (`{"p": state}`) is merged by the first step after the rekey.
                 let partial = i == 0 && currentIsPartial
-                // A deferred result (not for the last step: its result goes nowhere): the key is
-                // marked changed in the store's lookup (`DirtyKeys`), not in one of its own.
-                let deferred = i < steps.count - 1 && deferredAggregates[i] ? currentOrigin : nil
+                // A deferred result: the key is marked changed in the store's lookup (`DirtyKeys`),
+                // not in one of its own.
+                let deferred = deferredAggregates[i] ? currentOrigin : nil
                 let key = record.key  // the mark reads the key, not the record (a closure capturing the record copied it)
                 let state = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }, mark: { tag in
                     if let origin = deferred {
