@@ -82,6 +82,17 @@ final class CLIProcess: Sendable {
     /// Sends a signal (SIGTERM, SIGINT, SIGKILL).
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
+    /// For a test's clean-up whether or not its expectations passed: SIGTERM, up to `grace`
+    /// for a graceful stop (which stops what the process started, such as the local
+    /// redis-server of `run`; SIGKILL would leave that running), then SIGKILL.
+    func terminate(grace: Duration = .seconds(15)) {
+        guard isRunning else { return }
+        signal(SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        while isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if isRunning { signal(SIGKILL) }
+    }
+
     /// What the process wrote to stdout and stderr so far.
     var outputSoFar: (stdout: String, stderr: String) {
         output.withLock { (String(decoding: $0.out, as: UTF8.self), String(decoding: $0.err, as: UTF8.self)) }

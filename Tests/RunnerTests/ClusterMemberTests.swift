@@ -189,13 +189,13 @@ struct ClusterMemberTests {
         let writer = Self.pacedWriter(producer, total: total)
 
         let a = try c.instance("a")
-        defer { if a.isRunning { a.signal(SIGKILL) } }
+        defer { a.terminate() }
         #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(a) > 0 }, "instance a commits: \(a.outputSoFar.stderr)")
 
         let b = try c.instance("b")
-        defer { if b.isRunning { b.signal(SIGKILL) } }
+        defer { b.terminate() }
         let cc = try c.instance("c")
-        defer { if cc.isRunning { cc.signal(SIGKILL) } }
+        defer { cc.terminate() }
         #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(b) > 0 && Self.firstCommits(cc) > 0 },
                 "b and c take partitions and commit:\nb: \(b.outputSoFar.stderr)\nc: \(cc.outputSoFar.stderr)")
 
@@ -268,10 +268,10 @@ struct ClusterMemberTests {
         let producer = try c.producer()
         let writer = Self.pacedWriter(producer, total: total)
         let a = try c.instance("a", ["--standby-replicas", "1"])
-        defer { if a.isRunning { a.signal(SIGKILL) } }
+        defer { a.terminate() }
         #expect(try await Self.eventually(.seconds(60)) { Self.firstCommits(a) > 0 }, "instance a commits: \(a.outputSoFar.stderr)")
         let b = try c.instance("b", ["--standby-replicas", "1"])
-        defer { if b.isRunning { b.signal(SIGKILL) } }
+        defer { b.terminate() }
         let settled = try await Self.settled([a, b])
         #expect(settled, "the group settles with tasks on both:\na: \(a.outputSoFar.stderr)\nb: \(b.outputSoFar.stderr)")
         // a's stateful tasks (after the rekey) and the warm copies b keeps of their store.

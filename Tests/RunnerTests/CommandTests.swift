@@ -120,7 +120,7 @@ struct CommandTests {
         let yaml = Self.goodYAML.replacingOccurrences(of: #"      - redis: { key: "clicks:{key}", mode: hash, fields: { count: count } }"#, with: "")
         let file = try dir.write("no-redis.yaml", yaml)
         let run = try CLIProcess(["run", "--config", file, "--state-dir", dir.file("state")])
-        defer { if run.isRunning { run.signal(SIGKILL) } }
+        defer { run.terminate() }
         let started = try await run.waitForOutput { _, err in err.contains("running 1 pipelines") }
         #expect(started, "\(run.outputSoFar)")
         run.signal(SIGTERM)

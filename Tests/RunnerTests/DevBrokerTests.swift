@@ -12,7 +12,7 @@ struct DevBrokerTests {
         let broker = try CLIProcess([
             "dev-broker", "--brokers", "3", "--topic", "orders:4", "--topic", "page-views:2", "--bootstrap-file", bootstrapFile,
         ])
-        defer { if broker.isRunning { broker.signal(SIGKILL) } }
+        defer { broker.terminate() }
 
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: bootstrapFile) {

@@ -18,7 +18,7 @@ struct HTTPServiceTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let server = try await HTTPInstance.start(["run", "--http", "127.0.0.1:0", "--state-dir", dir.file("state")])
-        defer { if server.process.isRunning { server.process.signal(SIGKILL) } }
+        defer { server.process.terminate() }
         let base = server.url
         let bootstrap = try #require(server.bootstrap)
         let redisURL = try #require(server.redisURL)
@@ -233,7 +233,7 @@ struct HTTPServiceTests {
         let server = try await HTTPInstance.start([
             "serve", "--bootstrap-servers", "127.0.0.1:9", "--redis-url", redis.url.description, "--http", "127.0.0.1:0", "--log-level", "error",
         ])
-        defer { if server.process.isRunning { server.process.signal(SIGKILL) } }
+        defer { server.process.terminate() }
         let started = ContinuousClock.now
         let r = try await HTTP.post("\(server.url)/purchase-event", Self.purchase)
         let took = ContinuousClock.now - started
@@ -272,7 +272,7 @@ struct HTTPServiceTests {
         // balances partition counts, not each topic, and this test is about forwarding.)
         let broker = try CLIProcess(["dev-broker", "--brokers", "1", "--bootstrap-file", bootstrapFile, "--group-initial-rebalance-delay-ms", "3000"]
             + topics.flatMap { ["--topic", "\($0):4"] })
-        defer { if broker.isRunning { broker.signal(SIGKILL) } }
+        defer { broker.terminate() }
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: bootstrapFile), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         let bootstrap = try String(contentsOfFile: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -293,9 +293,9 @@ struct HTTPServiceTests {
             ])
         }
         let a = try await instance("a")
-        defer { if a.process.isRunning { a.process.signal(SIGKILL) } }
+        defer { a.process.terminate() }
         let b = try await instance("b")
-        defer { if b.process.isRunning { b.process.signal(SIGKILL) } }
+        defer { b.process.terminate() }
 
         // Both announced, the store's partitions split between them, both ready.
         let split = try await HTTP.poll("\(a.url)/instances", timeout: .seconds(90)) { answer in

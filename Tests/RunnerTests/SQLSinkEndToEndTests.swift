@@ -27,7 +27,7 @@ struct SQLSinkEndToEndTests {
         let topics = config.inputTopics
         let bootstrapFile = dir.file("bootstrap")
         let broker = try CLIProcess(["dev-broker", "--brokers", "3", "--bootstrap-file", bootstrapFile] + Set(topics).sorted().flatMap { ["--topic", "\($0):4"] })
-        defer { if broker.isRunning { broker.signal(SIGKILL) } }
+        defer { broker.terminate() }
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: bootstrapFile), broker.isRunning, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
@@ -36,11 +36,11 @@ struct SQLSinkEndToEndTests {
 
         // 20,000 events at 4,000/s: the job is killed while purchases still arrive.
         let generator = try CLIProcess(["generate", "--events", "20000", "--rate", "4000", "--seed", "7", "--bootstrap-servers", bootstrap])
-        defer { if generator.isRunning { generator.signal(SIGKILL) } }
+        defer { generator.terminate() }
         let url = mariadb.url
         let runArgs = ["run", "--config", topologies, "--bootstrap-servers", bootstrap, "--sql-url", url.urlString, "--redis-url", "redis://127.0.0.1:\(redis.port)/0", "--state-dir", dir.file("state")]
         let first = try CLIProcess(runArgs)
-        defer { if first.isRunning { first.signal(SIGKILL) } }
+        defer { first.terminate() }
 
         let db = MariaDBConnection(url: url)
         var partial = 0
@@ -107,7 +107,7 @@ struct SQLSinkEndToEndTests {
         defer { dir.cleanup() }
         let file = try dir.write("sql-only.yaml", Self.sqlOnlyYAML)
         let run = try CLIProcess(["run", "--config", file, "--state-dir", dir.file("state")])
-        defer { if run.isRunning { run.signal(SIGKILL) } }
+        defer { run.terminate() }
         let started = try await run.waitForOutput(timeout: .seconds(120)) { _, err in err.contains("running 1 pipelines") }
         #expect(started, "\(run.outputSoFar)")
         let line = try #require(run.outputSoFar.stdout.split(separator: "\n").first { $0.hasPrefix("local mariadbd: ") }, "\(run.outputSoFar)")

@@ -101,13 +101,13 @@ struct ShippedTopologiesClusterTests {
         let three = try await Shop()
         defer { three.stop() }
         let a = try three.instance("a")
-        defer { if a.isRunning { a.signal(SIGKILL) } }
+        defer { a.terminate() }
         #expect(try await ClusterMemberTests.eventually(.seconds(120)) { ClusterMemberTests.firstCommits(a) > 0 }, "a commits: \(a.outputSoFar.stderr)")
         let b = try three.instance("b")
-        defer { if b.isRunning { b.signal(SIGKILL) } }
+        defer { b.terminate() }
         try await Task.sleep(for: .seconds(2))
         let c = try three.instance("c")
-        defer { if c.isRunning { c.signal(SIGKILL) } }
+        defer { c.terminate() }
         #expect(try await ClusterMemberTests.eventually(.seconds(120)) { ClusterMemberTests.firstCommits(c) > 0 }, "c commits: \(c.outputSoFar.stderr)")
         a.signal(SIGKILL)
         try await Task.sleep(for: .seconds(8))

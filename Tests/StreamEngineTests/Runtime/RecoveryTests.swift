@@ -233,9 +233,7 @@ struct RecoveryTests {
 
     @Test("Two instances split the partitions; one stops, the other restores its stores and the results are exact")
     func twoInstances() async throws {
-        // Both instances in the first assignment: alone, the first takes all 4 partitions and
-        // can finish the input before the second joins.
-        let h = try EngineTestHarness(brokers: 3, groupInitialRebalanceDelayMs: 3000)
+        let h = try EngineTestHarness(brokers: 3)
         try h.createTopic("orders", partitions: 4)
         var (records, totals) = Self.orders()
         // More input so that both instances are busy when one stops.
@@ -244,27 +242,51 @@ struct RecoveryTests {
             totals[user, default: 0] += 2
             records.append((user, #"{"user":"\#(user)","amount":2,"ts":"2024-12-14T12:00:00Z"}"#))
         }
-        try await h.produce("orders", records)
         let config = try h.config(Self.yaml("exactly_once"))
-        let dirA = h.stateDir + "/a", dirB = h.stateDir + "/b"
-        let a = h.runtime(config, stopAtEnd: true, stateDir: dirA, batchSize: 100)
-        let b = h.runtime(config, stopAtEnd: false, stateDir: dirB, batchSize: 100)
+        let a = h.runtime(config, stopAtEnd: false, stateDir: h.stateDir + "/a", batchSize: 100)
+        let b = h.runtime(config, stopAtEnd: false, stateDir: h.stateDir + "/b", batchSize: 100)
         async let runA: Void = a.run()
         async let runB: Void = b.run()
-        let deadline = ContinuousClock.now + .seconds(60)
+        // The input is produced once the group has settled on both instances (two partitions
+        // each, tasks running): produced before, the first instance to join could finish it
+        // alone before the second's join completes, a race a loaded machine loses.
+        func owned(_ rt: StreamRuntime) -> String {
+            let s = rt.queries.assignment
+            return "joined \(s.joined), partitions \(s.partitions.map(\.partition).sorted()), pending \(s.pending.count)"
+        }
+        func split() -> Bool {
+            [a, b].allSatisfy { $0.queries.isReady && $0.queries.assignment.partitions.count == 2 }
+        }
+        var deadline = ContinuousClock.now + .seconds(60)
+        while !split(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(split(), "both instances own two partitions (a: \(owned(a)); b: \(owned(b)))")
+        try await h.produce("orders", records)
+        deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if b.stats.processed > 500, a.stats.processed > 500 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(b.stats.processed > 0 && a.stats.processed > 0, "both instances own partitions")
+        #expect(b.stats.processed > 0 && a.stats.processed > 0, "both instances process (a: \(a.stats), \(owned(a)); b: \(b.stats), \(owned(b)))")
         b.stop()
         try await runB
         let processedByB = b.stats.processed
+        // The first instance takes over the second's partitions (restoring their stores from
+        // the changelogs) and finishes the input.
+        deadline = ContinuousClock.now + .seconds(90)
+        var got: [String: String] = [:]
+        while ContinuousClock.now < deadline {
+            got = [:]
+            for user in totals.keys { got[user] = try await h.hgetall("total:\(user)")["sum"] }
+            if got == totals.mapValues(String.init) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(a.queries.assignment.partitions.count == 4, "a took over b's partitions: \(owned(a))")
+        a.stop()
         try await runA
-        #expect(processedByB < records.count && a.stats.processed < records.count + processedByB)
+        #expect(processedByB < records.count && a.stats.processed + processedByB >= records.count,
+                "a: \(a.stats), b processed \(processedByB) of \(records.count)")
         for (user, total) in totals {
-            let got = try await h.hgetall("total:\(user)")["sum"]
-            #expect(got == String(total), "user \(user)")
+            #expect(got[user] == String(total), "user \(user)")
         }
     }
 }
