@@ -1,4 +1,3 @@
-import ByteArrays
 
 /// A topic and a partition.
 public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
@@ -78,39 +77,71 @@ public struct ProducerRecord: Sendable {
 
 /// A consumed record.
 ///
-/// Its topic, headers and bytes live in one immutable object, the key's and the value's bytes
-/// in one array in it (the key's, then the value's): two allocations per message, and a copy
-/// of the message (a poll batch, each reading task's input, its queue) costs one reference
-/// count. `key` and `value` hand out copies as arrays; readers on a hot path use
-/// ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place. Setting a
-/// part makes a new object (copy on write).
-public struct KafkaMessage: Sendable {
+/// Its topic, headers and bytes live in one immutable object: the topic, the headers and the
+/// lengths ahead of the key's and the value's bytes (the key's, then the value's) in a single
+/// allocation per message, so that the first touch of a message brings its first bytes into
+/// the cache with it. A copy of the message (a poll batch, each reading task's input, its
+/// queue) costs one reference count. `key` and `value` hand out copies as arrays; readers on a
+/// hot path use ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place.
+/// Setting a part makes a new object (copy on write).
+///
+/// `@unchecked Sendable` as swift-nio's `ByteBuffer` is: the payload object is a `ManagedBuffer`
+/// (which the standard library leaves without `Sendable`, as one may be mutated), and this one is
+/// written once, in ``Payload/make(topic:headers:key:value:)`` before any message holds it, and
+/// only read after; the other stored properties are plain values.
+public struct KafkaMessage: @unchecked Sendable {
+    /// What a ``Payload`` holds ahead of its bytes.
     @usableFromInline
-    final class Payload: Sendable {
+    struct PayloadHeader {
         let topic: String
         let headers: [KafkaHeader]
-        /// The key's bytes, then the value's.
-        @usableFromInline let bytes: [UInt8]
-        /// The lengths of the key and the value in `bytes` (-1: absent).
+        /// The lengths of the key and the value in the bytes (-1: absent).
         @usableFromInline let keyCount: Int
         @usableFromInline let valueCount: Int
+    }
 
-        init(topic: String, headers: [KafkaHeader], bytes: [UInt8], keyCount: Int, valueCount: Int) {
-            self.topic = topic
-            self.headers = headers
-            self.bytes = bytes
-            self.keyCount = keyCount
-            self.valueCount = valueCount
+    /// The header and the bytes in one allocation (tail-allocated), immutable once made.
+    @usableFromInline
+    final class Payload: ManagedBuffer<PayloadHeader, UInt8> {
+        static func make(topic: String, headers: [KafkaHeader], key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) -> Payload {
+            let k = key?.count ?? -1, v = value?.count ?? -1
+            let buffer = Payload.create(minimumCapacity: max(0, k) + max(0, v)) { _ in
+                PayloadHeader(topic: topic, headers: headers, keyCount: k, valueCount: v)
+            }
+            buffer.withUnsafeMutablePointerToElements { elements in
+                let base = UnsafeMutableRawPointer(elements)
+                if let key, let from = key.baseAddress, k > 0 { base.copyMemory(from: from, byteCount: k) }
+                if let value, let from = value.baseAddress, v > 0 { (base + max(0, k)).copyMemory(from: from, byteCount: v) }
+            }
+            return unsafeDowncast(buffer, to: Payload.self)
         }
 
-        convenience init(topic: String, headers: [KafkaHeader], key: [UInt8]?, value: [UInt8]?) {
-            let bytes: [UInt8]
-            if let key, let value {
-                bytes = key + value
-            } else {
-                bytes = key ?? value ?? []
+        static func make(topic: String, headers: [KafkaHeader], key: [UInt8]?, value: [UInt8]?) -> Payload {
+            func bytes(_ a: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> Payload) -> Payload {
+                guard let a else { return body(nil) }
+                return a.withUnsafeBytes { body($0) }
             }
-            self.init(topic: topic, headers: headers, bytes: bytes, keyCount: key?.count ?? -1, valueCount: value?.count ?? -1)
+            return bytes(key) { k in bytes(value) { v in make(topic: topic, headers: headers, key: k, value: v) } }
+        }
+
+        var topic: String { withUnsafeMutablePointerToHeader { $0.pointee.topic } }
+        var headers: [KafkaHeader] { withUnsafeMutablePointerToHeader { $0.pointee.headers } }
+        @inlinable var keyCount: Int { withUnsafeMutablePointerToHeader { $0.pointee.keyCount } }
+        @inlinable var valueCount: Int { withUnsafeMutablePointerToHeader { $0.pointee.valueCount } }
+
+        /// Calls `body` with `count` bytes from `offset`, in place.
+        @inlinable func withBytes<R>(from offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+            withUnsafeMutablePointerToElements { body(UnsafeRawBufferPointer(start: UnsafeRawPointer($0) + offset, count: count)) }
+        }
+
+        func copy(topic: String? = nil, headers: [KafkaHeader]? = nil) -> Payload {
+            let k = keyCount, v = valueCount
+            return withBytes(from: 0, count: max(0, k) + max(0, v)) { all in
+                Payload.make(
+                    topic: topic ?? self.topic, headers: headers ?? self.headers,
+                    key: k < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[..<k]),
+                    value: v < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[max(0, k)...]))
+            }
         }
     }
 
@@ -122,21 +153,21 @@ public struct KafkaMessage: Sendable {
 
     public var topic: String {
         get { payload.topic }
-        set { payload = Payload(topic: newValue, headers: payload.headers, bytes: payload.bytes, keyCount: payload.keyCount, valueCount: payload.valueCount) }
+        set { payload = payload.copy(topic: newValue) }
     }
     public var headers: [KafkaHeader] {
         get { payload.headers }
-        set { payload = Payload(topic: payload.topic, headers: newValue, bytes: payload.bytes, keyCount: payload.keyCount, valueCount: payload.valueCount) }
+        set { payload = payload.copy(headers: newValue) }
     }
     /// A copy of the key's bytes.
     public var key: [UInt8]? {
         get { withUnsafeKey { Array($0) } }
-        set { payload = Payload(topic: payload.topic, headers: payload.headers, key: newValue, value: value) }
+        set { payload = Payload.make(topic: payload.topic, headers: payload.headers, key: newValue, value: value) }
     }
     /// A copy of the value's bytes.
     public var value: [UInt8]? {
         get { withUnsafeValue { Array($0) } }
-        set { payload = Payload(topic: payload.topic, headers: payload.headers, key: key, value: newValue) }
+        set { payload = Payload.make(topic: payload.topic, headers: payload.headers, key: key, value: newValue) }
     }
 
     /// Whether the record has a value (a tombstone has none).
@@ -147,37 +178,34 @@ public struct KafkaMessage: Sendable {
     @inlinable
     public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
         let p = payload
-        guard p.valueCount >= 0 else { return nil }
-        let start = max(0, p.keyCount), n = p.valueCount
-        return p.bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress.map { $0 + start }, count: n)) }
+        let n = p.valueCount
+        guard n >= 0 else { return nil }
+        return p.withBytes(from: max(0, p.keyCount), count: n, body)
     }
 
     /// Calls `body` with the key's bytes, without copying them; `nil` when the record has no key.
     @inlinable
     public func withUnsafeKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
         let p = payload
-        guard p.keyCount >= 0 else { return nil }
         let n = p.keyCount
-        return p.bytes.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(start: raw.baseAddress, count: n)) }
+        guard n >= 0 else { return nil }
+        return p.withBytes(from: 0, count: n, body)
     }
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], timestamp: Int64? = nil) {
-        payload = Payload(topic: topic, headers: headers, key: key, value: value)
+        payload = Payload.make(topic: topic, headers: headers, key: key, value: value)
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
     }
 
     /// A message whose key and value are copied from `key` and `value` (`nil`: absent) into
-    /// its one array.
+    /// its one allocation.
     public init(
         topic: String, partition: Int32, offset: Int64, copyingKey key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
         headers: [KafkaHeader] = [], timestamp: Int64? = nil
     ) {
-        let k = key?.count ?? -1, v = value?.count ?? -1
-        let none = UnsafeRawBufferPointer(start: nil, count: 0)
-        let bytes = Array(ConcatenatedBytes(key ?? none, value ?? none))
-        payload = Payload(topic: topic, headers: headers, bytes: bytes, keyCount: k, valueCount: v)
+        payload = Payload.make(topic: topic, headers: headers, key: key, value: value)
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
