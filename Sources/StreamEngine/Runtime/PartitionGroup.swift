@@ -32,6 +32,11 @@ struct PartitionGroup {
     /// Per source topic; an element is `nil` once taken (`removeFirst` moves it out instead of copying it).
     private var queues: [[Pending?]]
     private var heads: [Int]
+    /// The records of a single-queue input to be decoded when taken (``appendUndecoded(_:topicIndex:)``),
+    /// as bare messages: a fifth of a `Pending`'s size, so a poll batch's worth stays in the cache.
+    /// They come after every record of `queues[0]`: at most one of the two holds records.
+    private var undecoded: [KafkaMessage?] = []
+    private var undecodedHead = 0
     /// Event time of the last record enqueued per queue.
     private var lastEnqueued: [Int64]
     /// Event time of the last record processed per queue (partition time).
@@ -60,7 +65,7 @@ struct PartitionGroup {
     func index(of topic: String) -> Int? { topics.firstIndex(of: topic) }
 
     /// Records buffered in queue `i`.
-    func count(_ i: Int) -> Int { merge?.count ?? (queues[i].count - heads[i]) }
+    func count(_ i: Int) -> Int { merge?.count ?? (queues[i].count - heads[i] + (i == 0 ? undecoded.count - undecodedHead : 0)) }
 
     /// Records buffered in every queue.
     var total: Int { (0..<topics.count).reduce(0) { $0 + count($1) } }
@@ -72,7 +77,13 @@ struct PartitionGroup {
             guard let q = merge.next(releaseAll: releaseAll || gaveUpWaiting).queue else { return nil }
             return merge.timestamp(ofQueue: q)
         }
-        return count(i) > 0 ? queues[i][heads[i]]!.timestamp : nil
+        if heads[i] < queues[i].count { return queues[i][heads[i]]!.timestamp }
+        return i == 0 && undecodedHead < undecoded.count ? placeholderTimestamp(undecoded[undecodedHead]!, queue: 0) : nil
+    }
+
+    /// The event time an undecoded record holds its place with: its queue's last known one, or its own timestamp.
+    private func placeholderTimestamp(_ message: KafkaMessage, queue i: Int) -> Int64 {
+        lastEnqueued[i] == .min ? (message.timestamp ?? .min) : lastEnqueued[i]
     }
 
     /// Appends a record to be decoded when it is taken: for a task whose only input is one
@@ -83,8 +94,18 @@ struct PartitionGroup {
     /// (or the message's timestamp).
     mutating func appendUndecoded(_ message: KafkaMessage, topicIndex i: Int) {
         precondition(merge == nil && topics.count == 1, "only a single-queue input decodes records when they are taken")
-        let ts = lastEnqueued[i] == .min ? (message.timestamp ?? .min) : lastEnqueued[i]
-        queues[i].append(Pending(message: message, timestamp: ts, decoded: nil))
+        if heads[i] < queues[i].count {  // behind decoded records: in their queue, to keep the order
+            queues[i].append(Pending(message: message, timestamp: placeholderTimestamp(message, queue: i), decoded: nil))
+        } else {
+            undecoded.append(message)
+        }
+    }
+
+    /// Moves the undecoded records into the queue of decoded ones (a decoded record arrives behind them).
+    private mutating func moveUndecoded() {
+        for case let m? in undecoded[undecodedHead...] { queues[0].append(Pending(message: m, timestamp: placeholderTimestamp(m, queue: 0), decoded: nil)) }
+        undecoded.removeAll(keepingCapacity: true)
+        undecodedHead = 0
     }
 
     /// Takes an upstream progress marker (merged input only).
@@ -104,6 +125,7 @@ struct PartitionGroup {
 
     /// Appends a decoded record (or a decode failure) to its topic's queue.
     mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>, stamp: RepartitionStamp? = nil) {
+        if i == 0, undecodedHead < undecoded.count { moveUndecoded() }
         let ts: Int64
         switch decoded {
         case .success(let r): ts = r.timestamp
@@ -158,6 +180,20 @@ struct PartitionGroup {
         if merge != nil {
             let q = merge!.next(releaseAll: releaseAll || gaveUpWaiting).queue!
             let p = merge!.removeFirst(q)
+            if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
+            return p
+        }
+        if heads[i] == queues[i].count, i == 0, undecodedHead < undecoded.count {
+            let m = undecoded[undecodedHead].take()!
+            let p = Pending(message: m, timestamp: placeholderTimestamp(m, queue: 0), decoded: nil)
+            undecodedHead += 1
+            if undecodedHead == undecoded.count {
+                undecoded.removeAll(keepingCapacity: true)
+                undecodedHead = 0
+            } else if undecodedHead >= 1024 && undecodedHead * 2 >= undecoded.count {
+                undecoded.removeFirst(undecodedHead)
+                undecodedHead = 0
+            }
             if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
             return p
         }

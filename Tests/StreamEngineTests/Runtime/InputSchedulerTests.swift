@@ -67,4 +67,41 @@ struct InputSchedulerTests {
         scheduler.update(merged, takeable)
         #expect(scheduler.backPressure(readers: readers).resume == [rep])
     }
+
+    @Test("a single-queue input hands out its records in arrival order whether they were decoded on arrival or are decoded when taken, however the two are interleaved and however long the queue")
+    func undecodedAndDecodedInOrder() {
+        var group = PartitionGroup(topics: ["in"])
+        var offset: Int64 = 0, taken: [(offset: Int64, decoded: Bool)] = []
+        func undecoded(_ n: Int) {
+            for _ in 0..<n {
+                group.appendUndecoded(KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil, timestamp: 5), topicIndex: 0)
+                offset += 1
+            }
+        }
+        func decoded(_ n: Int) {
+            for _ in 0..<n {
+                let m = KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil)
+                group.append(m, topicIndex: 0, decoded: .success(StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + offset)))
+                offset += 1
+            }
+        }
+        func take(_ n: Int) {
+            for _ in 0..<n {
+                guard case .take(let i) = group.next(mayRunAhead: { _ in true }, cap: .max) else { Issue.record("nothing to take at \(taken.count)"); return }
+                let p = group.removeFirst(i)
+                taken.append((p.message.offset, p.decoded != nil))
+            }
+        }
+        undecoded(3); decoded(2); undecoded(2)
+        #expect(group.count(0) == 7 && group.total == 7)
+        take(4); undecoded(1); decoded(1)
+        take(5)
+        #expect(group.count(0) == 0 && group.next(mayRunAhead: { _ in true }, cap: .max) == .empty)
+        #expect(taken.map(\.offset) == Array(0..<9))
+        #expect(taken.map(\.decoded) == [false, false, false, true, true, false, false, false, true])
+        // Past the compaction of a long queue's taken head.
+        undecoded(3000); take(2000); undecoded(10); take(1010)
+        #expect(taken.map(\.offset) == Array(0..<3019) && group.total == 0)
+        #expect(group.partitionTimes[0] == 1008, "the partition time is the last event time known")
+    }
 }
