@@ -84,12 +84,7 @@ public struct ProducerRecord: Sendable {
 /// queue) costs one reference count. `key` and `value` hand out copies as arrays; readers on a
 /// hot path use ``withUnsafeValue(_:)`` and ``withUnsafeKey(_:)``, which read them in place.
 /// Setting a part makes a new object (copy on write).
-///
-/// `@unchecked Sendable` as swift-nio's `ByteBuffer` is: the payload object is a `ManagedBuffer`
-/// (which the standard library leaves without `Sendable`, as one may be mutated), and this one is
-/// written once, in ``Payload/make(topic:headers:key:value:)`` before any message holds it, and
-/// only read after; the other stored properties are plain values.
-public struct KafkaMessage: @unchecked Sendable {
+public struct KafkaMessage: Sendable {
     /// What a ``Payload`` holds ahead of its bytes.
     @usableFromInline
     struct PayloadHeader {
@@ -145,7 +140,23 @@ public struct KafkaMessage: @unchecked Sendable {
         }
     }
 
-    @usableFromInline var payload: Payload
+    /// The one reference to a ``Payload`` a message holds.
+    ///
+    /// `@unchecked Sendable`, and only this: the standard library leaves `ManagedBuffer` without
+    /// `Sendable` (one may be mutated), and a `Payload` is written once, in
+    /// ``Payload/make(topic:headers:key:value:)`` before any message holds it, then only read:
+    /// immutable as a class of `let` properties is (swift-nio's `ByteBuffer` storage likewise).
+    @usableFromInline
+    struct PayloadReference: @unchecked Sendable {
+        @usableFromInline let buffer: Payload
+        @inlinable init(_ buffer: Payload) { self.buffer = buffer }
+    }
+
+    @usableFromInline var reference: PayloadReference
+    @inlinable var payload: Payload {
+        get { reference.buffer }
+        set { reference = PayloadReference(newValue) }
+    }
     public var partition: Int32
     public var offset: Int64
     /// Epoch milliseconds, if the record has a timestamp.
@@ -193,7 +204,7 @@ public struct KafkaMessage: @unchecked Sendable {
     }
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], timestamp: Int64? = nil) {
-        payload = Payload.make(topic: topic, headers: headers, key: key, value: value)
+        reference = PayloadReference(Payload.make(topic: topic, headers: headers, key: key, value: value))
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
@@ -205,7 +216,7 @@ public struct KafkaMessage: @unchecked Sendable {
         topic: String, partition: Int32, offset: Int64, copyingKey key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
         headers: [KafkaHeader] = [], timestamp: Int64? = nil
     ) {
-        payload = Payload.make(topic: topic, headers: headers, key: key, value: value)
+        reference = PayloadReference(Payload.make(topic: topic, headers: headers, key: key, value: value))
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
