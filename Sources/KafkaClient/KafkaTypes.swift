@@ -112,11 +112,16 @@ public struct KafkaMessage: Sendable {
         }
 
         static func make(topic: String, headers: [KafkaHeader], key: [UInt8]?, value: [UInt8]?) -> Payload {
-            func bytes(_ a: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> Payload) -> Payload {
-                guard let a else { return body(nil) }
-                return a.withUnsafeBytes { body($0) }
+            bytes(.some(key), else: nil) { k in bytes(.some(value), else: nil) { v in make(topic: topic, headers: headers, key: k, value: v) } }
+        }
+
+        /// Calls `body` with the bytes of `new` in place (`.some(nil)`: absent), or with `old` when `new` is `.none`.
+        private static func bytes(_ new: [UInt8]??, else old: UnsafeRawBufferPointer?, _ body: (UnsafeRawBufferPointer?) -> Payload) -> Payload {
+            switch new {
+            case .none: body(old)
+            case .some(nil): body(nil)
+            case .some(let a?): a.withUnsafeBytes { body($0) }
             }
-            return bytes(key) { k in bytes(value) { v in make(topic: topic, headers: headers, key: k, value: v) } }
         }
 
         var topic: String { withUnsafeMutablePointerToHeader { $0.pointee.topic } }
@@ -129,13 +134,16 @@ public struct KafkaMessage: Sendable {
             withUnsafeMutablePointerToElements { body(UnsafeRawBufferPointer(start: UnsafeRawPointer($0) + offset, count: count)) }
         }
 
-        func copy(topic: String? = nil, headers: [KafkaHeader]? = nil) -> Payload {
+        /// A payload like this one but for the parts given (for `key` and `value`, `.some(nil)`
+        /// makes the part absent); the parts kept are copied from this one's bytes in place.
+        func copy(topic: String? = nil, headers: [KafkaHeader]? = nil, key: [UInt8]?? = .none, value: [UInt8]?? = .none) -> Payload {
             let k = keyCount, v = valueCount
             return withBytes(from: 0, count: max(0, k) + max(0, v)) { all in
-                Payload.make(
-                    topic: topic ?? self.topic, headers: headers ?? self.headers,
-                    key: k < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[..<k]),
-                    value: v < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[max(0, k)...]))
+                Self.bytes(key, else: k < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[..<k])) { newKey in
+                    Self.bytes(value, else: v < 0 ? nil : UnsafeRawBufferPointer(rebasing: all[max(0, k)...])) { newValue in
+                        Payload.make(topic: topic ?? self.topic, headers: headers ?? self.headers, key: newKey, value: newValue)
+                    }
+                }
             }
         }
     }
@@ -173,12 +181,12 @@ public struct KafkaMessage: Sendable {
     /// A copy of the key's bytes.
     public var key: [UInt8]? {
         get { withUnsafeKey { Array($0) } }
-        set { payload = Payload.make(topic: payload.topic, headers: payload.headers, key: newValue, value: value) }
+        set { payload = payload.copy(key: .some(newValue)) }
     }
     /// A copy of the value's bytes.
     public var value: [UInt8]? {
         get { withUnsafeValue { Array($0) } }
-        set { payload = Payload.make(topic: payload.topic, headers: payload.headers, key: key, value: newValue) }
+        set { payload = payload.copy(value: .some(newValue)) }
     }
 
     /// Whether the record has a value (a tombstone has none).

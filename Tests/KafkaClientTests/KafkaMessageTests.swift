@@ -38,6 +38,31 @@ struct KafkaMessageTests {
         #expect(text(original.key) == "user-1" && text(original.value) == #"{"a":1}"#)
     }
 
+    @Test("setting any one part (topic, headers, key, value) keeps every other, for absent, empty and present keys and values")
+    func eachSetterKeepsTheRest() {
+        let shapes: [[UInt8]?] = [nil, [], bytes("k"), bytes(String(repeating: "x", count: 300))]
+        for key in shapes {
+            for value in shapes {
+                let m = KafkaMessage(topic: "t", partition: 2, offset: 9, key: key, value: value, headers: [KafkaHeader("h", "v")], timestamp: 5)
+                var t = m
+                t.topic = "u"
+                #expect(t.topic == "u" && t.key == key && t.value == value && t.header("h")?.stringValue == "v")
+                var h = m
+                h.headers = [KafkaHeader("g", "w")]
+                #expect(h.topic == "t" && h.key == key && h.value == value && h.header("h") == nil && h.header("g")?.stringValue == "w")
+                for other in shapes {
+                    var k = m
+                    k.key = other
+                    #expect(k.key == other && k.value == value && k.topic == "t" && k.header("h")?.stringValue == "v")
+                    var v = m
+                    v.value = other
+                    #expect(v.key == key && v.value == other && v.hasValue == (other != nil) && v.offset == 9 && v.timestamp == 5)
+                }
+                #expect(m.topic == "t" && m.key == key && m.value == value)
+            }
+        }
+    }
+
     @Test("a record without a key and a tombstone come back from the broker without them; keyed records keep key and value apart")
     func consumedShapes() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)

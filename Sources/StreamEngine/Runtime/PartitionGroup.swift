@@ -183,31 +183,30 @@ struct PartitionGroup {
             if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
             return p
         }
+        let p: Pending
         if heads[i] == queues[i].count, i == 0, undecodedHead < undecoded.count {
-            let m = undecoded[undecodedHead].take()!
-            let p = Pending(message: m, timestamp: placeholderTimestamp(m, queue: 0), decoded: nil)
-            undecodedHead += 1
-            if undecodedHead == undecoded.count {
-                undecoded.removeAll(keepingCapacity: true)
-                undecodedHead = 0
-            } else if undecodedHead >= 1024 && undecodedHead * 2 >= undecoded.count {
-                undecoded.removeFirst(undecodedHead)
-                undecodedHead = 0
-            }
-            if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
-            return p
-        }
-        let p = queues[i][heads[i]].take()!
-        heads[i] += 1
-        if heads[i] == queues[i].count {
-            queues[i].removeAll(keepingCapacity: true)
-            heads[i] = 0
-        } else if heads[i] >= 1024 && heads[i] * 2 >= queues[i].count {
-            queues[i].removeFirst(heads[i])
-            heads[i] = 0
+            let m = Self.takeFirst(&undecoded, head: &undecodedHead)
+            p = Pending(message: m, timestamp: placeholderTimestamp(m, queue: 0), decoded: nil)
+        } else {
+            p = Self.takeFirst(&queues[i], head: &heads[i])
         }
         if p.timestamp > partitionTimes[i] { partitionTimes[i] = p.timestamp }
         return p
+    }
+
+    /// Moves the element at `head` out of `queue` and advances `head`; the taken elements are
+    /// dropped once the queue is empty, or once they are most of a long one.
+    private static func takeFirst<Element>(_ queue: inout [Element?], head: inout Int) -> Element {
+        let element = queue[head].take()!
+        head += 1
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+        return element
     }
 
     /// The state a scheduler needs to align this task with its siblings.
