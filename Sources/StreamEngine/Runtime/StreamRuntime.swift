@@ -471,8 +471,9 @@ struct PollLoop: Sendable {
     /// Where `--stop-at-end` stands: the group committed every input
     /// partition up to its start end offset, then every repartition partition
     /// up to its end; then the global tables caught up with what the pipelines
-    /// wrote to them and a commit ran after that with no periodic work left (so
-    /// processors that recompute from global tables have seen their final contents).
+    /// wrote to them, this member has its assignment, and a commit ran after both
+    /// with no periodic work left (so processors that recompute from global tables
+    /// have seen their final contents).
     struct EndTracker {
         /// End offsets of the repartition topics, once the inputs are committed.
         var repartition: [TopicPartition: Int64]?
@@ -512,7 +513,18 @@ struct PollLoop: Sendable {
                 }
                 caughtUpAtRound = await manager.commitRounds
             }
-            let round = caughtUpAtRound ?? 0
+            // Not before this member has an assignment and its new tasks ran a commit: periodic
+            // work is not durable (a recompute that a stopped member left pending is redone by the
+            // task's next owner when it starts the task), so a member that has not joined yet
+            // would stop without it, though the group's offsets are all committed.
+            guard let started = await manager.tasksStartedAtRound else {
+                if ContinuousClock.now - lastWaitLog >= .seconds(5) {
+                    lastWaitLog = ContinuousClock.now
+                    loop.logger.info("--stop-at-end: waiting for this member's first assignment")
+                }
+                return false
+            }
+            let round = max(caughtUpAtRound ?? 0, started)
             let rounds = await manager.commitRounds
             let pendingWork = await manager.hasPendingWork
             let uncommitted = await manager.hasUncommittedWork

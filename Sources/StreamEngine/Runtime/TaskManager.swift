@@ -78,6 +78,10 @@ actor TaskManager {
     var hasUncommittedWork: Bool { uncommitted }
     /// Completed calls of `commit()`, with or without work.
     var commitRounds = 0
+    /// `commitRounds` when this member last started tasks (an assignment, empty or not, or a
+    /// restart of dropped tasks); nil before its first assignment. `--stop-at-end` counts its
+    /// rounds from here: a task's processors run their periodic work first at the next commit.
+    var tasksStartedAtRound: Int?
     /// Whether a processor has periodic work pending (see `Processor.punctuate`).
     var hasPendingWork: Bool {
         get async {
@@ -140,6 +144,7 @@ actor TaskManager {
         case .assigned(let partitions):
             logger.info("rebalance: assigned \(partitions.count) partitions: \(Self.summary(partitions))")
             let committed = try await startTasks(for: partitions)
+            tasksStartedAtRound = commitRounds
             assignedPartitions.formUnion(partitions)
             try await consumer.applyAssignment(partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.invalid) })
             publishQueries()
@@ -171,6 +176,7 @@ actor TaskManager {
         dropped = []
         guard !partitions.isEmpty else { return }
         let committed = try await startTasks(for: Array(partitions))
+        tasksStartedAtRound = commitRounds
         // One seek for all, after every restore; librdkafka discards what it fetched before.
         let seeks = partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning) }
         try await consumer.seek(seeks, timeoutMs: 30_000)
