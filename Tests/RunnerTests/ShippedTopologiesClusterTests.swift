@@ -41,9 +41,9 @@ struct ShippedTopologiesClusterTests {
             #expect(generated.status == 0, "\(generated)")
         }
 
-        func instance(_ name: String, _ extra: [String] = []) throws -> CLIProcess {
+        func instance(_ name: String, _ extra: [String] = [], config: String = "\(repositoryRoot)/topologies.yaml") throws -> CLIProcess {
             try CLIProcess([
-                "run", "--config", "\(repositoryRoot)/topologies.yaml", "--bootstrap-servers", bootstrap,
+                "run", "--config", config, "--bootstrap-servers", bootstrap,
                 "--redis-url", redisServer.url.description, "--state-dir", dir.file("state-\(name)"), "--instance-id", name,
             ] + extra)
         }
@@ -122,5 +122,28 @@ struct ShippedTopologiesClusterTests {
         let differing = Set(reference.keys).union(scaled.keys).filter { reference[$0] != scaled[$0] }.sorted()
         print("shipped topologies: \(reference.count) keys with one instance, \(scaled.count) with three and a SIGKILL, \(differing.count) differ")
         #expect(differing.isEmpty, "keys that differ: \(differing.prefix(10).map { "\($0): one \(reference[$0] ?? "none") / three \(scaled[$0] ?? "none")" })")
+    }
+
+    @Test("A finisher started while a stopped member is still in the group waits for its own assignment before --stop-at-end ends it, and recomputes what depends on the global tables (what a member stopped before its pending recomputes ran leaves stale)")
+    func finisherWaitsForItsAssignment() async throws {
+        let shop = try await Shop()
+        defer { shop.stop() }
+        // A static member (--instance-id) that stops stays in the group for its session: 10 s here.
+        let config = shop.dir.file("long-session.yaml")
+        let shipped = try String(contentsOfFile: "\(repositoryRoot)/topologies.yaml", encoding: .utf8)
+        try (shipped + "\nkafka:\n  session.timeout.ms: \"10000\"\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let b = try await shop.instance("b", ["--stop-at-end"], config: config).wait(timeout: .seconds(300))
+        #expect(b.status == 0, "\(b)")
+        // Every input record is committed now. Recommendations computed from table rows that changed
+        // later, whose recompute the stopped member had pending, look like this:
+        let recs = try await shop.dump().keys.filter { $0.hasPrefix("rec:") }
+        #expect(recs.count > 50, "the run wrote recommendations: \(recs.count)")
+        for key in recs { _ = try await shop.redis.command(["ZADD", key, "1.5", "p-stale"]) }
+
+        let d = try await shop.instance("d", ["--stop-at-end"], config: config).wait(timeout: .seconds(300))
+        #expect(d.status == 0, "\(d)")
+        #expect(d.stderr.contains("rebalance: assigned"), "the finisher stopped before it was assigned its partitions: \(d.stderr.suffix(3000))")
+        let stale = try await shop.dump().filter { $0.key.hasPrefix("rec:") && $0.value.contains("p-stale") }.keys.sorted()
+        #expect(stale.isEmpty, "\(stale.count) of \(recs.count) recommendations not recomputed: \(stale.prefix(5))")
     }
 }
