@@ -20,6 +20,8 @@
 #           with a changelog, a Redis hash per user);
 #        b  a two-stage job: job a's pipeline plus a second pipeline on the same input that
 #           rekeys by category (the engine's repartition topic) and counts per category;
+#        c  the benchmark's two-stage job (BenchTwoStage): the sum of quantity per user and,
+#           through a repartition by category, the count per category; no sink;
 #   4. attributes every instruction to a phase (callgrind_phases.py: function-name patterns,
 #      innermost phase wins, unmarked callees split over their callers in proportion to the
 #      calls' inclusive cost; see its docstring) and writes the markdown table to --out
@@ -158,6 +160,16 @@ defaults:
   on_error: dlq
   partitions: 4
 topologies:
+EOF
+    if [[ $1 == c ]]; then
+        cat <<EOF
+  - name: user-items
+$(source_block)
+    steps:
+      - aggregate: { store: user-items, aggregator: sum, params: { field: quantity } }
+EOF
+    else
+        cat <<EOF
   - name: user-totals
 $(source_block)
     steps:
@@ -167,7 +179,8 @@ $(source_block)
           mode: hash
           fields: { orders: orders, items: items, spent: spent, lastPurchaseAt: lastPurchaseAt }
 EOF
-    if [[ $1 == b ]]; then
+    fi
+    if [[ $1 == b || $1 == c ]]; then
         cat <<EOF
   - name: category-counts
 $(source_block)
@@ -209,7 +222,7 @@ for run in $(seq 1 "$runs"); do
         commits=$(sed -E 's/^stream-engine: ([0-9]+) records processed, ([0-9]+) dead-lettered, ([0-9]+) commits.*/\3/' <<<"$summary")
         expected=$events
         repart=0
-        if [[ $job == b ]]; then
+        if [[ $job == b || $job == c ]]; then
             repart=$(topic_count "$app-category-counts-repartition" 4)
             # The engine counts each polled message once: the input, then the repartition records
             # (the topic also holds progress markers, which are not counted). Since bfeb699 the
@@ -220,11 +233,13 @@ for run in $(seq 1 "$runs"); do
             expected=$events
         fi
         changelog=0
-        for store in user-totals category-counts; do
-            [[ $job == a && $store == category-counts ]] && continue
+        for store in user-totals user-items category-counts; do
+            [[ $job == a && $store != user-totals ]] && continue
+            [[ $job == b && $store == user-items ]] && continue
+            [[ $job == c && $store == user-totals ]] && continue
             changelog=$((changelog + $(topic_count "$app-$store-changelog" 4)))
         done
-        if [[ $job == b ]] && (( processed > events && processed <= events + repart )); then expected=$processed; fi
+        if [[ $job == b || $job == c ]] && (( processed > events && processed <= events + repart )); then expected=$processed; fi
         [[ "$processed" == "$expected" ]] || { echo "callgrind-phases: job $job processed $processed records, expected $expected ($summary)" >&2; exit 1; }
         [[ "$deadlettered" == 0 ]] || { echo "callgrind-phases: job $job dead-lettered $deadlettered records" >&2; exit 1; }
         log "job $job run $run: $summary (valgrind ${seconds}s); repartition records $repart, changelog records $changelog"
@@ -233,15 +248,15 @@ for run in $(seq 1 "$runs"); do
             callgrind_annotate --inclusive=yes --threshold=99.9 "$f" 2>/dev/null | swift demangle --simplified >"$f.inclusive.txt" || true
         done
         # librdkafka's fetch and produce threads serve several topics: their shares by bytes.
-        if [[ $job == b ]]; then
+        if [[ $job == b || $job == c ]]; then
             in_bytes=$(topic_bytes "$topic")
             rep_bytes=$(topic_bytes "$app-category-counts-repartition")
             cl_bytes=0
-            for store in user-totals category-counts; do cl_bytes=$((cl_bytes + $(topic_bytes "$app-$store-changelog"))); done
+            for store in user-totals user-items category-counts; do cl_bytes=$((cl_bytes + $(topic_bytes "$app-$store-changelog"))); done
             python3 -c "import json,sys; i,r,c=map(int,sys.argv[1:4]); json.dump({'input_bytes':i,'repartition_bytes':r,'changelog_bytes':c,
                 'fetch_repartition_share': r/(i+r), 'produce_repartition_share': r/(r+c)}, open(sys.argv[4],'w'))" \
                 "$in_bytes" "$rep_bytes" "$cl_bytes" "$cg/shares.json"
-            log "job b: bytes input $in_bytes, repartition $rep_bytes, changelogs $cl_bytes (shares of librdkafka's threads: $cg/shares.json)"
+            log "job $job: bytes input $in_bytes, repartition $rep_bytes, changelogs $cl_bytes (shares of librdkafka's threads: $cg/shares.json)"
         fi
         cat >"$cg/meta.json" <<EOF
 {"job": "$job", "run": $run, "events": $events, "processed": $processed, "commits": $commits, "repartition_records": $repart,

@@ -370,7 +370,7 @@ def main():
     first = {j: by_job[j][0] for j in jobs}
     n = a.events
     meta0 = results[0]["meta"]
-    label = {"a": "(a) per-user aggregation + Redis", "b": "(b) + rekey by category, count"}
+    label = {"a": "(a) per-user aggregation + Redis", "b": "(b) + rekey by category, count", "c": "(c) the benchmark's two-stage job"}
     lines = []
     lines.append(f"# Instructions per input record by phase (callgrind)\n")
     lines.append(f"Engine sources at commit {meta0['commit']}; {n:,} purchase events ({a.users:,} users, 4 partitions) on a `stream-engine dev-broker`, "

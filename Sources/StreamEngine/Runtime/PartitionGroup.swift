@@ -34,9 +34,23 @@ struct PartitionGroup {
     private var heads: [Int]
     /// The records of a single-queue input to be decoded when taken (``appendUndecoded(_:topicIndex:)``),
     /// as bare messages: a fifth of a `Pending`'s size, so a poll batch's worth stays in the cache.
-    /// They come after every record of `queues[0]`: at most one of the two holds records.
+    /// They come after every record of `queues[0]`: at most one of `queues[0]`, `undecoded` and `shared` holds records.
     private var undecoded: [KafkaMessage?] = []
     private var undecodedHead = 0
+    /// The records of a single-queue input that several tasks read, parsed (and decoded) once for
+    /// all of them (``appendShared(_:from:)``): each run's array as the readers share it (nothing
+    /// writes to it), and what is left to take of it. No element is copied when they arrive, and
+    /// a record's parts are released once, with the array, however many tasks read it. Like
+    /// `undecoded`, they come after every record of `queues[0]`: at most one of the three holds records.
+    private var shared: [SharedRun] = []
+    private var sharedHead = 0
+
+    /// A run of records shared with the other tasks that read its partition.
+    private struct SharedRun {
+        let inputs: [InputMessage]
+        /// The next element to take.
+        var next: Int
+    }
     /// Event time of the last record enqueued per queue.
     private var lastEnqueued: [Int64]
     /// Event time of the last record processed per queue (partition time).
@@ -65,7 +79,12 @@ struct PartitionGroup {
     func index(of topic: String) -> Int? { topics.firstIndex(of: topic) }
 
     /// Records buffered in queue `i`.
-    func count(_ i: Int) -> Int { merge?.count ?? (queues[i].count - heads[i] + (i == 0 ? undecoded.count - undecodedHead : 0)) }
+    func count(_ i: Int) -> Int {
+        merge?.count ?? (queues[i].count - heads[i] + (i == 0 ? undecoded.count - undecodedHead + sharedCount : 0))
+    }
+
+    /// Records left in `shared`.
+    private var sharedCount: Int { shared[sharedHead...].reduce(0) { $0 + $1.inputs.count - $1.next } }
 
     /// Records buffered in every queue.
     var total: Int { (0..<topics.count).reduce(0) { $0 + count($1) } }
@@ -78,7 +97,18 @@ struct PartitionGroup {
             return merge.timestamp(ofQueue: q)
         }
         if heads[i] < queues[i].count { return queues[i][heads[i]]!.timestamp }
-        return i == 0 && undecodedHead < undecoded.count ? placeholderTimestamp(undecoded[undecodedHead]!, queue: 0) : nil
+        guard i == 0 else { return nil }
+        if undecodedHead < undecoded.count { return placeholderTimestamp(undecoded[undecodedHead]!, queue: 0) }
+        if sharedHead < shared.count { return timestamp(shared[sharedHead].inputs, shared[sharedHead].next) }
+        return nil
+    }
+
+    /// The event time of a shared record: its own when it is decoded, else the place-holding one.
+    private func timestamp(_ inputs: [InputMessage], _ k: Int) -> Int64 {
+        switch inputs[k].decoded {
+        case .success(let r)?: r.timestamp
+        default: placeholderTimestamp(inputs[k].message, queue: 0)
+        }
     }
 
     /// The event time an undecoded record holds its place with: its queue's last known one, or its own timestamp.
@@ -94,11 +124,59 @@ struct PartitionGroup {
     /// (or the message's timestamp).
     mutating func appendUndecoded(_ message: KafkaMessage, topicIndex i: Int) {
         precondition(merge == nil && topics.count == 1, "only a single-queue input decodes records when they are taken")
+        if sharedHead < shared.count { moveShared() }
         if heads[i] < queues[i].count {  // behind decoded records: in their queue, to keep the order
             queues[i].append(Pending(message: message, timestamp: placeholderTimestamp(message, queue: i), decoded: nil))
         } else {
             undecoded.append(message)
         }
+    }
+
+    /// Whether ``appendShared(_:from:)`` keeps the order: nothing waits in the other queues.
+    var takesShared: Bool { merge == nil && topics.count == 1 && heads[0] == queues[0].count && undecodedHead == undecoded.count }
+
+    /// Appends the records of `inputs` from index `start` on, a run that several tasks read,
+    /// without copying them (see `shared`); each is taken as it is (decoded, or decoded when
+    /// taken, from its parsed value when it has one). Only when ``takesShared``.
+    mutating func appendShared(_ inputs: [InputMessage], from start: Int) {
+        precondition(takesShared, "shared records come after every other buffered record")
+        guard start < inputs.count else { return }
+        shared.append(SharedRun(inputs: inputs, next: start))
+    }
+
+    /// Takes the head of queue `i` when it is a shared record: the run holding it and its index
+    /// (the caller reads it in place), advancing the partition time. `nil`: take it with ``removeFirst(_:)``.
+    mutating func takeShared(_ i: Int) -> (inputs: [InputMessage], index: Int)? {
+        guard i == 0, sharedHead < shared.count, heads[0] == queues[0].count, undecodedHead == undecoded.count else { return nil }
+        let inputs = shared[sharedHead].inputs
+        let k = shared[sharedHead].next
+        let ts = timestamp(inputs, k)
+        if ts > lastEnqueued[0] { lastEnqueued[0] = ts }
+        if ts > partitionTimes[0] { partitionTimes[0] = ts }
+        if k + 1 < inputs.count {
+            shared[sharedHead].next = k + 1
+        } else {
+            sharedHead += 1
+            if sharedHead == shared.count {
+                shared.removeAll(keepingCapacity: true)
+                sharedHead = 0
+            }
+        }
+        return (inputs, k)
+    }
+
+    /// Moves the shared records into the queue of decoded ones (another kind of record arrives
+    /// behind them): a decoded one as it is, any other to be decoded from its bytes when taken.
+    private mutating func moveShared() {
+        for run in shared[sharedHead...] {
+            for k in run.next..<run.inputs.count {
+                let ts = timestamp(run.inputs, k)
+                if ts > lastEnqueued[0] { lastEnqueued[0] = ts }
+                queues[0].append(Pending(message: run.inputs[k].message, timestamp: ts, decoded: run.inputs[k].decoded))
+            }
+        }
+        shared.removeAll(keepingCapacity: true)
+        sharedHead = 0
     }
 
     /// Moves the undecoded records into the queue of decoded ones (a decoded record arrives behind them).
@@ -125,6 +203,7 @@ struct PartitionGroup {
 
     /// Appends a decoded record (or a decode failure) to its topic's queue.
     mutating func append(_ message: KafkaMessage, topicIndex i: Int, decoded: Result<StreamRecord, RecordError>, stamp: RepartitionStamp? = nil) {
+        if i == 0, sharedHead < shared.count { moveShared() }
         if i == 0, undecodedHead < undecoded.count { moveUndecoded() }
         let ts: Int64
         switch decoded {

@@ -61,6 +61,9 @@ package actor StreamTask {
     /// (`PartitionGroup.appendUndecoded`): its only input is one partition of one source topic
     /// (processed in offset order) and it is not aligned in event time with other tasks.
     let decodesWhenTaken: Bool
+    /// Whether records several tasks read stay in their shared array until taken (`PartitionGroup.appendShared`):
+    /// a task reading one partition of one source topic.
+    let takesSharedRuns: Bool
     /// How the task's source records are decoded (see `SourceDecoding`).
     let sourceDecoding: SourceDecoding
     let partition: Int32
@@ -150,6 +153,7 @@ package actor StreamTask {
         self.fromRepartition = sub.fromRepartition
         self.countsOutput = sub.index == 1 || sub.pipeline.rekeyIndex == nil
         self.decodesWhenTaken = sub.sourceTopics.count == 1 && !sub.fromRepartition && !sub.alignsEventTime
+        self.takesSharedRuns = sub.sourceTopics.count == 1 && !sub.fromRepartition
         self.partition = partition
         self.env = env
         var stores: [String: KeyValueStore] = [:]
@@ -215,7 +219,19 @@ package actor StreamTask {
     }
 
     /// Buffers messages whose values may have been parsed once for every task that reads them.
-    func enqueue(_ messages: [InputMessage]) -> InputStatus {
+    /// - Parameter shared: `messages` were parsed (and decoded) once for several tasks (`TaskManager.parseShared`).
+    func enqueue(_ messages: [InputMessage], shared: Bool = false) -> InputStatus {
+        if shared, takesSharedRuns, input.takesShared, let first = messages.first, let last = messages.last,
+            first.message.topic == input.topics[0], last.message.topic == input.topics[0],
+            decodesWhenTaken || messages.allSatisfy({ $0.decoded != nil || $0.parsedValue == nil })
+        {
+            // Records of this task's one partition in offset order, read by other tasks too: taken
+            // from their array as it is (decoded when taken if they are not yet; a task aligned in
+            // event time only takes decoded ones, whose event times it needs before); none is copied here.
+            let start = messages.firstIndex { $0.message.offset >= resumeAt[0] } ?? messages.endIndex
+            input.appendShared(messages, from: start)
+            return input.status
+        }
         for k in messages.indices {  // fields read in place: the array may be shared with other tasks
             var m = messages[k].message
             guard let i = input.index(of: m.topic) else { continue }
@@ -293,7 +309,11 @@ package actor StreamTask {
             let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
             switch next {
             case .take(let i):
-                try process(input.removeFirst(i), queue: i)
+                if let (inputs, k) = input.takeShared(i) {
+                    try process(inputs, k, queue: i)
+                } else {
+                    try process(input.removeFirst(i), queue: i)
+                }
                 report.processed += 1
                 // Records the producer's full queue did not take wait here (back-pressure).
                 if !backlog.isEmpty { try await drainBacklog() }
@@ -329,14 +349,48 @@ package actor StreamTask {
         return try await drain(mayRunAhead: Set(input.topics)).deadLettered
     }
 
+    /// Processes a record taken out of the task's queues: as decoded, or (not decoded yet) decoded now.
     private func process(_ p: PartitionGroup.Pending, queue: Int) throws {
-        let m = p.message
+        try process(p.message, stamp: p.stamp, queue: queue) { origin throws(RecordError) in
+            switch p.decoded {  // read in place, not copied out (as `get()` would)
+            case .success(let record)?: return try take(record)
+            case .failure(let error)?: throw error
+            case nil: return try take(try decode(p.message, origin: origin))  // decoded now, right before its steps (`decodesWhenTaken`)
+            }
+        }
+    }
+
+    /// Processes element `k` of a run shared with the other tasks that read its partition, read in
+    /// place (see `PartitionGroup.appendShared`): as decoded, or decoded now from its parsed value.
+    private func process(_ inputs: [InputMessage], _ k: Int, queue: Int) throws {
+        try process(inputs[k].message, stamp: nil, queue: queue) { origin throws(RecordError) in
+            switch inputs[k].decoded {
+            case .success(let record)?: return try take(record)
+            case .failure(let error)?: throw error
+            case nil: return try take(try decode(inputs[k].message, origin: origin, parsed: inputs[k].parsedValue))
+            }
+        }
+    }
+
+    /// Runs the steps on a record taken to be processed.
+    private func take(_ record: StreamRecord) throws(RecordError) {
+        if record.timestamp > streamTime { streamTime = record.timestamp }
+        tookRecord = true
+        try run(record, from: 0)
+    }
+
+    /// What processing a record involves around its steps (`steps`: the record taken, decoded if
+    /// needed, and its steps run): its input position (a replayed record of a merged input already
+    /// applied is skipped), the combiner, the record's origin, windows closed after it, and the
+    /// dead-letter topic for a record that fails. Inlined into each `process`.
+    @inline(__always)
+    private func process(_ m: KafkaMessage, stamp: RepartitionStamp?, queue: Int, _ steps: (RecordOrigin) throws(RecordError) -> Void) throws {
         // The queue's topic rather than `m.topic`: the message's payload object (topic, key and
         // value) has usually left the cache since `enqueue` decoded it, and only a dead letter or
         // a rekey passing the input through reads it again.
         let topic = input.topics[queue]
         let position: InputPosition
-        if input.merge != nil, let upstream = upstreamPositionCachingKeys(m, stamp: p.stamp) {
+        if input.merge != nil, let upstream = upstreamPositionCachingKeys(m, stamp: stamp) {
             // A merged input: a replayed record already applied before the restart does not count again.
             // One lookup of the key (a String hashed once per record, not twice).
             if let i = mergedProcessed.index(forKey: upstream.key) {
@@ -354,7 +408,7 @@ package actor StreamTask {
         defer { currentPosition = nil }
         if combiner != nil { combinerBefore(offset: m.offset) }
         defer { if combiner != nil { combinerAfter(offset: m.offset) } }
-        currentIsPartial = p.stamp?.partial ?? false
+        currentIsPartial = stamp?.partial ?? false
         defer { currentIsPartial = false }
         let origin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
         currentOrigin = origin
@@ -363,16 +417,7 @@ package actor StreamTask {
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
-            func take(_ record: StreamRecord) throws(RecordError) {
-                if record.timestamp > streamTime { streamTime = record.timestamp }
-                tookRecord = true
-                try run(record, from: 0)
-            }
-            switch p.decoded {  // read in place, not copied out (as `get()` would)
-            case .success(let record)?: try take(record)
-            case .failure(let error)?: throw error
-            case nil: try take(try decode(m, origin: origin))  // decoded now, right before its steps (`decodesWhenTaken`)
-            }
+            try steps(origin)
             try closeWindows()
         } catch {
             try deadLetter(m, error)

@@ -21,18 +21,21 @@ extension TaskManager {
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
         var shared = await parseShared(messages, runs: runs, readers: readers)
         var perTask: [TaskID: [InputMessage]] = [:]
+        var sharedBy: Set<TaskID> = []
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
-            let inputs = shared.removeValue(forKey: r) ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
+            let parsedOnce = shared.removeValue(forKey: r)
+            let inputs = parsedOnce ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
             // The readers of a run share one array (nothing writes to it): no copy per reader.
             for id in readers[r] {
                 if perTask[id] == nil { perTask[id] = inputs } else { perTask[id]!.append(contentsOf: inputs) }
+                if parsedOnce != nil { sharedBy.insert(id) }
             }
         }
         if !perTask.isEmpty {
             uncommitted = true
-            let work = perTask.compactMap { id, msgs in tasks[id].map { (id, $0, msgs) } }
+            let work = perTask.compactMap { id, msgs in tasks[id].map { (id, $0, msgs, sharedBy.contains(id)) } }
             let statuses = await withTaskGroup(of: (TaskID, InputStatus).self) { group in
-                for (id, task, msgs) in work { group.addTask { (id, await task.enqueue(msgs)) } }
+                for (id, task, msgs, shared) in work { group.addTask { (id, await task.enqueue(msgs, shared: shared)) } }
                 return await group.reduce(into: [(TaskID, InputStatus)]()) { $0.append($1) }
             }
             for (id, status) in statuses { scheduler.update(id, status) }

@@ -104,4 +104,53 @@ struct InputSchedulerTests {
         #expect(taken.map(\.offset) == Array(0..<3019) && group.total == 0)
         #expect(group.partitionTimes[0] == 1008, "the partition time is the last event time known")
     }
+
+    @Test("records several tasks read wait in their shared array until taken: a run's records come out in arrival order among records decoded on arrival and records decoded when taken, from the resume offset on, with their own event times at the head (what aligning in event time reads)")
+    func sharedRunsInOrder() {
+        var group = PartitionGroup(topics: ["in"])
+        var offset: Int64 = 0, taken: [(offset: Int64, how: String)] = []
+        func message() -> KafkaMessage {
+            defer { offset += 1 }
+            return KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil, timestamp: 5)
+        }
+        func record(_ m: KafkaMessage) -> StreamRecord { StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + m.offset) }
+        func shared(_ n: Int, from start: Int = 0) {
+            let run = (0..<n).map { _ in let m = message(); return InputMessage(message: m, parsedValue: nil, decoded: .success(record(m))) }
+            if group.takesShared { group.appendShared(run, from: start) } else { Issue.record("shared run behind other records") }
+        }
+        func decoded(_ n: Int) {
+            for _ in 0..<n { let m = message(); group.append(m, topicIndex: 0, decoded: .success(record(m))) }
+        }
+        func take(_ n: Int) {
+            for _ in 0..<n {
+                guard case .take(let i) = group.next(mayRunAhead: { _ in true }, cap: .max) else { Issue.record("nothing to take at \(taken.count)"); return }
+                if let (inputs, k) = group.takeShared(i) {
+                    taken.append((inputs[k].message.offset, "shared"))
+                } else {
+                    let p = group.removeFirst(i)
+                    taken.append((p.message.offset, p.decoded != nil ? "decoded" : "undecoded"))
+                }
+            }
+        }
+        shared(3, from: 1)  // offset 0 is below the resume offset: left out
+        #expect(group.count(0) == 2 && group.headTimestamp(0) == 1001, "the head's own event time")
+        shared(2)
+        #expect(!group.takesShared || group.count(0) == 4)
+        take(1)
+        decoded(1)  // arriving behind shared records: they move into the queue of decoded ones, in order
+        #expect(!group.takesShared && group.count(0) == 4)
+        take(4)
+        #expect(group.takesShared)
+        shared(2); take(1)
+        group.appendUndecoded(message(), topicIndex: 0)
+        take(2)
+        #expect(group.total == 0 && group.next(mayRunAhead: { _ in true }, cap: .max) == .empty)
+        #expect(taken.map(\.offset) == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(taken.map(\.how) == ["shared", "decoded", "decoded", "decoded", "decoded", "shared", "decoded", "undecoded"])
+        #expect(group.partitionTimes[0] == 1007, "the last event time taken")
+        // A shared head beyond the cap waits (a task aligned with its siblings).
+        shared(1)
+        #expect(group.next(mayRunAhead: { _ in true }, cap: 1008) == .capped)
+        #expect(group.next(mayRunAhead: { _ in true }, cap: 1009) == .take(0))
+    }
 }
