@@ -61,9 +61,6 @@ package actor StreamTask {
     /// (`PartitionGroup.appendUndecoded`): its only input is one partition of one source topic
     /// (processed in offset order) and it is not aligned in event time with other tasks.
     let decodesWhenTaken: Bool
-    /// Whether records several tasks read stay in their shared array until taken (`PartitionGroup.appendShared`):
-    /// a task reading one partition of one source topic.
-    let takesSharedRuns: Bool
     /// How the task's source records are decoded (see `SourceDecoding`).
     let sourceDecoding: SourceDecoding
     let partition: Int32
@@ -153,7 +150,6 @@ package actor StreamTask {
         self.fromRepartition = sub.fromRepartition
         self.countsOutput = sub.index == 1 || sub.pipeline.rekeyIndex == nil
         self.decodesWhenTaken = sub.sourceTopics.count == 1 && !sub.fromRepartition && !sub.alignsEventTime
-        self.takesSharedRuns = sub.sourceTopics.count == 1 && !sub.fromRepartition
         self.partition = partition
         self.env = env
         var stores: [String: KeyValueStore] = [:]
@@ -221,7 +217,8 @@ package actor StreamTask {
     /// Buffers messages whose values may have been parsed once for every task that reads them.
     /// - Parameter shared: `messages` were parsed (and decoded) once for several tasks (`TaskManager.parseShared`).
     func enqueue(_ messages: [InputMessage], shared: Bool = false) -> InputStatus {
-        if shared, takesSharedRuns, input.takesShared, let first = messages.first, let last = messages.last,
+        // `input.takesShared`: one partition of one source topic (not a repartition topic's merge), nothing else buffered.
+        if shared, input.takesShared, let first = messages.first, let last = messages.last,
             first.message.topic == input.topics[0], last.message.topic == input.topics[0],
             decodesWhenTaken || messages.allSatisfy({ $0.decoded != nil || $0.parsedValue == nil })
         {
