@@ -100,7 +100,8 @@ final class KafkaHandle: Sendable {
     init(kind: rd_kafka_type_t, config: [String: String], logger: Logger, configure: (OpaquePointer) -> Void = { _ in }) throws(KafkaError) {
         let conf = rd_kafka_conf_new()!
         var errbuf = [CChar](repeating: 0, count: 512)
-        for (key, value) in Self.commonDefaults.merging(config, uniquingKeysWith: { _, given in given }).sorted(by: { $0.key < $1.key }) {
+        let given = KafkaPropertyScopes.forClient(kind, config)  // a property of the other kind would only log a CONFWARN
+        for (key, value) in Self.commonDefaults.merging(given, uniquingKeysWith: { _, given in given }).sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw KafkaError.client("configuration \(key)=\(value): \(cString(errbuf))")
