@@ -111,9 +111,21 @@ final class CLIProcess: Sendable {
     }
 
     /// Waits for the process to exit and its output to be read; kills it after `timeout`.
-    func wait(timeout: Duration = .seconds(60)) async throws -> CLIResult {
+    ///
+    /// The output is complete when both pipes reach their end. A pipe's write end can also be
+    /// held by another child that was being spawned at the same moment (it inherits the
+    /// descriptors open then), which keeps the end from coming until that child exits; so once
+    /// this process has exited, its pipes get `drain` to close, and what was read by then is
+    /// the output (the reader threads read whatever the process wrote as soon as it is there).
+    func wait(timeout: Duration = .seconds(60), drain: Duration = .seconds(3)) async throws -> CLIResult {
         let deadline = ContinuousClock.now + timeout
+        var exitedAt: ContinuousClock.Instant?
         while process.isRunning || output.withLock({ $0.closed }) < 2 {
+            if !process.isRunning {
+                let now = ContinuousClock.now
+                if exitedAt == nil { exitedAt = now }
+                if let exitedAt, now - exitedAt > drain { break }
+            }
             if ContinuousClock.now > deadline {
                 signal(SIGKILL)
                 let partial = output.withLock { (String(decoding: $0.out, as: UTF8.self), String(decoding: $0.err, as: UTF8.self)) }
