@@ -214,6 +214,13 @@ package actor StreamTask {
         enqueue(messages.map { InputMessage(message: $0, parsedValue: nil, decoded: nil) })
     }
 
+    /// ``enqueue(_:shared:)`` of each run in order: a poll's batch may hold several runs of one
+    /// partition, each its own array (a shared one is taken in place, never joined to another).
+    func enqueue(runs: [(inputs: [InputMessage], shared: Bool)]) -> InputStatus {
+        for run in runs { _ = enqueue(run.inputs, shared: run.shared) }
+        return input.status
+    }
+
     /// Buffers messages whose values may have been parsed once for every task that reads them.
     /// - Parameter shared: `messages` were parsed (and decoded) once for several tasks (`TaskManager.parseShared`).
     func enqueue(_ messages: [InputMessage], shared: Bool = false) -> InputStatus {

@@ -20,22 +20,21 @@ extension TaskManager {
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
         var shared = await parseShared(messages, runs: runs, readers: readers)
-        var perTask: [TaskID: [InputMessage]] = [:]
-        var sharedBy: Set<TaskID> = []
+        // Per task, its runs in order, each with whether it was parsed once for several tasks.
+        var perTask: [TaskID: [(inputs: [InputMessage], shared: Bool)]] = [:]
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
             let parsedOnce = shared.removeValue(forKey: r)
             let inputs = parsedOnce ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
-            // The readers of a run share one array (nothing writes to it): no copy per reader.
-            for id in readers[r] {
-                if perTask[id] == nil { perTask[id] = inputs } else { perTask[id]!.append(contentsOf: inputs) }
-                if parsedOnce != nil { sharedBy.insert(id) }
-            }
+            // The readers of a run share one array (nothing writes to it): no copy per reader. A
+            // task's runs stay separate arrays: appending a shared one to another copied it
+            // (every element retained), which a batch with two runs of one partition did.
+            for id in readers[r] { perTask[id, default: []].append((inputs, parsedOnce != nil)) }
         }
         if !perTask.isEmpty {
             uncommitted = true
-            let work = perTask.compactMap { id, msgs in tasks[id].map { (id, $0, msgs, sharedBy.contains(id)) } }
+            let work = perTask.compactMap { id, runs in tasks[id].map { (id, $0, runs) } }
             let statuses = await withTaskGroup(of: (TaskID, InputStatus).self) { group in
-                for (id, task, msgs, shared) in work { group.addTask { (id, await task.enqueue(msgs, shared: shared)) } }
+                for (id, task, runs) in work { group.addTask { (id, await task.enqueue(runs: runs)) } }
                 return await group.reduce(into: [(TaskID, InputStatus)]()) { $0.append($1) }
             }
             for (id, status) in statuses { scheduler.update(id, status) }
