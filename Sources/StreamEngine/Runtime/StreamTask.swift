@@ -355,7 +355,7 @@ package actor StreamTask {
 
     /// Processes a record taken out of the task's queues: as decoded, or (not decoded yet) decoded now.
     private func process(_ p: PartitionGroup.Pending, queue: Int) throws {
-        try process(p.message, stamp: p.stamp, queue: queue) { origin throws(RecordError) in
+        try process(offset: p.message.offset, partition: p.message.partition, stamp: p.stamp, queue: queue, message: { p.message }) { origin throws(RecordError) in
             switch p.decoded {  // read in place, not copied out (as `get()` would)
             case .success(let record)?: return try take(record)
             case .failure(let error)?: throw error
@@ -367,7 +367,10 @@ package actor StreamTask {
     /// Processes element `k` of a run shared with the other tasks that read its partition, read in
     /// place (see `PartitionGroup.appendShared`): as decoded, or decoded now from its parsed value.
     private func process(_ inputs: [InputMessage], _ k: Int, queue: Int) throws {
-        try process(inputs[k].message, stamp: nil, queue: queue) { origin throws(RecordError) in
+        // The offset and partition read in place: a copy of the message (a retain of its payload
+        // object, which has usually left the cache since it was parsed) only where it is needed.
+        let (offset, partition) = inputs.withUnsafeBufferPointer { ($0[k].message.offset, $0[k].message.partition) }
+        try process(offset: offset, partition: partition, stamp: nil, queue: queue, message: { inputs[k].message }) { origin throws(RecordError) in
             switch inputs[k].decoded {
             case .success(let record)?: return try take(record)
             case .failure(let error)?: throw error
@@ -386,15 +389,19 @@ package actor StreamTask {
     /// What processing a record involves around its steps (`steps`: the record taken, decoded if
     /// needed, and its steps run): its input position (a replayed record of a merged input already
     /// applied is skipped), the combiner, the record's origin, windows closed after it, and the
-    /// dead-letter topic for a record that fails. Inlined into each `process`.
+    /// dead-letter topic for a record that fails. Inlined into each `process`. `message` gives the
+    /// record's message for what reads more of it than its offset and partition (a merged input's
+    /// upstream position, a rekey passing the input through, a dead letter).
     @inline(__always)
-    private func process(_ m: KafkaMessage, stamp: RepartitionStamp?, queue: Int, _ steps: (RecordOrigin) throws(RecordError) -> Void) throws {
+    private func process(
+        offset: Int64, partition: Int32, stamp: RepartitionStamp?, queue: Int, message: () -> KafkaMessage, _ steps: (RecordOrigin) throws(RecordError) -> Void
+    ) throws {
         // The queue's topic rather than `m.topic`: the message's payload object (topic, key and
         // value) has usually left the cache since `enqueue` decoded it, and only a dead letter or
         // a rekey passing the input through reads it again.
         let topic = input.topics[queue]
         let position: InputPosition
-        if input.merge != nil, let upstream = upstreamPositionCachingKeys(m, stamp: stamp) {
+        if input.merge != nil, let upstream = upstreamPositionCachingKeys(message(), stamp: stamp) {
             // A merged input: a replayed record already applied before the restart does not count again.
             // One lookup of the key (a String hashed once per record, not twice).
             if let i = mergedProcessed.index(forKey: upstream.key) {
@@ -405,18 +412,18 @@ package actor StreamTask {
             }
             position = upstream
         } else {
-            position = InputPosition(key: topic, value: m.offset)
-            if input.merge != nil { mergedProcessed[position.key] = position.value } else { lastOffsets[queue] = m.offset }
+            position = InputPosition(key: topic, value: offset)
+            if input.merge != nil { mergedProcessed[position.key] = position.value } else { lastOffsets[queue] = offset }
         }
         currentPosition = position
         defer { currentPosition = nil }
-        if combiner != nil { combinerBefore(offset: m.offset) }
-        defer { if combiner != nil { combinerAfter(offset: m.offset) } }
+        if combiner != nil { combinerBefore(offset: offset) }
+        defer { if combiner != nil { combinerAfter(offset: offset) } }
         currentIsPartial = stamp?.partial ?? false
         defer { currentIsPartial = false }
-        let origin = RecordOrigin(topic: topic, partition: m.partition, offset: m.offset)
+        let origin = RecordOrigin(topic: topic, partition: partition, offset: offset)
         currentOrigin = origin
-        if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInput = m }
+        if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInput = message() }
         defer { currentInput = nil }
         emitIndex = 0
         recordsProcessed += 1
@@ -424,7 +431,7 @@ package actor StreamTask {
             try steps(origin)
             try closeWindows()
         } catch {
-            try deadLetter(m, error)
+            try deadLetter(message(), error)
         }
     }
 
