@@ -214,20 +214,21 @@ package actor StreamTask {
         enqueue(messages.map { InputMessage(message: $0, parsedValue: nil, decoded: nil) })
     }
 
-    /// ``enqueue(_:shared:)`` of each run in order: a poll's batch may hold several runs of one
-    /// partition, each its own array (a shared one is taken in place, never joined to another).
-    func enqueue(runs: [(inputs: [InputMessage], shared: Bool)]) -> InputStatus {
-        for run in runs { _ = enqueue(run.inputs, shared: run.shared) }
+    /// ``enqueue(_:shared:decoded:)`` of each run in order: a poll's batch may hold several runs
+    /// of one partition, each its own array (a shared one is taken in place, never joined to another).
+    func enqueue(runs: [InputRun]) -> InputStatus {
+        for run in runs { _ = enqueue(run.inputs, shared: run.shared, decoded: run.decoded) }
         return input.status
     }
 
     /// Buffers messages whose values may have been parsed once for every task that reads them.
-    /// - Parameter shared: `messages` were parsed (and decoded) once for several tasks (`TaskManager.parseShared`).
-    func enqueue(_ messages: [InputMessage], shared: Bool = false) -> InputStatus {
+    /// - Parameters:
+    ///   - shared: `messages` were parsed once for several tasks (`TaskManager.parseShared`).
+    ///   - decoded: and decoded there too (each one that parsed).
+    func enqueue(_ messages: [InputMessage], shared: Bool = false, decoded: Bool = false) -> InputStatus {
         // `input.takesShared`: one partition of one source topic (not a repartition topic's merge), nothing else buffered.
         if shared, input.takesShared, let first = messages.first, let last = messages.last,
-            first.message.topic == input.topics[0], last.message.topic == input.topics[0],
-            decodesWhenTaken || messages.allSatisfy({ $0.decoded != nil || $0.parsedValue == nil })
+            first.message.topic == input.topics[0], last.message.topic == input.topics[0], decodesWhenTaken || decoded
         {
             // Records of this task's one partition in offset order, read by other tasks too: taken
             // from their array as it is (decoded when taken if they are not yet; a task aligned in

@@ -329,3 +329,12 @@ struct InputMessage: Sendable {
     let parsedValue: SourceValue?
     let decoded: Result<StreamRecord, RecordError>?
 }
+
+/// One poll batch's messages of one partition, as the poll loop hands them to a task that reads it.
+struct InputRun: Sendable {
+    let inputs: [InputMessage]
+    /// Parsed once for every task that reads the partition (`TaskManager.parseShared`).
+    let shared: Bool
+    /// Decoded there too: each one but those whose value did not parse (decoded, to their error, when taken).
+    let decoded: Bool
+}

@@ -20,15 +20,16 @@ extension TaskManager {
         scheduler.observe(messages, runs: runs, endOfPartition: endOfPartition)
         let readers = runs.map { tasksByPartition[$0.partition] ?? [] }
         var shared = await parseShared(messages, runs: runs, readers: readers)
-        // Per task, its runs in order, each with whether it was parsed once for several tasks.
-        var perTask: [TaskID: [(inputs: [InputMessage], shared: Bool)]] = [:]
+        // Per task, its runs in order.
+        var perTask: [TaskID: [InputRun]] = [:]
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
             let parsedOnce = shared.removeValue(forKey: r)
-            let inputs = parsedOnce ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
+            let inputs = parsedOnce?.inputs ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
             // The readers of a run share one array (nothing writes to it): no copy per reader. A
             // task's runs stay separate arrays: appending a shared one to another copied it
             // (every element retained), which a batch with two runs of one partition did.
-            for id in readers[r] { perTask[id, default: []].append((inputs, parsedOnce != nil)) }
+            let input = InputRun(inputs: inputs, shared: parsedOnce != nil, decoded: parsedOnce?.decoded ?? false)
+            for id in readers[r] { perTask[id, default: []].append(input) }
         }
         if !perTask.isEmpty {
             uncommitted = true
@@ -45,8 +46,8 @@ extension TaskManager {
     /// Parses the value of each message that several tasks read (pipelines on one
     /// topic) once for all of them, and decodes it once too when their sources decode
     /// alike (`SourceDecoding`), the partitions in parallel: per such run (by index in
-    /// `runs`), its messages with what was done to them.
-    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [Int: [InputMessage]] {
+    /// `runs`), its messages with what was done to them, and whether they were decoded.
+    private func parseShared(_ messages: [KafkaMessage], runs: [PartitionRun], readers: [[TaskID]]) async -> [Int: (inputs: [InputMessage], decoded: Bool)] {
         let shared: [(run: Int, range: Range<Int>, decoding: SourceDecoding?)] = runs.indices.filter { readers[$0].count > 1 }.map { r in
             let readerTasks = readers[r].compactMap { tasks[$0] }
             let decodings = Set(readerTasks.map(\.sourceDecoding))
@@ -54,7 +55,7 @@ extension TaskManager {
             return (r, runs[r].range, alike ? decodings.first : nil)
         }
         guard !shared.isEmpty else { return [:] }
-        return await withTaskGroup(of: (Int, [InputMessage]).self) { group in
+        return await withTaskGroup(of: (Int, [InputMessage], Bool).self) { group in
             for (run, range, decoding) in shared {
                 group.addTask {
                     var hints = DecodeHints()
@@ -77,10 +78,10 @@ extension TaskManager {
                             inputs.append(InputMessage(message: m, parsedValue: parsed, decoded: nil))
                         }
                     }
-                    return (run, inputs)
+                    return (run, inputs, decoding != nil)
                 }
             }
-            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            return await group.reduce(into: [:]) { $0[$1.0] = ($1.1, $1.2) }
         }
     }
 
