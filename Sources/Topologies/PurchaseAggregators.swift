@@ -128,6 +128,156 @@ public struct PurchaseStatsAggregator: Aggregator {
     }
 }
 
+extension PurchaseStatsAggregator: NativeStateAggregator {
+    public func initialState() -> PurchaseTotals { PurchaseTotals.make(capacity: PurchaseTotals.initialCapacity) }
+
+    public func state(from json: JSONValue) -> PurchaseTotals? {
+        guard let o = json.objectValue, o.hasKeys(Self.members),
+            let orders = o.value(at: 0).intValue, let items = o.value(at: 1).intValue, let cents = o.value(at: 2).intValue,
+            let categories = o.value(at: 4).objectValue
+        else { return nil }
+        let last: Int64
+        switch o.value(at: 3) {
+        case .null: last = PurchaseTotals.noTime
+        case let v:
+            guard let t = v.intValue, t != PurchaseTotals.noTime else { return nil }
+            last = t
+        }
+        var state = PurchaseTotals.make(capacity: max(PurchaseTotals.initialCapacity, categories.count))
+        state.withUnsafeMutablePointers { h, _ in
+            h.pointee.orders = orders
+            h.pointee.items = items
+            h.pointee.cents = cents
+            h.pointee.last = last
+        }
+        for (name, value) in categories {
+            guard let c = value.intValue else { return nil }
+            PurchaseTotals.append(name, c, to: &state)
+        }
+        return state
+    }
+
+    /// ``add(into:_:)-(JSONValue,_)`` natively: the same checks first, then the totals and the
+    /// category's cents changed in place (a new category appended, as the JSON state appends it).
+    public func add(into state: inout PurchaseTotals, _ record: StreamRecord) throws(RecordError) {
+        let price = try record.nonNegativeNumber(self.price)
+        let quantity = try record.positiveInteger(self.quantity)
+        let category = try record.requiredString(self.category)
+        let cents = try Cents.of(price: price, quantity: quantity)
+        let t = record.timestamp
+        state.withUnsafeMutablePointers { h, _ in
+            h.pointee.orders += 1
+            h.pointee.items += quantity
+            h.pointee.cents += cents
+            if h.pointee.last == PurchaseTotals.noTime || h.pointee.last < t { h.pointee.last = t }
+        }
+        if let i = state.index(of: category) {
+            state.withUnsafeMutablePointerToElements { $0[i].cents += cents }
+        } else {
+            PurchaseTotals.append(category, cents, to: &state)
+        }
+    }
+
+    public func result(_ state: PurchaseTotals, reading fields: Set<String>?) -> JSONObject {
+        func wanted(_ name: String) -> Bool { fields?.contains(name) ?? true }
+        let h = state.header
+        var out: [(String, JSONValue)] = []
+        out.reserveCapacity(5)
+        if wanted("orders") { out.append(("orders", .number(Double(h.orders)))) }
+        if wanted("items") { out.append(("items", .number(Double(h.items)))) }
+        if wanted("spent") { out.append(("spent", .string(Cents.decimalString(h.cents)))) }
+        if wanted("lastPurchaseAt") {
+            out.append(("lastPurchaseAt", h.last == PurchaseTotals.noTime ? .null : .string(EventTime.formatISO8601(h.last))))
+        }
+        if wanted("categories") {
+            out.append(("categories", .object(JSONObject(distinctKeys: state.categories.map { ($0.name, .number(Cents.amount($0.cents))) }))))
+        }
+        return JSONObject(distinctKeys: out)
+    }
+}
+
+/// `purchase_stats`' state natively (``NativeStateAggregator``): the totals and every category's
+/// cents in one allocation, the categories in first-purchase order (the JSON state's order).
+public final class PurchaseTotals: ManagedBuffer<PurchaseTotals.Totals, PurchaseTotals.Category>, AggregateState {
+    /// The totals, and how many categories the object holds and has room for.
+    public struct Totals {
+        var orders: Int64 = 0, items: Int64 = 0, cents: Int64 = 0
+        /// The latest event time; ``PurchaseTotals/noTime`` before the first purchase.
+        var last: Int64 = PurchaseTotals.noTime
+        var count: Int32 = 0, capacity: Int32 = 0
+    }
+
+    /// One category's spend.
+    public struct Category {
+        var name: String
+        var cents: Int64
+    }
+
+    /// `last` of a state without purchases (`null` in JSON).
+    static let noTime = Int64.min
+    /// Room for this many categories in a new state (the shop's dozen, in the benchmark's data).
+    static let initialCapacity = 12
+
+    /// An empty state with room for `capacity` categories.
+    static func make(capacity: Int) -> PurchaseTotals {
+        let buffer = create(minimumCapacity: capacity) { _ in
+            var totals = Totals()
+            totals.capacity = Int32(capacity)
+            return totals
+        }
+        return unsafeDowncast(buffer, to: PurchaseTotals.self)
+    }
+
+    deinit {
+        _ = withUnsafeMutablePointers { h, e in e.deinitialize(count: Int(h.pointee.count)) }
+    }
+
+    /// Where `name` is among the categories.
+    func index(of name: String) -> Int? {
+        withUnsafeMutablePointers { h, e in
+            for i in 0..<Int(h.pointee.count) where e[i].name == name { return i }
+            return nil
+        }
+    }
+
+    /// Appends a category to `state`, moving the state into a larger object when it is full.
+    static func append(_ name: String, _ cents: Int64, to state: inout PurchaseTotals) {
+        if state.header.count == state.header.capacity {
+            let larger = PurchaseTotals.make(capacity: max(4, Int(state.header.capacity) * 2))
+            state.withUnsafeMutablePointers { h, e in
+                larger.withUnsafeMutablePointers { lh, le in
+                    le.moveInitialize(from: e, count: Int(h.pointee.count))
+                    let capacity = lh.pointee.capacity
+                    lh.pointee = h.pointee
+                    lh.pointee.capacity = capacity
+                    h.pointee.count = 0
+                }
+            }
+            state = larger
+        }
+        assert(state.header.count < state.header.capacity && Int(state.header.capacity) <= state.capacity, "room for a category")
+        state.withUnsafeMutablePointers { h, e in
+            (e + Int(h.pointee.count)).initialize(to: Category(name: name, cents: cents))
+            h.pointee.count += 1
+        }
+    }
+
+    /// The categories, in first-purchase order.
+    var categories: [Category] {
+        withUnsafeMutablePointers { h, e in Array(UnsafeBufferPointer(start: e, count: Int(h.pointee.count))) }
+    }
+
+    /// The JSON state ``PurchaseStatsAggregator`` folds (its members in its order).
+    public var json: JSONValue {
+        let h = header
+        let categories = JSONObject(distinctKeys: self.categories.map { ($0.name, .number(Double($0.cents))) })
+        return .object(JSONObject(distinctKeys: [
+            ("orders", .number(Double(h.orders))), ("items", .number(Double(h.items))), ("cents", .number(Double(h.cents))),
+            ("last", h.last == Self.noTime ? .null : .number(Double(h.last))), ("categories", .object(categories)),
+        ]))
+    }
+}
+
 /// `product_units`: units sold per product (of one category, when keyed by category).
 ///
 /// State: `{productId: units}`. Result: `{"units": {productId: units}, "top":

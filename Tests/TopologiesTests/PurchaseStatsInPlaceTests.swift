@@ -68,3 +68,64 @@ struct PurchaseStatsInPlaceTests {
         #expect(state == before)
     }
 }
+
+@Suite("purchase_stats natively: the state the store keeps between commits gives what the JSON state gives")
+struct PurchaseStatsNativeTests {
+    let aggregator = PurchaseStatsAggregator()
+
+    /// Purchases over `categories` distinct categories, event times out of order.
+    func purchase(_ i: Int, categories: Int) -> StreamRecord {
+        let value: JSONObject = [
+            "userId": "u1", "price": .number(Double(i % 7) * 3.35 + 0.99), "quantity": .number(Double(1 + i % 3)),
+            "category": .string(i % 5 == 0 ? "électronique-\(i % categories)" : "c\((i * 7) % categories)"),
+        ]
+        return StreamRecord(key: "u1", value: value, timestamp: 1_733_000_000_000 + Int64((i * 7919) % 1000) * 1000)
+    }
+
+    @Test("after every record: the same JSON state, bytes and member order included, and the same results", arguments: [1, 12, 40])
+    func sameAsJSON(categories: Int) throws {
+        var json = aggregator.initial()
+        var native = aggregator.initialState()
+        #expect(native.json == json)
+        for i in 0..<300 {
+            let record = purchase(i, categories: categories)
+            json = try aggregator.add(json, record)
+            try aggregator.add(into: &native, record)
+            #expect(JSONCompact.encoded(native.json) == JSONCompact.encoded(json), "record \(i)")
+            #expect(aggregator.result(native, reading: nil) == aggregator.result(json))
+            let totals: Set<String> = ["orders", "items", "spent", "lastPurchaseAt"]
+            #expect(aggregator.result(native, reading: totals).keys == aggregator.result(json, reading: totals).keys)
+        }
+        // More categories than a new native state has room for (12): it grew, keeping their order.
+        #expect(json["categories"]?.objectValue?.count == [1: 2, 12: 24, 40: 40][categories])
+    }
+
+    @Test("a JSON state (restored from the changelog) made native folds on to the same state; one of another shape is not made native")
+    func fromJSON() throws {
+        var json = aggregator.initial()
+        for i in 0..<50 { json = try aggregator.add(json, purchase(i, categories: 20)) }
+        var native = try #require(aggregator.state(from: json))
+        #expect(native.json == json)
+        json = try aggregator.add(json, purchase(50, categories: 20))
+        try aggregator.add(into: &native, purchase(50, categories: 20))
+        #expect(native.json == json)
+        #expect(try #require(aggregator.state(from: aggregator.initial())).json == aggregator.initial())
+        #expect(aggregator.state(from: ["orders": 3]) == nil)
+        #expect(aggregator.state(from: ["orders": 1.5, "items": 1, "cents": 1, "last": .null, "categories": .object([:])]) == nil)
+        #expect(aggregator.state(from: ["orders": 1, "items": 1, "cents": 1, "last": .null, "categories": ["a": "x"]]) == nil)
+    }
+
+    @Test("a purchase it rejects leaves the native state as it was")
+    func rejectedLeavesState() throws {
+        var native = aggregator.initialState()
+        try aggregator.add(into: &native, purchase(0, categories: 3))
+        let before = native.json
+        var bad = purchase(1, categories: 3)
+        bad.value["quantity"] = 0
+        #expect(throws: RecordError.self) { try aggregator.add(into: &native, bad) }
+        bad = purchase(1, categories: 3)
+        bad.value["category"] = ""
+        #expect(throws: RecordError.self) { try aggregator.add(into: &native, bad) }
+        #expect(native.json == before)
+    }
+}

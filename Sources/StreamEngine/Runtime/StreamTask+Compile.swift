@@ -4,7 +4,7 @@ extension StreamTask {
         case filter([FieldPredicate])
         case select([SelectField])
         case rekey(field: String, topic: String)
-        case aggregate(store: KeyValueStore, aggregator: any Aggregator, ttl: Int64?)
+        case aggregate(store: KeyValueStore, fold: AggregateFold, ttl: Int64?)
         case window(WindowOperator)
         case process(ProcessorBox, ProcessorContext)
         case to(topic: String, keyField: String?)
@@ -24,7 +24,8 @@ extension StreamTask {
             case .select(let f, _): return .select(f)
             case .rekey(let field, _): return .rekey(field: field, topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
             case .aggregate(let a, _):
-                return .aggregate(store: stores[a.store]!, aggregator: try env.registry.makeAggregator(a.aggregator, params: a.params), ttl: a.ttlMillis.map(Int64.init))
+                return .aggregate(
+                    store: stores[a.store]!, fold: .of(try env.registry.makeAggregator(a.aggregator, params: a.params)), ttl: a.ttlMillis.map(Int64.init))
             case .window(let w, _):
                 return .window(WindowOperator(spec: w, store: stores[w.store]!, aggregator: try env.registry.makeAggregator(w.aggregator, params: w.params)))
             case .process(let p, _):

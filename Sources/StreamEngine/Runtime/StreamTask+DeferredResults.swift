@@ -73,14 +73,14 @@ extension StreamTask {
         let pending = dirtyKeys
         dirtyKeys = newDirtyKeys()
         for (step, d) in pending.enumerated() where !d.isEmpty {
-            guard case .aggregate(let store, let aggregator, _) = steps[step] else { continue }
+            guard case .aggregate(let store, let fold, _) = steps[step] else { continue }
             let fields = resultFields[step]
             for (key, last) in d.latest(marksLost: store.marksLost) {
-                guard let state = store.get(key) else { continue }
+                guard let state = store.stored(key) else { continue }
                 currentOrigin = last.origin
                 currentPosition = last.position
                 emitIndex = 0
-                let value = fields.map { aggregator.result(state, reading: $0) } ?? aggregator.result(state)
+                let value = fold.result(state, reading: fields)
                 let record = StreamRecord(key: key, value: value, timestamp: last.timestamp, origin: currentOrigin)
                 do throws(RecordError) { try run(record, from: step + 1) } catch {
                     let o = last.origin

@@ -476,7 +476,7 @@ package actor StreamTask {
                     produceRepartition(record, key: v.keyText, topic: topic)
                 }
                 return
-            case .aggregate(let store, let aggregator, let ttl):
+            case .aggregate(let store, let fold, let ttl):
                 let eventTime = record.timestamp
                 // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
                 // `initial` is a closure literal: the method reference `aggregator.initial` boxed a copy
@@ -487,26 +487,24 @@ package actor StreamTask {
                 // not in one of its own.
                 let deferred = deferredAggregates[i] ? currentOrigin : nil
                 let key = record.key  // the mark reads the key, not the record (a closure capturing the record copied it)
-                let state = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { aggregator.initial() }, mark: { tag in
+                // The result, for a step after it that is not deferred: the last step's goes nowhere (the
+                // changelog records the state), a deferred one's is computed at the commit (marked changed here).
+                let wantsResult = i < steps.count - 1 && deferred == nil
+                let result = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { fold.initial() }, mark: { tag in
                     if let origin = deferred {
                         dirtyKeys[i].mark(&tag, key: key, DirtyKeys.Mark(timestamp: eventTime, origin: origin, position: currentPosition))
                     }
-                }) { (state: inout JSONValue) throws(RecordError) -> JSONValue in
-                    if partial {
-                        state = aggregator.merge(state, record.value["p"] ?? .null)
-                    } else {
-                        try aggregator.add(into: &state, record)
-                    }
-                    return state
+                }) { (state: inout StoredState) throws(RecordError) -> JSONObject? in
+                    try fold.add(into: &state, record, partial: partial)
+                    return wantsResult ? fold.result(state, reading: nil) : nil
                 }
-                // The last step: its result goes nowhere (the changelog records the state).
                 if i == steps.count - 1 {
                     i += 1
                     continue
                 }
-                if deferred != nil { return }  // marked changed above
+                guard let result else { return }  // deferred: marked changed above
                 var changed = record
-                changed.value = aggregator.result(state)
+                changed.value = result
                 try run(changed, from: i + 1)
                 return
             case .window(let w):

@@ -140,7 +140,8 @@ public final class KeyValueStore {
     /// A value kept decoded, with its expiry; dirty: changed since the last flush (`compact`
     /// holds an older value), else `compact` holds this one.
     private struct Decoded {
-        var value: JSONValue
+        /// JSON, or the native state of the store's aggregator (see ``NativeStateAggregator``).
+        var value: StoredState
         var expiresAt: Int64?
         var dirty = true
         /// The caller's mark of the key (see `update(_:expiresAt:initial:mark:_:)`), 0 when none.
@@ -183,7 +184,7 @@ public final class KeyValueStore {
             if decoded.values[i].dirty {
                 let key = decoded.keys[i]
                 let d = decoded.values[i]
-                compact[key] = StoreEntry(value: d.value, expiresAt: d.expiresAt)
+                compact[key] = StoreEntry(value: d.value.json, expiresAt: d.expiresAt)
                 changed.insert(key)
                 decoded.values[i].dirty = false
             }
@@ -207,20 +208,26 @@ public final class KeyValueStore {
 
     /// The key's value.
     public func get(_ key: String) -> JSONValue? {
-        if let d = decoded[key] { return d.value }
+        if let d = decoded[key] { return d.value.json }
         return compact[key]?.value
+    }
+
+    /// The key's value as the store holds it (an aggregate's native state is not made JSON).
+    func stored(_ key: String) -> StoredState? {
+        if let d = decoded[key] { return d.value }
+        return compact[key].map { .json($0.value) }
     }
 
     /// The key's entry (value and expiry).
     public func entry(_ key: String) -> StoreEntry? {
-        if let d = decoded[key] { return StoreEntry(value: d.value, expiresAt: d.expiresAt) }
+        if let d = decoded[key] { return StoreEntry(value: d.value.json, expiresAt: d.expiresAt) }
         return compact[key]
     }
 
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
         if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { evict() }
-        let old = decoded.updateValue(Decoded(value: value, expiresAt: expiresAt), forKey: key)
+        let old = decoded.updateValue(Decoded(value: .json(value), expiresAt: expiresAt), forKey: key)
         if old?.dirty != true { dirtyCount += 1 }
         if old != nil { marksLost += 1 }
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
@@ -246,6 +253,19 @@ public final class KeyValueStore {
     public func update<R, E: Error>(
         _ key: String, expiresAt: Int64? = nil, initial: () -> JSONValue, mark: (inout UInt64) -> Void, _ body: (inout JSONValue) throws(E) -> R
     ) throws(E) -> R {
+        try update(key, expiresAt: expiresAt, initial: { .json(initial()) }, mark: mark) { (state: inout StoredState) throws(E) -> R in
+            var value = state.takeJSON()
+            defer { state = .json(value) }
+            return try body(&value)
+        }
+    }
+
+    /// ``update(_:expiresAt:initial:mark:_:)`` of the value as the store holds it: `body` may
+    /// keep it as an aggregate's native state (which the store makes JSON when it writes it out).
+    @discardableResult
+    func update<R, E: Error>(
+        _ key: String, expiresAt: Int64? = nil, initial: () -> StoredState, mark: (inout UInt64) -> Void, _ body: (inout StoredState) throws(E) -> R
+    ) throws(E) -> R {
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
         let result: R
         if let i = decoded.index(forKey: key) {
@@ -257,7 +277,7 @@ public final class KeyValueStore {
             }
             mark(&decoded.values[i].mark)
         } else {
-            var value = compact[key]?.value ?? initial()
+            var value = compact[key].map { StoredState.json($0.value) } ?? initial()
             result = try body(&value)
             if decoded.count >= Self.decodedCacheLimit { evict() }
             var m: UInt64 = 0
