@@ -123,6 +123,16 @@ public enum JSONCompact {
         }
     }
 
+    /// Appends an object's tag and member count: the caller appends each member's key
+    /// (``appendString(_:into:)``) and value after it (a value encoded without a tree).
+    public static func appendObjectHeader(memberCount: Int, into out: inout [UInt8]) {
+        out.append(object)
+        appendVarint(UInt64(memberCount), to: &out)
+    }
+
+    /// Appends `null`.
+    public static func appendNull(into out: inout [UInt8]) { out.append(null) }
+
     /// Appends a varint byte count and the UTF-8 of `s` (the payload of a string tag, and an object key).
     @inline(__always)
     public static func appendString(_ s: String, into out: inout [UInt8]) {

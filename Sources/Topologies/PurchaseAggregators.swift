@@ -267,6 +267,30 @@ public final class PurchaseTotals: ManagedBuffer<PurchaseTotals.Totals, Purchase
         withUnsafeMutablePointers { h, e in Array(UnsafeBufferPointer(start: e, count: Int(h.pointee.count))) }
     }
 
+    /// ``json``'s compact bytes, written from the object (no tree made): the store encodes each
+    /// changed user's state at every commit.
+    public func encodeCompact(into out: inout [UInt8]) {
+        withUnsafeMutablePointers { h, e in
+            let t = h.pointee
+            out.reserveCapacity(out.count + 48 + Int(t.count) * 20)
+            JSONCompact.appendObjectHeader(memberCount: 5, into: &out)
+            JSONCompact.appendString("orders", into: &out)
+            JSONCompact.encodeNumber(Double(t.orders), into: &out)
+            JSONCompact.appendString("items", into: &out)
+            JSONCompact.encodeNumber(Double(t.items), into: &out)
+            JSONCompact.appendString("cents", into: &out)
+            JSONCompact.encodeNumber(Double(t.cents), into: &out)
+            JSONCompact.appendString("last", into: &out)
+            if t.last == Self.noTime { JSONCompact.appendNull(into: &out) } else { JSONCompact.encodeNumber(Double(t.last), into: &out) }
+            JSONCompact.appendString("categories", into: &out)
+            JSONCompact.appendObjectHeader(memberCount: Int(t.count), into: &out)
+            for i in 0..<Int(t.count) {
+                JSONCompact.appendString(e[i].name, into: &out)
+                JSONCompact.encodeNumber(Double(e[i].cents), into: &out)
+            }
+        }
+    }
+
     /// The JSON state ``PurchaseStatsAggregator`` folds (its members in its order).
     public var json: JSONValue {
         let h = header

@@ -87,11 +87,17 @@ struct PurchaseStatsNativeTests {
         var json = aggregator.initial()
         var native = aggregator.initialState()
         #expect(native.json == json)
+        var initial: [UInt8] = []
+        native.encodeCompact(into: &initial)
+        #expect(initial == JSONCompact.encoded(json))
         for i in 0..<300 {
             let record = purchase(i, categories: categories)
             json = try aggregator.add(json, record)
             try aggregator.add(into: &native, record)
             #expect(JSONCompact.encoded(native.json) == JSONCompact.encoded(json), "record \(i)")
+            var direct: [UInt8] = []
+            native.encodeCompact(into: &direct)
+            #expect(direct == JSONCompact.encoded(json), "the compact bytes written from the object, record \(i)")
             #expect(aggregator.result(native, reading: nil) == aggregator.result(json))
             let totals: Set<String> = ["orders", "items", "spent", "lastPurchaseAt"]
             #expect(aggregator.result(native, reading: totals).keys == aggregator.result(json, reading: totals).keys)

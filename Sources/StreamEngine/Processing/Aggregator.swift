@@ -113,9 +113,23 @@ struct CountAggregator: Aggregator {
 /// `sum` of `field`. Result `{ "sum": x }`.
 struct SumAggregator: Aggregator {
     let field: String
+    /// `field`, remembering where it was last found in a record.
+    private let key: FieldKey
+
+    init(field: String) {
+        self.field = field
+        key = FieldKey(field)
+    }
+
     func initial() -> JSONValue { .number(0) }
     func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue {
         .number((state.doubleValue ?? 0) + (try numericField(record, field)))
+    }
+    /// ``add(_:_:)``, reading the field where it was last found (a missing or non-numeric
+    /// field goes through ``add(_:_:)``, which names the reason).
+    func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
+        guard let x = record.number(key) else { return state = try add(state, record) }
+        state = .number((state.doubleValue ?? 0) + x)
     }
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["sum": state] }

@@ -4,6 +4,14 @@
 public protocol AggregateState: AnyObject {
     /// The state as the aggregator's JSON methods hold it: what the changelog and snapshots store.
     var json: JSONValue { get }
+    /// Appends ``json``'s compact encoding (``JSONCompact``) to `out`, as the store keeps it and
+    /// the changelog carries it. By default it encodes ``json``; a state may write the same bytes
+    /// without making the tree (the store encodes each changed key's state at every commit).
+    func encodeCompact(into out: inout [UInt8])
+}
+
+extension AggregateState {
+    public func encodeCompact(into out: inout [UInt8]) { JSONCompact.encode(json, into: &out) }
 }
 
 /// An aggregator that keeps its state natively while the runtime folds records into it: one
@@ -33,6 +41,14 @@ public protocol NativeStateAggregator: Aggregator {
 enum StoredState {
     case json(JSONValue)
     case native(any AggregateState)
+
+    /// The store's entry of this value, expiring at `expiresAt`.
+    func entry(expiresAt: Int64?) -> StoreEntry {
+        switch self {
+        case .json(let v): return StoreEntry(value: v, expiresAt: expiresAt)
+        case .native(let s): return StoreEntry(state: s, expiresAt: expiresAt)
+        }
+    }
 
     /// The JSON form.
     var json: JSONValue {

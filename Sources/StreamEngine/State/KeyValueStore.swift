@@ -21,6 +21,15 @@ public struct StoreEntry: Sendable, Hashable {
         storage = bytes
     }
 
+    /// An entry of an aggregate's native state (its compact form written by the state itself).
+    init(state: any AggregateState, expiresAt: Int64?) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128)
+        Self.appendExpiry(expiresAt, to: &bytes)
+        state.encodeCompact(into: &bytes)
+        storage = bytes
+    }
+
     /// An entry from its storage bytes as ``storage`` holds them; `nil` when they are not
     /// well-formed (snapshot reading).
     init?(storage bytes: [UInt8]) {
@@ -184,7 +193,7 @@ public final class KeyValueStore {
             if decoded.values[i].dirty {
                 let key = decoded.keys[i]
                 let d = decoded.values[i]
-                compact[key] = StoreEntry(value: d.value.json, expiresAt: d.expiresAt)
+                compact[key] = d.value.entry(expiresAt: d.expiresAt)
                 changed.insert(key)
                 decoded.values[i].dirty = false
             }
@@ -220,7 +229,7 @@ public final class KeyValueStore {
 
     /// The key's entry (value and expiry).
     public func entry(_ key: String) -> StoreEntry? {
-        if let d = decoded[key] { return StoreEntry(value: d.value.json, expiresAt: d.expiresAt) }
+        if let d = decoded[key] { return d.value.entry(expiresAt: d.expiresAt) }
         return compact[key]
     }
 
