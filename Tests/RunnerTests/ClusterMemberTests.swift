@@ -163,7 +163,7 @@ struct ClusterMemberTests {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
                 p.arguments = ["-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-f", "%p %o %T %k [%h] %s\\n"]
-                p.standardOutput = try? FileHandle(forWritingTo: { let u = dir.appendingPathComponent("\(topic).txt"); FileManager.default.createFile(atPath: u.path, contents: nil); return u }())
+                p.standardOutput = try? FileHandle(forWritingTo: { let u = dir.appendingPathComponent("\(topic).txt"); _ = FileManager.default.createFile(atPath: u.path, contents: nil); return u }())
                 try? p.run()
                 p.waitUntilExit()
             }

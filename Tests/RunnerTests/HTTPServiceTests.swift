@@ -64,7 +64,7 @@ struct HTTPServiceTests {
         let ack = try posted.json()
         #expect(ack["topic"] as? String == "purchases" && (0..<4).contains(ack["partition"] as? Int ?? -1) && (ack["offset"] as? Int ?? -1) >= 0, "\(ack)")
         let stats = try await HTTP.poll("\(base)/stores/user-purchases/u-http-1") { $0.status == 200 }
-        #expect(try ((try stats.json()["value"] as? [String: Any])?["orders"] as? Int) == 1, "\(stats)")
+        #expect(((try stats.json()["value"] as? [String: Any])?["orders"] as? Int) == 1, "\(stats)")
         var orders: String?
         for _ in 0..<100 where orders != "1" {  // Redis is written at the next commit
             orders = try await redis.command(["HGET", "user:u-http-1:stats", "orders"]).string
@@ -104,16 +104,16 @@ struct HTTPServiceTests {
                                        headers: ["Cookie": "non-login-id=\(guest)"])
         #expect(try view.status == 202 && (try view.json()["topic"] as? String) == "user_events", "\(view)")
         let guestList = try await HTTP.poll("\(base)/recently-viewed/\(guest)") { ((try? $0.json()["items"] as? [Any]) ?? []).count == 1 }
-        #expect(try (try guestList.json()["kind"] as? String) == "guest", "\(guestList)")
+        #expect((try guestList.json()["kind"] as? String) == "guest", "\(guestList)")
         try await HTTP.post("\(base)/product-view", #"{"guestId":7,"productId":"p-1"}"#).expectProblem(400, field: "guestId")
         try await HTTP.post("\(base)/product-view", #"{"productId":"p-1"}"#).expectProblem(400, field: "memberId")
         try await HTTP.post("\(base)/product-view", #"{"memberId":"u-http-2"}"#).expectProblem(400, field: "productId")
         let login = try await HTTP.post("\(base)/login", #"{"memberId":"u-http-2","timestamp":"2024-12-16T09:30:00Z"}"#, headers: ["Cookie": "non-login-id=\(guest)"])
         #expect(try login.status == 202 && (try login.json()["topic"] as? String) == "logins", "\(login)")
         let member = try await HTTP.poll("\(base)/recently-viewed/u-http-2") { ((try? $0.json()["items"] as? [[String: Any]]) ?? []).count == 1 }
-        #expect(try ((try member.json()["items"] as? [[String: Any]])?.first?["productId"] as? String) == "p-42", "\(member)")
+        #expect(((try member.json()["items"] as? [[String: Any]])?.first?["productId"] as? String) == "p-42", "\(member)")
         let emptied = try await HTTP.poll("\(base)/recently-viewed/\(guest)") { ((try? $0.json()["items"] as? [Any]) ?? [1]).isEmpty }
-        #expect(try ((try emptied.json()["items"] as? [Any]) ?? [1]).isEmpty, "the guest list is gone after the merge: \(emptied)")
+        #expect(((try emptied.json()["items"] as? [Any]) ?? [1]).isEmpty, "the guest list is gone after the merge: \(emptied)")
         try await HTTP.post("\(base)/login", #"{"memberId":"u-http-2"}"#).expectProblem(400, field: "guestId")
         try await HTTP.post("\(base)/login", #"{"guestId":"g"}"#).expectProblem(400, field: "memberId")
 

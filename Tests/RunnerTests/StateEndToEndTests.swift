@@ -20,7 +20,7 @@ struct StateEndToEndTests {
     @Test("get/scan/count/dump from snapshots and from the changelog agree with each other and with Redis; diff and list are clean; nothing is written")
     func stateAgreesWithRedis() async throws {
         let h = try EngineTestHarness(brokers: 3, label: "runner-test")
-        let (kafka, redisServer, redis, logger) = (h.kafka, h.redisServer, h.redis, h.logger)
+        let (kafka, redisServer, redis) = (h.kafka, h.redisServer, h.redis)
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let config = try dir.write("topologies.yaml", Self.yaml)

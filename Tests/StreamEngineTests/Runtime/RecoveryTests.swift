@@ -220,7 +220,7 @@ struct RecoveryTests {
             // Corrupt the snapshot: detected, and the store comes from the changelog instead.
             var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
             bytes[bytes.count / 2] ^= 0xFF
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
             let afterCorruption = try await restorer.restore(store: "totals-by-user", partition: p, changelogTopic: changelog, snapshotPath: path, committed: nil)
             #expect(!afterCorruption.report.fromSnapshot)
             #expect(afterCorruption.report.snapshotProblem?.contains(path) == true)
