@@ -268,7 +268,7 @@ public final class PurchaseTotals: ManagedBuffer<PurchaseTotals.Totals, Purchase
     }
 
     /// ``json``'s compact bytes, written from the object (no tree made): the store encodes each
-    /// changed user's state at every commit.
+    /// changed user's state at every commit. The one place that lays the state out as JSON.
     public func encodeCompact(into out: inout [UInt8]) {
         withUnsafeMutablePointers { h, e in
             let t = h.pointee
@@ -292,13 +292,11 @@ public final class PurchaseTotals: ManagedBuffer<PurchaseTotals.Totals, Purchase
     }
 
     /// The JSON state ``PurchaseStatsAggregator`` folds (its members in its order).
+    /// Read back from ``encodeCompact(into:)``'s bytes (off the record path: queries, a JSON update).
     public var json: JSONValue {
-        let h = header
-        let categories = JSONObject(distinctKeys: self.categories.map { ($0.name, .number(Double($0.cents))) })
-        return .object(JSONObject(distinctKeys: [
-            ("orders", .number(Double(h.orders))), ("items", .number(Double(h.items))), ("cents", .number(Double(h.cents))),
-            ("last", h.last == Self.noTime ? .null : .number(Double(h.last))), ("categories", .object(categories)),
-        ]))
+        var bytes: [UInt8] = []
+        encodeCompact(into: &bytes)
+        return JSONCompact.decode(bytes)
     }
 }
 

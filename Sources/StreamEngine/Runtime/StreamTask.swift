@@ -478,9 +478,8 @@ package actor StreamTask {
                 return
             case .aggregate(let store, let fold, let ttl):
                 let eventTime = record.timestamp
-                // The new state, for the result below (a reference: the store's copy stays the only one once it ends).
-                // `initial` is a closure literal: the method reference `aggregator.initial` boxed a copy
-                // of the aggregator on the heap per record. The closures read `record` in place (no copy).
+                // `initial` is a closure literal (a method reference boxed what it was taken from, per
+                // record). The closures read `record` in place (no copy).
                 // A combiner's partial state (`{"p": state}`) is merged by the first step after the rekey.
                 let partial = i == 0 && currentIsPartial
                 // A deferred result: the key is marked changed in the store's lookup (`DirtyKeys`),
