@@ -26,6 +26,17 @@ public final class KafkaConsumer: Sendable {
     public let manualRebalance: Bool
     /// A queue per assigned partition (`queuePerPartition`), else nil: one consumer queue.
     let partitionQueues: PartitionQueues?
+    /// Where a partition without a committed offset starts, by `auto.offset.reset`:
+    /// `KafkaOffset.beginning` (earliest), `KafkaOffset.end` (latest), or
+    /// `KafkaOffset.invalid` (`error`, or a value librdkafka alone interprets).
+    ///
+    /// An owner that read the group's committed offsets itself and found none passes
+    /// this to `applyAssignment`: librdkafka then looks the offset up at once, where
+    /// for a partition assigned at `KafkaOffset.invalid` it asks the group again and,
+    /// finding nothing, waits 100 ms before the same lookup (2.0.2's
+    /// `rd_kafka_offset_reset` backs off whenever it resets for an error, and "no
+    /// committed offset" is one).
+    public let startWithoutCommittedOffset: Int64
 
     public static let defaultConfig: [String: String] = [
         "enable.auto.commit": "false",
@@ -54,6 +65,7 @@ public final class KafkaConsumer: Sendable {
         self.manualRebalance = manualRebalance
         var merged = Self.defaultConfig.merging(config) { _, new in new }
         if merged["group.id"] == nil { merged["group.id"] = "stream-engine-unassigned-\(UUID().uuidString)" }
+        startWithoutCommittedOffset = Self.startOffset(autoOffsetReset: merged["auto.offset.reset"])
         if queuePerPartition && manualRebalance && !FetchWaker.needed && merged["fetch.queue.backoff.ms"] == nil {
             // librdkafka 2.1.0 and later look at a partition stopped at its prefetch bound again
             // after this long (1 s by default); before, a `FetchWaker` wakes its leader.
@@ -82,6 +94,15 @@ public final class KafkaConsumer: Sendable {
             }
         } else {
             partitionQueues = nil
+        }
+    }
+
+    /// The logical start offset for `auto.offset.reset` (see `startWithoutCommittedOffset`).
+    static func startOffset(autoOffsetReset: String?) -> Int64 {
+        switch autoOffsetReset?.lowercased() {
+        case "earliest", "smallest", "beginning": KafkaOffset.beginning
+        case "latest", "largest", "end": KafkaOffset.end
+        default: KafkaOffset.invalid
         }
     }
 
@@ -172,7 +193,8 @@ public final class KafkaConsumer: Sendable {
 
     /// Acts on an `.assigned` event (manual rebalance): adds the partitions
     /// (cooperative) or sets the assignment (eager). An offset of
-    /// `KafkaOffset.invalid` starts from the group's committed offset.
+    /// `KafkaOffset.invalid` starts from the group's committed offset;
+    /// `startWithoutCommittedOffset` starts where `auto.offset.reset` says.
     public func applyAssignment(_ partitions: [TopicPartitionOffset]) async throws {
         let handle = self.handle, partitionQueues = self.partitionQueues
         try await handle.blocking {

@@ -404,13 +404,19 @@ struct PollLoop: Sendable {
     func run() async throws {
         var lastCommit = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
+        var endCheckedAtRound = -1
         var end = EndTracker()
         let headerless = plan.headerlessTopics
         do {
             while consumer.isOpen, !Task.isCancelled {
+                // `--stop-at-end` with every task's input processed to its end: nothing more will
+                // come, so the loop does not wait a poll's timeout before it commits and checks.
+                let finishing = endTargets != nil ? await manager.allInputIdle : false
                 // With work to commit, the poll waits no longer than until the commit is due.
+                let commitNow = finishing ? await manager.hasUncommittedWork : false
+                let timeoutMs = commitNow ? 0 : await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit)
                 let batch = try await consumer.poll(
-                    maxMessages: batchSize, timeoutMs: await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit), skippingHeadersOf: headerless,
+                    maxMessages: batchSize, timeoutMs: timeoutMs, skippingHeadersOf: headerless,
                     skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
                 // Records first: they were fetched for partitions still assigned. Tasks buffer
                 // them and process in event-time order (end-of-partition events: lag 0).
@@ -430,12 +436,19 @@ struct PollLoop: Sendable {
                     // The interval is a period: it counts from the start of the last commit.
                     lastCommit = ContinuousClock.now
                     do {
-                        try await manager.commit(overlapping: true)
+                        // At the end of a `--stop-at-end` run nothing would overlap the commit;
+                        // the end check right after it reads the offsets it committed.
+                        try await manager.commit(overlapping: !(finishing && idle))
                     } catch is TaskMigrated {
                         // Tasks restart from the committed offsets (restartDroppedTasks).
                     }
                 }
-                if let endTargets, ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
+                // Every 200 ms (each check asks the group coordinator), and at once after a commit
+                // round that ended with the input processed to its end.
+                let rounds = await manager.commitRounds
+                let roundAtEnd = finishing && idle && rounds != endCheckedAtRound
+                if let endTargets, roundAtEnd || ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
+                    endCheckedAtRound = rounds
                     lastEndCheck = ContinuousClock.now
                     if try await end.reached(endTargets, loop: self) {
                         logger.info("--stop-at-end: every input partition consumed and committed")
@@ -488,9 +501,13 @@ struct PollLoop: Sendable {
                 guard try await committedReach(inputs, loop: loop) else { return false }
                 // Upstream is done and flushed: whatever it wrote to repartition topics is below today's end offsets.
                 try await loop.producer.flush()
-                let counts = try await loop.consumer.topicPartitionCounts()
-                let partitions = loop.plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
-                repartition = try await loop.consumer.endOffsets(partitions)
+                if loop.plan.repartitionTopics.isEmpty {
+                    repartition = [:]
+                } else {
+                    let counts = try await loop.consumer.topicPartitionCounts()
+                    let partitions = loop.plan.repartitionTopics.flatMap { topic in (0..<Int32(counts[topic] ?? 0)).map { TopicPartition(topic, $0) } }
+                    repartition = try await loop.consumer.endOffsets(partitions)
+                }
             }
             guard try await committedReach(repartition ?? [:], loop: loop) else { return false }
             let tableTopics = loop.plan.config.globalTables.map(\.topic)

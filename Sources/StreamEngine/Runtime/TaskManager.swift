@@ -146,7 +146,16 @@ actor TaskManager {
             let committed = try await startTasks(for: partitions)
             tasksStartedAtRound = commitRounds
             assignedPartitions.formUnion(partitions)
-            try await consumer.applyAssignment(partitions.map { TopicPartitionOffset($0, committed[$0].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.invalid) })
+            // The committed offsets were just read: a partition without one starts where
+            // `auto.offset.reset` says, without librdkafka asking the group a second time.
+            try await consumer.applyAssignment(partitions.map { tp in
+                let start: Int64 = switch committed[tp] {
+                case let offset? where offset >= 0: offset
+                case .some: consumer.startWithoutCommittedOffset
+                case nil: KafkaOffset.invalid
+                }
+                return TopicPartitionOffset(tp, start)
+            })
             publishQueries()
         }
         await standbys?.owned(assignedPartitions)
@@ -163,6 +172,12 @@ actor TaskManager {
         guard let task = tasks[id], (scheduler.statuses[id]?.total ?? 0) == 0 else { return false }
         return task.sub.sourceTopics.allSatisfy { scheduler.atEnd(TopicPartition($0, id.partition)) }
     }
+
+    /// Whether this member owns tasks and every one of them is input-idle (see
+    /// `inputIdle`): the consumer has fetched all the broker held at its last
+    /// end-of-partition events and the tasks processed it. With `--stop-at-end`
+    /// nothing more comes, so the poll loop commits and checks for the end at once.
+    var allInputIdle: Bool { !tasks.isEmpty && tasks.keys.allSatisfy { inputIdle($0) } }
 
     /// Tells the HTTP service's read-only view what this instance owns now.
     private func publishQueries() {
