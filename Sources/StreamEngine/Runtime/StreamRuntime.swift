@@ -414,7 +414,10 @@ struct PollLoop: Sendable {
                 let finishing = endTargets != nil ? await manager.allInputIdle : false
                 // With work to commit, the poll waits no longer than until the commit is due.
                 let commitNow = finishing ? await manager.hasUncommittedWork : false
-                let timeoutMs = commitNow ? 0 : await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit)
+                var timeoutMs = commitNow ? 0 : await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit)
+                // Only what the tasks wrote to repartition topics is left: it comes in a few fetches,
+                // and a poll that comes back empty (idle: commit, check) should not wait 100 ms for it.
+                if endTargets != nil, !finishing, await manager.sourceInputIdle { timeoutMs = min(timeoutMs, Self.repartitionTailPollMs) }
                 let batch = try await consumer.poll(
                     maxMessages: batchSize, timeoutMs: timeoutMs, skippingHeadersOf: headerless,
                     skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)
@@ -436,17 +439,17 @@ struct PollLoop: Sendable {
                     // The interval is a period: it counts from the start of the last commit.
                     lastCommit = ContinuousClock.now
                     do {
-                        // At the end of a `--stop-at-end` run nothing would overlap the commit;
-                        // the end check right after it reads the offsets it committed.
-                        try await manager.commit(overlapping: !(finishing && idle))
+                        // With `--stop-at-end`, a commit while nothing comes in has nothing to overlap
+                        // with; the end check right after it reads the offsets it committed.
+                        try await manager.commit(overlapping: !(endTargets != nil && idle))
                     } catch is TaskMigrated {
                         // Tasks restart from the committed offsets (restartDroppedTasks).
                     }
                 }
                 // Every 200 ms (each check asks the group coordinator), and at once after a commit
-                // round that ended with the input processed to its end.
+                // round that ran while nothing came in (what a run's end looks like).
                 let rounds = await manager.commitRounds
-                let roundAtEnd = finishing && idle && rounds != endCheckedAtRound
+                let roundAtEnd = idle && rounds != endCheckedAtRound
                 if let endTargets, roundAtEnd || ContinuousClock.now - lastEndCheck >= .milliseconds(200) {
                     endCheckedAtRound = rounds
                     lastEndCheck = ContinuousClock.now
@@ -470,6 +473,10 @@ struct PollLoop: Sendable {
             throw error
         }
     }
+
+    /// How long a `--stop-at-end` poll waits once the source topics are processed to their end
+    /// and only repartition records are still to come.
+    static let repartitionTailPollMs: Int32 = 10
 
     /// How long the next poll may wait for a first record: 100 ms, or less
     /// when processed work waits for a commit that is due sooner; 0 while the

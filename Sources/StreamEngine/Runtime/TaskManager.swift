@@ -179,6 +179,14 @@ actor TaskManager {
     /// nothing more comes, so the poll loop commits and checks for the end at once.
     var allInputIdle: Bool { !tasks.isEmpty && tasks.keys.allSatisfy { inputIdle($0) } }
 
+    /// Whether this member owns tasks that read source topics and every one of them is
+    /// input-idle: what is left to come is what the member's own tasks write to
+    /// repartition topics.
+    var sourceInputIdle: Bool {
+        let sourceTasks = tasks.filter { !$0.value.sub.fromRepartition }
+        return !sourceTasks.isEmpty && sourceTasks.keys.allSatisfy { inputIdle($0) }
+    }
+
     /// Tells the HTTP service's read-only view what this instance owns now.
     private func publishQueries() {
         queries.publish(tasks: tasks, assigned: assignedPartitions, pending: [])
