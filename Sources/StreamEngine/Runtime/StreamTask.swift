@@ -491,7 +491,7 @@ package actor StreamTask {
                 let wantsResult = i < steps.count - 1 && deferred == nil
                 let result = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { fold.initial() }, mark: { tag in
                     if let origin = deferred {
-                        dirtyKeys[i].mark(&tag, key: key, DirtyKeys.Mark(timestamp: eventTime, origin: origin, position: currentPosition))
+                        dirtyKeys[i].mark(&tag, key: key, timestamp: eventTime, origin: origin, position: currentPosition)
                     }
                 }) { (state: inout StoredState) throws(RecordError) -> JSONObject? in
                     try fold.add(into: &state, record, partial: partial)
