@@ -27,7 +27,13 @@ public struct StoreEntry: Sendable, Hashable {
         bytes.reserveCapacity(128)
         Self.appendExpiry(expiresAt, to: &bytes)
         state.encodeCompact(into: &bytes)
-        storage = bytes
+        // The entry stays as long as its key is unchanged, a million of them in a large store:
+        // it holds its bytes, not the room reserved for writing them (a one-category
+        // `purchase_stats` state is ~70 bytes; 128 of room cost ~55 MiB per million keys).
+        storage = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, initialized in
+            bytes.withUnsafeBufferPointer { _ = buffer.initialize(fromContentsOf: $0) }
+            initialized = bytes.count
+        }
     }
 
     /// An entry from its storage bytes as ``storage`` holds them; `nil` when they are not
