@@ -23,7 +23,7 @@ extension StreamTask {
         private var lastPositionKey: (name: String, index: Int32)?
 
         /// A changed key's last record, as plain values: writing it per record retains and
-        /// releases nothing, and it takes one cache line where the strings took two.
+        /// releases nothing, and an entry (key and mark) takes 56 bytes where the strings made ~96.
         struct Mark {
             var timestamp: Int64
             var offset: Int64
