@@ -411,13 +411,15 @@ struct PollLoop: Sendable {
             while consumer.isOpen, !Task.isCancelled {
                 // `--stop-at-end` with every task's input processed to its end: nothing more will
                 // come, so the loop does not wait a poll's timeout before it commits and checks.
-                let finishing = endTargets != nil ? await manager.allInputIdle : false
-                // With work to commit, the poll waits no longer than until the commit is due.
+                let finishing = endTargets != nil ? await manager.allInputIdle() : false
                 let commitNow = finishing ? await manager.hasUncommittedWork : false
+                // With work to commit, the poll waits no longer than until the commit is due.
                 var timeoutMs = commitNow ? 0 : await pollTimeoutMs(sinceCommit: ContinuousClock.now - lastCommit)
                 // Only what the tasks wrote to repartition topics is left: it comes in a few fetches,
                 // and a poll that comes back empty (idle: commit, check) should not wait 100 ms for it.
-                if endTargets != nil, !finishing, await manager.sourceInputIdle { timeoutMs = min(timeoutMs, Self.repartitionTailPollMs) }
+                if endTargets != nil, !finishing, await manager.allInputIdle(sourceTasksOnly: true) {
+                    timeoutMs = min(timeoutMs, Self.repartitionTailPollMs)
+                }
                 let batch = try await consumer.poll(
                     maxMessages: batchSize, timeoutMs: timeoutMs, skippingHeadersOf: headerless,
                     skippingHeadersOfValuesStartingWith: RepartitionStamp.frameTag)

@@ -173,18 +173,19 @@ actor TaskManager {
         return task.sub.sourceTopics.allSatisfy { scheduler.atEnd(TopicPartition($0, id.partition)) }
     }
 
-    /// Whether this member owns tasks and every one of them is input-idle (see
-    /// `inputIdle`): the consumer has fetched all the broker held at its last
-    /// end-of-partition events and the tasks processed it. With `--stop-at-end`
-    /// nothing more comes, so the poll loop commits and checks for the end at once.
-    var allInputIdle: Bool { !tasks.isEmpty && tasks.keys.allSatisfy { inputIdle($0) } }
-
-    /// Whether this member owns tasks that read source topics and every one of them is
-    /// input-idle: what is left to come is what the member's own tasks write to
-    /// repartition topics.
-    var sourceInputIdle: Bool {
-        let sourceTasks = tasks.filter { !$0.value.sub.fromRepartition }
-        return !sourceTasks.isEmpty && sourceTasks.keys.allSatisfy { inputIdle($0) }
+    /// Whether this member owns tasks and every one of them is input-idle (see `inputIdle`):
+    /// the consumer has fetched all the broker held at its last end-of-partition events and
+    /// the tasks processed it. With `--stop-at-end` nothing more comes, so the poll loop
+    /// commits and checks for the end at once. With `sourceTasksOnly`, the tasks reading
+    /// repartition topics are left out: what is left to come is what the member's own tasks
+    /// wrote there.
+    func allInputIdle(sourceTasksOnly: Bool = false) -> Bool {
+        var any = false
+        for (id, task) in tasks where !(sourceTasksOnly && task.sub.fromRepartition) {
+            guard inputIdle(id) else { return false }
+            any = true
+        }
+        return any
     }
 
     /// Tells the HTTP service's read-only view what this instance owns now.
