@@ -20,9 +20,14 @@ import Logging
 ///   one of its queues is empty and not at its end — of the last record it
 ///   processed from that partition. Alignment is per instance.
 /// - **Back-pressure**: a partition whose buffered records exceed a bound in
-///   every task that reads it is paused until they drain; a partition that a
-///   task is waiting for is never paused, nor a merged input whose records wait
-///   for upstream progress (the markers that release them come through it).
+///   any task that reads it is paused until they drain to half of it, so a
+///   slow reader of a partition that a fast one also reads holds a bounded
+///   backlog (the records are shared: one task's backlog holds them all). It is
+///   never paused while a task waits for it in event-time order, nor while a
+///   merged input's records wait for upstream progress (the markers that release
+///   them come through it), nor while a reader with nothing of it buffered holds
+///   back its aligned siblings (they are capped at its frontier: only its
+///   records move them).
 struct InputScheduler {
     /// `max.task.idle.ms`.
     let maxTaskIdleMs: Int
@@ -43,6 +48,9 @@ struct InputScheduler {
     private(set) var statuses: [TaskID: InputStatus] = [:]
     /// Partitions paused for back-pressure.
     private(set) var paused: Set<TopicPartition> = []
+    /// Aligned sub-topologies with a task held back by the alignment cap in the last drain
+    /// round: their tasks with nothing buffered are what the cap waits for.
+    var cappedSubTopologies: Set<String> = []
 
     struct WaitKey: Hashable {
         let task: TaskID
@@ -160,12 +168,14 @@ struct InputScheduler {
             let least = counts.min() ?? 0
             let most = counts.max() ?? 0
             let waitedFor = waitingSince.keys.contains { $0.partition == tp } || ids.contains { statuses[$0]?.waitsForUpstream == true }
+            // An empty reader whose siblings wait at the alignment cap needs this partition's records now.
+            let holdsBack = least == 0 && zip(ids, counts).contains { $1 == 0 && cappedSubTopologies.contains($0.subTopology) }
             if paused.contains(tp) {
-                if least == 0 || most <= pauseAbove / 2 || waitedFor {
+                if most <= pauseAbove / 2 || waitedFor || holdsBack {
                     paused.remove(tp)
                     resume.append(tp)
                 }
-            } else if least > 0 && most > pauseAbove && !waitedFor {
+            } else if most > pauseAbove && !waitedFor && !holdsBack {
                 paused.insert(tp)
                 pause.append(tp)
             }

@@ -83,6 +83,9 @@ struct PartitionGroup {
         merge?.count ?? (queues[i].count - heads[i] + (i == 0 ? undecoded.count - undecodedHead + sharedCount : 0))
     }
 
+    /// Records the shared runs hold in memory: those left to take, and those taken but not released.
+    var heldSharedRecords: Int { shared.reduce(0) { $0 + $1.inputs.count } }
+
     /// Records left in `shared`.
     private var sharedCount: Int { shared[sharedHead...].reduce(0) { $0 + $1.inputs.count - $1.next } }
 
@@ -156,9 +159,17 @@ struct PartitionGroup {
         if k + 1 < inputs.count {
             shared[sharedHead].next = k + 1
         } else {
+            // The run is taken: its records go now (the caller holds the array while it reads
+            // this one), not when the task next takes every shared record it has. Runs keep
+            // arriving behind the head while a task processes a backlog, so the array of runs
+            // might not be empty until the input ends, and every run taken so far stayed.
+            shared[sharedHead] = SharedRun(inputs: [], next: 0)
             sharedHead += 1
             if sharedHead == shared.count {
                 shared.removeAll(keepingCapacity: true)
+                sharedHead = 0
+            } else if sharedHead >= 64 && sharedHead * 2 >= shared.count {
+                shared.removeFirst(sharedHead)
                 sharedHead = 0
             }
         }

@@ -107,6 +107,7 @@ extension TaskManager {
                 guard (scheduler.statuses[id]?.total ?? 0) > 0 else { return nil }
                 return (id, task, scheduler.mayRunAhead(id, topics: task.sub.sourceTopics, now: now), caps[id.subTopology] ?? .max)
             }
+            scheduler.cappedSubTopologies = []
             if work.isEmpty { break }
             let reports = try await withThrowingTaskGroup(of: (TaskID, StreamTask.DrainReport).self) { group in
                 for (id, task, ahead, cap) in work {
@@ -115,16 +116,16 @@ extension TaskManager {
                 return try await group.reduce(into: [(TaskID, StreamTask.DrainReport)]()) { $0.append($1) }
             }
             var progress = 0
-            var capped = false
             var limited = false
             for (id, r) in reports {
                 scheduler.update(id, r.status)
                 scheduler.noteWaiting(id, on: r.starvedOn, now: now)
                 progress += r.processed
                 deadLetteredTotal += r.deadLettered
-                if r.stoppedBecause == .capped { capped = true }
+                if r.stoppedBecause == .capped { scheduler.cappedSubTopologies.insert(id.subTopology) }
                 if r.reachedLimit { limited = true }
             }
+            let capped = !scheduler.cappedSubTopologies.isEmpty
             if progress == 0 || !(capped || limited) { break }
             if ContinuousClock.now - started >= Self.drainBudget {
                 // Rounds were still making progress: more may be possible at once.
