@@ -149,11 +149,13 @@ struct PartitionGroup {
 
     /// Takes the head of queue `i` when it is a shared record: the run holding it and its index
     /// (the caller reads it in place), advancing the partition time. `nil`: take it with ``removeFirst(_:)``.
-    mutating func takeShared(_ i: Int) -> (inputs: [InputMessage], index: Int)? {
+    /// - Parameter cap: `nil` (nothing taken) when the head's event time is beyond it.
+    mutating func takeShared(_ i: Int, atMost cap: Int64 = .max) -> (inputs: [InputMessage], index: Int)? {
         guard i == 0, sharedHead < shared.count, heads[0] == queues[0].count, undecodedHead == undecoded.count else { return nil }
         let inputs = shared[sharedHead].inputs
         let k = shared[sharedHead].next
         let ts = timestamp(inputs, k)
+        guard ts <= cap else { return nil }
         if ts > lastEnqueued[0] { lastEnqueued[0] = ts }
         if ts > partitionTimes[0] { partitionTimes[0] = ts }
         if k + 1 < inputs.count {

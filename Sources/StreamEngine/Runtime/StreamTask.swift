@@ -306,10 +306,18 @@ package actor StreamTask {
         defer { input.gaveUpWaiting = false }
         let dlqBefore = recordsDeadLettered
         let topics = input.topics
+        // One queue, not merged: a shared head within the cap is the next record, whatever else is buffered.
+        let singleQueue = topics.count == 1 && input.merge == nil
         loop: while true {
             if report.processed >= limit {
                 report.reachedLimit = true
                 break
+            }
+            if singleQueue, let (inputs, k) = input.takeShared(0, atMost: cap) {
+                try process(inputs, k, queue: 0)
+                report.processed += 1
+                if !backlog.isEmpty { try await drainBacklog() }
+                continue
             }
             let next = input.next(mayRunAhead: { mayRunAhead.contains(topics[$0]) }, cap: cap)
             switch next {
