@@ -108,10 +108,7 @@ struct PartitionGroup {
 
     /// The event time of a shared record: its own when it is decoded, else the place-holding one.
     private func timestamp(_ inputs: [InputMessage], _ k: Int) -> Int64 {
-        switch inputs[k].decoded {
-        case .success(let r)?: r.timestamp
-        default: placeholderTimestamp(inputs[k].message, queue: 0)
-        }
+        inputs[k].isDecoded ? inputs[k].record.unsafelyUnwrapped.timestamp : placeholderTimestamp(inputs[k].message, queue: 0)
     }
 
     /// The event time an undecoded record holds its place with: its queue's last known one, or its own timestamp.

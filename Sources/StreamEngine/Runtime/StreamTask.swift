@@ -211,7 +211,7 @@ package actor StreamTask {
     /// Buffers messages of this task's partitions (decoded now, processed by
     /// `drain` in event-time order); returns the input status for the scheduler.
     func enqueue(_ messages: [KafkaMessage]) -> InputStatus {
-        enqueue(messages.map { InputMessage(message: $0, parsedValue: nil, decoded: nil) })
+        enqueue(messages.map { InputMessage(message: $0, parsedValue: nil) })
     }
 
     /// ``enqueue(_:shared:decoded:)`` of each run in order: a poll's batch may hold several runs
@@ -245,7 +245,7 @@ package actor StreamTask {
                 continue
             }
             if m.offset < resumeAt[i] { continue }
-            if decodesWhenTaken && messages[k].decoded == nil && messages[k].parsedValue == nil {
+            if decodesWhenTaken && !messages[k].isDecoded && messages[k].failure == nil && messages[k].parsedValue == nil {
                 input.appendUndecoded(m, topicIndex: i)
                 continue
             }
@@ -365,11 +365,13 @@ package actor StreamTask {
     /// Processes a record taken out of the task's queues: as decoded, or (not decoded yet) decoded now.
     private func process(_ p: PartitionGroup.Pending, queue: Int) throws {
         try process(offset: p.message.offset, partition: p.message.partition, stamp: p.stamp, queue: queue, message: { p.message }) { origin throws(RecordError) in
-            switch p.decoded {  // read in place, not copied out (as `get()` would)
-            case .success(let record)?: return try take(record)
+            var record: StreamRecord
+            switch p.decoded {
+            case .success(let r)?: record = r
             case .failure(let error)?: throw error
-            case nil: return try take(try decode(p.message, origin: origin))  // decoded now, right before its steps (`decodesWhenTaken`)
+            case nil: record = try decode(p.message, origin: origin)  // decoded now, right before its steps (`decodesWhenTaken`)
             }
+            try take(&record)
         }
     }
 
@@ -380,16 +382,30 @@ package actor StreamTask {
         // object, which has usually left the cache since it was parsed) only where it is needed.
         let (offset, partition) = inputs.withUnsafeBufferPointer { ($0[k].message.offset, $0[k].message.partition) }
         try process(offset: offset, partition: partition, stamp: nil, queue: queue, message: { inputs[k].message }) { origin throws(RecordError) in
-            switch inputs[k].decoded {
-            case .success(let record)?: return try take(record)
-            case .failure(let error)?: throw error
-            case nil: return try take(try decode(inputs[k].message, origin: origin, parsed: inputs[k].parsedValue))
+            try inputs.withUnsafeBufferPointer { (b) throws(RecordError) in
+                // The decoded record is passed on `inout`, in place: passed as a value, it was copied out
+                // of the array (a retain and a release of each of its references) for every task that
+                // reads it. Nothing writes it (see `take`); other readers of the run read it alike.
+                let element = b.baseAddress! + k
+                if element.pointee.isDecoded {
+                    let record = (UnsafeMutableRawPointer(mutating: element) + InputMessage.recordOffset).assumingMemoryBound(to: StreamRecord?.self)
+                    return try take(&record.pointee!)
+                }
+                if let error = element.pointee.failure { throw error }
+                var record = try decode(element.pointee.message, origin: origin, parsed: element.pointee.parsedValue)
+                try take(&record)
             }
         }
     }
 
     /// Runs the steps on a record taken to be processed.
-    private func take(_ record: StreamRecord) throws(RecordError) {
+    ///
+    /// `record` is `inout` only to be read in place, and is never written: an exclusive access lets
+    /// the steps read an input record where it lies, in a run of records several tasks read, where
+    /// a value taken from the array would be copied out by the caller (a retain and a release of
+    /// each of its references: the compiler cannot tell that nothing changes the array while the
+    /// steps run).
+    private func take(_ record: inout StreamRecord) throws(RecordError) {
         if record.timestamp > streamTime { streamTime = record.timestamp }
         tookRecord = true
         try run(record, from: 0)

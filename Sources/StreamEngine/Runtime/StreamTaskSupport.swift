@@ -327,7 +327,46 @@ extension StreamTask.CompiledStep {
 struct InputMessage: Sendable {
     let message: KafkaMessage
     let parsedValue: SourceValue?
-    let decoded: Result<StreamRecord, RecordError>?
+    /// The decoded record, when decoded. Read in place by the tasks that take it (`recordOffset`).
+    let record: StreamRecord?
+    /// `record != nil`, kept apart: comparing the optional with `nil` in place copied the record.
+    let isDecoded: Bool
+    /// Why it could not be decoded, when that was tried and failed.
+    let failure: RecordError?
+
+    /// A message not decoded yet, its value parsed (`parsedValue`) or not.
+    @inline(__always)
+    init(message: KafkaMessage, parsedValue: SourceValue?) {
+        self.message = message
+        self.parsedValue = parsedValue
+        (record, isDecoded, failure) = (nil, false, nil)
+    }
+
+    /// A message decoded to `record`.
+    @inline(__always)
+    init(message: KafkaMessage, record: StreamRecord) {
+        self.message = message
+        parsedValue = nil
+        (self.record, isDecoded, failure) = (record, true, nil)
+    }
+
+    /// A message that failed to decode.
+    @inline(__always)
+    init(message: KafkaMessage, failure: RecordError) {
+        self.message = message
+        parsedValue = nil
+        (record, isDecoded, self.failure) = (nil, false, failure)
+    }
+
+    /// Where `record` lies in an `InputMessage`: a task reads it there, passed on `inout` (never
+    /// written) so the steps read it without a copy (see `StreamTask.take`).
+    static let recordOffset = MemoryLayout<InputMessage>.offset(of: \.record)!
+
+    /// Decoded: the record or its error; `nil` if not decoded yet.
+    var decoded: Result<StreamRecord, RecordError>? {
+        if let record { return .success(record) }
+        return failure.map { .failure($0) }
+    }
 }
 
 /// One poll batch's messages of one partition, as the poll loop hands them to a task that reads it.

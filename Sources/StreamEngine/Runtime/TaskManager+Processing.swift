@@ -24,7 +24,7 @@ extension TaskManager {
         var perTask: [TaskID: [InputRun]] = [:]
         for (r, run) in runs.enumerated() where !readers[r].isEmpty {
             let parsedOnce = shared.removeValue(forKey: r)
-            let inputs = parsedOnce?.inputs ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil, decoded: nil) }
+            let inputs = parsedOnce?.inputs ?? run.range.map { InputMessage(message: messages[$0], parsedValue: nil) }
             // The readers of a run share one array (nothing writes to it): no copy per reader. A
             // task's runs stay separate arrays: appending a shared one to another copied it
             // (every element retained), which a batch with two runs of one partition did.
@@ -57,32 +57,36 @@ extension TaskManager {
         guard !shared.isEmpty else { return [:] }
         return await withTaskGroup(of: (Int, [InputMessage], Bool).self) { group in
             for (run, range, decoding) in shared {
-                group.addTask {
-                    var hints = DecodeHints()
-                    var keys = JSONKeyCache()
-                    var inputs: [InputMessage] = []
-                    inputs.reserveCapacity(range.count)
-                    for i in range {
-                        let m = messages[i]
-                        guard let parsed = m.withUnsafeValue({ SourceValue.read($0, keys: &keys) }) else {
-                            inputs.append(InputMessage(message: m, parsedValue: nil, decoded: nil))
-                            continue
-                        }
-                        if let decoding {
-                            // Decoded: the parsed value is not needed any more (nor kept).
-                            let decoded = Result { () throws(RecordError) in
-                                try decoding.decode(m, parsed: parsed, origin: RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset), hints: &hints)
-                            }
-                            inputs.append(InputMessage(message: m, parsedValue: nil, decoded: decoded))
-                        } else {
-                            inputs.append(InputMessage(message: m, parsedValue: parsed, decoded: nil))
-                        }
-                    }
-                    return (run, inputs, decoding != nil)
-                }
+                group.addTask { (run, Self.parse(messages[range], decoding: decoding), decoding != nil) }
             }
             return await group.reduce(into: [:]) { $0[$1.0] = ($1.1, $1.2) }
         }
+    }
+
+    /// One run's messages parsed, and decoded with `decoding` if given.
+    private static func parse(_ messages: ArraySlice<KafkaMessage>, decoding: SourceDecoding?) -> [InputMessage] {
+        var hints = DecodeHints()
+        var keys = JSONKeyCache()
+        var inputs: [InputMessage] = []
+        inputs.reserveCapacity(messages.count)
+        for m in messages {
+            guard let parsed = m.withUnsafeValue({ SourceValue.read($0, keys: &keys) }) else {
+                inputs.append(InputMessage(message: m, parsedValue: nil))
+                continue
+            }
+            if let decoding {
+                // Decoded: the parsed value is not needed any more (nor kept).
+                do throws(RecordError) {
+                    let origin = RecordOrigin(topic: m.topic, partition: m.partition, offset: m.offset)
+                    inputs.append(InputMessage(message: m, record: try decoding.decode(m, parsed: parsed, origin: origin, hints: &hints)))
+                } catch {
+                    inputs.append(InputMessage(message: m, failure: error))
+                }
+            } else {
+                inputs.append(InputMessage(message: m, parsedValue: parsed))
+            }
+        }
+        return inputs
     }
 
     /// Runs drain rounds until no task can go on, or the rounds have run for

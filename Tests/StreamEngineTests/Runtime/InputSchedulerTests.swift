@@ -115,7 +115,7 @@ struct InputSchedulerTests {
         }
         func record(_ m: KafkaMessage) -> StreamRecord { StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + m.offset) }
         func shared(_ n: Int, from start: Int = 0) {
-            let run = (0..<n).map { _ in let m = message(); return InputMessage(message: m, parsedValue: nil, decoded: .success(record(m))) }
+            let run = (0..<n).map { _ in let m = message(); return InputMessage(message: m, record: record(m)) }
             if group.takesShared { group.appendShared(run, from: start) } else { Issue.record("shared run behind other records") }
         }
         func decoded(_ n: Int) {
@@ -162,7 +162,7 @@ struct InputSchedulerTests {
             let run = (0..<n).map { _ in
                 defer { offset += 1 }
                 let m = KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil, timestamp: 5)
-                return InputMessage(message: m, parsedValue: nil, decoded: .success(StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + m.offset)))
+                return InputMessage(message: m, record: StreamRecord(key: "k", value: JSONObject(), timestamp: 1000 + m.offset))
             }
             group.appendShared(run, from: 0)
         }
