@@ -40,6 +40,9 @@ extension KafkaConsumer {
         var firstError: KafkaError?
         // Topic names (and whether their headers are read) by topic handle: once per topic and batch, not per message.
         var names: [OpaquePointer: (name: String, headers: Bool)] = [:]
+        // The last message's topic: consecutive messages are mostly of one topic (a fetch's records
+        // of one partition), and a pointer compare costs less than hashing it for the dictionary.
+        var last: (rkt: OpaquePointer, name: String, headers: Bool)?
         for i in 0..<n {
             guard let msg = ptrs[i] else { continue }
             defer { rd_kafka_message_destroy(msg) }
@@ -47,10 +50,15 @@ extension KafkaConsumer {
             var topic = ""
             var headers = true
             if let rkt = m.rkt {
-                if let known = names[rkt] { (topic, headers) = known } else {
-                    topic = String(cString: rd_kafka_topic_name(rkt))
-                    headers = !skippingHeadersOf.contains(topic)
-                    names[rkt] = (topic, headers)
+                if let last, last.rkt == rkt {
+                    (topic, headers) = (last.name, last.headers)
+                } else {
+                    if let known = names[rkt] { (topic, headers) = known } else {
+                        topic = String(cString: rd_kafka_topic_name(rkt))
+                        headers = !skippingHeadersOf.contains(topic)
+                        names[rkt] = (topic, headers)
+                    }
+                    last = (rkt, topic, headers)
                 }
             }
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {

@@ -24,6 +24,10 @@ public protocol Aggregator: Sendable {
     /// and the event time (`count`) lets the runtime leave a repartition record's value unparsed
     /// when the aggregate is the first step after the `rekey`.
     var readsRecordValue: Bool { get }
+    /// Whether `add` reads the record's key (default true). One that does not lets the runtime
+    /// fold a record bound for a repartition into its new key's partial state as it is, without
+    /// a copy of the record under its new key (`StreamTask.combine`).
+    var readsRecordKey: Bool { get }
     /// Whether records may be folded into partial states before a repartition and the partials
     /// merged after it (default false): `merge(s, fold(records))` equals folding the records
     /// into `s` one by one, in any order and grouping (`count`, `sum`, `min`, `max`, `top_n`).
@@ -35,6 +39,7 @@ public protocol Aggregator: Sendable {
 
 extension Aggregator {
     public var readsRecordValue: Bool { true }
+    public var readsRecordKey: Bool { true }
     public var combinable: Bool { false }
 
     public func add(into state: inout JSONValue, _ record: StreamRecord) throws(RecordError) {
@@ -107,6 +112,7 @@ struct CountAggregator: Aggregator {
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["count": state] }
     var readsRecordValue: Bool { false }
+    var readsRecordKey: Bool { false }
     var combinable: Bool { true }
 }
 
@@ -133,6 +139,7 @@ struct SumAggregator: Aggregator {
     }
     func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue { .number((a.doubleValue ?? 0) + (b.doubleValue ?? 0)) }
     func result(_ state: JSONValue) -> JSONObject { ["sum": state] }
+    var readsRecordKey: Bool { false }
     var combinable: Bool { true }
 }
 
@@ -152,6 +159,7 @@ struct ExtremumAggregator: Aggregator {
         return .number(isMax ? Swift.max(x, y) : Swift.min(x, y))
     }
     func result(_ state: JSONValue) -> JSONObject { [isMax ? "max" : "min": state] }
+    var readsRecordKey: Bool { false }
     var combinable: Bool { true }
 }
 
@@ -195,6 +203,7 @@ struct TopNAggregator: Aggregator {
         let top = entries.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(n)
         return ["top": .object(JSONObject(top.map { (key: $0.0, value: JSONValue.number($0.1)) }))]
     }
+    var readsRecordKey: Bool { false }
     var combinable: Bool { true }
 }
 

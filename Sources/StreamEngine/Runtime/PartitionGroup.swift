@@ -158,21 +158,59 @@ struct PartitionGroup {
         if k + 1 < inputs.count {
             shared[sharedHead].next = k + 1
         } else {
-            // The run is taken: its records go now (the caller holds the array while it reads
-            // this one), not when the task next takes every shared record it has. Runs keep
-            // arriving behind the head while a task processes a backlog, so the array of runs
-            // might not be empty until the input ends, and every run taken so far stayed.
-            shared[sharedHead] = SharedRun(inputs: [], next: 0)
-            sharedHead += 1
-            if sharedHead == shared.count {
-                shared.removeAll(keepingCapacity: true)
-                sharedHead = 0
-            } else if sharedHead >= 64 && sharedHead * 2 >= shared.count {
-                shared.removeFirst(sharedHead)
-                sharedHead = 0
-            }
+            releaseTakenRun()
         }
         return (inputs, k)
+    }
+
+    /// ``takeShared(_:atMost:)`` of up to `limit` records at once from the run at the head of
+    /// queue 0: the run and the range of its records taken, which the caller processes in order.
+    /// The range ends before the first record whose event time is beyond `cap`, or with the run.
+    /// `nil`: none taken (as `takeShared(_:atMost:)`'s `nil`).
+    mutating func takeSharedRun(atMost cap: Int64, limit: Int) -> (inputs: [InputMessage], range: Range<Int>)? {
+        guard limit > 0, sharedHead < shared.count, heads[0] == queues[0].count, undecodedHead == undecoded.count else { return nil }
+        let inputs = shared[sharedHead].inputs
+        let start = shared[sharedHead].next
+        let end = inputs.count - start > limit ? start + limit : inputs.count
+        var k = start
+        var enqueued = lastEnqueued[0]
+        var partitionTime = partitionTimes[0]
+        inputs.withUnsafeBufferPointer { b in
+            while k < end {
+                // As `timestamp(_:_:)`, with the queue's last known event time as it is by then.
+                let ts = b[k].isDecoded ? b[k].record.unsafelyUnwrapped.timestamp
+                    : enqueued == .min ? (b[k].message.timestamp ?? .min) : enqueued
+                if ts > cap { break }
+                if ts > enqueued { enqueued = ts }
+                if ts > partitionTime { partitionTime = ts }
+                k += 1
+            }
+        }
+        guard k > start else { return nil }
+        lastEnqueued[0] = enqueued
+        partitionTimes[0] = partitionTime
+        if k < inputs.count {
+            shared[sharedHead].next = k
+        } else {
+            releaseTakenRun()
+        }
+        return (inputs, start..<k)
+    }
+
+    /// The run at the head of the shared ones is taken: its records go now (the caller holds the
+    /// array while it reads them), not when the task next takes every shared record it has. Runs
+    /// keep arriving behind the head while a task processes a backlog, so the array of runs might
+    /// not be empty until the input ends, and every run taken so far stayed.
+    private mutating func releaseTakenRun() {
+        shared[sharedHead] = SharedRun(inputs: [], next: 0)
+        sharedHead += 1
+        if sharedHead == shared.count {
+            shared.removeAll(keepingCapacity: true)
+            sharedHead = 0
+        } else if sharedHead >= 64 && sharedHead * 2 >= shared.count {
+            shared.removeFirst(sharedHead)
+            sharedHead = 0
+        }
     }
 
     /// Moves the shared records into the queue of decoded ones (another kind of record arrives

@@ -125,14 +125,20 @@ extension StreamTask {
     /// Folds a record bound for the repartition topic into its new key's partial state.
     func combine(_ record: StreamRecord, key: String) throws(RecordError) {
         guard let c = combiner else { return }
+        guard c.aggregator.readsRecordKey else { return try fold(record, key: key, into: c) }
         var keyed = record
         keyed.key = key
+        try fold(keyed, key: key, into: c)
+    }
+
+    /// Folds `record` (as the aggregator reads it) into the partial state of `key`.
+    private func fold(_ record: StreamRecord, key: String, into c: Combiner) throws(RecordError) {
         if let i = c.partials.index(forKey: key) {
-            try c.aggregator.add(into: &c.partials.values[i].state, keyed)
+            try c.aggregator.add(into: &c.partials.values[i].state, record)
             if record.timestamp > c.partials.values[i].eventTime { c.partials.values[i].eventTime = record.timestamp }
         } else {
             var state = c.aggregator.initial()
-            try c.aggregator.add(into: &state, keyed)
+            try c.aggregator.add(into: &state, record)
             c.partials[key] = (state, record.timestamp)
         }
     }

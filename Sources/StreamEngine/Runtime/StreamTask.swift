@@ -313,9 +313,11 @@ package actor StreamTask {
                 report.reachedLimit = true
                 break
             }
-            if singleQueue, let (inputs, k) = input.takeShared(0, atMost: cap) {
-                try process(inputs, k, queue: 0)
-                report.processed += 1
+            if singleQueue, let (inputs, range) = input.takeSharedRun(atMost: cap, limit: limit - report.processed) {
+                // The records of a shared run within the cap, taken at once and processed in order
+                // (a producer's full queue leaves its records in `backlog` until after them).
+                try process(inputs, range, queue: 0)
+                report.processed += range.count
                 if !backlog.isEmpty { try await drainBacklog() }
                 continue
             }
@@ -323,7 +325,7 @@ package actor StreamTask {
             switch next {
             case .take(let i):
                 if let (inputs, k) = input.takeShared(i) {
-                    try process(inputs, k, queue: i)
+                    try process(inputs, k..<(k + 1), queue: i)
                 } else {
                     try process(input.removeFirst(i), queue: i)
                 }
@@ -375,26 +377,34 @@ package actor StreamTask {
         }
     }
 
-    /// Processes element `k` of a run shared with the other tasks that read its partition, read in
-    /// place (see `PartitionGroup.appendShared`): as decoded, or decoded now from its parsed value.
-    private func process(_ inputs: [InputMessage], _ k: Int, queue: Int) throws {
+    /// Processes the elements `range` of a run shared with the other tasks that read its partition,
+    /// in order, read in place (see `PartitionGroup.appendShared`): as decoded, or decoded now from
+    /// their parsed values.
+    private func process(_ inputs: [InputMessage], _ range: Range<Int>, queue: Int) throws {
+        // One closure for the range: an actor-isolated closure handed to `withUnsafeBufferPointer`
+        // checks at run time that it runs on the actor, each time it is called.
+        try inputs.withUnsafeBufferPointer { b in
+            for k in range { try process(b.baseAddress! + k, queue: queue) }
+        }
+    }
+
+    /// Processes an element of a shared run, where it lies in the run's array.
+    @inline(__always)
+    private func process(_ element: UnsafePointer<InputMessage>, queue: Int) throws {
         // The offset and partition read in place: a copy of the message (a retain of its payload
         // object, which has usually left the cache since it was parsed) only where it is needed.
-        let (offset, partition) = inputs.withUnsafeBufferPointer { ($0[k].message.offset, $0[k].message.partition) }
-        try process(offset: offset, partition: partition, stamp: nil, queue: queue, message: { inputs[k].message }) { origin throws(RecordError) in
-            try inputs.withUnsafeBufferPointer { (b) throws(RecordError) in
-                // The decoded record is passed on `inout`, in place: passed as a value, it was copied out
-                // of the array (a retain and a release of each of its references) for every task that
-                // reads it. Nothing writes it (see `take`); other readers of the run read it alike.
-                let element = b.baseAddress! + k
-                if element.pointee.isDecoded {
-                    let record = (UnsafeMutableRawPointer(mutating: element) + InputMessage.recordOffset).assumingMemoryBound(to: StreamRecord?.self)
-                    return try take(&record.pointee!)
-                }
-                if let error = element.pointee.failure { throw error }
-                var record = try decode(element.pointee.message, origin: origin, parsed: element.pointee.parsedValue)
-                try take(&record)
+        try process(offset: element.pointee.message.offset, partition: element.pointee.message.partition, stamp: nil, queue: queue,
+                    message: { element.pointee.message }) { origin throws(RecordError) in
+            // The decoded record is passed on `inout`, in place: passed as a value, it was copied out
+            // of the array (a retain and a release of each of its references) for every task that
+            // reads it. Nothing writes it (see `take`); other readers of the run read it alike.
+            if element.pointee.isDecoded {
+                let record = (UnsafeMutableRawPointer(mutating: element) + InputMessage.recordOffset).assumingMemoryBound(to: StreamRecord?.self)
+                return try take(&record.pointee!)
             }
+            if let error = element.pointee.failure { throw error }
+            var record = try decode(element.pointee.message, origin: origin, parsed: element.pointee.parsedValue)
+            try take(&record)
         }
     }
 

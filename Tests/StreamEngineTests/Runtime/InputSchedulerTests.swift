@@ -185,6 +185,34 @@ struct InputSchedulerTests {
         #expect(group.total == 0 && group.heldSharedRecords == 0 && next == 2006)
     }
 
+    @Test("a shared run is taken a range at a time: up to the limit, ending before the first record beyond the cap or with the run; the partition time follows what was taken, and a taken run is released")
+    func sharedRunTakenByRange() {
+        var group = PartitionGroup(topics: ["in"])
+        var offset: Int64 = 0
+        func shared(_ times: [Int64]) {
+            let run = times.map { t in
+                defer { offset += 1 }
+                let m = KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil, timestamp: 5)
+                return InputMessage(message: m, record: StreamRecord(key: "k", value: JSONObject(), timestamp: t))
+            }
+            group.appendShared(run, from: 0)
+        }
+        func take(cap: Int64 = .max, limit: Int = .max) -> [Int64] {
+            guard let (inputs, range) = group.takeSharedRun(atMost: cap, limit: limit) else { return [] }
+            return range.map { inputs[$0].message.offset }
+        }
+        shared([10, 20, 30, 25, 40]); shared([50, 60])
+        #expect(take(limit: 2) == [0, 1])
+        #expect(group.partitionTimes[0] == 20)
+        #expect(take(cap: 29) == [], "the head (30) is beyond the cap: nothing taken")
+        #expect(take(cap: 35) == [2, 3], "stops before 40, the first beyond the cap; 25 after 30 is taken")
+        #expect(group.partitionTimes[0] == 30, "the largest event time taken, not the last")
+        #expect(take() == [4], "a range ends with its run")
+        #expect(group.heldSharedRecords == 2, "the first run, taken, is released")
+        #expect(group.count(0) == 2 && take() == [5, 6] && group.total == 0 && group.heldSharedRecords == 0)
+        #expect(group.takeSharedRun(atMost: .max, limit: 5) == nil)
+    }
+
     @Test("back-pressure between readers of one partition: the slow reader's backlog pauses the partition though the fast one has nothing buffered, unless that empty reader holds back its aligned siblings")
     func backPressureBetweenReaders() {
         var scheduler = InputScheduler(maxTaskIdleMs: 0, maxDriftMs: 0, pauseAbove: 10, logger: Logger(label: "test"))

@@ -60,6 +60,41 @@ struct StepsTests {
         }
     }
 
+    /// A combinable aggregator that reads the record's key: `{key: records}` per key.
+    struct KeysSeen: Aggregator {
+        func initial() -> JSONValue { .object([:]) }
+        func add(_ state: JSONValue, _ record: StreamRecord) throws(RecordError) -> JSONValue {
+            var o = state.objectValue ?? [:]
+            o[record.key] = .number((o[record.key]?.doubleValue ?? 0) + 1)
+            return .object(o)
+        }
+        func merge(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
+            var o = a.objectValue ?? [:]
+            for (k, v) in b.objectValue ?? [:] { o[k] = .number((o[k]?.doubleValue ?? 0) + (v.doubleValue ?? 0)) }
+            return .object(o)
+        }
+        var combinable: Bool { true }
+    }
+
+    @Test("at_least_once: an aggregator that reads the key (the default) sees each record under its new key when the upstream tasks combine it before the repartition")
+    func combinedAggregatorReadsNewKey() async throws {
+        var registry = OperatorRegistry()
+        registry.register(aggregator: "keys_seen") { _ in KeysSeen() }
+        let h = try EngineTestHarness(registry: registry)
+        try h.createTopic("sales", partitions: 4)
+        let (records, expected) = Self.sales()
+        try await h.produce("sales", records)
+        try await h.runToEnd(try h.config(PipelineLogicTests.rekeyYAML
+            .replacingOccurrences(of: "aggregator: count", with: "aggregator: keys_seen")
+            .replacingOccurrences(of: "value: count", with: "value: json")))
+        let partials = try await h.readAll("rekey-app-by-category-repartition").filter { $0.header("se-idle") == nil }
+        #expect(partials.allSatisfy { RepartitionStamp.unframe($0.value)?.stamp.partial == true }, "combined before the repartition")
+        for (cat, n) in expected {
+            let stored = try JSONValue.parse(try #require(try await h.get("sales:\(cat)"), "category \(cat)"))
+            #expect(stored == .object([cat: .number(Double(n))]), "category \(cat): every record seen under its new key")
+        }
+    }
+
     /// 2,000 sales of 5 categories keyed by 97 users (each category spread over every
     /// partition), and the expected count per category.
     static func sales() -> (records: [(key: String?, value: String)], counts: [String: Int]) {
