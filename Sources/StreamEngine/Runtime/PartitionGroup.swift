@@ -204,13 +204,7 @@ struct PartitionGroup {
     private mutating func releaseTakenRun() {
         shared[sharedHead] = SharedRun(inputs: [], next: 0)
         sharedHead += 1
-        if sharedHead == shared.count {
-            shared.removeAll(keepingCapacity: true)
-            sharedHead = 0
-        } else if sharedHead >= 64 && sharedHead * 2 >= shared.count {
-            shared.removeFirst(sharedHead)
-            sharedHead = 0
-        }
+        Self.dropTaken(&shared, head: &sharedHead, longAfter: 64)
     }
 
     /// Moves the shared records into the queue of decoded ones (another kind of record arrives
@@ -321,18 +315,24 @@ struct PartitionGroup {
         return p
     }
 
+    /// Drops the taken elements before `head` once the queue is empty, or once they are most of
+    /// a queue longer than `longAfter`.
+    private static func dropTaken<Element>(_ queue: inout [Element], head: inout Int, longAfter: Int) {
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= longAfter && head * 2 >= queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
     /// Moves the element at `head` out of `queue` and advances `head`; the taken elements are
     /// dropped once the queue is empty, or once they are most of a long one.
     private static func takeFirst<Element>(_ queue: inout [Element?], head: inout Int) -> Element {
         let element = queue[head].take()!
         head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024 && head * 2 >= queue.count {
-            queue.removeFirst(head)
-            head = 0
-        }
+        dropTaken(&queue, head: &head, longAfter: 1024)
         return element
     }
 
