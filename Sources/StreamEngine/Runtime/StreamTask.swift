@@ -88,7 +88,11 @@ package actor StreamTask {
     var redisBatch = RedisWriteBatch()
     var sqlBatch = SQLWriteBatch()
     var emitIndex = 0
-    var currentOrigin: RecordOrigin?
+    /// Where the record being processed (or the result being computed) comes from.
+    var currentOrigin: RecordOrigin? {
+        get { current.hasOrigin ? current.origin : nil }
+        set { current.setOrigin(newValue) }
+    }
     var lastSnapshot = ContinuousClock.now
     /// Buffered input, processed in event-time order.
     var input: PartitionGroup
@@ -366,12 +370,12 @@ package actor StreamTask {
 
     /// Processes a record taken out of the task's queues: as decoded, or (not decoded yet) decoded now.
     private func process(_ p: PartitionGroup.Pending, queue: Int) throws {
-        try process(offset: p.message.offset, partition: p.message.partition, stamp: p.stamp, queue: queue, message: { p.message }) { origin throws(RecordError) in
+        try process(offset: p.message.offset, partition: p.message.partition, stamp: p.stamp, queue: queue, message: { p.message }) { () throws(RecordError) in
             var record: StreamRecord
             switch p.decoded {
             case .success(let r)?: record = r
             case .failure(let error)?: throw error
-            case nil: record = try decode(p.message, origin: origin)  // decoded now, right before its steps (`decodesWhenTaken`)
+            case nil: record = try decode(p.message, origin: currentOrigin!)  // decoded now, right before its steps (`decodesWhenTaken`)
             }
             try take(&record)
         }
@@ -394,7 +398,7 @@ package actor StreamTask {
         // The offset and partition read in place: a copy of the message (a retain of its payload
         // object, which has usually left the cache since it was parsed) only where it is needed.
         try process(offset: element.pointee.message.offset, partition: element.pointee.message.partition, stamp: nil, queue: queue,
-                    message: { element.pointee.message }) { origin throws(RecordError) in
+                    message: { element.pointee.message }) { () throws(RecordError) in
             // The decoded record is passed on `inout`, in place: passed as a value, it was copied out
             // of the array (a retain and a release of each of its references) for every task that
             // reads it. Nothing writes it (see `take`); other readers of the run read it alike.
@@ -403,7 +407,7 @@ package actor StreamTask {
                 return try take(&record.pointee!)
             }
             if let error = element.pointee.failure { throw error }
-            var record = try decode(element.pointee.message, origin: origin, parsed: element.pointee.parsedValue)
+            var record = try decode(element.pointee.message, origin: currentOrigin!, parsed: element.pointee.parsedValue)
             try take(&record)
         }
     }
@@ -429,13 +433,8 @@ package actor StreamTask {
     /// upstream position, a rekey passing the input through, a dead letter).
     @inline(__always)
     private func process(
-        offset: Int64, partition: Int32, stamp: RepartitionStamp?, queue: Int, message: () -> KafkaMessage, _ steps: (RecordOrigin) throws(RecordError) -> Void
+        offset: Int64, partition: Int32, stamp: RepartitionStamp?, queue: Int, message: () -> KafkaMessage, _ steps: () throws(RecordError) -> Void
     ) throws {
-        // The queue's topic rather than `m.topic`: the message's payload object (topic, key and
-        // value) has usually left the cache since `enqueue` decoded it, and only a dead letter or
-        // a rekey passing the input through reads it again.
-        let topic = input.topics[queue]
-        let position: InputPosition
         if input.merge != nil, let upstream = upstreamPositionCachingKeys(message(), stamp: stamp) {
             // A merged input: a replayed record already applied before the restart does not count again.
             // One lookup of the key (a String hashed once per record, not twice).
@@ -445,25 +444,26 @@ package actor StreamTask {
             } else {
                 mergedProcessed[upstream.key] = upstream.value
             }
-            position = upstream
+            currentPosition = upstream
         } else {
-            position = InputPosition(key: topic, value: offset)
-            if input.merge != nil { mergedProcessed[position.key] = position.value } else { lastOffsets[queue] = offset }
+            // The queue's topic rather than `m.topic`: the message's payload object (topic, key and
+            // value) has usually left the cache since `enqueue` decoded it, and only a dead letter or
+            // a rekey passing the input through reads it again.
+            current.setPosition(queue: queue, topics: input.topics, offset: offset)
+            if input.merge != nil { mergedProcessed[current.position.key] = offset } else { lastOffsets[queue] = offset }
         }
-        currentPosition = position
-        defer { currentPosition = nil }
+        defer { current.hasPosition = false }
         if combiner != nil { combinerBefore(offset: offset) }
         defer { if combiner != nil { combinerAfter(offset: offset) } }
         currentIsPartial = stamp?.partial ?? false
         defer { currentIsPartial = false }
-        let origin = RecordOrigin(topic: topic, partition: partition, offset: offset)
-        currentOrigin = origin
+        current.setOrigin(queue: queue, topics: input.topics, partition: partition, offset: offset)
         if rekeyPassesInputThrough && !repartitionValueLeftOut { currentInput = message() }
         defer { currentInput = nil }
         emitIndex = 0
         recordsProcessed += 1
         do throws(RecordError) {
-            try steps(origin)
+            try steps()
             try closeWindows()
         } catch {
             try deadLetter(message(), error)
@@ -471,7 +471,12 @@ package actor StreamTask {
     }
 
     /// Input position of the record being processed (see `InputPosition`).
-    var currentPosition: InputPosition?
+    var currentPosition: InputPosition? {
+        get { current.hasPosition ? current.position : nil }
+        set { current.setPosition(newValue) }
+    }
+    /// The origin and input position of the record being processed, kept in place between records.
+    var current = CurrentRecord()
     /// For `decode`: where each checked field of the source (the required ones, then the key
     /// and timestamp fields) was in the last record.
     /// Accessed in place, without the run-time exclusivity check of a class's stored property:

@@ -42,7 +42,57 @@ extension Int64 {
 /// upstream task's output (`StreamTask.upstreamPosition`).
 struct InputPosition: Sendable, Hashable {
     let key: String
-    let value: Int64
+    var value: Int64
+}
+
+/// A task's record being processed: its origin and input position, kept in place from one record
+/// to the next. A record of the same queue as the last one only changes the offsets: no retain or
+/// release of the topic's name per record (an atomic operation each, when the name is not a small
+/// string). `has…` false: none (`StreamTask.currentOrigin` / `currentPosition` are nil).
+struct CurrentRecord {
+    var origin = RecordOrigin(topic: "", partition: 0, offset: -1)
+    var hasOrigin = false
+    /// The queue whose topic `origin` names (-1: set otherwise).
+    var originQueue = -1
+    var position = InputPosition(key: "", value: -1)
+    var hasPosition = false
+    /// The queue whose topic `position` names (-1: set otherwise).
+    var positionQueue = -1
+
+    mutating func setOrigin(_ o: RecordOrigin?) {
+        if let o { origin = o }
+        hasOrigin = o != nil
+        originQueue = -1
+    }
+
+    mutating func setPosition(_ p: InputPosition?) {
+        if let p { position = p }
+        hasPosition = p != nil
+        positionQueue = -1
+    }
+
+    /// The origin of a record of queue `queue` (topic `topics[queue]`).
+    @inline(__always)
+    mutating func setOrigin(queue: Int, topics: [String], partition: Int32, offset: Int64) {
+        if originQueue != queue {
+            origin = RecordOrigin(topic: topics[queue], partition: partition, offset: offset)
+            originQueue = queue
+        }
+        origin.partition = partition
+        origin.offset = offset
+        hasOrigin = true
+    }
+
+    /// The input position of a record of queue `queue` (key: the topic `topics[queue]`).
+    @inline(__always)
+    mutating func setPosition(queue: Int, topics: [String], offset: Int64) {
+        if positionQueue != queue {
+            position = InputPosition(key: topics[queue], value: offset)
+            positionQueue = queue
+        }
+        position.value = offset
+        hasPosition = true
+    }
 }
 
 /// The committed position of a task's inputs as its commit tags count them.
