@@ -128,8 +128,33 @@ struct PartitionGroup {
         if heads[i] < queues[i].count {  // behind decoded records: in their queue, to keep the order
             queues[i].append(Pending(message: message, timestamp: placeholderTimestamp(message, queue: i), decoded: nil))
         } else {
+            Self.dropTaken(&undecoded, head: &undecodedHead, longAfter: 1024)  // a range taken at once leaves its records until here
             undecoded.append(message)
         }
+    }
+
+    /// Takes up to `limit` records to be decoded when taken at once, when they are the head of
+    /// queue 0: the array holding them and the range taken, which the caller processes in order
+    /// (read in place; the array is compacted at the next take or append). The range ends before
+    /// the first record whose place-holding event time is beyond `cap`. `nil`: none taken.
+    mutating func takeUndecodedRun(atMost cap: Int64, limit: Int) -> (messages: [KafkaMessage?], range: Range<Int>)? {
+        guard merge == nil, limit > 0, heads[0] == queues[0].count, sharedHead == shared.count else { return nil }
+        Self.dropTaken(&undecoded, head: &undecodedHead, longAfter: 1024)
+        guard undecodedHead < undecoded.count else { return nil }
+        let start = undecodedHead
+        let end = undecoded.count - start > limit ? start + limit : undecoded.count
+        var k = start
+        var partitionTime = partitionTimes[0]
+        while k < end {
+            let ts = placeholderTimestamp(undecoded[k]!, queue: 0)  // as `removeFirst` gives it
+            if ts > cap { break }
+            if ts > partitionTime { partitionTime = ts }
+            k += 1
+        }
+        guard k > start else { return nil }
+        partitionTimes[0] = partitionTime
+        undecodedHead = k
+        return (undecoded, start..<k)
     }
 
     /// Whether ``appendShared(_:from:)`` keeps the order: nothing waits in the other queues.
@@ -168,7 +193,7 @@ struct PartitionGroup {
     /// The range ends before the first record whose event time is beyond `cap`, or with the run.
     /// `nil`: none taken (as `takeShared(_:atMost:)`'s `nil`).
     mutating func takeSharedRun(atMost cap: Int64, limit: Int) -> (inputs: [InputMessage], range: Range<Int>)? {
-        guard limit > 0, sharedHead < shared.count, heads[0] == queues[0].count, undecodedHead == undecoded.count else { return nil }
+        guard limit > 0, undecodedHead == undecoded.count, sharedHead < shared.count, heads[0] == queues[0].count, undecodedHead == undecoded.count else { return nil }
         let inputs = shared[sharedHead].inputs
         let start = shared[sharedHead].next
         let end = inputs.count - start > limit ? start + limit : inputs.count

@@ -317,11 +317,10 @@ package actor StreamTask {
                 report.reachedLimit = true
                 break
             }
-            if singleQueue, let (inputs, range) = input.takeSharedRun(atMost: cap, limit: limit - report.processed) {
-                // The records of a shared run within the cap, taken at once and processed in order
-                // (a producer's full queue leaves its records in `backlog` until after them).
-                try process(inputs, range, queue: 0)
-                report.processed += range.count
+            if singleQueue, let taken = try processRun(atMost: cap, limit: limit - report.processed) {
+                // A run of records within the cap, taken at once and processed in order (a producer's
+                // full queue leaves its records in `backlog` until after them).
+                report.processed += taken
                 if !backlog.isEmpty { try await drainBacklog() }
                 continue
             }
@@ -377,6 +376,34 @@ package actor StreamTask {
             case .failure(let error)?: throw error
             case nil: record = try decode(p.message, origin: currentOrigin!)  // decoded now, right before its steps (`decodesWhenTaken`)
             }
+            try take(&record)
+        }
+    }
+
+    /// Takes and processes the records at the head of the task's single queue, when they are a shared
+    /// run's or records to be decoded when taken, as a range at once: up to `limit`, within `cap`.
+    /// `nil`: no such records (take them one by one).
+    private func processRun(atMost cap: Int64, limit: Int) throws -> Int? {
+        if let (inputs, range) = input.takeSharedRun(atMost: cap, limit: limit) {
+            try process(inputs, range, queue: 0)
+            return range.count
+        }
+        if let (messages, range) = input.takeUndecodedRun(atMost: cap, limit: limit) {
+            try messages.withUnsafeBufferPointer { b in
+                for k in range { try process(undecoded: b.baseAddress! + k) }
+            }
+            return range.count
+        }
+        return nil
+    }
+
+    /// Processes a record to be decoded when taken (`decodesWhenTaken`), where it lies in the
+    /// group's array of them: decoded now, right before its steps.
+    @inline(__always)
+    private func process(undecoded element: UnsafePointer<KafkaMessage?>) throws {
+        try process(offset: element.pointee.unsafelyUnwrapped.offset, partition: element.pointee.unsafelyUnwrapped.partition, stamp: nil, queue: 0,
+                    message: { element.pointee! }) { () throws(RecordError) in
+            var record = try decode(element.pointee!, origin: currentOrigin!)
             try take(&record)
         }
     }

@@ -213,6 +213,33 @@ struct InputSchedulerTests {
         #expect(group.takeSharedRun(atMost: .max, limit: 5) == nil)
     }
 
+    @Test("records decoded when taken are taken a range at a time, in offset order, up to the limit; a decoded record arriving behind them waits its turn; the taken ones go at the next append")
+    func undecodedTakenByRange() {
+        var group = PartitionGroup(topics: ["in"])
+        var offset: Int64 = 0
+        func undecoded(_ n: Int) {
+            for _ in 0..<n {
+                group.appendUndecoded(KafkaMessage(topic: "in", partition: 0, offset: offset, key: nil, value: nil, timestamp: 1000 + offset), topicIndex: 0)
+                offset += 1
+            }
+        }
+        func take(limit: Int = .max) -> [Int64] {
+            guard let (messages, range) = group.takeUndecodedRun(atMost: .max, limit: limit) else { return [] }
+            return range.map { messages[$0]!.offset }
+        }
+        undecoded(5)
+        #expect(take(limit: 3) == [0, 1, 2])
+        #expect(group.count(0) == 2 && group.partitionTimes[0] == 1002, "the place-holding event times of what was taken")
+        undecoded(2)
+        #expect(take() == [3, 4, 5, 6] && group.total == 0)
+        #expect(take() == [], "nothing left")
+        undecoded(1)
+        let m = KafkaMessage(topic: "in", partition: 0, offset: 8, key: nil, value: nil, timestamp: 5)
+        group.append(m, topicIndex: 0, decoded: .success(StreamRecord(key: "k", value: JSONObject(), timestamp: 2000)))
+        #expect(take() == [], "a decoded record behind them: both are in the queue of decoded ones, taken one by one")
+        #expect(group.count(0) == 2 && group.removeFirst(0).message.offset == 7 && group.removeFirst(0).message.offset == 8)
+    }
+
     @Test("back-pressure between readers of one partition: the slow reader's backlog pauses the partition though the fast one has nothing buffered, unless that empty reader holds back its aligned siblings")
     func backPressureBetweenReaders() {
         var scheduler = InputScheduler(maxTaskIdleMs: 0, maxDriftMs: 0, pauseAbove: 10, logger: Logger(label: "test"))
