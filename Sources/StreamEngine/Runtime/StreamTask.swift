@@ -69,7 +69,7 @@ package actor StreamTask {
     /// Compiled once (a `let`: a record's step is read in place, not copied out of a `var` the steps could change).
     let steps: [CompiledStep]
     /// The `window` steps, with their index in `steps` (every record checks which windows closed).
-    private var windowSteps: [(index: Int, window: WindowOperator)] = []
+    var windowSteps: [(index: Int, window: WindowOperator)] = []
     var streamTime: Int64 = .min
     /// Last processed input offset per input position key: per topic, or for a merged
     /// input per upstream task (`InputPosition`).
@@ -124,7 +124,7 @@ package actor StreamTask {
     /// materialising Redis writes: their results are computed once per changed
     /// key at the commit (as Kafka Streams' record cache does), not per record.
     /// By step index (an array, not a set: read once per record).
-    private var deferredAggregates: [Bool] = []
+    var deferredAggregates: [Bool] = []
     /// Per step (empty for all but deferred steps): keys changed since the last commit, in
     /// first-change order, with the event time and message of the last record of each. By step
     /// index: an array, not a dictionary, as it is written once per record (StreamTask+DeferredResults.swift).
@@ -143,7 +143,7 @@ package actor StreamTask {
     private let processedCounter: Counter
     let dlqCounter: Counter
     let lateCounter: Counter
-    private let outCounter: Counter
+    let outCounter: Counter
     package private(set) var recordsProcessed = 0
     package internal(set) var recordsDeadLettered = 0
 
@@ -520,103 +520,12 @@ package actor StreamTask {
     /// the task has passed the fence (`releaseHeldRedisWrites`).
     var heldRedis = RedisWriteBatch()
 
-    func run(_ record: StreamRecord, from start: Int) throws(RecordError) {
-        // The record is read in place; a step that changes it runs the rest on a changed copy
-        // (a `var` copy up front cost a copy of the record per record, and one more in the
-        // aggregate's closure, which may not read a `var` in place).
-        var i = start
-        while i < steps.count {
-            switch steps[i] {
-            case .filter(let p):
-                if !StepEvaluation.matches(p, record) { return }
-            case .select(let f):
-                var changed = record
-                changed.value = try StepEvaluation.select(f, record)
-                try run(changed, from: i + 1)
-                return
-            case .rekey(let field, let topic):
-                guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
-                if combiner?.combines == true {
-                    try combine(record, key: v.keyText)
-                } else {
-                    produceRepartition(record, key: v.keyText, topic: topic)
-                }
-                return
-            case .aggregate(let store, let fold, let ttl):
-                let eventTime = record.timestamp
-                // `initial` is a closure literal (a method reference boxed what it was taken from, per
-                // record). The closures read `record` in place (no copy).
-                // A combiner's partial state (`{"p": state}`) is merged by the first step after the rekey.
-                let partial = i == 0 && currentIsPartial
-                // A deferred result: the key is marked changed in the store's lookup (`DirtyKeys`),
-                // not in one of its own.
-                let deferred = deferredAggregates[i] ? currentOrigin : nil
-                let key = record.key  // the mark reads the key, not the record (a closure capturing the record copied it)
-                // The result, for a step after it that is not deferred: the last step's goes nowhere (the
-                // changelog records the state), a deferred one's is computed at the commit (marked changed here).
-                let wantsResult = i < steps.count - 1 && deferred == nil
-                let result = try store.update(key, expiresAt: ttl.map { eventTime + $0 }, initial: { fold.initial() }, mark: { tag in
-                    if let origin = deferred {
-                        dirtyKeys[i].mark(&tag, key: key, timestamp: eventTime, origin: origin, position: currentPosition)
-                    }
-                }) { (state: inout StoredState) throws(RecordError) -> JSONObject? in
-                    try fold.add(into: &state, record, partial: partial)
-                    return wantsResult ? fold.result(state, reading: nil) : nil
-                }
-                if i == steps.count - 1 {
-                    i += 1
-                    continue
-                }
-                guard let result else { return }  // deferred: marked changed above
-                var changed = record
-                changed.value = result
-                try run(changed, from: i + 1)
-                return
-            case .window(let w):
-                try w.add(record, streamTime: streamTime)
-                return  // results flow on when windows close
-            case .process(let box, let ctx):
-                ctx.streamTime = streamTime
-                ctx.forwarded.removeAll(keepingCapacity: true)
-                try box.processor.process(record, context: ctx)
-                let out = ctx.forwarded
-                for r in out { try run(r, from: i + 1) }
-                return
-            case .to(let topic, let keyField):
-                let key = keyField.flatMap { record.field($0)?.keyText } ?? record.key
-                send(ProducerRecord(topic: topic, key: Array(key.utf8), value: JSONValue.object(record.value).serialized(), headers: positionHeaders(record)))
-            case .redis(let sink):
-                if !inRedisAlready {
-                    if let key = try sink.write(record, into: &redisBatch) { heldRedis.remove(key) }
-                } else if sink.replacesValue, let key = try sink.write(record, into: &heldRedis) {
-                    redisBatch.remove(key)  // the held value is the newer one
-                }
-            case .sql(let sink):
-                sqlBatch.add(try sink.row(record, topic: currentOrigin?.topic ?? "", offset: currentOrigin?.offset ?? -1))
-            }
-            i += 1
-        }
-        if countsOutput { outCounter.increment() }  // it passed the pipeline's last step
-    }
-
     /// The entries of one of the task's stores (nil if the task has no such store).
     package func storeEntries(_ name: String) -> [String: StoreEntry]? {
         stores[name]?.allEntries
     }
 
-    /// Moves stream time forward without a record (a test driver's punctuation): windows
-    /// that are due close and their results flow on.
-    package func advanceStreamTime(to time: Int64) throws(RecordError) {
-        guard time > streamTime else { return }
-        streamTime = time
-        try closeWindows()
-    }
-
-    private func closeWindows() throws(RecordError) {
-        for (i, w) in windowSteps {
-            for r in w.closeDue(streamTime: streamTime) { try run(r, from: i + 1) }
-        }
-    }
+    // MARK: Steps (StreamTask+Steps.swift)
 
     // MARK: Output (StreamTask+Output.swift)
 
