@@ -5,6 +5,7 @@
 #       [--commit-interval-ms MS] [--out FILE] [--work-dir DIR] [--keep]
 #   SE_BIN=path/to/stream-engine   use this release binary instead of building one
 #   SE_RUN_ARGS="--kafka k=v ..."   extra arguments for `stream-engine run` (for A/B runs)
+#   CALLGRIND_ARGS="--dump-instr=yes"  extra valgrind options (per-instruction costs, to read with objdump)
 #
 # From the repository root. Builds a release `stream-engine` (swift build -c release), profiles
 # a copy without debug info (valgrind 3.19 stops at Swift's DWARF 5; see README.md here), and:
@@ -203,7 +204,7 @@ for run in $(seq 1 "$runs"); do
         rm -rf "$cg" "$work/state-$job-$run"; mkdir -p "$cg"
         log "job $job run $run: stream-engine run --stop-at-end under callgrind (application.id $app)"
         start=$(date +%s)
-        LD_PRELOAD="$work/sigsuspend_shim.so" nice -n 10 valgrind --tool=callgrind --separate-threads=yes \
+        LD_PRELOAD="$work/sigsuspend_shim.so" nice -n 10 valgrind --tool=callgrind --separate-threads=yes ${CALLGRIND_ARGS:-} \
             --callgrind-out-file="$cg/callgrind.out" \
             "$work/se" run --config "$yaml" --bootstrap-servers "$bootstrap" \
             --redis-url "redis://127.0.0.1:$redis_port" --state-dir "$work/state-$job-$run" --stop-at-end \

@@ -87,6 +87,15 @@ public struct FlatJSONObject: Sendable {
         return found
     }
 
+    /// ``index(ofKey:hint:)`` of a key given as its UTF-8 bytes (a caller that keeps them
+    /// makes no copy of a `String` per lookup).
+    @inlinable
+    public func index(ofKeyBytes key: UnsafeBufferPointer<UInt8>, hint: inout Int) -> Int? {
+        let found = storage.withUnsafeBytes { raw in Self.index(of: key, in: self, raw, hint: hint) }
+        if let found { hint = found }
+        return found
+    }
+
     /// Compares bytes: the keys are plain ASCII, and a `String` that is not cannot equal one of
     /// the same UTF-8 length (a non-ASCII canonical equivalent of an ASCII string is
     /// longer: U+212A KELVIN SIGN is "K" in three bytes), which is what `JSONObject`'s lookup

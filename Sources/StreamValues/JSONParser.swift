@@ -1,3 +1,4 @@
+import ByteArrays
 import Foundation
 
 // A hand-written RFC 8259 parser producing JSONValue trees.
@@ -339,22 +340,6 @@ struct JSONParser {
     /// A 64-bit hash of `n` bytes with the low bit cleared.
     @inline(__always)
     static func fingerprint(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
-        var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
-        let raw = UnsafeRawPointer(p)
-        var i = 0
-        while i + 8 <= n {
-            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
-            i += 8
-        }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < n {
-            tail |= UInt64(p[i]) << shift
-            shift += 8
-            i += 1
-        }
-        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
-        return (h ^ (h >> 31)) & ~1
+        ByteHash.hash(UnsafeBufferPointer(start: p, count: n), seed: 0).hash & ~1
     }
 }

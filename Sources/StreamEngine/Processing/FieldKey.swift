@@ -11,17 +11,20 @@ import Synchronization
 public final class FieldKey: Sendable {
     /// The field's name, or a dotted path into nested objects.
     public let name: String
+    /// The name's UTF-8 bytes (compared with a flat record's keys without a copy of `name`).
+    private let bytes: [UInt8]
     private let hint = Atomic<Int>(0)
 
     public init(_ name: String) {
         self.name = name
+        bytes = Array(name.utf8)
     }
 
     /// The position of the field in `f`, trying the remembered one first.
     func index(in f: FlatJSONObject) -> Int? {
         let guess = hint.load(ordering: .relaxed)
         var h = guess
-        let found = f.index(ofKey: name, hint: &h)
+        let found = bytes.withUnsafeBufferPointer { f.index(ofKeyBytes: $0, hint: &h) }
         if found != nil && h != guess { hint.store(h, ordering: .relaxed) }
         return found
     }

@@ -37,7 +37,7 @@ final class Combiner {
     /// The repartition topic.
     let topic: String
     /// Per new key, the partial state of the epoch's records and their latest event time.
-    var partials: [String: (state: JSONValue, eventTime: Int64)] = [:]
+    var partials: [StoreKey: (state: JSONValue, eventTime: Int64)] = [:]
     /// The first input offset of the current epoch (what the task commits): `nil` until the
     /// task processes a record after its start.
     var epochStart: Int64?
@@ -133,13 +133,13 @@ extension StreamTask {
 
     /// Folds `record` (as the aggregator reads it) into the partial state of `key`.
     private func fold(_ record: StreamRecord, key: String, into c: Combiner) throws(RecordError) {
-        if let i = c.partials.index(forKey: key) {
+        if let i = c.partials.index(forKey: StoreKey(key)) {
             try c.aggregator.add(into: &c.partials.values[i].state, record)
             if record.timestamp > c.partials.values[i].eventTime { c.partials.values[i].eventTime = record.timestamp }
         } else {
             var state = c.aggregator.initial()
             try c.aggregator.add(into: &state, record)
-            c.partials[key] = (state, record.timestamp)
+            c.partials[StoreKey(key)] = (state, record.timestamp)
         }
     }
 
@@ -219,9 +219,9 @@ extension StreamTask {
         guard let c = combiner else { return }
         let partials = c.partials
         c.partials = [:]
-        let keys = partials.keys.sorted()
+        let keys = partials.keys.map(\.string).sorted()
         for (index, key) in keys.enumerated() {
-            let (state, eventTime) = partials[key]!
+            let (state, eventTime) = partials[StoreKey(key)]!
             let at = Combiner.position(ofPartial: index, count: keys.count, end: end)
             let stamp = RepartitionStamp(
                 eventTime: eventTime, upstreamTask: partition, streamTime: streamTime,

@@ -3,7 +3,7 @@ extension StreamTask {
     enum CompiledStep {
         case filter([FieldPredicate])
         case select([SelectField])
-        case rekey(field: String, topic: String)
+        case rekey(field: FieldKey, topic: String)
         case aggregate(store: KeyValueStore, fold: AggregateFold, ttl: Int64?)
         case window(WindowOperator)
         case process(ProcessorBox, ProcessorContext)
@@ -22,7 +22,7 @@ extension StreamTask {
             switch step {
             case .filter(let p, _): return .filter(p)
             case .select(let f, _): return .select(f)
-            case .rekey(let field, _): return .rekey(field: field, topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
+            case .rekey(let field, _): return .rekey(field: FieldKey(field), topic: env.config.repartitionTopic(pipeline: sub.pipeline.name))
             case .aggregate(let a, _):
                 return .aggregate(
                     store: stores[a.store]!, fold: .of(try env.registry.makeAggregator(a.aggregator, params: a.params)), ttl: a.ttlMillis.map(Int64.init))

@@ -62,7 +62,7 @@ final class SourceDecoding: Hashable, Sendable {
     /// - Parameter hints: where each checked field (the required ones, then the key and
     ///   timestamp fields) was in the last record; records of one source keep their fields
     ///   in one order, so the first member compared is usually the one.
-    func decode(_ m: KafkaMessage, parsed: SourceValue, origin: RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
+    func decode(_ m: KafkaMessage, parsed: consuming SourceValue, origin: consuming RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
         guard m.hasValue else { throw RecordError(.parse, "record has no value") }
         let value: JSONObject
         switch parsed {
@@ -107,18 +107,18 @@ final class SourceDecoding: Hashable, Sendable {
     /// ``decode(_:parsed:origin:hints:)`` of a flat object: the same checks, key and event
     /// time, and the same errors, read from its index (no tree; the event time parsed from the
     /// string's bytes).
-    private func decode(_ m: KafkaMessage, flat f: FlatJSONObject, origin: RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
+    private func decode(_ m: KafkaMessage, flat f: consuming FlatJSONObject, origin: consuming RecordOrigin, hints: inout DecodeHints) throws(RecordError) -> StreamRecord {
         let n = requiredFields.count
         if hints.shape == nil || hints.shape != f.shape {
             // Every position, found (or -1) for this shape before any check.
             if hints.positions.count != n + 2 { hints.positions = Array(repeating: 0, count: n + 2) }
-            func find(_ field: String?, _ i: Int) {
+            func find(_ field: String?, _ i: Int, _ f: borrowing FlatJSONObject, _ hints: inout DecodeHints) {
                 var hint = hints.positions[i]
-                hints.positions[i] = field.flatMap { f.index(ofKey: $0, hint: &hint) } ?? -1
+                if let field, let j = f.index(ofKey: field, hint: &hint) { hints.positions[i] = j } else { hints.positions[i] = -1 }
             }
-            for i in 0..<n { find(requiredFields[i], i) }
-            find(keyField, n)
-            find(timestampField, n + 1)
+            for i in 0..<n { find(requiredFields[i], i, f, &hints) }
+            find(keyField, n, f, &hints)
+            find(timestampField, n + 1, f, &hints)
             hints.shape = f.shape
         }
         for i in 0..<n {

@@ -18,7 +18,7 @@ extension StreamTask {
                 try run(changed, from: i + 1)
                 return
             case .rekey(let field, let topic):
-                guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field)' is missing") }
+                guard let v = record.field(field), !v.isNull else { throw RecordError(.missingField, "rekey field '\(field.name)' is missing") }
                 if combiner?.combines == true {
                     try combine(record, key: v.keyText)
                 } else {

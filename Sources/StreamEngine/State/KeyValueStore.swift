@@ -164,7 +164,7 @@ public final class KeyValueStore {
     }
 
     /// Values written recently, decoded (see `Decoded`).
-    private var decoded: [String: Decoded] = [:]
+    private var decoded: [StoreKey: Decoded] = [:]
     /// How many of `decoded` are dirty.
     private var dirtyCount = 0
 
@@ -197,7 +197,7 @@ public final class KeyValueStore {
         var i = decoded.startIndex
         while i != decoded.endIndex {
             if decoded.values[i].dirty {
-                let key = decoded.keys[i]
+                let key = decoded.keys[i].string
                 let d = decoded.values[i]
                 compact[key] = d.value.entry(expiresAt: d.expiresAt)
                 changed.insert(key)
@@ -223,26 +223,26 @@ public final class KeyValueStore {
 
     /// The key's value.
     public func get(_ key: String) -> JSONValue? {
-        if let d = decoded[key] { return d.value.json }
+        if let d = decoded[StoreKey(key)] { return d.value.json }
         return compact[key]?.value
     }
 
     /// The key's value as the store holds it (an aggregate's native state is not made JSON).
     func stored(_ key: String) -> StoredState? {
-        if let d = decoded[key] { return d.value }
+        if let d = decoded[StoreKey(key)] { return d.value }
         return compact[key].map { .json($0.value) }
     }
 
     /// The key's entry (value and expiry).
     public func entry(_ key: String) -> StoreEntry? {
-        if let d = decoded[key] { return d.value.entry(expiresAt: d.expiresAt) }
+        if let d = decoded[StoreKey(key)] { return d.value.entry(expiresAt: d.expiresAt) }
         return compact[key]
     }
 
     /// Sets a key; `expiresAt` is an event time after which the key is removed.
     public func put(_ key: String, _ value: JSONValue, expiresAt: Int64? = nil) {
-        if decoded.count >= Self.decodedCacheLimit && decoded[key] == nil { evict() }
-        let old = decoded.updateValue(Decoded(value: .json(value), expiresAt: expiresAt), forKey: key)
+        if decoded.count >= Self.decodedCacheLimit && decoded[StoreKey(key)] == nil { evict() }
+        let old = decoded.updateValue(Decoded(value: .json(value), expiresAt: expiresAt), forKey: StoreKey(key))
         if old?.dirty != true { dirtyCount += 1 }
         if old != nil { marksLost += 1 }
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
@@ -283,7 +283,7 @@ public final class KeyValueStore {
     ) throws(E) -> R {
         if let expiresAt, expiresAt < earliestExpiry { earliestExpiry = expiresAt }
         let result: R
-        if let i = decoded.index(forKey: key) {
+        if let i = decoded.index(forKey: StoreKey(key)) {
             result = try body(&decoded.values[i].value)
             decoded.values[i].expiresAt = expiresAt
             if !decoded.values[i].dirty {
@@ -297,7 +297,7 @@ public final class KeyValueStore {
             if decoded.count >= Self.decodedCacheLimit { evict() }
             var m: UInt64 = 0
             mark(&m)
-            decoded[key] = Decoded(value: value, expiresAt: expiresAt, mark: m)
+            decoded[StoreKey(key)] = Decoded(value: value, expiresAt: expiresAt, mark: m)
             dirtyCount += 1
         }
         return result
@@ -305,7 +305,7 @@ public final class KeyValueStore {
 
     /// Removes a key.
     public func delete(_ key: String) {
-        let removed = decoded.removeValue(forKey: key)
+        let removed = decoded.removeValue(forKey: StoreKey(key))
         if removed?.dirty == true { dirtyCount -= 1 }
         if removed != nil { marksLost += 1 }
         let wasDecoded = removed?.dirty == true
@@ -346,7 +346,7 @@ public final class KeyValueStore {
     /// Applies a restored record without marking it changed.
     func restore(_ key: String, _ entry: StoreEntry?) {
         // A change not yet flushed stays a change (its key goes out with the next `takeChanges`).
-        if let removed = decoded.removeValue(forKey: key) {
+        if let removed = decoded.removeValue(forKey: StoreKey(key)) {
             marksLost += 1
             if removed.dirty {
                 dirtyCount -= 1
