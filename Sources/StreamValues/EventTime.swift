@@ -33,30 +33,82 @@ public enum EventTime {
 
     /// Parses an ISO-8601 timestamp from UTF-8 bytes. See ``parseISO8601(_:)``.
     public static func parseISO8601(bytes p: UnsafeBufferPointer<UInt8>) -> Int64? {
-        let n = p.count
-        guard n >= 19 else { return nil }
+        guard p.count >= 19, let head = parseHead(p), let tail = parseTail(p) else { return nil }
+        return head + tail
+    }
 
-        @inline(__always) func digit(_ i: Int) -> Int64? {
-            let d = p[i] &- 0x30
-            return d < 10 ? Int64(d) : nil
+    /// The first 16 bytes of the last timestamp a reader parsed (`YYYY-MM-DDTHH:MM`) and the
+    /// instant they name: the timestamps of one stream mostly share them, so
+    /// ``parseISO8601(bytes:prefix:)`` compares two words instead of reading the date again.
+    public struct ISO8601Prefix: Sendable {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var millis: Int64 = 0
+        var valid = false
+
+        public init() {}
+
+        init(low: UInt64, high: UInt64, millis: Int64, valid: Bool) {
+            (self.low, self.high, self.millis, self.valid) = (low, high, millis, valid)
         }
-        @inline(__always) func two(_ i: Int) -> Int64? {
-            guard let a = digit(i), let b = digit(i + 1) else { return nil }
-            return a * 10 + b
+    }
+
+    /// ``parseISO8601(bytes:)``, taking the date, hour and minute from `prefix` when the text
+    /// starts with the same 16 bytes as the last one parsed with it (and leaving this one's there).
+    public static func parseISO8601(bytes p: UnsafeBufferPointer<UInt8>, prefix: inout ISO8601Prefix) -> Int64? {
+        guard p.count >= 19, let base = p.baseAddress else { return nil }
+        let raw = UnsafeRawPointer(base)
+        let low = raw.loadUnaligned(as: UInt64.self), high = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let head: Int64
+        if prefix.valid && prefix.low == low && prefix.high == high {
+            head = prefix.millis
+        } else {
+            guard let h = parseHead(p) else { return nil }
+            prefix = ISO8601Prefix(low: low, high: high, millis: h, valid: true)
+            head = h
         }
+        guard let tail = parseTail(p) else { return nil }
+        return head + tail
+    }
+
+    /// The decimal digit at `i`, `nil` if it is another byte.
+    @inline(__always)
+    static func digit(_ p: UnsafeBufferPointer<UInt8>, _ i: Int) -> Int64? {
+        let d = p[i] &- 0x30
+        return d < 10 ? Int64(d) : nil
+    }
+
+    /// The two-digit number at `i`, `nil` unless both bytes are digits.
+    @inline(__always)
+    static func twoDigits(_ p: UnsafeBufferPointer<UInt8>, _ i: Int) -> Int64? {
+        guard let a = digit(p, i), let b = digit(p, i + 1) else { return nil }
+        return a * 10 + b
+    }
+
+    /// `YYYY-MM-DDTHH:MM` (the first 16 of at least 19 bytes) in epoch milliseconds.
+    static func parseHead(_ p: UnsafeBufferPointer<UInt8>) -> Int64? {
+        @inline(__always) func two(_ i: Int) -> Int64? { Self.twoDigits(p, i) }
 
         guard let y1 = two(0), let y2 = two(2), p[4] == 0x2D, let month = two(5), p[7] == 0x2D,
             let day = two(8)
         else { return nil }
         let sep = p[10]
         guard sep == 0x54 || sep == 0x74 || sep == 0x20 else { return nil }
-        guard let hour = two(11), p[13] == 0x3A, let minute = two(14), p[16] == 0x3A,
-            let second = two(17)
-        else { return nil }
+        guard let hour = two(11), p[13] == 0x3A, let minute = two(14) else { return nil }
         let year = y1 * 100 + y2
         guard month >= 1 && month <= 12, day >= 1, day <= daysInMonth(year: year, month: month),
-            hour <= 23, minute <= 59, second <= 59
+            hour <= 23, minute <= 59
         else { return nil }
+        return daysFromCivil(year: year, month: month, day: day) * millisecondsPerDay + (hour * 3600 + minute * 60) * 1000
+    }
+
+    /// `:SS[.fraction][Z|±HH:MM]` from byte 16 to the end, in milliseconds (the zone's offset
+    /// subtracted).
+    static func parseTail(_ p: UnsafeBufferPointer<UInt8>) -> Int64? {
+        let n = p.count
+        @inline(__always) func digit(_ i: Int) -> Int64? { Self.digit(p, i) }
+        @inline(__always) func two(_ i: Int) -> Int64? { Self.twoDigits(p, i) }
+        guard p[16] == 0x3A, let second = two(17), second <= 59 else { return nil }
 
         var i = 19
         var millis: Int64 = 0
@@ -102,10 +154,7 @@ public enum EventTime {
             }
         }
         guard i == n else { return nil }
-
-        let days = daysFromCivil(year: year, month: month, day: day)
-        let secondsOfDay = hour * 3600 + minute * 60 + second - offsetMinutes * 60
-        return days * millisecondsPerDay + secondsOfDay * 1000 + millis
+        return (second - offsetMinutes * 60) * 1000 + millis
     }
 
     /// Formats epoch milliseconds as a UTC RFC 3339 timestamp: `2024-12-14T12:00:00Z` for whole

@@ -69,6 +69,25 @@ struct EventTimeTests {
         #expect(EventTime.formatISO8601(millis) == expected)
     }
 
+    @Test("a reader's prefix cache gives what a parse without it gives, for every text after every other (valid, invalid, same date and minute or not)")
+    func prefixCacheAgreesWithTheFullParse() {
+        let texts = [
+            "2024-12-14T12:00:00Z", "2024-12-14T12:00:59.999Z", "2024-12-14T12:00:60Z", "2024-12-14T12:00:07+09:00",
+            "2024-12-14T12:00:07.5-05:30", "2024-12-14T12:00", "2024-12-14T12:00:00ZZ", "2024-12-14T12:01:00Z",
+            "2024-12-14 12:00:00Z", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2024-02-29T00:00:01.1Z",
+            "1969-12-31T23:59:59.999Z", "2024-12-14T12:00:00.1234567890Z", "2024-12-14T12:00:0", "", "abcd-ef-ghTij:kl:mnZ",
+        ]
+        for first in texts {
+            for second in texts {
+                var prefix = EventTime.ISO8601Prefix()
+                for text in [first, second, first, second] {
+                    let cached = Array(text.utf8).withUnsafeBufferPointer { EventTime.parseISO8601(bytes: $0, prefix: &prefix) }
+                    #expect(cached == EventTime.parseISO8601(text), "\(text) after \(first) / \(second)")
+                }
+            }
+        }
+    }
+
     @Test func extremesDoNotTrap() {
         #expect(EventTime.formatISO8601(.max).hasSuffix(".807Z"))
         #expect(EventTime.formatISO8601(.min).hasPrefix("-"))

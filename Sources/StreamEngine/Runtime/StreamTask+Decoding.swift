@@ -7,6 +7,8 @@ import KafkaClient
 struct DecodeHints {
     var positions: [Int] = []
     var shape: FlatJSONObject.Shape?
+    /// The date, hour and minute of the last ISO-8601 event time read (see `EventTime.ISO8601Prefix`).
+    var timePrefix = EventTime.ISO8601Prefix()
 }
 
 /// A source record's value as read: a flat object (scalar members, see `FlatJSONObject`)
@@ -141,7 +143,7 @@ final class SourceDecoding: Hashable, Sendable {
             guard j >= 0, f.type(at: j) != .null else { throw Self.missing("timestamp field", tf) }
             switch timestampFormat {
             case .iso8601:
-                guard let t = f.withStringBytes(at: j, { EventTime.parseISO8601(bytes: $0) }) else {
+                guard let t = f.withStringBytes(at: j, { EventTime.parseISO8601(bytes: $0, prefix: &hints.timePrefix) }) else {
                     throw Self.timestampNot("an ISO-8601 string", tf, got: f.value(at: j))
                 }
                 guard let t else { throw Self.notISO8601(tf, f.value(at: j).stringValue ?? "") }
