@@ -82,9 +82,7 @@ public struct FlatJSONObject: Sendable {
     @inlinable
     public func index(ofKey key: String, hint: inout Int) -> Int? {
         var key = key  // `withUTF8` on a copy: no generic `withContiguousStorageIfAvailable`
-        let found = key.withUTF8 { k in storage.withUnsafeBytes { raw in Self.index(of: k, in: self, raw, hint: hint) } }
-        if let found { hint = found }
-        return found
+        return key.withUTF8 { index(ofKeyBytes: $0, hint: &hint) }
     }
 
     /// ``index(ofKey:hint:)`` of a key given as its UTF-8 bytes (a caller that keeps them

@@ -38,7 +38,6 @@ public struct StreamRecord: Sendable, Hashable {
     }
 
     /// A record whose value is a flat object as read (see ``FlatJSONObject``).
-    @inlinable
     public init(key: String, flat: FlatJSONObject, timestamp: Int64, origin: RecordOrigin? = nil) {
         self.key = key
         self.content = .flat(flat)

@@ -47,22 +47,17 @@ struct StoreKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A string with a non-ASCII byte: hashed from its ASCII equivalent when it has one, by
-    /// the standard library's `Hasher` (its normalized form) otherwise.
+    /// the standard library's `Hasher` (its normalized form) otherwise. Most such keys have no
+    /// ASCII equivalent: they are checked first, so nothing is built for them.
     @inline(never)
     static func nonASCIIHash(_ string: String, seed: Int) -> Int {
-        var ascii: [UInt8] = []
-        for scalar in string.unicodeScalars {
-            if scalar.isASCII {
-                ascii.append(UInt8(scalar.value))
-            } else if let a = asciiEquivalents[scalar.value] {
-                ascii.append(a)
-            } else {
-                var hasher = Hasher()
-                hasher.combine(seed)
-                hasher.combine(string)
-                return hasher.finalize()
-            }
+        guard string.unicodeScalars.allSatisfy({ $0.isASCII || asciiEquivalents[$0.value] != nil }) else {
+            var hasher = Hasher()
+            hasher.combine(seed)
+            hasher.combine(string)
+            return hasher.finalize()
         }
+        let ascii = string.unicodeScalars.map { $0.isASCII ? UInt8($0.value) : asciiEquivalents[$0.value].unsafelyUnwrapped }
         return ascii.withUnsafeBufferPointer { asciiHash($0, seed: seed) }.unsafelyUnwrapped
     }
 }
